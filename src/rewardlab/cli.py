@@ -1,0 +1,193 @@
+"""The ``rewardlab`` command line: train, eval, score and data check."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learn, measure and use reward models.")
+data_app = typer.Typer(no_args_is_help=True, help="Inspect preference datasets.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+out = Console()
+
+
+def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a user's mistake (bad data, config, path) into one red line and exit code 2, not a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from rewardlab.data.records import DataError
+        from rewardlab.training.config import ConfigError
+        from rewardlab.training.trainer import RunExists
+
+        try:
+            return command(*args, **kwargs)
+        except (DataError, ConfigError, RunExists, FileNotFoundError, ValueError) as e:
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+@app.callback()
+def quiet_libraries() -> None:
+    """rewardlab draws its own progress bars and messages; the libraries' own would repeat them."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(help="Field names in your data, e.g. prompt=question,chosen=response_j,rejected=response_k"),
+]
+SkipOption = Annotated[
+    bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
+]
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@user_errors
+def train(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides: key.sub=value, e.g. optim.lr=1e-5")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    data: Annotated[str | None, typer.Option(help="Preference data file or folder (default: embedded HH-RLHF)")] = None,
+    backbone: Annotated[str | None, typer.Option(help="minilm, smollm2, or a local model folder")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output folder for the model, logs and report")] = None,
+    objective: Annotated[str | None, typer.Option(help="Objective name (see `rewardlab objectives`)")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its last checkpoint")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
+) -> None:
+    """Train a reward model, then evaluate it on the held-out test split."""
+    from rewardlab.training.config import load_config
+    from rewardlab.training.trainer import train as run_training
+
+    shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output, "objective.name": objective}
+    items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
+    result = run_training(load_config(config, items), resume=resume, overwrite=overwrite)
+    if result.test is not None:
+        o = result.test.overall
+        out.print(f"held-out accuracy: [bold]{o.accuracy:.4f}[/] (95 % CI {o.ci_low:.4f}–{o.ci_high:.4f}, n={o.n})")
+    out.print(f"model:  {result.model_dir}")
+    if result.report_dir:
+        out.print(f"report: {result.report_dir / 'eval.md'}")
+    out.print(f"time: {result.seconds:.0f} s, {result.steps} steps, peak memory {result.peak_rss_mb:.0f} MB")
+
+
+@app.command("eval")
+@user_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    data: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    report: Annotated[Path | None, typer.Option(help="Folder for eval.json and eval.md")] = None,
+    split: Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")] = "all",
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto")] = "fp32",
+) -> None:
+    """Pairwise accuracy (95 % bootstrap CI), per-subset accuracy and reward margins."""
+    from rewardlab.evaluate.pairwise import evaluate_pairs
+    from rewardlab.evaluate.report import render_markdown, write_report
+    from rewardlab.models.reward_model import RewardModel
+
+    pairs = _load_pairs(data, columns, skip_bad_rows, split)
+    result = evaluate_pairs(
+        RewardModel.from_pretrained(model), pairs, batch_size=batch_size, precision=precision, progress=True
+    )
+    out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
+    if report:
+        json_path, md_path = write_report(result, report, str(model), data)
+        out.print(f"report: {json_path}, {md_path}")
+
+
+@app.command()
+@user_errors
+def score(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    input: Annotated[Path, typer.Argument(help="Rows with a prompt and a response (JSONL, JSON, CSV, Parquet)")],
+    output: Annotated[Path, typer.Option(help="Where to write the rows with a 'reward' field (JSONL)")],
+    prompt_field: str = "prompt",
+    response_field: str = "response",
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto")] = "fp32",
+) -> None:
+    """Score each (prompt, response) row; the output is written whole or not at all."""
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.scoring import read_scoring_rows
+
+    rows = read_scoring_rows(input, prompt_field, response_field)
+    reward_model = RewardModel.from_pretrained(model)
+    rewards = reward_model.score(
+        [r.prompt for r in rows], [r.response for r in rows], batch_size=batch_size, precision=precision, progress=True
+    )
+    lines = [json.dumps({**r.row, "reward": value}, ensure_ascii=False) for r, value in zip(rows, rewards, strict=True)]
+    write_text_atomic(output, "\n".join(lines) + "\n")
+    out.print(f"scored {len(rows)} rows → {output}")
+
+
+@data_app.command("check")
+@user_errors
+def data_check(
+    path: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+) -> None:
+    """Validate a dataset and summarise it: rows, fields, lengths, ties, subsets."""
+    from rewardlab.data import ColumnMap, load_preferences, summarize
+
+    loaded = load_preferences(
+        None if path == "default" else path,
+        columns=ColumnMap.parse(columns) if columns else None,
+        skip_bad_rows=skip_bad_rows,
+    )
+    summary = summarize(loaded)
+    table = Table(title=f"{path}", show_header=False)
+    for key, value in summary.items():
+        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+    out.print(table)
+
+
+@app.command()
+def objectives() -> None:
+    """List the registered objectives and their options."""
+    from rewardlab.objectives import get_objective, objective_names
+
+    table = Table("name", "options", "what it is")
+    for name in objective_names():
+        objective = get_objective(name)
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in objective.options.items()), objective.summary)
+    out.print(table)
+
+
+def _load_pairs(data: str, columns: str | None, skip_bad_rows: bool, split: str):
+    from rewardlab.data import ColumnMap, load_preferences, split_pairs
+    from rewardlab.training.config import DataConfig
+
+    loaded = load_preferences(
+        None if data == "default" else data,
+        columns=ColumnMap.parse(columns) if columns else None,
+        skip_bad_rows=skip_bad_rows,
+    )
+    if loaded.skipped:
+        console.print(loaded.skip_summary(), markup=False)
+    if split == "all":
+        return loaded.pairs
+    if split not in ("train", "validation", "test"):
+        raise ValueError(f"--split must be all, train, validation or test (got {split!r})")
+    d = DataConfig()
+    splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
+    return getattr(splits, split)

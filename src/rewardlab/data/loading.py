@@ -1,0 +1,87 @@
+"""Load a preference file into validated pairs, accounting for every row that could not be used.
+
+Bad rows stop loading by default, with a message pointing at the row; with ``skip_bad_rows`` they
+are set aside in ``LoadedPreferences.skipped`` instead, so nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from rewardlab.data.readers import iter_rows
+from rewardlab.data.records import DataError, PreferencePair
+from rewardlab.data.schema import ColumnMap, parse_pair
+
+DEFAULT_DATASET = "hh-rlhf-harmless"
+"""The name that selects the embedded default data (1,850 HH-RLHF harmless-base pairs)."""
+
+_DEFAULT_FILE = "hh-rlhf-harmless-1850.jsonl.gz"
+_SKIP_HINT = " (use --skip-bad-rows to skip such rows)"
+
+
+def default_dataset_path() -> Path:
+    """Where the embedded default dataset lies inside the installed package."""
+    return Path(str(resources.files("rewardlab.data") / "embedded" / _DEFAULT_FILE))
+
+
+@dataclass
+class LoadedPreferences:
+    """The pairs read from ``path``, the rows skipped (with why), and the source field names seen."""
+
+    path: str
+    pairs: list[PreferencePair]
+    skipped: list[DataError] = field(default_factory=list)
+    fields: list[str] = field(default_factory=list)
+
+    def skip_summary(self, n: int = 5) -> str:
+        """Say how many rows were skipped and show the reasons of the first ``n``."""
+        if not self.skipped:
+            return f"skipped no rows of {len(self.pairs)}"
+        total = len(self.pairs) + len(self.skipped)
+        lines = [f"skipped {len(self.skipped)} of {total} rows in {self.path}:"]
+        lines += [f"  {error}" for error in self.skipped[:n]]
+        if len(self.skipped) > n:
+            lines.append(f"  ... and {len(self.skipped) - n} more")
+        return "\n".join(lines)
+
+
+def load_preferences(
+    path: str | Path | None = None,
+    *,
+    columns: ColumnMap | None = None,
+    skip_bad_rows: bool = False,
+    split: str | None = None,
+    limit: int | None = None,
+) -> LoadedPreferences:
+    """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data).
+
+    ``limit`` stops once that many pairs are loaded. A damaged or empty file always raises
+    ``DataError``; so does a bad row unless ``skip_bad_rows``, and so does a file whose rows are
+    all bad.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    if path is None or str(path) == DEFAULT_DATASET:
+        path = default_dataset_path()
+    columns = columns or ColumnMap()
+    loaded = LoadedPreferences(path=str(path), pairs=[])
+    seen_fields: dict[str, None] = {}
+    for location, row in iter_rows(path, split=split):
+        seen_fields.update(dict.fromkeys(row))
+        try:
+            loaded.pairs.append(parse_pair(row, location, columns))
+        except DataError as error:
+            if not skip_bad_rows:
+                raise DataError(error.location, error.reason + _SKIP_HINT, field=error.field) from error
+            loaded.skipped.append(error)
+        if limit is not None and len(loaded.pairs) >= limit:
+            break
+    loaded.fields = list(seen_fields)
+    if not loaded.pairs:
+        raise DataError(
+            loaded.path,
+            f"none of its {len(loaded.skipped)} rows could be used; the first: {loaded.skipped[0]}",
+        )
+    return loaded

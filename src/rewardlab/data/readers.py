@@ -1,0 +1,231 @@
+"""Read raw rows from the file formats preference data comes in, each tagged with where it came from.
+
+Every row carries a location (``file.jsonl:12`` or ``file.parquet[row 12]``) so that a problem found
+later, when the row is parsed or trained on, can be traced back to the exact place in the user's
+file. Anything wrong with the file itself raises ``DataError`` here.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import gzip
+import io
+import json
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from rewardlab.data.records import DataError
+
+SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
+"""File extensions understood (each also gzip-compressed as ``.gz``, except Parquet)."""
+
+_JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false"}
+
+
+def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(location, row)`` for every row of a JSONL, JSON, CSV or Parquet file or a datasets folder.
+
+    ``split`` picks the split of a ``DatasetDict`` folder (default ``train``). JSONL and Parquet are
+    read as a stream, so huge files cost little memory.
+    """
+    name = str(path)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(name, "no such file or directory")
+    if path.is_dir():
+        reader: Iterator[tuple[str, dict[str, Any]]] = _datasets_rows(path, name, split)
+    else:
+        if split is not None:
+            raise DataError(name, f'split "{split}" given, but only a datasets folder has splits')
+        reader = _file_rows(path, name)
+    empty = True
+    for location, row in reader:
+        empty = False
+        yield location, row
+    if empty:
+        raise DataError(name, "holds no rows")
+
+
+def _file_rows(path: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    suffixes = [s.lower() for s in path.suffixes]
+    compressed = bool(suffixes) and suffixes[-1] == ".gz"
+    kind = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
+    if kind not in SUPPORTED or (compressed and kind == ".parquet"):
+        raise DataError(
+            name,
+            f'unsupported file type "{"".join(path.suffixes) or path.name}" (supported: '
+            f"{', '.join(SUPPORTED)}, those gzip-compressed as .gz except Parquet, "
+            "or a folder written by datasets' save_to_disk)",
+        )
+    if kind == ".parquet":
+        return _parquet_rows(path, name)
+    if kind in (".jsonl", ".ndjson"):
+        return _jsonl_rows(path, name, compressed)
+    text = _decode_whole(path, name, compressed)
+    if kind == ".csv":
+        return _csv_rows(text, name)
+    if text.lstrip().startswith("["):
+        return _json_array_rows(text, name)
+    # Many tools (datasets' to_json among them) write JSON Lines under a .json name.
+    return _json_lines(
+        io.StringIO(text), name, hint=" (a .json file must hold an array of objects, or one object per line)"
+    )
+
+
+def _open(path: Path, compressed: bool) -> IO[bytes]:
+    return gzip.open(path) if compressed else path.open("rb")
+
+
+def _jsonl_rows(path: Path, name: str, compressed: bool) -> Iterator[tuple[str, dict]]:
+    with _open(path, compressed) as raw:
+        yield from _json_lines(_decoded_lines(raw, name), name)
+
+
+def _decoded_lines(raw: IO[bytes], name: str) -> Iterator[str]:
+    """Decode line by line so that a bad byte is reported on its own line."""
+    lineno = 0
+    try:
+        for lineno, line in enumerate(raw, start=1):
+            if lineno == 1:
+                line = line.removeprefix(codecs.BOM_UTF8)
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{name}:{lineno}", _bad_byte(error, error.start)) from None
+    except (OSError, EOFError, zlib.error) as error:  # a damaged or truncated .gz file
+        raise DataError(f"{name}:{lineno + 1}", f"cannot read the file: {error}") from None
+
+
+def _json_lines(lines: Iterator[str] | IO[str], name: str, hint: str = "") -> Iterator[tuple[str, dict]]:
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        location = f"{name}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(location, f"invalid JSON: {error.msg} (column {error.colno}){hint}") from None
+        yield location, _as_object(row, location)
+
+
+def _json_array_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:
+    """Walk a JSON array element by element, keeping count of the line each one starts on."""
+    decoder = json.JSONDecoder()
+    position = _JSON_WHITESPACE.match(text, text.index("[") + 1).end()
+    line, counted = 1, 0
+    if text.startswith("]", position):
+        return
+    while True:
+        line += text.count("\n", counted, position)
+        counted = position
+        try:
+            row, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{name}:{error.lineno}", f"invalid JSON: {error.msg} (column {error.colno})") from None
+        location = f"{name}:{line}"
+        yield location, _as_object(row, location)
+        position = _JSON_WHITESPACE.match(text, position).end()
+        if text.startswith(",", position):
+            position = _JSON_WHITESPACE.match(text, position + 1).end()
+        elif text.startswith("]", position):
+            break
+        else:
+            line += text.count("\n", counted, position)
+            counted = position
+            raise DataError(f"{name}:{line}", "invalid JSON: expected ',' or ']' after an array element")
+    if text[position + 1 :].strip():
+        line += text.count("\n", counted, position)
+        raise DataError(f"{name}:{line}", "invalid JSON: extra data after the closing ']'")
+
+
+def _csv_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return
+    start = reader.line_num + 1  # a quoted value may span lines: a row starts after the previous ends
+    while True:
+        location = f"{name}:{start}"
+        try:
+            values = next(reader, None)
+        except csv.Error as error:
+            raise DataError(location, f"invalid CSV: {error}") from None
+        if values is None:
+            return
+        start = reader.line_num + 1
+        if not values:
+            continue
+        if len(values) != len(header):
+            raise DataError(location, f"row has {len(values)} values but the header has {len(header)} columns")
+        yield location, dict(zip(header, values, strict=True))
+
+
+def _parquet_rows(path: Path, name: str) -> Iterator[tuple[str, dict]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=1024)
+        index = 0
+        for batch in batches:
+            for row in batch.to_pylist():
+                yield f"{name}[row {index}]", row
+                index += 1
+    except (pa.ArrowException, OSError) as error:
+        raise DataError(name, f"not a readable Parquet file: {error}") from None
+
+
+def _datasets_rows(path: Path, name: str, split: str | None) -> Iterator[tuple[str, dict]]:
+    """Rows of a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
+    if (path / "dataset_dict.json").is_file():
+        from datasets import load_from_disk
+
+        splits = load_from_disk(str(path))
+        wanted = split or "train"
+        if wanted not in splits:
+            raise DataError(name, f'has no split "{wanted}" (available: {", ".join(splits)}); choose one with split')
+        dataset, name = splits[wanted], f"{name}[{wanted}]"
+    elif (path / "state.json").is_file():
+        from datasets import load_from_disk
+
+        if split is not None:
+            raise DataError(name, f'split "{split}" given, but this dataset folder has no splits')
+        dataset = load_from_disk(str(path))
+    else:
+        raise DataError(name, "is a folder but not one written by datasets' save_to_disk")
+    for index, row in enumerate(dataset):
+        yield f"{name}[row {index}]", row
+
+
+def _decode_whole(path: Path, name: str, compressed: bool) -> str:
+    try:
+        with _open(path, compressed) as file:
+            raw = file.read().removeprefix(codecs.BOM_UTF8)
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(name, f"cannot read the file: {error}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line_start = raw.rfind(b"\n", 0, error.start) + 1
+        lineno = raw.count(b"\n", 0, error.start) + 1
+        raise DataError(f"{name}:{lineno}", _bad_byte(error, error.start - line_start)) from None
+
+
+def _bad_byte(error: UnicodeDecodeError, column: int) -> str:
+    """Describe an undecodable byte; ``column`` counts bytes from 0 within its line."""
+    return (
+        f"invalid UTF-8 byte 0x{error.object[error.start]:02x} at column {column + 1} "
+        f"({error.reason}); save the file as UTF-8"
+    )
+
+
+def _as_object(row: object, location: str) -> dict[str, Any]:
+    if not isinstance(row, dict):
+        kind = "null" if row is None else _JSON_TYPES.get(type(row), type(row).__name__)
+        raise DataError(location, f"expected a JSON object (one row), got {kind}")
+    return row

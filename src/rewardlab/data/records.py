@@ -1,0 +1,54 @@
+"""The one record type every reader produces and every trainer consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Message = dict[str, str]
+"""A chat message: ``{"role": "user" | "assistant" | "system", "content": text}``."""
+
+Prompt = str | tuple[Message, ...]
+"""A prompt is plain text or a conversation (the messages before the compared reply)."""
+
+
+class DataError(ValueError):
+    """A problem with one place in a user's data, named so the user can go and fix it.
+
+    ``location`` is ``file:line`` (or ``file[row N]`` for columnar formats) and ``field`` the field
+    name as the user wrote it, so the message reads like
+    ``data.jsonl:418: field "chosen" is empty (expected non-empty text)``.
+    """
+
+    def __init__(self, location: str, message: str, field: str | None = None) -> None:
+        self.location = location
+        self.field = field
+        self.reason = message
+        where = f'{location}: field "{field}"' if field else location
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencePair:
+    """One human judgement between two replies to the same prompt.
+
+    ``chosen`` was preferred over ``rejected`` unless ``tie`` is set, in which case the two are
+    judged equally good and their order carries no meaning. ``margin`` is the annotated preference
+    strength (Llama 2's margin term), ``weight`` scales the pair's loss, ``subset`` groups pairs
+    for per-subset accuracy, ``annotator`` names who judged, and ``source`` says where the record
+    came from (``file:line``) so later errors can point back to it.
+    """
+
+    prompt: Prompt
+    chosen: str
+    rejected: str
+    margin: float | None = None
+    weight: float = 1.0
+    tie: bool = False
+    id: str | None = None
+    subset: str | None = None
+    annotator: str | None = None
+    source: str | None = field(default=None, compare=False)
+
+    @property
+    def is_conversation(self) -> bool:
+        return not isinstance(self.prompt, str)

@@ -1,0 +1,282 @@
+"""Turn one raw row into a validated ``PreferencePair``, whatever the user's field names.
+
+Datasets name their fields differently (``question``/``response_j``/``response_k``,
+``metadata.score``...), so a ``ColumnMap`` says where each canonical field lives. Every problem is
+reported as a ``DataError`` naming the row's location and the user's own field name, so the user
+can find and fix it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from rewardlab.data.prompts import ROLES, SplitError, split_shared_messages, split_shared_prefix
+from rewardlab.data.records import DataError, Message, PreferencePair, Prompt
+
+_MISSING = object()
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnMap:
+    """Where each canonical field is found in a row; a dotted name such as ``metadata.score`` reaches
+    into nested objects.
+
+    Only ``chosen`` and ``rejected`` must be present. Without a prompt field (under its default
+    name) the prompt is taken from the start ``chosen`` and ``rejected`` share.
+    """
+
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    margin: str = "margin"
+    weight: str = "weight"
+    tie: str = "tie"
+    id: str = "id"
+    subset: str = "subset"
+    annotator: str = "annotator"
+
+    @classmethod
+    def parse(cls, text: str) -> ColumnMap:
+        """Read ``"prompt=question,chosen=response_j"`` (the CLI form); unnamed fields keep defaults."""
+        known = [f.name for f in fields(cls)]
+        given: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            canonical, equals, source = (s.strip() for s in item.partition("="))
+            if not equals or not canonical or not source:
+                raise ValueError(f'column mapping "{item}" is not of the form name=field (e.g. prompt=question)')
+            if canonical not in known:
+                raise ValueError(f'unknown column "{canonical}" in "{item}" (known: {", ".join(known)})')
+            if canonical in given:
+                raise ValueError(f'column "{canonical}" is mapped twice')
+            given[canonical] = source
+        return replace(cls(), **given)
+
+
+_DEFAULT = ColumnMap()
+
+
+def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> PreferencePair:
+    """Validate one row and build its ``PreferencePair``; raise ``DataError`` on the first problem.
+
+    Accepted forms: explicit text prompt with text replies; no prompt field, the prompt being the
+    shared start of two full transcripts (HH-RLHF); and conversations, with replies as lists of
+    ``{role, content}`` messages, either full conversations or the reply alone after a prompt given
+    as a message list or as text.
+    """
+    prompt, chosen, rejected = _prompt_and_replies(row, location, columns)
+    tie = _tie(row, location, columns.tie)
+    if chosen == rejected and not tie:
+        raise DataError(
+            location,
+            f'is identical to "{columns.chosen}" (a preference needs two different replies; '
+            f'set "{columns.tie}" to true if they were judged equally good)',
+            field=columns.rejected,
+        )
+    weight = _number(row, location, columns.weight)
+    if weight is not None and weight < 0:
+        raise DataError(location, f"is negative ({weight:g}); a weight must be 0 or more", field=columns.weight)
+    return PreferencePair(
+        prompt=prompt,
+        chosen=chosen,
+        rejected=rejected,
+        margin=_number(row, location, columns.margin),
+        weight=1.0 if weight is None else weight,
+        tie=tie,
+        id=_label(row, location, columns.id),
+        subset=_label(row, location, columns.subset),
+        annotator=_label(row, location, columns.annotator),
+        source=location,
+    )
+
+
+def _prompt_and_replies(row: dict[str, Any], location: str, columns: ColumnMap) -> tuple[Prompt, str, str]:
+    prompt = _lookup(row, columns.prompt)
+    if prompt is _MISSING and columns.prompt != _DEFAULT.prompt:
+        raise DataError(location, f"is missing ({_present(row)})", field=columns.prompt)
+    if prompt is not _MISSING:
+        prompt = parse_prompt(prompt, location, columns.prompt)
+    chosen = _required(row, location, columns.chosen)
+    rejected = _required(row, location, columns.rejected)
+    if isinstance(chosen, list) or isinstance(rejected, list):
+        return _conversation_form(prompt, chosen, rejected, location, columns)
+    _text(chosen, location, columns.chosen)
+    _text(rejected, location, columns.rejected)
+    if prompt is not _MISSING:
+        return prompt, chosen, rejected
+    shared, chosen_reply, rejected_reply = split_shared_prefix(chosen, rejected)
+    if not shared.strip():
+        raise DataError(
+            location,
+            f'is missing, and "{columns.chosen}" and "{columns.rejected}" share no leading text to take it '
+            "from (add a prompt field, or map the field that holds it: prompt=NAME)",
+            field=columns.prompt,
+        )
+    # A blank reply is kept: in HH-RLHF harmless data saying nothing is sometimes the preferred answer.
+    return shared, chosen_reply, rejected_reply
+
+
+def parse_prompt(value: Any, location: str, field_name: str) -> Prompt:
+    """Validate a prompt given as non-empty text or as a list of messages (kept as a tuple)."""
+    if isinstance(value, str):
+        return _text(value, location, field_name)
+    return _messages(value, location, field_name)
+
+
+def _conversation_form(
+    prompt: Any, chosen: Any, rejected: Any, location: str, columns: ColumnMap
+) -> tuple[Prompt, str, str]:
+    """Conversations: the prompt is what the two sides share, or the prompt field before bare replies."""
+    for field_name, value in ((columns.chosen, chosen), (columns.rejected, rejected)):
+        if not isinstance(value, list):
+            raise DataError(
+                location,
+                f"is {_describe(value)}, but the other reply is a list of messages (give both in one form)",
+                field=field_name,
+            )
+    chosen = _messages(chosen, location, columns.chosen)
+    rejected = _messages(rejected, location, columns.rejected)
+    if isinstance(prompt, str):
+        prompt = ({"role": "user", "content": prompt},)
+    bare_replies = all(m["role"] == "assistant" for m in (*chosen, *rejected))
+    if prompt is not _MISSING and bare_replies:
+        # Replies without their conversation follow the given prompt; full conversations carry their own.
+        chosen, rejected = (*prompt, *chosen), (*prompt, *rejected)
+    try:
+        shared, chosen_reply, rejected_reply = split_shared_messages(list(chosen), list(rejected))
+    except SplitError as error:
+        side = columns.chosen if error.side == "chosen" else columns.rejected
+        raise DataError(location, error.reason, field=side) from None
+    if not shared:
+        raise DataError(
+            location,
+            "gives no prompt: the conversations share no messages before the replies "
+            "(add a prompt field, or map the field that holds it: prompt=NAME)",
+            field=columns.prompt,
+        )
+    for field_name, reply in ((columns.chosen, chosen_reply), (columns.rejected, rejected_reply)):
+        if not reply["content"].strip():
+            raise DataError(location, "has an empty assistant reply (expected non-empty text)", field=field_name)
+    return shared, chosen_reply["content"], rejected_reply["content"]
+
+
+def _messages(value: Any, location: str, field_name: str) -> tuple[Message, ...]:
+    """Check a message list and keep only each message's role and content."""
+    if not isinstance(value, list):
+        raise DataError(location, f"is {_describe(value)} (expected text or a list of messages)", field_name)
+    if not value:
+        raise DataError(location, "is an empty list of messages", field=field_name)
+    messages = []
+    for index, message in enumerate(value):
+        where = f"message [{index}]"
+        if not isinstance(message, dict):
+            raise DataError(location, f"{where} is {_describe(message)} (expected an object)", field_name)
+        role, content = message.get("role", _MISSING), message.get("content", _MISSING)
+        if role not in ROLES:
+            seen = "no role" if role is _MISSING else f"role {_describe(role)}"
+            raise DataError(location, f"{where} has {seen} (expected one of: {', '.join(ROLES)})", field_name)
+        if not isinstance(content, str):
+            seen = "no content" if content is _MISSING else f"content {_describe(content)}"
+            raise DataError(location, f"{where} has {seen} (expected text)", field_name)
+        messages.append({"role": role, "content": content})
+    return tuple(messages)
+
+
+def _text(value: Any, location: str, field_name: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(location, f"is {_describe(value)} (expected text)", field=field_name)
+    if not value.strip():
+        raise DataError(
+            location,
+            f"is {'empty' if not value else 'only whitespace'} (expected non-empty text)",
+            field=field_name,
+        )
+    return value
+
+
+def _number(row: dict[str, Any], location: str, field_name: str) -> float | None:
+    value = _optional(row, field_name)
+    if value is None:
+        return None
+    numeric = isinstance(value, int | float | str) and not isinstance(value, bool)
+    try:
+        number = float(value) if numeric else math.nan
+    except ValueError:  # text that is not a number
+        number = math.nan
+    if not math.isfinite(number):
+        raise DataError(location, f"is {_describe(value)} (expected a finite number)", field=field_name)
+    return number
+
+
+def _tie(row: dict[str, Any], location: str, field_name: str) -> bool:
+    value = _optional(row, field_name)
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
+        return value.strip().lower() in ("true", "1")
+    raise DataError(location, f"is {_describe(value)} (expected true or false)", field=field_name)
+
+
+def _label(row: dict[str, Any], location: str, field_name: str) -> str | None:
+    value = _optional(row, field_name)
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        raise DataError(location, f"is {_describe(value)} (expected text or a number)", field=field_name)
+    return str(value)
+
+
+def _required(row: dict[str, Any], location: str, field_name: str) -> Any:
+    value = _lookup(row, field_name)
+    if value is _MISSING:
+        raise DataError(location, f"is missing ({_present(row)})", field=field_name)
+    if value is None:
+        raise DataError(location, "is null (expected text or a list of messages)", field=field_name)
+    return value
+
+
+def _optional(row: dict[str, Any], field_name: str) -> Any:
+    """An optional field's value, or None when absent, null, or an empty CSV cell."""
+    value = _lookup(row, field_name)
+    return None if value is _MISSING or value == "" else value
+
+
+def _lookup(row: dict[str, Any], field_name: str) -> Any:
+    """Find ``field_name`` in ``row``: a key as written, else a dotted path into nested objects."""
+    if field_name in row:
+        return row[field_name]
+    value: Any = row
+    for part in field_name.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _present(row: dict[str, Any]) -> str:
+    names = list(row)
+    shown = ", ".join(f'"{n}"' for n in names[:12]) + (", ..." if len(names) > 12 else "")
+    return f"this row has {shown}" if names else "this row has no fields"
+
+
+def _describe(value: Any) -> str:
+    """Name a value's type the way a JSON or CSV user would, with a short preview."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, int | float):
+        return f"a number ({value!r})"
+    if isinstance(value, str):
+        preview = value if len(value) <= 40 else value[:37] + "..."
+        return f"text ({preview!r})"
+    if isinstance(value, list):
+        return f"a list of {len(value)} items"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"

@@ -1,0 +1,1 @@
+"""Measuring reward models: metrics, evaluation runs and reports."""

@@ -1,0 +1,1 @@
+"""Backbones, reward models and how texts become tokens."""

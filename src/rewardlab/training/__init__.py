@@ -1,0 +1,1 @@
+"""Training reward models: config, batching, checkpoints and the loop."""

@@ -1,0 +1,343 @@
+"""One thin training loop: batch → forward → objective → backward → step → log.
+
+It does not know which objective runs (the registry says what the objective needs), and data
+parallelism is plain: every process takes its share of each global batch, the loss is the sum
+over its pairs divided by the global number of pairs, and gradients are summed across processes,
+so the update is the same however the pairs are split or accumulated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_file
+from transformers import get_cosine_schedule_with_warmup
+
+from rewardlab.atomic import write_text_atomic
+from rewardlab.data.loading import load_preferences
+from rewardlab.data.schema import ColumnMap
+from rewardlab.data.split import Splits, split_pairs
+from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
+from rewardlab.evaluate.report import write_report
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.objectives import Objective, get_objective
+from rewardlab.precision import resolve_precision
+from rewardlab.progress import progress_bar
+from rewardlab.training.batching import EncodedPairs, encode_pairs, plan_epoch
+from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from rewardlab.training.config import TrainConfig
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    model_dir: Path
+    steps: int
+    best_step: int | None
+    test: PairwiseEval | None
+    report_dir: Path | None
+    seconds: float
+    peak_rss_mb: float
+
+
+class RunExists(RuntimeError):
+    pass
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Train a reward model as ``config`` says, then evaluate it on the held-out test split."""
+    config.validate()
+    started = time.perf_counter()
+    out = Path(config.output_dir)
+    _claim_output_dir(out, resume, overwrite)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    set_seed(config.seed)
+    main = accelerator.is_main_process
+    show = config.progress and main
+
+    splits = _load_splits(config, accelerator)
+    model = RewardModel.from_backbone(
+        config.model.backbone,
+        max_length=config.model.max_length,
+        text_format=config.model.text_format,
+        dropout=config.model.dropout,
+    )
+    objective = get_objective(config.objective.name)
+    model.info.objective = objective.name
+    if config.model.gradient_checkpointing:
+        model.model.gradient_checkpointing_enable()
+    model.model.to(accelerator.device)
+    train_data = encode_pairs(model, splits.train)
+    valid_data = encode_pairs(model, splits.validation) if splits.validation else None
+    if main and train_data.truncated:
+        accelerator.print(
+            f"{train_data.truncated} of {len(train_data)} training pairs were longer than "
+            f"{config.model.max_length} tokens and were truncated from the left (none dropped)"
+        )
+
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
+    optimizer = torch.optim.AdamW(
+        model.model.parameters(),
+        lr=config.optim.lr,
+        weight_decay=config.optim.weight_decay,
+        betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+    )
+    scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.optim.warmup_ratio * total_steps), total_steps)
+    state = TrainState()
+    if resume and (out / "checkpoint").exists():
+        state = load_checkpoint(out / "checkpoint", model.model, optimizer, scheduler)
+        if main:
+            MetricLogger.truncate(out / "metrics.jsonl", state.step)
+        accelerator.print(f"resuming from step {state.step} of {total_steps}")
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / "config.yaml")
+
+    precision = resolve_precision(config.precision, accelerator.device)
+    logger = MetricLogger(out / "metrics.jsonl", config.tensorboard) if main else None
+    plans: dict[int, list[list[int]]] = {}
+    window = Window()
+    with progress_bar(show, "training", total_steps) as advance:
+        advance(state.step)
+        while state.step < total_steps:
+            epoch, index = divmod(state.step, steps_per_epoch)
+            if epoch not in plans:
+                plans = {epoch: plan_epoch(train_data.lengths(), config.batch_size, config.seed, epoch)}
+            _train_step(model, train_data, plans[epoch][index], objective, config, accelerator, precision, window)
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.model.parameters(), config.optim.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            state.step += 1
+            last = state.step == total_steps
+            if state.step % config.log_every == 0 or last:
+                record = window.flush(accelerator) | {
+                    "epoch": round(state.step / steps_per_epoch, 3),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                }
+                if logger:
+                    logger.log(state.step, "train", record)
+                advance(0, loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}")
+            if (state.step % config.eval_every == 0 or last) and main:
+                _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
+            if state.step % config.save_every == 0 or last:
+                if main:
+                    save_checkpoint(out / "checkpoint", model.model, optimizer, scheduler, state)
+                accelerator.wait_for_everyone()
+            advance(1)
+
+    result = None
+    if main:
+        result = _finish(model, splits, train_data, config, state, out, started)
+    accelerator.wait_for_everyone()
+    return result or TrainResult(
+        out, out / "model", state.step, state.best_step, None, None, time.perf_counter() - started, _peak_rss_mb()
+    )
+
+
+class Window:
+    """Sums of per-pair training metrics since the last log line, and the throughput behind them."""
+
+    def __init__(self) -> None:
+        self.sums = torch.zeros(4, dtype=torch.float64)  # loss, accuracy, pairs, real tokens
+        self.started = time.perf_counter()
+
+    def add(self, losses: torch.Tensor, accuracy: torch.Tensor, tokens: int) -> None:
+        self.sums += torch.tensor([losses.sum().item(), accuracy.sum().item(), losses.numel(), tokens])
+
+    def flush(self, accelerator: Accelerator) -> dict[str, float]:
+        sums = accelerator.reduce(self.sums.to(accelerator.device), reduction="sum").cpu()
+        elapsed = time.perf_counter() - self.started
+        self.sums.zero_()
+        self.started = time.perf_counter()
+        loss, accuracy, pairs, tokens = sums.tolist()
+        return {
+            "loss": loss / max(pairs, 1),
+            "accuracy": accuracy / max(pairs, 1),
+            "pairs_per_s": pairs / elapsed,
+            "tokens_per_s": tokens / elapsed,
+        }
+
+
+def _train_step(
+    model: RewardModel,
+    data: EncodedPairs,
+    global_batch: list[int],
+    objective: Objective,
+    config: TrainConfig,
+    accelerator: Accelerator,
+    precision: str,
+    window: Window,
+) -> None:
+    """Accumulate this process's gradient of (sum of weighted pair losses) / (pairs in the global batch)."""
+    local = global_batch[accelerator.process_index :: accelerator.num_processes]
+    micro = config.micro_batch_size or len(local) or 1
+    model.model.train()
+    for start in range(0, len(local), micro):
+        indices = local[start : start + micro]
+        batch = data.batch(indices, model.tokenizer.pad_token_id)
+        device = accelerator.device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            rewards = model.rewards(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+        chosen, rejected = rewards.split(len(indices))
+        fields = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
+        output = objective({**fields, "chosen": chosen, "rejected": rejected}, **config.objective.args)
+        loss = (output.losses * fields["weight"]).sum() / len(global_batch)
+        loss.backward()
+        window.add(output.losses.detach(), output.metrics["accuracy"], int(batch["attention_mask"].sum()))
+    if accelerator.num_processes > 1:
+        _sum_gradients(model.model, accelerator)
+
+
+def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
+    """All-reduce every gradient in one flat buffer (a process with no pairs contributes zeros)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    flat = accelerator.reduce(flat, reduction="sum")
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
+
+
+@torch.no_grad()
+def validation_metrics(model: RewardModel, data: EncodedPairs, objective: Objective, args: dict) -> dict[str, float]:
+    """Objective loss and pairwise accuracy on held-out pairs, in fp32."""
+    n = len(data)
+    scores = torch.tensor(model.score_ids(data.chosen + data.rejected))
+    fields = data.batch(range(n), model.tokenizer.pad_token_id) if n else {}
+    output = objective(
+        {"chosen": scores[:n], "rejected": scores[n:], "margin": fields.get("margin"), "tie": fields.get("tie")}, **args
+    )
+    return {"loss": float(output.losses.mean()), "accuracy": float(output.metrics["accuracy"].mean())}
+
+
+def _evaluate_and_keep_best(
+    model: RewardModel,
+    data: EncodedPairs | None,
+    objective: Objective,
+    config: TrainConfig,
+    state: TrainState,
+    logger: MetricLogger | None,
+    out: Path,
+) -> None:
+    if data is None or not config.keep_best:
+        return
+    metrics = validation_metrics(model, data, objective, config.objective.args)
+    if logger:
+        logger.log(state.step, "validation", metrics)
+    value = metrics[config.best_metric]
+    sign = 1 if config.best_metric == "loss" else -1
+    if state.best_value is None or sign * value < sign * state.best_value:
+        state.best_value, state.best_step = value, state.step
+        model.save_pretrained(out / "model")
+
+
+def _finish(
+    model: RewardModel,
+    splits: Splits,
+    train_data: EncodedPairs,
+    config: TrainConfig,
+    state: TrainState,
+    out: Path,
+    started: float,
+) -> TrainResult:
+    """Restore the best weights, record reward statistics, save, and evaluate on the test split."""
+    if state.best_step is not None and (out / "model" / "model.safetensors").exists():
+        model.model.load_state_dict(load_file(out / "model" / "model.safetensors"), strict=False)
+    sample = range(min(len(train_data), 500))
+    scores = torch.tensor(
+        model.score_ids([train_data.chosen[i] for i in sample] + [train_data.rejected[i] for i in sample])
+    )
+    model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
+    model.save_pretrained(out / "model")
+    test, report_dir = None, None
+    if splits.test:
+        test = evaluate_pairs(model, splits.test, progress=config.progress)
+        report_dir = out / "report"
+        write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
+    return TrainResult(
+        out, out / "model", state.step, state.best_step, test, report_dir, time.perf_counter() - started, _peak_rss_mb()
+    )
+
+
+def _load_splits(config: TrainConfig, accelerator: Accelerator) -> Splits:
+    columns = ColumnMap.parse(config.data.columns) if config.data.columns else None
+    loaded = load_preferences(config.data.path, columns=columns, skip_bad_rows=config.data.skip_bad_rows)
+    if loaded.skipped:
+        accelerator.print(loaded.skip_summary())
+    splits = split_pairs(
+        loaded.pairs,
+        validation=config.data.validation_fraction,
+        test=config.data.test_fraction,
+        seed=config.data.split_seed,
+    )
+    if not splits.train:
+        raise ValueError(f"{loaded.path}: no training pairs left after splitting off validation and test")
+    accelerator.print(
+        f"{len(loaded.pairs)} pairs: {len(splits.train)} train, "
+        f"{len(splits.validation)} validation, {len(splits.test)} test"
+    )
+    return splits
+
+
+def _claim_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
+    if (out / "checkpoint").exists() and not (resume or overwrite):
+        raise RunExists(
+            f"{out} already holds a training run; pass --resume to continue it, "
+            "--overwrite to start again, or choose another --output"
+        )
+    if overwrite and not resume:
+        for name in ("checkpoint", "model", "metrics.jsonl", "report"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class MetricLogger:
+    """Append-only JSONL log of metrics (one line per record), mirrored to TensorBoard if asked."""
+
+    def __init__(self, path: Path, tensorboard: bool) -> None:
+        self.path = path
+        self.writer = None
+        if tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
+
+    @staticmethod
+    def truncate(path: Path, step: int) -> None:
+        """Drop lines logged after ``step``: a resumed run logs those steps again."""
+        if path.exists():
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            write_text_atomic(path, "".join(line for line in lines if json.loads(line)["step"] <= step))
+
+    def log(self, step: int, split: str, values: dict[str, float]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"step": step, "split": split, **values}) + "\n")
+        if self.writer:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{split}/{key}", value, step)
+            self.writer.flush()

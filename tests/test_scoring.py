@@ -1,0 +1,119 @@
+"""Scoring: left truncation, batch-size invariance, and the CLI's score / eval / data check."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from synthetic import synthetic_pairs, write_jsonl
+from transformers import AutoTokenizer
+
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.sequences import encode_texts, length_sorted_batches, pad_batch
+
+
+@pytest.fixture(scope="module")
+def encoder_model(tiny_encoder_dir, tmp_path_factory) -> Path:
+    """A tiny reward model saved in rewardlab's format (untrained head: scores still differ per text)."""
+    path = tmp_path_factory.mktemp("rm") / "model"
+    RewardModel.from_backbone(str(tiny_encoder_dir), max_length=24).save_pretrained(path)
+    return path
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rewardlab", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_left_truncation_keeps_the_end_and_special_tokens(tiny_encoder_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_encoder_dir)
+    text = " ".join(f"w{i}" for i in range(50)) + " final answer"
+    encoded = encode_texts(tokenizer, [text, "short"], max_length=10, add_special_tokens=True)
+    ids = encoded.ids[0]
+    assert len(ids) == 10 and encoded.truncated == [True, False]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert tokenizer.decode(ids[1:-1]).endswith("final answer")
+
+
+def test_length_sorted_batches_cover_every_index_once():
+    lengths = [5, 1, 9, 3, 3, 7, 2]
+    batches = length_sorted_batches(lengths, max_batch=3)
+    assert sorted(i for b in batches for i in b) == list(range(7))
+    assert all(len(b) <= 3 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
+    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
+@pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])
+def test_scores_do_not_depend_on_batch_size(backbone, request):
+    model = RewardModel.from_backbone(str(request.getfixturevalue(backbone)), max_length=40)
+    rows = synthetic_pairs(40, seed=3)
+    prompts = [r["prompt"] for r in rows] * 2
+    replies = [r["chosen"] for r in rows] + [r["rejected"] + " extra words here" * (i % 4) for i, r in enumerate(rows)]
+    reference = model.score(prompts, replies, batch_size=1)
+    assert len(set(reference)) > 10, "scores must differ between texts for the test to mean anything"
+    for batch_size in (3, 16, 80):
+        assert model.score(prompts, replies, batch_size=batch_size) == pytest.approx(reference, abs=1e-5)
+
+
+def test_score_cli_writes_rewards_and_matches_python(encoder_model, tmp_path):
+    rows = [
+        {"prompt": "question 1", "response": "helpful clear", "id": 1},
+        {"prompt": [{"role": "user", "content": "hi"}], "response": "hello there", "id": 2},
+    ]
+    source = write_jsonl(rows, tmp_path / "in.jsonl")
+    done = run_cli("score", str(encoder_model), str(source), "--output", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 0, done.stderr
+    scored = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in scored] == [1, 2]
+    model = RewardModel.from_pretrained(encoder_model)
+    expected = model.score(["question 1", ({"role": "user", "content": "hi"},)], ["helpful clear", "hello there"])
+    assert [r["reward"] for r in scored] == pytest.approx(expected, abs=1e-5)
+
+
+def test_score_cli_bad_row_names_line_and_field_and_writes_nothing(encoder_model, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "q", "response": "fine"}\n{"prompt": "q", "response": ""}\n')
+    target = tmp_path / "out.jsonl"
+    done = run_cli("score", str(encoder_model), str(source), "--output", str(target))
+    assert done.returncode == 2
+    assert "in.jsonl:2" in done.stderr and '"response"' in done.stderr and "empty" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert not target.exists()
+
+
+def test_eval_cli_reports_accuracy_ci_subsets_and_writes_files(encoder_model, tmp_path):
+    rows = [{**r, "subset": "even" if i % 2 == 0 else "odd"} for i, r in enumerate(synthetic_pairs(30, seed=4))]
+    data = write_jsonl(rows, tmp_path / "pairs.jsonl")
+    done = run_cli("eval", str(encoder_model), str(data), "--report", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report" / "eval.json").read_text())
+    overall = report["overall"]
+    assert overall["n"] == 30 and overall["ci_low"] <= overall["accuracy"] <= overall["ci_high"]
+    assert set(report["per_subset"]) == {"even", "odd"}
+    assert sum(s["n"] for s in report["per_subset"].values()) == 30
+    assert "pairwise accuracy" in (tmp_path / "report" / "eval.md").read_text()
+
+
+def test_data_check_summarises_the_embedded_data():
+    done = run_cli("data", "check", "default")
+    assert done.returncode == 0, done.stderr
+    assert "1850" in done.stdout
+
+
+def test_user_errors_are_one_line_not_a_traceback(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    for args in (
+        ["data", "check", str(empty)],
+        ["train", "--data", str(empty)],
+        ["train", "optim.lr=fast"],
+        ["train", "--backbone", "org/not-here"],
+        ["eval", str(tmp_path / "nothing"), "default"],
+    ):
+        done = run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert "error:" in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)

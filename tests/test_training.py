@@ -1,0 +1,199 @@
+"""End-to-end training on tiny models: known answer, exact resume after a kill, two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from synthetic import synthetic_pairs, true_reward, write_jsonl
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+import rewardlab
+from rewardlab.data.records import PreferencePair
+from rewardlab.evaluate.pairwise import evaluate_pairs
+from rewardlab.models.reward_model import RewardModel
+
+FAST = {"precision": "fp32", "progress": False, "num_threads": 1, "log_every": 5}
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rewardlab", *args], env=env, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def synthetic_file(tmp_path_factory) -> Path:
+    return write_jsonl(synthetic_pairs(600, seed=1), tmp_path_factory.mktemp("synthetic") / "pairs.jsonl")
+
+
+def test_learns_a_known_linear_reward(tiny_encoder_dir, synthetic_file, tmp_path):
+    """Pairs labelled by a known linear reward: the learned reward orders new pairs the same way."""
+    result = rewardlab.train(
+        data=str(synthetic_file),
+        backbone=str(tiny_encoder_dir),
+        output_dir=tmp_path / "run",
+        epochs=4,
+        batch_size=16,
+        eval_every=40,
+        **FAST,
+        **{"optim.lr": 3e-3, "model.max_length": 32},
+    )
+    assert result.test is not None and result.test.overall.n == 120
+    assert result.test.overall.accuracy >= 0.85
+    model = RewardModel.from_pretrained(result.model_dir)
+    fresh = [PreferencePair(**{**r, "prompt": r["prompt"]}) for r in synthetic_pairs(200, seed=99)]
+    assert evaluate_pairs(model, fresh).overall.accuracy >= 0.85
+    best = max(synthetic_pairs(50, seed=5), key=lambda r: true_reward(r["chosen"]))["chosen"]
+    worst = min(synthetic_pairs(50, seed=5), key=lambda r: true_reward(r["rejected"]))["rejected"]
+    high, low = model.score(["question 1", "question 1"], [best, worst])
+    assert high > low
+    metrics = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+    assert {m["split"] for m in metrics} == {"train", "validation"}
+    assert metrics[-1]["step"] == result.steps
+
+
+def test_saved_model_loads_in_plain_transformers(tiny_encoder_dir, synthetic_file, tmp_path):
+    result = rewardlab.train(
+        data=str(synthetic_file), backbone=str(tiny_encoder_dir), output_dir=tmp_path / "run", max_steps=3, **FAST
+    )
+    files = {p.name for p in result.model_dir.iterdir()}
+    assert "model.safetensors" in files and not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    ours = RewardModel.from_pretrained(result.model_dir)
+    plain = AutoModelForSequenceClassification.from_pretrained(result.model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(result.model_dir)
+    texts = ["question 1\nhelpful clear kind", "question 2\nrude wrong unsafe answer"]
+    with torch.no_grad():
+        batch = tokenizer(texts, return_tensors="pt", padding=True)
+        expected = plain(**batch).logits.squeeze(-1).tolist()
+    assert ours.score(
+        ["question 1", "question 2"], ["helpful clear kind", "rude wrong unsafe answer"]
+    ) == pytest.approx(expected, abs=1e-5)
+    saved = plain.config.rewardlab
+    assert saved["text_format"] == "plain" and saved["max_length"] == 256
+    assert saved["reward_std"] > 0 and saved["reward_mean"] is not None
+
+
+def test_resume_after_kill_gives_identical_weights(tiny_encoder_dir, synthetic_file, tmp_path):
+    args = [
+        "train",
+        "--data",
+        str(synthetic_file),
+        "--backbone",
+        str(tiny_encoder_dir),
+        "max_steps=150",
+        "save_every=10",
+        "eval_every=50",
+        "precision=fp32",
+        "num_threads=1",
+        "progress=false",
+        "batch_size=8",
+    ]
+    whole = cli(*args, "--output", str(tmp_path / "whole"), stdout=subprocess.DEVNULL)
+    killed_dir = tmp_path / "killed"
+    victim = cli(*args, "--output", str(killed_dir), stdout=subprocess.DEVNULL)
+    state = killed_dir / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 120
+    while not state.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    killed_at = json.loads(state.read_text())["train_state"]["step"]
+    assert 0 < killed_at < 150, "the run must be killed part-way"
+    assert cli(*args, "--output", str(killed_dir), "--resume", stdout=subprocess.DEVNULL).wait() == 0
+    assert whole.wait() == 0
+    a = load_file(tmp_path / "whole" / "checkpoint" / "model.safetensors")
+    b = load_file(killed_dir / "checkpoint" / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [
+        json.loads(line)["step"]
+        for line in (killed_dir / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["split"] == "train"
+    ]
+    assert steps == sorted(set(steps)), "a resumed run logs each step once"
+
+
+def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
+    """Data-parallel over 2 CPU processes (gloo) gives the update of one process with the same global batch."""
+    args = [
+        "--data",
+        str(synthetic_file),
+        "--backbone",
+        str(tiny_encoder_dir),
+        "max_steps=6",
+        "batch_size=7",
+        "eval_every=100",
+        "precision=fp32",
+        "num_threads=1",
+        "progress=false",
+        "optim.warmup_ratio=0",
+    ]
+    single = cli("train", *args, "--output", str(tmp_path / "one"), stdout=subprocess.DEVNULL)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        "-m",
+        "rewardlab",
+        "train",
+        *args,
+        "--output",
+        str(tmp_path / "two"),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    double = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert single.wait() == 0
+    a = load_file(tmp_path / "one" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoint" / "model.safetensors")
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).state_dict()
+    moved = max((a[k] - start[k]).abs().max().item() for k in a if k.startswith("bert."))
+    assert moved > 1e-4, "training must have changed the weights for the comparison to mean anything"
+    # The head's bias cancels in r_c - r_r, so its true gradient is exactly 0 and Adam turns the
+    # rounding noise of either summation order into steps of size ~lr: it is left out.
+    assert max((a[k] - b[k]).abs().max().item() for k in a if k != "classifier.bias") < 1e-5
+
+
+def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_file, tmp_path):
+    result = rewardlab.train(
+        data=str(synthetic_file), backbone=str(tiny_decoder_dir), output_dir=tmp_path / "run", max_steps=4, **FAST
+    )
+    model = RewardModel.from_pretrained(result.model_dir)
+    assert model.info.text_format == "chat"
+    text = model.format("question 1", "helpful clear")
+    assert text == model.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "question 1"}, {"role": "assistant", "content": "helpful clear"}], tokenize=False
+    )
+    plain = AutoModelForSequenceClassification.from_pretrained(result.model_dir).eval()
+    ids = model.encode(["question 1"], ["helpful clear"]).ids[0]
+    with torch.no_grad():
+        hidden = plain.model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1]
+        expected = plain.score(hidden).item()
+    assert model.score(["question 1"], ["helpful clear"])[0] == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
+    """The default path end to end: embedded HH data, the real MiniLM encoder, bf16 where supported."""
+    result = rewardlab.train(
+        output_dir=tmp_path / "run",
+        max_steps=3,
+        batch_size=4,
+        progress=False,
+        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01},
+    )
+    assert result.test is not None and result.test.overall.n == 37
+    model = RewardModel.from_pretrained(result.model_dir)
+    assert model.model.config.model_type == "bert" and model.model.config.hidden_size == 384
+    scores = model.score(["\n\nHuman: How do I bake bread?\n\nAssistant:"], [" Mix flour, water, yeast and salt."])
+    assert len(scores) == 1 and torch.isfinite(torch.tensor(scores)).all()
