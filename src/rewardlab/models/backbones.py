@@ -26,7 +26,10 @@ def minilm_dir() -> Path:
 
 
 def resolve_backbone(name_or_path: str) -> Path:
-    """A local model folder for ``name_or_path``; nothing is ever downloaded."""
+    """A local model folder for ``name_or_path``: a known name, a folder, or a hub name already cached.
+
+    Nothing is ever downloaded.
+    """
     key = name_or_path.strip().lower()
     if key in ("minilm", "all-minilm-l6-v2"):
         return minilm_dir()
@@ -37,6 +40,9 @@ def resolve_backbone(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if (path / "config.json").is_file():
         return path
+    cached = _hub_cache(name_or_path)
+    if cached is not None:
+        return cached
     known = ", ".join(KNOWN_BACKBONES)
     if path.exists():
         raise BackboneNotFound(f"{name_or_path}: not a Hugging Face model folder (no config.json)")
@@ -44,3 +50,17 @@ def resolve_backbone(name_or_path: str) -> Path:
         f"backbone {name_or_path!r} is neither a known name ({known}) nor a local model folder; "
         "rewardlab never downloads weights: save the model locally and pass its folder"
     )
+
+
+def _hub_cache(repo_id: str) -> Path | None:
+    """A Hugging Face hub name already in the local hub cache (looked up offline, never fetched)."""
+    if repo_id.count("/") != 1 or Path(repo_id).exists():
+        return None
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        path = Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, HFValidationError, OSError):
+        return None
+    return path if (path / "config.json").is_file() else None

@@ -22,6 +22,7 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
+from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.models.sequences import Encoded, encode_texts, length_sorted_batches, pad_batch
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
@@ -136,6 +137,29 @@ class RewardModel:
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One reward per row; decoders read it at the last non-padding token."""
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
+
+    @property
+    def shares_prefix(self) -> bool:
+        """Whether a pair's shared prompt can be computed once: true for causal decoders only.
+
+        Decoder classification heads are named ``score`` in transformers (Llama, Qwen, Mistral,
+        GPT-2...), encoder heads ``classifier``; see ``models/shared_prefix.py`` for why encoders
+        cannot share.
+        """
+        return hasattr(self.model, "score") and not getattr(self.model.config, "is_encoder_decoder", False)
+
+    def pair_rewards(
+        self, chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Rewards of the chosen and rejected reply of each pair, and how many real tokens were computed."""
+        device = self.model.device
+        if self.shares_prefix:
+            packed = pack_pairs(chosen, rejected, self.tokenizer.pad_token_id)
+            chosen_rewards, rejected_rewards = packed_pair_rewards(self.model, packed)
+            return chosen_rewards, rejected_rewards, packed.real_tokens
+        input_ids, mask = pad_batch([*chosen, *rejected], self.tokenizer.pad_token_id)
+        chosen_rewards, rejected_rewards = self.rewards(input_ids.to(device), mask.to(device)).split(len(chosen))
+        return chosen_rewards, rejected_rewards, int(mask.sum())
 
     @torch.inference_mode()
     def score_ids(

@@ -7,6 +7,7 @@ process of a data-parallel run agrees on it without talking.
 from __future__ import annotations
 
 import random
+from functools import cached_property
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,6 @@ import torch
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.sequences import pad_batch
 
 
 @dataclass
@@ -31,17 +31,14 @@ class EncodedPairs:
     def __len__(self) -> int:
         return len(self.chosen)
 
+    @cached_property
     def lengths(self) -> list[int]:
         return [len(c) + len(r) for c, r in zip(self.chosen, self.rejected, strict=True)]
 
-    def batch(self, indices: Sequence[int], pad_id: int) -> dict[str, torch.Tensor | None]:
-        """Chosen then rejected sequences in one padded tensor, with the per-pair fields."""
-        seqs = [self.chosen[i] for i in indices] + [self.rejected[i] for i in indices]
-        input_ids, attention_mask = pad_batch(seqs, pad_id)
+    def labels(self, indices: Sequence[int]) -> dict[str, torch.Tensor | None]:
+        """The per-pair fields an objective may ask for (a field no pair has is ``None``)."""
         margins = [self.margin[i] for i in indices]
         return {
-            "input_ids": input_ids,
-            "attention_mask": attention_mask,
             "margin": None if all(m is None for m in margins) else torch.tensor([m or 0.0 for m in margins]),
             "weight": torch.tensor([self.weight[i] for i in indices]),
             "tie": torch.tensor([self.tie[i] for i in indices]),
@@ -79,3 +76,23 @@ def plan_epoch(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, w
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
+
+
+def micro_batches(indices: Sequence[int], lengths: Sequence[int], max_pairs: int | None, max_tokens: int | None):
+    """Split one process's share of a step into forward passes by pair count and padded-token budget.
+
+    Pairs are grouped by length so each pass pads little; the loss is normalised by the pairs of
+    the whole step, so the grouping changes speed and memory, never the update.
+    """
+    ordered = sorted(indices, key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in ordered:
+        current = groups[-1] if groups else None
+        fits = current is not None and (max_pairs is None or len(current) < max_pairs)
+        if fits and max_tokens is not None:
+            fits = lengths[i] * (len(current) + 1) <= max_tokens
+        if fits:
+            current.append(i)
+        else:
+            groups.append([i])
+    return groups

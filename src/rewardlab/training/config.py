@@ -74,6 +74,8 @@ class TrainConfig:
     """Pairs per optimiser step, over all processes."""
     micro_batch_size: int | None = None
     """Pairs per forward pass and process; fewer than ``batch_size`` means gradient accumulation."""
+    micro_batch_tokens: int | None = None
+    """Cap on padded tokens (both replies) per forward pass; bounds memory whatever the lengths."""
     precision: str = "auto"
     eval_every: int = 50
     save_every: int = 50
@@ -95,8 +97,10 @@ class TrainConfig:
             "model.max_length": self.model.max_length,
         }
         problems += [f"{k} must be a positive integer (got {v})" for k, v in positive.items() if v < 1]
-        if self.micro_batch_size is not None and self.micro_batch_size < 1:
-            problems.append(f"micro_batch_size must be positive (got {self.micro_batch_size})")
+        for name in ("micro_batch_size", "micro_batch_tokens"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name} must be positive (got {value})")
         if self.epochs <= 0 and self.max_steps is None:
             problems.append(f"epochs must be positive (got {self.epochs})")
         if self.max_steps is not None and self.max_steps < 1:

@@ -32,7 +32,7 @@ from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
 from rewardlab.progress import progress_bar
-from rewardlab.training.batching import EncodedPairs, encode_pairs, plan_epoch
+from rewardlab.training.batching import EncodedPairs, encode_pairs, micro_batches, plan_epoch
 from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.config import TrainConfig
 
@@ -114,7 +114,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         while state.step < total_steps:
             epoch, index = divmod(state.step, steps_per_epoch)
             if epoch not in plans:
-                plans = {epoch: plan_epoch(train_data.lengths(), config.batch_size, config.seed, epoch)}
+                plans = {epoch: plan_epoch(train_data.lengths, config.batch_size, config.seed, epoch)}
             _train_step(model, train_data, plans[epoch][index], objective, config, accelerator, precision, window)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.model.parameters(), config.optim.max_grad_norm)
             optimizer.step()
@@ -184,20 +184,18 @@ def _train_step(
 ) -> None:
     """Accumulate this process's gradient of (sum of weighted pair losses) / (pairs in the global batch)."""
     local = global_batch[accelerator.process_index :: accelerator.num_processes]
-    micro = config.micro_batch_size or len(local) or 1
+    device = accelerator.device
     model.model.train()
-    for start in range(0, len(local), micro):
-        indices = local[start : start + micro]
-        batch = data.batch(indices, model.tokenizer.pad_token_id)
-        device = accelerator.device
+    for indices in micro_batches(local, data.lengths, config.micro_batch_size, config.micro_batch_tokens):
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-            rewards = model.rewards(batch["input_ids"].to(device), batch["attention_mask"].to(device))
-        chosen, rejected = rewards.split(len(indices))
-        fields = {k: (v.to(device) if v is not None else None) for k, v in batch.items()}
+            chosen, rejected, tokens = model.pair_rewards(
+                [data.chosen[i] for i in indices], [data.rejected[i] for i in indices]
+            )
+        fields = {k: (v.to(device) if v is not None else None) for k, v in data.labels(indices).items()}
         output = objective({**fields, "chosen": chosen, "rejected": rejected}, **config.objective.args)
         loss = (output.losses * fields["weight"]).sum() / len(global_batch)
         loss.backward()
-        window.add(output.losses.detach(), output.metrics["accuracy"], int(batch["attention_mask"].sum()))
+        window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
     if accelerator.num_processes > 1:
         _sum_gradients(model.model, accelerator)
 
@@ -217,11 +215,13 @@ def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
 
 
 @torch.no_grad()
-def validation_metrics(model: RewardModel, data: EncodedPairs, objective: Objective, args: dict) -> dict[str, float]:
-    """Objective loss and pairwise accuracy on held-out pairs, in fp32."""
+def validation_metrics(
+    model: RewardModel, data: EncodedPairs, objective: Objective, args: dict, precision: str = "fp32"
+) -> dict[str, float]:
+    """Objective loss and pairwise accuracy on held-out pairs."""
     n = len(data)
-    scores = torch.tensor(model.score_ids(data.chosen + data.rejected))
-    fields = data.batch(range(n), model.tokenizer.pad_token_id) if n else {}
+    scores = torch.tensor(model.score_ids(data.chosen + data.rejected, precision=precision))
+    fields = data.labels(range(n)) if n else {}
     output = objective(
         {"chosen": scores[:n], "rejected": scores[n:], "margin": fields.get("margin"), "tie": fields.get("tie")}, **args
     )
@@ -239,7 +239,7 @@ def _evaluate_and_keep_best(
 ) -> None:
     if data is None or not config.keep_best:
         return
-    metrics = validation_metrics(model, data, objective, config.objective.args)
+    metrics = validation_metrics(model, data, objective, config.objective.args, config.precision)
     if logger:
         logger.log(state.step, "validation", metrics)
     value = metrics[config.best_metric]
@@ -260,10 +260,13 @@ def _finish(
 ) -> TrainResult:
     """Restore the best weights, record reward statistics, save, and evaluate on the test split."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
-        model.model.load_state_dict(load_file(out / "model" / "model.safetensors"), strict=False)
+        model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
     sample = range(min(len(train_data), 500))
     scores = torch.tensor(
-        model.score_ids([train_data.chosen[i] for i in sample] + [train_data.rejected[i] for i in sample])
+        model.score_ids(
+            [train_data.chosen[i] for i in sample] + [train_data.rejected[i] for i in sample],
+            precision=config.precision,
+        )
     )
     model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
     model.save_pretrained(out / "model")

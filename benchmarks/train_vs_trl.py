@@ -1,0 +1,755 @@
+"""Reward-model training speed and accuracy: rewardlab against TRL's ``RewardTrainer``, in one run.
+
+What is measured
+----------------
+For each backbone (all-MiniLM-L6-v2, SmolLM2-135M-Instruct) this script trains reward models with
+TRL's ``RewardTrainer`` and with rewardlab's trainer, one configuration per subprocess, alternating
+between the two tools, and reports for every run:
+
+- pairs/s and real (non-padding) tokens/s over the training loop only: from the first batch to the
+  end of the last optimiser step, without model loading, tokenisation, checkpoint saving or
+  evaluation (TRL: a callback's ``on_train_begin`` to its last ``on_step_end``; rewardlab: the sum
+  of its logging windows, which span exactly its loop);
+- the peak resident memory of the run's process, read when training ends (so it is per run);
+- for MiniLM (one epoch), pairwise accuracy on the 370 held-out pairs with a 95 % bootstrap
+  interval, and a paired bootstrap comparison of rewardlab with TRL's fastest setting on the same
+  pairs. SmolLM2 runs a fixed number of steps (too few to judge accuracy).
+
+Why the comparison is fair
+--------------------------
+- Same data: the embedded HH-RLHF harmless pairs split by ``rewardlab.data.split_pairs`` (seed 0);
+  both tools train on train + validation (1,480 pairs) and are scored on the same 370 test pairs.
+- TRL drops pairs longer than ``max_length`` instead of truncating them, so for the throughput
+  ratio rewardlab trains on exactly the pairs TRL keeps (checked against TRL's own filtered
+  dataset); rewardlab trained on all 1,480 pairs is reported separately, for accuracy.
+- Same work: 8 pairs a step, lr 2e-5, max length 256, one epoch (or the same fixed step count),
+  seed 0, 2 torch threads, the same environment variables, no evaluation or saving inside the
+  timed loop; TRL keeps its own default of disabled dropout (``RewardConfig.disable_dropout``).
+- TRL is compared at its best, not its defaults: it runs at its defaults (bf16 autocast and
+  gradient checkpointing on a CPU), without gradient checkpointing in fp32 and in bf16, and (MiniLM
+  only) with length-grouped batches; the fastest of these is "TRL best" and ratios are
+  rewardlab / TRL best. Length grouping is left out for SmolLM2 because Hugging Face's
+  ``LengthGroupedSampler`` visits each mega-batch longest first, so a 10-step run would time only
+  the longest batches.
+- Accuracy: each model scores its own text format (TRL: the full transcript plus its eos token,
+  tokenised as TRL tokenises it; rewardlab: ``RewardModel.from_pretrained`` and
+  ``evaluate_pairs``), texts truncated from the left to 256 tokens, fp32, ties in score count 1/2.
+
+Usage
+-----
+    python benchmarks/train_vs_trl.py --backbones minilm
+    python benchmarks/train_vs_trl.py --backbones smollm2 --smollm2-steps 10
+    python benchmarks/train_vs_trl.py --quick          # smoke test: 3 steps per run
+
+Results go to ``benchmarks/results/train_vs_trl.{md,json}`` (``train_vs_trl_quick`` with
+``--quick``); a section per backbone, so running the backbones one at a time fills one report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_LENGTH = 256
+BATCH_SIZE = 8
+LEARNING_RATE = 2e-5
+SEED = 0
+THREADS = 2
+QUICK_STEPS = 3
+BACKBONES = ("minilm", "smollm2")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+CHILD_ENV = {
+    "OMP_NUM_THREADS": str(THREADS),
+    "MKL_NUM_THREADS": str(THREADS),
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "PYTHONHASHSEED": "0",
+    # What importing rewardlab sets before torch loads (bitwise-repeatable MKL); set here for both tools alike.
+    "MKL_CBWR": "AUTO,STRICT",
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run, executed in its own process."""
+
+    key: str
+    label: str
+    tool: str  # "trl" or "rewardlab"
+    backbone: str  # "minilm" or "smollm2"
+    data_path: str  # JSONL of full transcripts ("chosen", "rejected"; TRL's files also "idx")
+    pair_set: str  # "trl_kept" or "all"
+    max_steps: int | None  # None: one epoch
+    evaluate: bool
+    work_dir: str
+    gradient_checkpointing: bool | None = None  # TRL only; None keeps RewardConfig's default
+    bf16: bool | None = None  # TRL only; None keeps RewardConfig's default
+    group_by_length: bool = False  # TRL only
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def load_split() -> tuple[list[Any], list[Any]]:
+    """(train + validation, test) pairs of the embedded data, split with ``split_pairs`` defaults."""
+    from rewardlab.data import load_preferences, split_pairs
+
+    splits = split_pairs(load_preferences().pairs)
+    return splits.train + splits.validation, splits.test
+
+
+def transcript(prompt: str, reply: str) -> str:
+    """The raw HH-RLHF form: the implicit prompt followed by the reply."""
+    if not isinstance(prompt, str):
+        raise TypeError("the embedded data has text prompts; a conversation prompt was not expected")
+    return prompt + reply
+
+
+def backbone_dir(backbone: str) -> Path:
+    if backbone == "minilm":
+        from rewardlab.models.backbones import minilm_dir
+
+        return minilm_dir()
+    from rewardlab.models.smollm2 import smollm2_dir
+
+    return smollm2_dir()
+
+
+def trl_tokenizer(backbone: str) -> Any:
+    """The backbone's tokenizer, with an eos token (MiniLM has none; TRL appends one to every text)."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(backbone_dir(backbone))
+    if tokenizer.eos_token is None:
+        tokenizer.eos_token = tokenizer.sep_token
+    return tokenizer
+
+
+def with_eos(text: str, eos: str) -> str:
+    """What TRL's ``add_eos`` does to a non-conversational text."""
+    return text if text.endswith(eos) else text + eos
+
+
+def trl_survivors(pairs: list[Any], backbone: str) -> list[int]:
+    """Indices of the pairs TRL keeps: both sides, eos added, at most ``MAX_LENGTH`` tokens."""
+    tokenizer = trl_tokenizer(backbone)
+
+    def fits(text: str) -> bool:
+        return len(tokenizer(with_eos(text, tokenizer.eos_token))["input_ids"]) <= MAX_LENGTH
+
+    return [
+        i
+        for i, p in enumerate(pairs)
+        if fits(transcript(p.prompt, p.chosen)) and fits(transcript(p.prompt, p.rejected))
+    ]
+
+
+def write_transcripts(pairs: Iterable[Any], path: Path, with_index: bool = False) -> Path:
+    """Pairs as full transcripts, the raw file's own form, which rewardlab reads back into the same pairs.
+
+    (rewardlab's explicit ``prompt`` form rejects an empty reply, and three embedded pairs have one.)
+    """
+    with path.open("w", encoding="utf-8") as f:
+        for n, pair in enumerate(pairs):
+            row: dict[str, Any] = {
+                "chosen": transcript(pair.prompt, pair.chosen),
+                "rejected": transcript(pair.prompt, pair.rejected),
+            }
+            if with_index:
+                row["idx"] = n
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
+
+
+def check_round_trip(path: Path, expected: list[Any]) -> None:
+    """rewardlab must read ``path`` back into exactly ``expected`` (same pairs, same order)."""
+    from rewardlab.data import load_preferences
+
+    if load_preferences(path).pairs != expected:
+        raise RuntimeError(f"{path}: rewardlab does not read back the pairs that were written")
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    with Path(path).open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+# -- plan ------------------------------------------------------------------------------------------
+
+
+def plan_runs(backbone: str, files: dict[str, Path], max_steps: int | None, work: Path) -> list[RunSpec]:
+    """The runs for one backbone, TRL and rewardlab alternating."""
+    evaluate = backbone == "minilm"
+    common = {"backbone": backbone, "max_steps": max_steps, "evaluate": evaluate, "work_dir": str(work)}
+    trl = {"tool": "trl", "data_path": str(files["trl"]), "pair_set": "trl_kept", **common}
+    rl = {"tool": "rewardlab", **common}
+    runs = [
+        RunSpec(key="trl-default", label="TRL, defaults (bf16 autocast, grad. checkpointing)", **trl),
+        RunSpec(
+            key="trl-fp32", label="TRL, fp32, no grad. checkpointing", gradient_checkpointing=False, bf16=False, **trl
+        ),
+        RunSpec(
+            key="rewardlab",
+            label="rewardlab, defaults, on TRL's pairs",
+            data_path=str(files["kept"]),
+            pair_set="trl_kept",
+            **rl,
+        ),
+        RunSpec(
+            key="trl-bf16",
+            label="TRL, bf16 autocast, no grad. checkpointing",
+            gradient_checkpointing=False,
+            bf16=True,
+            **trl,
+        ),
+    ]
+    if evaluate:
+        runs.append(
+            RunSpec(
+                key="rewardlab-all",
+                label="rewardlab, defaults, all 1,480 pairs",
+                data_path=str(files["all"]),
+                pair_set="all",
+                **rl,
+            )
+        )
+    if backbone == "minilm":
+        runs.append(
+            RunSpec(
+                key="trl-bf16-grouped",
+                label="TRL, bf16, no grad. ckpt, length-grouped batches",
+                gradient_checkpointing=False,
+                bf16=True,
+                group_by_length=True,
+                **trl,
+            )
+        )
+    return runs
+
+
+# -- child: one training run ------------------------------------------------------------------------
+
+
+def peak_rss_gb() -> float:
+    """This process's peak resident memory so far (Linux reports kilobytes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def trl_arguments(spec: RunSpec, output_dir: Path) -> dict[str, Any]:
+    """RewardConfig arguments: the shared settings, TRL's defaults unless the spec says otherwise."""
+    args: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "per_device_train_batch_size": BATCH_SIZE,
+        "learning_rate": LEARNING_RATE,
+        "max_length": MAX_LENGTH,
+        "seed": SEED,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+        # Device choice only (this machine has no GPU); without it RewardConfig's default bf16=True is refused.
+        "use_cpu": True,
+    }
+    if spec.max_steps:
+        args["max_steps"] = spec.max_steps
+    else:
+        args["num_train_epochs"] = 1
+    if spec.gradient_checkpointing is not None:
+        args["gradient_checkpointing"] = spec.gradient_checkpointing
+    if spec.bf16 is not None:
+        args["bf16"] = spec.bf16
+    if spec.group_by_length:
+        # TRL's dataset has no input_ids column, so the sampler needs a precomputed "length" column,
+        # which Trainer would drop as unused before building the sampler.
+        args["train_sampling_strategy"] = "group_by_length"
+        args["remove_unused_columns"] = False
+    return args
+
+
+def make_loop_timer() -> Any:
+    """A callback timing TRL's loop: on_train_begin to the last on_step_end."""
+    from transformers import TrainerCallback
+
+    class LoopTimer(TrainerCallback):
+        def __init__(self) -> None:
+            self.started = self.ended = 0.0
+            self.steps = 0
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ended = time.perf_counter()
+            self.steps += 1
+
+    return LoopTimer()
+
+
+def counting_reward_trainer() -> type:
+    """``RewardTrainer`` that also counts the pairs it trains on (TRL counts the tokens itself)."""
+    from trl import RewardTrainer
+
+    class CountingRewardTrainer(RewardTrainer):
+        pairs_trained = 0
+
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            if model.training:
+                self.pairs_trained += inputs["input_ids"].shape[0] // 2
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    return CountingRewardTrainer
+
+
+def dropout_probabilities(model: Any) -> list[float]:
+    import torch
+
+    return sorted({float(m.p) for m in model.modules() if isinstance(m, torch.nn.Dropout)})
+
+
+def run_trl(spec: RunSpec) -> dict[str, Any]:
+    from datasets import Dataset
+    from trl import RewardConfig
+
+    tokenizer = trl_tokenizer(spec.backbone)
+    config = RewardConfig(**trl_arguments(spec, Path(spec.work_dir) / f"out-{spec.key}"))
+    timer = make_loop_timer()
+    trainer = counting_reward_trainer()(
+        model=str(backbone_dir(spec.backbone)),
+        args=config,
+        train_dataset=Dataset.from_list(read_jsonl(spec.data_path)),
+        processing_class=tokenizer,
+        callbacks=[timer],
+    )
+    if spec.group_by_length:
+        trainer.train_dataset = trainer.train_dataset.map(
+            lambda e: {"length": max(len(e["chosen_ids"]), len(e["rejected_ids"]))}
+        )
+    kept = sorted(trainer.train_dataset["idx"])
+    metrics = trainer.train().metrics
+    result = {
+        "pairs": trainer.pairs_trained,
+        "tokens": int(trainer._total_train_tokens),
+        "steps": timer.steps,
+        "loop_s": timer.ended - timer.started,
+        "peak_rss_gb": peak_rss_gb(),
+        "trl_kept_indices": kept,
+        "trl_train_runtime_s": metrics.get("train_runtime"),
+        "settings": {
+            "gradient_checkpointing": config.gradient_checkpointing,
+            "model_checkpointing_on": bool(getattr(trainer.model, "is_activation_checkpointing", False)),
+            "bf16": config.bf16,
+            "mixed_precision": str(trainer.accelerator.mixed_precision),
+            "disable_dropout": config.disable_dropout,
+            "dropout_p": dropout_probabilities(trainer.model),
+            "train_sampling_strategy": config.train_sampling_strategy,
+            "lr_scheduler": getattr(config.lr_scheduler_type, "value", str(config.lr_scheduler_type)),
+        },
+    }
+    if spec.evaluate:
+        _, test = load_split()
+        result["correct"] = score_trl_model(trainer.model, tokenizer, test)
+    return result
+
+
+def score_trl_model(model: Any, tokenizer: Any, pairs: list[Any]) -> list[float]:
+    """Per-pair correctness of a TRL-trained model on its own text format, left-truncated to 256 tokens."""
+    from rewardlab.evaluate.metrics import pairwise_correct
+    from rewardlab.models.reward_model import RewardModel, RewardModelInfo
+    from rewardlab.models.sequences import encode_texts
+
+    texts = [with_eos(transcript(p.prompt, p.chosen), tokenizer.eos_token) for p in pairs]
+    texts += [with_eos(transcript(p.prompt, p.rejected), tokenizer.eos_token) for p in pairs]
+    encoded = encode_texts(tokenizer, texts, MAX_LENGTH, add_special_tokens=True)
+    check_trl_tokenisation(tokenizer, texts, encoded.ids)
+    scorer = RewardModel(model, tokenizer, RewardModelInfo(text_format="plain", max_length=MAX_LENGTH))
+    scores = scorer.score_ids(encoded.ids)
+    n = len(pairs)
+    return pairwise_correct(scores[:n], scores[n:]).tolist()
+
+
+def check_trl_tokenisation(tokenizer: Any, texts: list[str], ids: list[list[int]]) -> None:
+    """Texts that fit must get exactly TRL's token ids (``tokenizer(text)``)."""
+    for text, encoded in zip(texts, ids, strict=True):
+        reference = tokenizer(text)["input_ids"]
+        if len(reference) <= MAX_LENGTH and reference != encoded:
+            raise RuntimeError("scoring tokenises a text differently from TRL")
+
+
+def instrument_rewardlab_loop(module: Any) -> dict[str, float]:
+    """Sum rewardlab's logging windows, which together span its loop (time, pairs, real tokens)."""
+    totals = {"seconds": 0.0, "pairs": 0.0, "tokens": 0.0}
+
+    class TimedWindow(module.Window):
+        def flush(self, accelerator: Any) -> dict[str, float]:
+            totals["seconds"] += time.perf_counter() - self.started
+            totals["pairs"] += float(self.sums[2])
+            totals["tokens"] += float(self.sums[3])
+            return super().flush(accelerator)
+
+    module.Window = TimedWindow
+    return totals
+
+
+def rewardlab_overrides(spec: RunSpec) -> dict[str, Any]:
+    """rewardlab's defaults plus the shared settings; no validation, test split or checkpoint in the loop."""
+    return {
+        "output_dir": str(Path(spec.work_dir) / f"out-{spec.key}"),
+        "data.path": spec.data_path,
+        "data.validation_fraction": 0.0,
+        "data.test_fraction": 0.0,
+        "model.backbone": spec.backbone,
+        "model.max_length": MAX_LENGTH,
+        "batch_size": BATCH_SIZE,
+        "optim.lr": LEARNING_RATE,
+        "epochs": 1.0,
+        "max_steps": spec.max_steps,
+        "keep_best": False,
+        "eval_every": 10**9,
+        "save_every": 10**9,
+        "seed": SEED,
+        "num_threads": THREADS,
+        "progress": False,
+    }
+
+
+def run_rewardlab(spec: RunSpec) -> dict[str, Any]:
+    from rewardlab.precision import resolve_precision
+    from rewardlab.training import trainer as rl_trainer
+    from rewardlab.training.config import load_config
+
+    totals = instrument_rewardlab_loop(rl_trainer)
+    config = load_config(None, rewardlab_overrides(spec))
+    trained = rl_trainer.train(config, overwrite=True)
+    result = {
+        "pairs": int(totals["pairs"]),
+        "tokens": int(totals["tokens"]),
+        "steps": trained.steps,
+        "loop_s": totals["seconds"],
+        "peak_rss_gb": peak_rss_gb(),
+        "settings": {
+            "precision": resolve_precision(config.precision),
+            "dropout": config.model.dropout,
+            "gradient_checkpointing": config.model.gradient_checkpointing,
+            "lr_scheduler": "cosine, 5 % warmup",
+        },
+    }
+    if spec.evaluate:
+        result["correct"] = score_rewardlab_model(trained.model_dir)
+    return result
+
+
+def score_rewardlab_model(model_dir: Path) -> list[float]:
+    from rewardlab.evaluate.metrics import pairwise_correct
+    from rewardlab.evaluate.pairwise import evaluate_pairs
+    from rewardlab.models.reward_model import RewardModel
+
+    _, test = load_split()
+    evaluation = evaluate_pairs(RewardModel.from_pretrained(model_dir), test)
+    return pairwise_correct(evaluation.chosen_scores, evaluation.rejected_scores).tolist()
+
+
+def child_main(spec_path: Path, result_path: Path) -> None:
+    import torch
+
+    torch.set_num_threads(THREADS)
+    spec = RunSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
+    started = time.perf_counter()
+    result = run_trl(spec) if spec.tool == "trl" else run_rewardlab(spec)
+    result["child_s"] = time.perf_counter() - started
+    result["torch_threads"] = torch.get_num_threads()
+    result_path.write_text(json.dumps(result), encoding="utf-8")
+
+
+# -- parent: run, summarise, report ----------------------------------------------------------------
+
+
+def run_child(spec: RunSpec, work: Path) -> dict[str, Any]:
+    """Run one spec in a fresh interpreter; its output goes to a log file, shown if it fails."""
+    spec_path, result_path, log_path = (work / f"{spec.backbone}-{spec.key}.{ext}" for ext in ("spec", "json", "log"))
+    spec_path.write_text(json.dumps(dataclasses.asdict(spec)), encoding="utf-8")
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(spec_path), "--result", str(result_path)]
+    print(f"[{now()}] {spec.backbone} {spec.key}: running (log {log_path})", flush=True)
+    with log_path.open("w", encoding="utf-8") as log:
+        process = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | CHILD_ENV, check=False)
+    if process.returncode != 0:
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
+        raise RuntimeError(f"{spec.key} failed with exit code {process.returncode}:\n{tail}")
+    result = json.loads(result_path.read_text(encoding="utf-8"))
+    print(
+        f"[{now()}] {spec.backbone} {spec.key}: {result['pairs'] / result['loop_s']:.3f} pairs/s, "
+        f"{result['tokens'] / result['loop_s']:.1f} tokens/s, {result['steps']} steps, "
+        f"peak RSS {result['peak_rss_gb']:.2f} GB",
+        flush=True,
+    )
+    return result
+
+
+def now() -> str:
+    return dt.datetime.now().strftime("%H:%M:%S")
+
+
+def accuracy_summary(correct: list[float]) -> dict[str, float]:
+    import numpy as np
+
+    from rewardlab.evaluate.metrics import bootstrap_ci
+
+    values = np.asarray(correct)
+    low, high = bootstrap_ci(values)
+    return {"accuracy": float(values.mean()), "ci_low": low, "ci_high": high, "n": int(values.size)}
+
+
+def paired_comparison(a: list[float], b: list[float]) -> dict[str, float]:
+    """Accuracy difference a - b on the same pairs, with a paired bootstrap 95 % interval."""
+    import numpy as np
+
+    from rewardlab.evaluate.metrics import bootstrap_ci
+
+    x, y = np.asarray(a), np.asarray(b)
+    low, high = bootstrap_ci(x - y)
+    return {
+        "difference": float((x - y).mean()),
+        "ci_low": low,
+        "ci_high": high,
+        "only_a_right": int(((x == 1) & (y == 0)).sum()),
+        "only_b_right": int(((x == 0) & (y == 1)).sum()),
+    }
+
+
+def summarise_run(spec: RunSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    row = {
+        "key": spec.key,
+        "label": spec.label,
+        "tool": spec.tool,
+        "pair_set": spec.pair_set,
+        "pairs": raw["pairs"],
+        "steps": raw["steps"],
+        "tokens": raw["tokens"],
+        "loop_s": raw["loop_s"],
+        "pairs_per_s": raw["pairs"] / raw["loop_s"],
+        "tokens_per_s": raw["tokens"] / raw["loop_s"],
+        "peak_rss_gb": raw["peak_rss_gb"],
+        "child_s": raw["child_s"],
+        "torch_threads": raw["torch_threads"],
+        "settings": raw["settings"],
+    }
+    if "trl_train_runtime_s" in raw:
+        row["trl_train_runtime_s"] = raw["trl_train_runtime_s"]
+    if "correct" in raw:
+        row["held_out"] = accuracy_summary(raw["correct"])
+        row["correct"] = raw["correct"]
+    return row
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> str:
+    """Mark the fastest TRL run (pairs/s) and add each comparable run's ratio to it; returns its key."""
+    best = max((r for r in rows if r["tool"] == "trl"), key=lambda r: r["pairs_per_s"])
+    for row in rows:
+        if row["pair_set"] == "trl_kept":
+            row["ratio_pairs_per_s"] = row["pairs_per_s"] / best["pairs_per_s"]
+            row["ratio_tokens_per_s"] = row["tokens_per_s"] / best["tokens_per_s"]
+    return best["key"]
+
+
+def paired_rows(rows: list[dict[str, Any]], best_key: str) -> list[dict[str, Any]]:
+    """rewardlab's runs against TRL best, pair by pair on the held-out set."""
+    by_key = {r["key"]: r for r in rows}
+    best = by_key[best_key]
+    if "correct" not in best:
+        return []
+    return [
+        {"a": r["key"], "b": best_key, **paired_comparison(r["correct"], best["correct"])}
+        for r in rows
+        if r["tool"] == "rewardlab" and "correct" in r
+    ]
+
+
+def environment() -> dict[str, Any]:
+    import datasets
+    import torch
+    import transformers
+    import trl
+
+    from rewardlab.precision import cpu_has_fast_bf16
+
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "torch_threads": THREADS,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "trl": trl.__version__,
+        "datasets": datasets.__version__,
+    }
+
+
+def run_backbone(backbone: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    train, test = load_split()
+    kept = trl_survivors(train, backbone)
+    files = {
+        "trl": write_transcripts(train, work / f"{backbone}-trl.jsonl", with_index=True),
+        "kept": write_transcripts([train[i] for i in kept], work / f"{backbone}-kept.jsonl"),
+        "all": write_transcripts(train, work / f"{backbone}-all.jsonl"),
+    }
+    check_round_trip(files["kept"], [train[i] for i in kept])
+    check_round_trip(files["all"], train)
+    max_steps = QUICK_STEPS if args.quick else (args.smollm2_steps if backbone == "smollm2" else None)
+    print(f"{backbone}: {len(train)} training pairs, TRL keeps {len(kept)}, {len(test)} held out", flush=True)
+    rows = []
+    for spec in plan_runs(backbone, files, max_steps, work):
+        raw = run_child(spec, work)
+        if spec.tool == "trl" and raw["trl_kept_indices"] != kept:
+            raise RuntimeError(f"{spec.key}: TRL kept a different pair set than predicted")
+        rows.append(summarise_run(spec, raw))
+    best_key = add_ratios(rows)
+    return {
+        "backbone": backbone,
+        "command": "python benchmarks/train_vs_trl.py " + " ".join(sys.argv[1:]),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "schedule": "one epoch" if max_steps is None else f"{max_steps} steps",
+        "pairs": {"train": len(train), "trl_kept": len(kept), "held_out": len(test)},
+        "trl_best": best_key,
+        "runs": rows,
+        "paired": paired_rows(rows, best_key),
+    }
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def fmt_acc(row: dict[str, Any]) -> str:
+    held = row.get("held_out")
+    if not held:
+        return "–"
+    return f"{held['accuracy']:.3f} [{held['ci_low']:.3f}, {held['ci_high']:.3f}]"
+
+
+def fmt_ratio(row: dict[str, Any], key: str) -> str:
+    return f"{row[key]:.2f}" if key in row else "– (other pairs)"
+
+
+def section_markdown(section: dict[str, Any]) -> str:
+    env = section["environment"]
+    pairs = section["pairs"]
+    name = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}[section["backbone"]]
+    best = next(r for r in section["runs"] if r["key"] == section["trl_best"])
+    lines = [
+        f"### {name}, {section['schedule']}",
+        "",
+        f"`{section['command']}` ({section['date']}; {env['cpu']}, {env['cpu_cores']} cores, "
+        f"{env['torch_threads']} torch threads; torch {env['torch']}, transformers {env['transformers']}, "
+        f"trl {env['trl']}). Training pairs: {pairs['train']:,}, of which TRL keeps {pairs['trl_kept']:,} "
+        f"(at most {MAX_LENGTH} tokens); held out: {pairs['held_out']}. TRL best: {best['label']}.",
+        "",
+        "| configuration | pairs trained | steps | pairs/s | real tokens/s | ratio to TRL best (pairs/s) "
+        "| ratio (tokens/s) | peak RSS | held-out acc [95 % CI] |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in section["runs"]:
+        lines.append(
+            f"| {row['label']} | {row['pairs']:,} | {row['steps']} | {row['pairs_per_s']:.3f} | "
+            f"{row['tokens_per_s']:,.0f} | {fmt_ratio(row, 'ratio_pairs_per_s')} | "
+            f"{fmt_ratio(row, 'ratio_tokens_per_s')} | {row['peak_rss_gb']:.2f} GB | {fmt_acc(row)} |"
+        )
+    if section["paired"]:
+        labels = {r["key"]: r["label"] for r in section["runs"]}
+        lines += [
+            "",
+            "| paired on the held-out pairs | accuracy difference [95 % paired bootstrap CI] | only A right | "
+            "only B right |",
+            "|---|---|---|---|",
+        ]
+        for p in section["paired"]:
+            lines.append(
+                f"| A = {labels[p['a']]} vs B = {labels[p['b']]} | {p['difference']:+.3f} "
+                f"[{p['ci_low']:+.3f}, {p['ci_high']:+.3f}] | {p['only_a_right']} | {p['only_b_right']} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def report_markdown(sections: dict[str, dict[str, Any]]) -> str:
+    parts = ["## Reward-model training: rewardlab vs TRL RewardTrainer", ""]
+    parts += [section_markdown(sections[b]) for b in BACKBONES if b in sections]
+    return "\n".join(parts)
+
+
+def write_report(sections: dict[str, dict[str, Any]], quick: bool) -> Path:
+    """Merge the new sections into the stored results (other backbones' sections are kept)."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stem = RESULTS_DIR / ("train_vs_trl_quick" if quick else "train_vs_trl")
+    json_path = stem.with_suffix(".json")
+    stored = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
+    stored = stored | sections
+    json_path.write_text(json.dumps(stored, indent=1) + "\n", encoding="utf-8")
+    md_path = stem.with_suffix(".md")
+    md_path.write_text(report_markdown(stored), encoding="utf-8")
+    return md_path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backbones", default="minilm,smollm2", help="comma-separated: minilm, smollm2")
+    parser.add_argument("--smollm2-steps", type=int, default=10, help="optimiser steps per SmolLM2 run")
+    parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK_STEPS} steps per run")
+    parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (models, logs)")
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.backbones = [b.strip() for b in args.backbones.split(",") if b.strip()]
+    unknown = set(args.backbones) - set(BACKBONES)
+    if unknown:
+        parser.error(f"unknown backbone(s) {sorted(unknown)}; choose from {', '.join(BACKBONES)}")
+    if args.smollm2_steps < 1:
+        parser.error("--smollm2-steps must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        child_main(args.child, args.result)
+        return
+    os.environ.update(CHILD_ENV)
+    work = Path(tempfile.mkdtemp(prefix="train_vs_trl_"))
+    try:
+        sections = {backbone: run_backbone(backbone, args, work) for backbone in args.backbones}
+    finally:
+        if not args.keep_work:
+            shutil.rmtree(work, ignore_errors=True)
+    path = write_report(sections, args.quick)
+    print()
+    print(report_markdown(sections))
+    print(f"written to {path} and {path.with_suffix('.json')}")
+
+
+if __name__ == "__main__":
+    main()
