@@ -22,8 +22,8 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
-from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.models.sequences import Encoded, encode_texts, length_sorted_batches, pad_batch
+from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
 

@@ -7,9 +7,9 @@ process of a data-parallel run agrees on it without talking.
 from __future__ import annotations
 
 import random
-from functools import cached_property
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
