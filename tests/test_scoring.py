@@ -12,7 +12,7 @@ from synthetic import synthetic_pairs, write_jsonl
 from transformers import AutoTokenizer
 
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.sequences import encode_texts, length_sorted_batches, pad_batch
+from rewardlab.models.sequences import Tile, encode_texts, pad_tile, scoring_tiles
 
 
 @pytest.fixture(scope="module")
@@ -37,26 +37,32 @@ def test_left_truncation_keeps_the_end_and_special_tokens(tiny_encoder_dir):
     assert tokenizer.decode(ids[1:-1]).endswith("final answer")
 
 
-def test_length_sorted_batches_cover_every_index_once():
-    lengths = [5, 1, 9, 3, 3, 7, 2]
-    batches = length_sorted_batches(lengths, max_batch=3)
-    assert sorted(i for b in batches for i in b) == list(range(7))
-    assert all(len(b) <= 3 for b in batches)
-    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
-    ids, mask = pad_batch([[1, 2, 3], [4]], pad_id=0)
-    assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
-
-
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 @pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])
-def test_scores_do_not_depend_on_batch_size(backbone, request):
+def test_scores_do_not_depend_on_what_else_is_scored(backbone, precision, request):
+    """Bit-identical scores for a text alone, in a crowd, in any order, and with any tile size."""
     model = RewardModel.from_backbone(str(request.getfixturevalue(backbone)), max_length=40)
+    head = getattr(model.model, "classifier", None) or model.model.score
+    head.weight.data *= 100  # spread the untrained scores beyond bf16's resolution
     rows = synthetic_pairs(40, seed=3)
     prompts = [r["prompt"] for r in rows] * 2
     replies = [r["chosen"] for r in rows] + [r["rejected"] + " extra words here" * (i % 4) for i, r in enumerate(rows)]
-    reference = model.score(prompts, replies, batch_size=1)
-    assert len(set(reference)) > 10, "scores must differ between texts for the test to mean anything"
-    for batch_size in (3, 16, 80):
-        assert model.score(prompts, replies, batch_size=batch_size) == pytest.approx(reference, abs=1e-5)
+    together = model.score(prompts, replies, precision=precision)
+    assert len(set(together)) > 10, "scores must differ between texts for the test to mean anything"
+    alone = [model.score([p], [r], precision=precision)[0] for p, r in zip(prompts[:12], replies[:12], strict=True)]
+    assert alone == together[:12]
+    order = list(reversed(range(len(prompts))))
+    reversed_scores = model.score([prompts[i] for i in order], [replies[i] for i in order], precision=precision)
+    assert [reversed_scores[order.index(i)] for i in range(len(prompts))] == together
+
+
+def test_tiles_have_a_shape_fixed_by_length():
+    tiles = scoring_tiles([5, 40, 33, 64, 1, 31], tile_tokens=128, granularity=32)
+    assert sorted(i for t in tiles for i in t.indices) == list(range(6))
+    assert [(t.width, t.rows) for t in tiles] == [(64, 2), (64, 2), (32, 4)]
+    assert all(len(t.indices) <= t.rows for t in tiles)
+    ids, mask = pad_tile([[1, 2, 3]], Tile([0], rows=2, width=4), pad_id=0)
+    assert ids.tolist() == [[1, 2, 3, 0], [0, 0, 0, 0]] and mask.tolist() == [[1, 1, 1, 0], [1, 0, 0, 0]]
 
 
 def test_score_cli_writes_rewards_and_matches_python(encoder_model, tmp_path):

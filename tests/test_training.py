@@ -84,9 +84,8 @@ def test_saved_model_loads_in_plain_transformers(tiny_encoder_dir, synthetic_fil
     with torch.no_grad():
         batch = tokenizer(texts, return_tensors="pt", padding=True)
         expected = plain(**batch).logits.squeeze(-1).tolist()
-    assert ours.score(
-        ["question 1", "question 2"], ["helpful clear kind", "rude wrong unsafe answer"]
-    ) == pytest.approx(expected, abs=1e-5)
+    replies = ["helpful clear kind", "rude wrong unsafe answer"]
+    assert ours.score(["question 1", "question 2"], replies, precision="fp32") == pytest.approx(expected, abs=1e-5)
     saved = plain.config.rewardlab
     assert saved["text_format"] == "plain" and saved["max_length"] == 256
     assert saved["reward_std"] > 0 and saved["reward_mean"] is not None
@@ -188,7 +187,7 @@ def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_
     with torch.no_grad():
         hidden = plain.model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1]
         expected = plain.score(hidden).item()
-    assert model.score(["question 1"], ["helpful clear"])[0] == pytest.approx(expected, abs=1e-5)
+    assert model.score(["question 1"], ["helpful clear"], precision="fp32")[0] == pytest.approx(expected, abs=1e-5)
 
 
 @pytest.mark.slow
@@ -229,9 +228,10 @@ def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypa
     assert model.tokenizer.pad_token_id != model.tokenizer.eos_token_id
     ids = model.encode(["question 1"], ["helpful clear"]).ids[0]
     assert model.tokenizer.decode(ids).startswith("<|im_start|>system")
-    padded = model.score_ids([ids, ids + [7] * 5], batch_size=2)
-    alone = model.score_ids([ids], batch_size=1)
-    assert padded[0] == pytest.approx(alone[0], abs=1e-4)
+    with torch.no_grad():  # no padding at all: the head applied to the very last token
+        hidden = model.model.model(input_ids=torch.tensor([ids])).last_hidden_state[0, -1]
+        expected = model.model.score(hidden).item()
+    assert model.score_ids([ids, ids + [7] * 5], precision="fp32")[0] == pytest.approx(expected, abs=1e-4)
 
 
 @pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])

@@ -95,8 +95,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")] = "all",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto")] = "fp32",
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
 ) -> None:
     """Pairwise accuracy (95 % bootstrap CI), per-subset accuracy and reward margins."""
     from rewardlab.evaluate.pairwise import evaluate_pairs
@@ -104,9 +103,7 @@ def evaluate(
     from rewardlab.models.reward_model import RewardModel
 
     pairs = _load_pairs(data, columns, skip_bad_rows, split)
-    result = evaluate_pairs(
-        RewardModel.from_pretrained(model), pairs, batch_size=batch_size, precision=precision, progress=True
-    )
+    result = evaluate_pairs(RewardModel.from_pretrained(model), pairs, precision=precision, progress=True)
     out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
     if report:
         json_path, md_path = write_report(result, report, str(model), data)
@@ -121,8 +118,7 @@ def score(
     output: Annotated[Path, typer.Option(help="Where to write the rows with a 'reward' field (JSONL)")],
     prompt_field: str = "prompt",
     response_field: str = "response",
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    precision: Annotated[str, typer.Option(help="fp32, bf16 or auto")] = "fp32",
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
 ) -> None:
     """Score each (prompt, response) row; the output is written whole or not at all."""
     from rewardlab.atomic import write_text_atomic
@@ -132,7 +128,7 @@ def score(
     rows = read_scoring_rows(input, prompt_field, response_field)
     reward_model = RewardModel.from_pretrained(model)
     rewards = reward_model.score(
-        [r.prompt for r in rows], [r.response for r in rows], batch_size=batch_size, precision=precision, progress=True
+        [r.prompt for r in rows], [r.response for r in rows], precision=precision, progress=True
     )
     lines = [json.dumps({**r.row, "reward": value}, ensure_ascii=False) for r, value in zip(rows, rewards, strict=True)]
     write_text_atomic(output, "\n".join(lines) + "\n")

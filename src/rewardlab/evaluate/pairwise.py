@@ -11,7 +11,7 @@ import numpy as np
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.metrics import bootstrap_ci, pairwise_correct
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.precision import Precision
+from rewardlab.precision import Precision, resolve_precision
 
 
 @dataclass
@@ -32,6 +32,7 @@ class PairwiseEval:
     score_ties: int
     tie_pairs: int
     truncated_pairs: int
+    precision: str
     chosen_scores: list[float] = field(repr=False)
     rejected_scores: list[float] = field(repr=False)
     tie_rule: str = "a pair whose two replies get exactly equal rewards counts as 1/2 correct"
@@ -51,8 +52,7 @@ def evaluate_pairs(
     model: RewardModel,
     pairs: Sequence[PreferencePair],
     *,
-    batch_size: int = 32,
-    precision: Precision = "fp32",
+    precision: Precision = "auto",
     progress: bool = False,
 ) -> PairwiseEval:
     """Score both replies of every pair and summarise.
@@ -65,7 +65,7 @@ def evaluate_pairs(
     prompts = [p.prompt for p in pairs]
     chosen = model.encode(prompts, [p.chosen for p in pairs])
     rejected = model.encode(prompts, [p.rejected for p in pairs])
-    scores = model.score_ids(chosen.ids + rejected.ids, batch_size=batch_size, precision=precision, progress=progress)
+    scores = model.score_ids(chosen.ids + rejected.ids, precision=precision, progress=progress)
     chosen_scores, rejected_scores = scores[: len(pairs)], scores[len(pairs) :]
     ordered = np.array([not p.tie for p in pairs])
     correct = pairwise_correct(chosen_scores, rejected_scores)
@@ -80,6 +80,7 @@ def evaluate_pairs(
         mean_margin=float(gaps[ordered].mean()) if ordered.any() else float("nan"),
         score_ties=int((gaps[ordered] == 0).sum()),
         tie_pairs=int((~ordered).sum()),
+        precision=resolve_precision(precision, model.model.device),
         truncated_pairs=sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True)),
         chosen_scores=chosen_scores,
         rejected_scores=rejected_scores,

@@ -17,6 +17,7 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
         f"- model: `{model}`",
         f"- data: `{data}`",
         f"- pairwise accuracy: **{o.accuracy:.4f}** (95 % bootstrap CI {o.ci_low:.4f} – {o.ci_high:.4f}, n = {o.n})",
+        f"- scored in {result.precision}",
         f"- mean reward margin (chosen − rejected): {result.mean_margin:.4f}",
         f"- exact ties in score: {result.score_ties} ({result.tie_rule})",
         f"- pairs labelled as ties (left out of accuracy): {result.tie_pairs}",

@@ -22,7 +22,7 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
-from rewardlab.models.sequences import Encoded, encode_texts, length_sorted_batches, pad_batch
+from rewardlab.models.sequences import Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
@@ -64,6 +64,7 @@ class RewardModel:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
+        keep_head_in_fp32(model)
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -166,24 +167,27 @@ class RewardModel:
         self,
         ids: Sequence[Sequence[int]],
         *,
-        batch_size: int = 32,
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
+        tile_tokens: int = 8192,
         progress: bool = False,
     ) -> list[float]:
-        """Rewards for token sequences, batched by length; the result does not depend on ``batch_size``."""
+        """Rewards for token sequences, computed in fixed-shape tiles (see ``scoring_tiles``).
+
+        A text's score does not depend on what else is scored with it, nor in which order, bit
+        for bit, in fp32 and in bf16; ``tile_tokens`` only bounds memory.
+        """
         self.model.eval()
         device = self.model.device
         dtype = resolve_precision(precision, device)
         scores = [0.0] * len(ids)
-        batches = length_sorted_batches([len(s) for s in ids], batch_size)
         autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
         with progress_bar(progress, "scoring", len(ids)) as advance, autocast:
-            for batch in batches:
-                input_ids, mask = pad_batch([ids[i] for i in batch], self.tokenizer.pad_token_id)
+            for tile in scoring_tiles([len(s) for s in ids], tile_tokens):
+                input_ids, mask = pad_tile([ids[i] for i in tile.indices], tile, self.tokenizer.pad_token_id)
                 values = self.rewards(input_ids.to(device), mask.to(device)).tolist()
-                for i, value in zip(batch, values, strict=True):
+                for i, value in zip(tile.indices, values, strict=False):
                     scores[i] = value
-                advance(len(batch))
+                advance(len(tile.indices))
         return scores
 
     def score(
@@ -191,13 +195,32 @@ class RewardModel:
         prompts: Sequence[Prompt],
         replies: Sequence[str],
         *,
-        batch_size: int = 32,
-        precision: Precision = "fp32",
+        precision: Precision = "auto",
         progress: bool = False,
     ) -> list[float]:
-        """The reward of each reply to its prompt."""
+        """The reward of each reply to its prompt (bf16 where the hardware computes it natively)."""
         encoded = self.encode(prompts, replies)
-        return self.score_ids(encoded.ids, batch_size=batch_size, precision=precision, progress=progress)
+        return self.score_ids(encoded.ids, precision=precision, progress=progress)
+
+
+def keep_head_in_fp32(model: PreTrainedModel) -> None:
+    """Run the scalar head outside bf16 autocast.
+
+    bf16 keeps about 3 significant digits: a reward of 1.234 would come out as 1.234375, near-ties
+    would become exact ties, and reward gaps in the loss would be rounded. The backbone gains the
+    speed of bf16; the one dot product of the head costs nothing in fp32.
+    """
+    head = getattr(model, "classifier", None) or getattr(model, "score", None)
+    if head is None or getattr(head, "_rewardlab_fp32", False):
+        return
+    forward = head.forward
+
+    def fp32_forward(hidden: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(hidden.device.type, enabled=False):
+            return forward(hidden.float())
+
+    head.forward = fp32_forward
+    head._rewardlab_fp32 = True
 
 
 def _ensure_pad_token(tokenizer) -> None:

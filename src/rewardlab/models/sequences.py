@@ -64,21 +64,42 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor,
     return input_ids, attention_mask
 
 
-def length_sorted_batches(lengths: Sequence[int], max_batch: int, max_tokens: int | None = None) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first.
+@dataclass(frozen=True)
+class Tile:
+    """Sequences scored together in one forward pass of fixed shape ``rows x width``."""
 
-    Sorting by length means each batch pads to nearly its own length, so little work is spent
-    on padding; ``max_tokens`` caps ``batch size x longest length`` to bound memory.
+    indices: list[int]
+    rows: int
+    width: int
+
+
+def scoring_tiles(lengths: Sequence[int], tile_tokens: int = 8192, granularity: int = 32) -> list[Tile]:
+    """Group sequences into forward passes whose shape depends only on each sequence's own length.
+
+    A sequence of length n is padded to the width w = n rounded up to ``granularity``, and every
+    pass at width w has exactly ``tile_tokens // w`` rows (unused rows are filler). Matrix kernels,
+    above all bf16 ones, round differently for different shapes; with the shape fixed by the
+    sequence alone, a text gets bit-identical scores whatever else is scored with it and in
+    whatever order, which batching by count (RewardBench's ``batch_size``) cannot promise.
+    Sorting by width keeps padding under ``granularity`` tokens per sequence.
     """
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        if current and (len(current) >= max_batch or (max_tokens and width * (len(current) + 1) > max_tokens)):
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
+    by_width: dict[int, list[int]] = {}
+    for i, n in enumerate(lengths):
+        by_width.setdefault(-(-n // granularity) * granularity, []).append(i)
+    tiles = []
+    for width in sorted(by_width, reverse=True):
+        rows = max(1, tile_tokens // width)
+        members = by_width[width]
+        tiles += [Tile(members[k : k + rows], rows, width) for k in range(0, len(members), rows)]
+    return tiles
+
+
+def pad_tile(seqs: Sequence[Sequence[int]], tile: Tile, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` of shape ``tile.rows x tile.width``; filler rows see one pad token."""
+    input_ids = torch.full((tile.rows, tile.width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((tile.rows, tile.width), dtype=torch.long)
+    attention_mask[:, 0] = 1
+    for row, seq in enumerate(seqs):
+        input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention_mask[row, : len(seq)] = 1
+    return input_ids, attention_mask

@@ -216,7 +216,7 @@ def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
 
 @torch.no_grad()
 def validation_metrics(
-    model: RewardModel, data: EncodedPairs, objective: Objective, args: dict, precision: str = "fp32"
+    model: RewardModel, data: EncodedPairs, objective: Objective, args: dict, precision: str = "auto"
 ) -> dict[str, float]:
     """Objective loss and pairwise accuracy on held-out pairs."""
     n = len(data)
