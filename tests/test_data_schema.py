@@ -395,10 +395,23 @@ def test_all_rows_bad_raises_even_when_skipping(tmp_path: Path) -> None:
         load_preferences(path, skip_bad_rows=True)
 
 
-def test_read_errors_are_not_skipped(tmp_path: Path) -> None:
+def test_bad_jsonl_lines_are_rows_to_skip_or_stop_at(tmp_path: Path) -> None:
+    """A malformed, non-object or undecodable JSONL line spoils one row, not the file."""
     path = tmp_path / "data.jsonl"
-    path.write_text(json.dumps(GOOD) + "\nnot json\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"data\.jsonl:2: invalid JSON"):
+    good = json.dumps(GOOD).encode()
+    path.write_bytes(b"\n".join([good, b"not json", b"[1, 2]", b'{"prompt": "\xff"}', good]) + b"\n")
+    with pytest.raises(DataError, match=r"data\.jsonl:2: invalid JSON.*--skip-bad-rows"):
+        load_preferences(path)
+    loaded = load_preferences(path, skip_bad_rows=True)
+    assert len(loaded.pairs) == 2
+    assert [error.location.rsplit(":", 1)[1] for error in loaded.skipped] == ["2", "3", "4"]
+    assert "expected a JSON object" in str(loaded.skipped[1]) and "UTF-8" in str(loaded.skipped[2])
+
+
+def test_broken_files_are_not_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "data.json"
+    path.write_text("[" + json.dumps(GOOD) + ", oops]", encoding="utf-8")
+    with pytest.raises(DataError, match=r"data\.json:1: invalid JSON"):
         load_preferences(path, skip_bad_rows=True)
 
 

@@ -58,8 +58,8 @@ def load_preferences(
     """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data).
 
     ``limit`` stops once that many pairs are loaded. A damaged or empty file always raises
-    ``DataError``; so does a bad row unless ``skip_bad_rows``, and so does a file whose rows are
-    all bad.
+    ``DataError``; so does a bad row (or a JSONL line that is not a JSON object) unless
+    ``skip_bad_rows``, and so does a file whose rows are all bad.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
@@ -68,16 +68,17 @@ def load_preferences(
     columns = columns or ColumnMap()
     loaded = LoadedPreferences(path=str(path), pairs=[])
     seen_fields: dict[str, None] = {}
-    for location, row in iter_rows(path, split=split):
+    for location, row in iter_rows(path, split=split, bad_lines=loaded.skipped):
+        _stop_unless_skipping(loaded, skip_bad_rows)
         seen_fields.update(dict.fromkeys(row))
         try:
             loaded.pairs.append(parse_pair(row, location, columns))
         except DataError as error:
-            if not skip_bad_rows:
-                raise DataError(error.location, error.reason + _SKIP_HINT, field=error.field) from error
             loaded.skipped.append(error)
+            _stop_unless_skipping(loaded, skip_bad_rows)
         if limit is not None and len(loaded.pairs) >= limit:
             break
+    _stop_unless_skipping(loaded, skip_bad_rows)
     loaded.fields = list(seen_fields)
     if not loaded.pairs:
         raise DataError(
@@ -85,3 +86,9 @@ def load_preferences(
             f"none of its {len(loaded.skipped)} rows could be used; the first: {loaded.skipped[0]}",
         )
     return loaded
+
+
+def _stop_unless_skipping(loaded: LoadedPreferences, skip_bad_rows: bool) -> None:
+    if loaded.skipped and not skip_bad_rows:
+        error = loaded.skipped[0]
+        raise DataError(error.location, error.reason + _SKIP_HINT, field=error.field) from error

@@ -27,11 +27,15 @@ _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false"}
 
 
-def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+def iter_rows(
+    path: str | Path, *, split: str | None = None, bad_lines: list[DataError] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(location, row)`` for every row of a JSONL, JSON, CSV or Parquet file or a datasets folder.
 
     ``split`` picks the split of a ``DatasetDict`` folder (default ``train``). JSONL and Parquet are
-    read as a stream, so huge files cost little memory.
+    read as a stream, so huge files cost little memory. A JSONL line that is not one JSON object
+    (malformed, not an object, undecodable bytes) raises, or, when ``bad_lines`` is given, is
+    recorded there and passed over: one bad line does not make the rest of the file unreadable.
     """
     name = str(path)
     path = Path(path)
@@ -42,7 +46,7 @@ def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[tuple[s
     else:
         if split is not None:
             raise DataError(name, f'split "{split}" given, but only a datasets folder has splits')
-        reader = _file_rows(path, name)
+        reader = _file_rows(path, name, bad_lines)
     empty = True
     for location, row in reader:
         empty = False
@@ -51,7 +55,7 @@ def iter_rows(path: str | Path, *, split: str | None = None) -> Iterator[tuple[s
         raise DataError(name, "holds no rows")
 
 
-def _file_rows(path: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _file_rows(path: Path, name: str, bad_lines: list[DataError] | None) -> Iterator[tuple[str, dict[str, Any]]]:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == ".gz"
     kind = suffixes[-2] if compressed and len(suffixes) > 1 else (suffixes[-1] if suffixes else "")
@@ -65,7 +69,7 @@ def _file_rows(path: Path, name: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if kind == ".parquet":
         return _parquet_rows(path, name)
     if kind in (".jsonl", ".ndjson"):
-        return _jsonl_rows(path, name, compressed)
+        return _jsonl_rows(path, name, compressed, bad_lines)
     text = _decode_whole(path, name, compressed)
     if kind == ".csv":
         return _csv_rows(text, name)
@@ -81,13 +85,15 @@ def _open(path: Path, compressed: bool) -> IO[bytes]:
     return gzip.open(path) if compressed else path.open("rb")
 
 
-def _jsonl_rows(path: Path, name: str, compressed: bool) -> Iterator[tuple[str, dict]]:
+def _jsonl_rows(
+    path: Path, name: str, compressed: bool, bad_lines: list[DataError] | None
+) -> Iterator[tuple[str, dict]]:
     with _open(path, compressed) as raw:
-        yield from _json_lines(_decoded_lines(raw, name), name)
+        yield from _json_lines(_decoded_lines(raw, name, bad_lines), name, bad_lines=bad_lines)
 
 
-def _decoded_lines(raw: IO[bytes], name: str) -> Iterator[str]:
-    """Decode line by line so that a bad byte is reported on its own line."""
+def _decoded_lines(raw: IO[bytes], name: str, bad_lines: list[DataError] | None = None) -> Iterator[str]:
+    """Decode line by line so that a bad byte is reported on its own line (a skipped line reads as blank)."""
     lineno = 0
     try:
         for lineno, line in enumerate(raw, start=1):
@@ -96,21 +102,35 @@ def _decoded_lines(raw: IO[bytes], name: str) -> Iterator[str]:
             try:
                 yield line.decode("utf-8")
             except UnicodeDecodeError as error:
-                raise DataError(f"{name}:{lineno}", _bad_byte(error, error.start)) from None
+                _bad_line(DataError(f"{name}:{lineno}", _bad_byte(error, error.start)), bad_lines)
+                yield ""
     except (OSError, EOFError, zlib.error) as error:  # a damaged or truncated .gz file
         raise DataError(f"{name}:{lineno + 1}", f"cannot read the file: {error}") from None
 
 
-def _json_lines(lines: Iterator[str] | IO[str], name: str, hint: str = "") -> Iterator[tuple[str, dict]]:
+def _json_lines(
+    lines: Iterator[str] | IO[str], name: str, hint: str = "", bad_lines: list[DataError] | None = None
+) -> Iterator[tuple[str, dict]]:
     for lineno, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         location = f"{name}:{lineno}"
         try:
-            row = json.loads(line)
+            row = _as_object(json.loads(line), location)
         except json.JSONDecodeError as error:
-            raise DataError(location, f"invalid JSON: {error.msg} (column {error.colno}){hint}") from None
-        yield location, _as_object(row, location)
+            _bad_line(DataError(location, f"invalid JSON: {error.msg} (column {error.colno}){hint}"), bad_lines)
+            continue
+        except DataError as error:
+            _bad_line(error, bad_lines)
+            continue
+        yield location, row
+
+
+def _bad_line(error: DataError, bad_lines: list[DataError] | None) -> None:
+    """Record a bad line when the caller skips them, else stop at it."""
+    if bad_lines is None:
+        raise error
+    bad_lines.append(error)
 
 
 def _json_array_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:

