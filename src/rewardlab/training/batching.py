@@ -59,7 +59,9 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
     )
 
 
-def plan_epoch(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, window: int = 32) -> list[list[int]]:
+def plan_epoch(
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, window: int = 32, bucketing: bool = True
+) -> list[list[int]]:
     """Shuffled batches of pairs of similar length.
 
     Pairs are shuffled, then sorted by length inside windows of ``window`` batches and cut into
@@ -69,6 +71,8 @@ def plan_epoch(lengths: Sequence[int], batch_size: int, seed: int, epoch: int, w
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
+    if not bucketing:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     batches = []
     span = batch_size * window
     for start in range(0, len(order), span):

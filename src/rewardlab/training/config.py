@@ -77,6 +77,8 @@ class TrainConfig:
     micro_batch_tokens: int | None = None
     """Cap on padded tokens (both replies) per forward pass; bounds memory whatever the lengths."""
     precision: str = "auto"
+    length_bucketing: bool = True
+    """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
     eval_every: int = 50
     save_every: int = 50
     log_every: int = 10

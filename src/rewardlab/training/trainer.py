@@ -46,6 +46,9 @@ class TrainResult:
     test: PairwiseEval | None
     report_dir: Path | None
     seconds: float
+    """Wall time of the whole run: loading, training, evaluation."""
+    loop_seconds: float
+    """Wall time of the training loop alone (including periodic validation and checkpoints)."""
     peak_rss_mb: float
 
 
@@ -67,17 +70,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     show = config.progress and main
 
     splits = _load_splits(config, accelerator)
-    model = RewardModel.from_backbone(
-        config.model.backbone,
-        max_length=config.model.max_length,
-        text_format=config.model.text_format,
-        dropout=config.model.dropout,
-    )
+    model = _build_model(config, accelerator)
     objective = get_objective(config.objective.name)
     model.info.objective = objective.name
-    if config.model.gradient_checkpointing:
-        model.model.gradient_checkpointing_enable()
-    model.model.to(accelerator.device)
     train_data = encode_pairs(model, splits.train)
     valid_data = encode_pairs(model, splits.validation) if splits.validation else None
     if main and train_data.truncated:
@@ -85,16 +80,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             f"{train_data.truncated} of {len(train_data)} training pairs were longer than "
             f"{config.model.max_length} tokens and were truncated from the left (none dropped)"
         )
-
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
-    optimizer = torch.optim.AdamW(
-        model.model.parameters(),
-        lr=config.optim.lr,
-        weight_decay=config.optim.weight_decay,
-        betas=(config.optim.adam_beta1, config.optim.adam_beta2),
-    )
-    scheduler = get_cosine_schedule_with_warmup(optimizer, round(config.optim.warmup_ratio * total_steps), total_steps)
+    optimizer, scheduler = _optimizer(model, config, total_steps)
     state = TrainState()
     if resume and (out / "checkpoint").exists():
         state = load_checkpoint(out / "checkpoint", model.model, optimizer, scheduler)
@@ -109,12 +97,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     logger = MetricLogger(out / "metrics.jsonl", config.tensorboard) if main else None
     plans: dict[int, list[list[int]]] = {}
     window = Window()
+    loop_started = time.perf_counter()
     with progress_bar(show, "training", total_steps) as advance:
         advance(state.step)
         while state.step < total_steps:
             epoch, index = divmod(state.step, steps_per_epoch)
             if epoch not in plans:
-                plans = {epoch: plan_epoch(train_data.lengths, config.batch_size, config.seed, epoch)}
+                plans = {
+                    epoch: plan_epoch(
+                        train_data.lengths, config.batch_size, config.seed, epoch, bucketing=config.length_bucketing
+                    )
+                }
             _train_step(model, train_data, plans[epoch][index], objective, config, accelerator, precision, window)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.model.parameters(), config.optim.max_grad_norm)
             optimizer.step()
@@ -139,13 +132,47 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                 accelerator.wait_for_everyone()
             advance(1)
 
+    loop_seconds = time.perf_counter() - loop_started
     result = None
     if main:
-        result = _finish(model, splits, train_data, config, state, out, started)
+        result = _finish(model, splits, train_data, config, state, out, started, loop_seconds)
     accelerator.wait_for_everyone()
     return result or TrainResult(
-        out, out / "model", state.step, state.best_step, None, None, time.perf_counter() - started, _peak_rss_mb()
+        out,
+        out / "model",
+        state.step,
+        state.best_step,
+        None,
+        None,
+        time.perf_counter() - started,
+        loop_seconds,
+        _peak_rss_mb(),
     )
+
+
+def _build_model(config: TrainConfig, accelerator: Accelerator) -> RewardModel:
+    model = RewardModel.from_backbone(
+        config.model.backbone,
+        max_length=config.model.max_length,
+        text_format=config.model.text_format,
+        dropout=config.model.dropout,
+    )
+    if config.model.gradient_checkpointing:
+        model.model.gradient_checkpointing_enable()
+    model.model.to(accelerator.device)
+    return model
+
+
+def _optimizer(model: RewardModel, config: TrainConfig, total_steps: int):
+    """AdamW with linear warmup then cosine decay to zero."""
+    optimizer = torch.optim.AdamW(
+        model.model.parameters(),
+        lr=config.optim.lr,
+        weight_decay=config.optim.weight_decay,
+        betas=(config.optim.adam_beta1, config.optim.adam_beta2),
+    )
+    warmup = round(config.optim.warmup_ratio * total_steps)
+    return optimizer, get_cosine_schedule_with_warmup(optimizer, warmup, total_steps)
 
 
 class Window:
@@ -257,6 +284,7 @@ def _finish(
     state: TrainState,
     out: Path,
     started: float,
+    loop_seconds: float,
 ) -> TrainResult:
     """Restore the best weights, record reward statistics, save, and evaluate on the test split."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
@@ -276,7 +304,15 @@ def _finish(
         report_dir = out / "report"
         write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
     return TrainResult(
-        out, out / "model", state.step, state.best_step, test, report_dir, time.perf_counter() - started, _peak_rss_mb()
+        out,
+        out / "model",
+        state.step,
+        state.best_step,
+        test,
+        report_dir,
+        time.perf_counter() - started,
+        loop_seconds,
+        _peak_rss_mb(),
     )
 
 
