@@ -11,6 +11,9 @@ import pytest
 from synthetic import synthetic_pairs, write_jsonl
 from transformers import AutoTokenizer
 
+from rewardlab.data.records import PreferencePair
+from rewardlab.evaluate.compare import compare_models
+from rewardlab.evaluate.paired import mcnemar_exact_p
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import Tile, encode_texts, pad_tile, scoring_tiles
 
@@ -21,6 +24,15 @@ def encoder_model(tiny_encoder_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("rm") / "model"
     RewardModel.from_backbone(str(tiny_encoder_dir), max_length=24).save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def negated_model(encoder_model, tmp_path_factory) -> Path:
+    """``encoder_model`` with its head negated: every reward is exactly minus the original one."""
+    model = RewardModel.from_pretrained(encoder_model)
+    model.model.classifier.weight.data.neg_()
+    model.model.classifier.bias.data.neg_()
+    return model.save_pretrained(tmp_path_factory.mktemp("rm-negated") / "model")
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -104,6 +116,53 @@ def test_eval_cli_reports_accuracy_ci_subsets_and_writes_files(encoder_model, tm
     assert "pairwise accuracy" in (tmp_path / "report" / "eval.md").read_text()
 
 
+def test_eval_cli_reports_calibration_and_length_bias(encoder_model, tmp_path):
+    data = write_jsonl(synthetic_pairs(30, seed=6), tmp_path / "pairs.jsonl")
+    done = run_cli("eval", str(encoder_model), str(data), "--report", str(tmp_path / "report"), "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "report" / "eval.json").read_text())
+    calibration = report["calibration"]
+    assert calibration["temperature"] == 1.0 and calibration["n"] == 30 and calibration["bins"] == 10
+    assert 0 <= calibration["ece"] <= 0.5 and 0 <= calibration["brier"] <= 1 and calibration["nll"] > 0
+    assert report["calibrated"] is None  # no validation scores given: no temperature fitted
+    bias = report["length_bias"]
+    assert bias["unit"] == "characters" and -1 <= bias["reward_length_spearman"] <= 1
+    assert bias["chosen_longer"]["n"] + bias["chosen_shorter"]["n"] + bias["equal_length"] == 30
+    markdown = (tmp_path / "report" / "eval.md").read_text()
+    assert "ECE" in markdown and "Brier" in markdown and "chosen reply is longer" in markdown
+
+
+def test_compare_cli_against_the_negated_model(encoder_model, negated_model, tmp_path):
+    """B = −A: B is right exactly where A is wrong, so acc(A) + acc(B) = 1 and the STARC distance is 1."""
+    data = write_jsonl(synthetic_pairs(40, seed=7), tmp_path / "pairs.jsonl")
+    report_dir = tmp_path / "report"
+    args = ("compare", str(encoder_model), str(negated_model), str(data), "--report", str(report_dir))
+    done = run_cli(*args, "--precision", "fp32")
+    assert done.returncode == 0, done.stderr
+    result = json.loads((report_dir / "compare.json").read_text())
+    paired = result["paired"]
+    assert paired["n"] == 40 and paired["half_right"] == 0, "untrained head: no exact ties expected"
+    assert paired["a_only"] + paired["b_only"] == 40 and paired["both_right"] == paired["both_wrong"] == 0
+    assert paired["accuracy_a"] + paired["accuracy_b"] == pytest.approx(1.0)
+    assert paired["accuracy_a"] == result["a"]["overall"]["accuracy"]
+    assert paired["difference"] == pytest.approx(2 * paired["accuracy_a"] - 1)
+    assert paired["ci_low"] <= paired["difference"] <= paired["ci_high"]
+    assert paired["mcnemar_p"] == pytest.approx(mcnemar_exact_p(paired["a_only"], paired["b_only"]))
+    assert result["starc_distance"] == pytest.approx(1.0, abs=1e-6)
+    for text in ("McNemar exact p", "paired bootstrap CI", "verdict:", paired["verdict"]):
+        assert text in done.stdout and text in (report_dir / "compare.md").read_text()
+    assert not list(report_dir.glob(".*.tmp")), "reports are written through a temporary file and a rename"
+
+
+def test_a_model_compared_with_itself_shows_no_difference(encoder_model):
+    model = RewardModel.from_pretrained(encoder_model)
+    pairs = [PreferencePair(**row) for row in synthetic_pairs(20, seed=8)]
+    result = compare_models(model, model, pairs, precision="fp32")
+    assert result.paired.difference == 0 and result.paired.mcnemar_p == 1.0
+    assert result.paired.verdict == "no significant difference at the 5 % level"
+    assert result.starc_distance == pytest.approx(0.0, abs=1e-12)
+
+
 def test_data_check_summarises_the_embedded_data():
     done = run_cli("data", "check", "default")
     assert done.returncode == 0, done.stderr
@@ -119,6 +178,7 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
         ["train", "optim.lr=fast"],
         ["train", "--backbone", "org/not-here"],
         ["eval", str(tmp_path / "nothing"), "default"],
+        ["compare", str(tmp_path / "nothing"), str(tmp_path / "nothing"), "default"],
     ):
         done = run_cli(*args)
         assert done.returncode == 2, (args, done.stderr)

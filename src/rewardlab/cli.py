@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, eval, score and data check."""
+"""The ``rewardlab`` command line: train, eval, compare, score and data check."""
 
 from __future__ import annotations
 
@@ -107,6 +107,34 @@ def evaluate(
     out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
     if report:
         json_path, md_path = write_report(result, report, str(model), data)
+        out.print(f"report: {json_path}, {md_path}")
+
+
+@app.command()
+@user_errors
+def compare(
+    model_a: Annotated[Path, typer.Argument(help="Saved reward model folder (A)")],
+    model_b: Annotated[Path, typer.Argument(help="Saved reward model folder (B)")],
+    data: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    report: Annotated[Path | None, typer.Option(help="Folder for compare.json and compare.md")] = None,
+    split: Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")] = "all",
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
+) -> None:
+    """Is A better than B? Both accuracies, the paired difference (bootstrap CI), McNemar's exact test."""
+    from rewardlab.evaluate.compare import compare_models
+    from rewardlab.evaluate.report import render_comparison_markdown, write_comparison_report
+    from rewardlab.models.reward_model import RewardModel
+
+    pairs = _load_pairs(data, columns, skip_bad_rows, split)
+    if not pairs:
+        raise ValueError(f"{data}: no pairs to compare (split {split!r})")
+    a, b = RewardModel.from_pretrained(model_a), RewardModel.from_pretrained(model_b)
+    comparison = compare_models(a, b, pairs, precision=precision, progress=True)
+    out.print(render_comparison_markdown(comparison, str(model_a), str(model_b), data), markup=False, highlight=False)
+    if report:
+        json_path, md_path = write_comparison_report(comparison, report, str(model_a), str(model_b), data)
         out.print(f"report: {json_path}, {md_path}")
 
 

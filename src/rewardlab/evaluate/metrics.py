@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -32,3 +34,18 @@ def bootstrap_ci(
     tail = (1 - confidence) / 2
     low, high = np.quantile(means, [tail, 1 - tail])
     return float(low), float(high)
+
+
+@dataclass
+class AccuracyEstimate:
+    accuracy: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+def estimate(correct: ArrayLike, seed: int = 0) -> AccuracyEstimate:
+    """Mean of per-pair correctness (1, 1/2 or 0) with its 95 % percentile bootstrap interval."""
+    correct = np.asarray(correct, dtype=float)
+    low, high = bootstrap_ci(correct, seed=seed)
+    return AccuracyEstimate(float(correct.mean()) if correct.size else float("nan"), low, high, int(correct.size))

@@ -9,22 +9,24 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.metrics import bootstrap_ci, pairwise_correct
+from rewardlab.evaluate.bias import LengthBiasOutput, length_bias
+from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, temperature_scaled
+from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import Precision, resolve_precision
 
-
-@dataclass
-class AccuracyEstimate:
-    accuracy: float
-    ci_low: float
-    ci_high: float
-    n: int
+__all__ = ["AccuracyEstimate", "PairwiseEval", "estimate", "evaluate_pairs", "summarise_scores"]
 
 
 @dataclass
 class PairwiseEval:
-    """Accuracy with a 95 % bootstrap interval, overall and per subset, plus the reward margins."""
+    """Accuracy with a 95 % bootstrap interval, overall and per subset, plus the reward margins.
+
+    ``calibration`` is that of the raw rewards, σ(r_c − r_r); ``calibrated`` is after temperature
+    scaling, present only when validation scores were given to fit the temperature on.
+    ``length_bias`` measures reply lengths in characters. All three use the pairs with a labelled
+    order (not the tie-labelled ones), like accuracy.
+    """
 
     overall: AccuracyEstimate
     per_subset: dict[str, AccuracyEstimate]
@@ -33,19 +35,63 @@ class PairwiseEval:
     tie_pairs: int
     truncated_pairs: int
     precision: str
+    calibration: CalibrationOutput
+    length_bias: LengthBiasOutput
     chosen_scores: list[float] = field(repr=False)
     rejected_scores: list[float] = field(repr=False)
+    ordered: list[bool] = field(repr=False)
+    calibrated: CalibrationOutput | None = None
     tie_rule: str = "a pair whose two replies get exactly equal rewards counts as 1/2 correct"
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        del out["chosen_scores"], out["rejected_scores"]
+        del out["chosen_scores"], out["rejected_scores"], out["ordered"]
         return out
 
+    def correct(self) -> np.ndarray:
+        """Per-pair correctness (1, 1/2 or 0) on the pairs with a labelled order, in the input order."""
+        ordered = np.asarray(self.ordered, dtype=bool)
+        return pairwise_correct(self.chosen_scores, self.rejected_scores)[ordered]
 
-def estimate(correct: np.ndarray, seed: int = 0) -> AccuracyEstimate:
-    low, high = bootstrap_ci(correct, seed=seed)
-    return AccuracyEstimate(float(correct.mean()) if correct.size else float("nan"), low, high, int(correct.size))
+
+def summarise_scores(
+    pairs: Sequence[PreferencePair],
+    chosen_scores: list[float],
+    rejected_scores: list[float],
+    *,
+    precision: str,
+    truncated_pairs: int = 0,
+    validation_scores: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> PairwiseEval:
+    """Everything ``PairwiseEval`` reports, from the rewards of each pair's two replies.
+
+    Pairs labelled as ties have no right order, so they are scored but left out of accuracy,
+    calibration and length bias (their count is reported).
+    """
+    ordered = np.array([not p.tie for p in pairs], dtype=bool)
+    correct = pairwise_correct(chosen_scores, rejected_scores)
+    groups: dict[str, list[float]] = defaultdict(list)
+    for pair, value, keep in zip(pairs, correct, ordered, strict=True):
+        if keep and pair.subset is not None:
+            groups[pair.subset].append(value)
+    chosen, rejected = np.asarray(chosen_scores)[ordered], np.asarray(rejected_scores)[ordered]
+    gaps = chosen - rejected
+    lengths = np.array([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=float).reshape(-1, 2)[ordered]
+    return PairwiseEval(
+        overall=estimate(correct[ordered]),
+        per_subset={name: estimate(np.asarray(v)) for name, v in sorted(groups.items())},
+        mean_margin=float(gaps.mean()) if ordered.any() else float("nan"),
+        score_ties=int((gaps == 0).sum()),
+        tie_pairs=int((~ordered).sum()),
+        truncated_pairs=truncated_pairs,
+        precision=precision,
+        calibration=calibration_metrics(chosen, rejected),
+        length_bias=length_bias(chosen, rejected, lengths[:, 0], lengths[:, 1], unit="characters"),
+        chosen_scores=list(chosen_scores),
+        rejected_scores=list(rejected_scores),
+        ordered=ordered.tolist(),
+        calibrated=temperature_scaled(chosen, rejected, *validation_scores) if validation_scores else None,
+    )
 
 
 def evaluate_pairs(
@@ -54,11 +100,12 @@ def evaluate_pairs(
     *,
     precision: Precision = "auto",
     progress: bool = False,
+    validation_scores: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> PairwiseEval:
-    """Score both replies of every pair and summarise.
+    """Score both replies of every pair and summarise (see ``summarise_scores``).
 
-    Pairs labelled as ties have no right order, so they are scored but left out of accuracy
-    (their count is reported).
+    ``validation_scores``: this model's (chosen, rejected) rewards on separate validation pairs;
+    when given, a temperature is fitted on them and calibration is also reported after scaling.
     """
     if not pairs:
         raise ValueError("no pairs to evaluate")
@@ -66,22 +113,11 @@ def evaluate_pairs(
     chosen = model.encode(prompts, [p.chosen for p in pairs])
     rejected = model.encode(prompts, [p.rejected for p in pairs])
     scores = model.score_ids(chosen.ids + rejected.ids, precision=precision, progress=progress)
-    chosen_scores, rejected_scores = scores[: len(pairs)], scores[len(pairs) :]
-    ordered = np.array([not p.tie for p in pairs])
-    correct = pairwise_correct(chosen_scores, rejected_scores)
-    groups: dict[str, list[float]] = defaultdict(list)
-    for pair, value, keep in zip(pairs, correct, ordered, strict=True):
-        if keep and pair.subset is not None:
-            groups[pair.subset].append(value)
-    gaps = np.asarray(chosen_scores) - np.asarray(rejected_scores)
-    return PairwiseEval(
-        overall=estimate(correct[ordered]),
-        per_subset={name: estimate(np.asarray(v)) for name, v in sorted(groups.items())},
-        mean_margin=float(gaps[ordered].mean()) if ordered.any() else float("nan"),
-        score_ties=int((gaps[ordered] == 0).sum()),
-        tie_pairs=int((~ordered).sum()),
+    return summarise_scores(
+        pairs,
+        scores[: len(pairs)],
+        scores[len(pairs) :],
         precision=resolve_precision(precision, model.model.device),
         truncated_pairs=sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True)),
-        chosen_scores=chosen_scores,
-        rejected_scores=rejected_scores,
+        validation_scores=validation_scores,
     )

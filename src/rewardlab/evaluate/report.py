@@ -6,7 +6,37 @@ import json
 from pathlib import Path
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.evaluate.calibration import CalibrationOutput
+from rewardlab.evaluate.compare import ModelComparison
+from rewardlab.evaluate.metrics import AccuracyEstimate
 from rewardlab.evaluate.pairwise import PairwiseEval
+
+
+def _interval(e: AccuracyEstimate) -> str:
+    return f"{e.accuracy:.4f} (95 % CI {e.ci_low:.4f} – {e.ci_high:.4f}, n = {e.n})"
+
+
+def _calibration(c: CalibrationOutput) -> str:
+    return f"ECE {c.ece:.4f} ({c.bins} equal-width confidence bins), Brier {c.brier:.4f}, NLL {c.nll:.4f}"
+
+
+def _calibration_lines(result: PairwiseEval) -> list[str]:
+    lines = [f"- calibration of σ(r_c − r_r): {_calibration(result.calibration)} (always ½ scores Brier 0.25)"]
+    if result.calibrated is not None:
+        scaled = result.calibrated
+        lines.append(f"- after temperature scaling (T = {scaled.temperature:.4g}, fitted on validation pairs): ")
+        lines[-1] += _calibration(scaled)
+    return lines
+
+
+def _length_bias_lines(result: PairwiseEval) -> list[str]:
+    bias = result.length_bias
+    return [
+        f"- accuracy when the chosen reply is longer ({bias.unit}): {_interval(bias.chosen_longer)}",
+        f"- accuracy when the chosen reply is shorter: {_interval(bias.chosen_shorter)}",
+        f"- pairs whose replies have equal length (in neither group): {bias.equal_length}",
+        f"- Spearman correlation of reward with reply length: {bias.reward_length_spearman:.4f}",
+    ]
 
 
 def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
@@ -22,6 +52,8 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
         f"- exact ties in score: {result.score_ties} ({result.tie_rule})",
         f"- pairs labelled as ties (left out of accuracy): {result.tie_pairs}",
         f"- pairs truncated to the model's max length (from the left): {result.truncated_pairs}",
+        *_calibration_lines(result),
+        *_length_bias_lines(result),
     ]
     if result.per_subset:
         lines += ["", "| subset | accuracy | 95 % CI | n |", "|---|---|---|---|"]
@@ -36,4 +68,43 @@ def write_report(result: PairwiseEval, directory: str | Path, model: str, data: 
     json_path, md_path = directory / "eval.json", directory / "eval.md"
     write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
     write_text_atomic(md_path, render_markdown(result, model, data))
+    return json_path, md_path
+
+
+def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_b: str, data: str) -> str:
+    p = comparison.paired
+    level = f"{100 * (1 - p.alpha):g} %"
+    lines = [
+        "# Reward model comparison",
+        "",
+        f"- A: `{model_a}`",
+        f"- B: `{model_b}`",
+        f"- data: `{data}` ({p.n} pairs with a labelled order)",
+        "",
+        "| model | accuracy | 95 % CI | n |",
+        "|---|---|---|---|",
+    ]
+    for name, e in (("A", comparison.a.overall), ("B", comparison.b.overall)):
+        lines.append(f"| {name} | {e.accuracy:.4f} | {e.ci_low:.4f} – {e.ci_high:.4f} | {e.n} |")
+    lines += [
+        "",
+        f"- accuracy difference A − B: **{p.difference:+.4f}** "
+        f"({level} paired bootstrap CI {p.ci_low:+.4f} – {p.ci_high:+.4f})",
+        f"- McNemar exact p = {p.mcnemar_p:.4g} (A right and B wrong: {p.a_only}; B right and A wrong: {p.b_only}; "
+        f"both right: {p.both_right}; both wrong: {p.both_wrong}; a tie in score, left out of McNemar: {p.half_right})",
+        f"- verdict: **{p.verdict}** (a winner is named only when McNemar and the interval agree)",
+        f"- STARC distance between the two rewards: {comparison.starc_distance:.4f} "
+        "(0 = the same up to scale and per-prompt shifts, 1 = opposite)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparison_report(
+    comparison: ModelComparison, directory: str | Path, model_a: str, model_b: str, data: str
+) -> tuple[Path, Path]:
+    directory = Path(directory)
+    payload = {"model_a": model_a, "model_b": model_b, "data": data, **comparison.to_dict()}
+    json_path, md_path = directory / "compare.json", directory / "compare.md"
+    write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
+    write_text_atomic(md_path, render_comparison_markdown(comparison, model_a, model_b, data))
     return json_path, md_path

@@ -1,0 +1,87 @@
+"""Length bias: does the reward model prefer longer replies whatever they say?
+
+Reward models learn that longer answers tend to win human comparisons and then reward length
+itself, which a policy exploits by padding (Singhal et al. 2023, "A Long Way to Go: Investigating
+Length Correlations in RLHF"). Two signs of it, both pure functions of rewards and lengths:
+
+- accuracy split by whether the chosen reply is the longer or the shorter one: a length-biased
+  model is right far more often when the preferred reply also happens to be longer;
+- the Spearman rank correlation between reward and length over all scored replies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.stats import spearmanr
+
+from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
+
+
+@dataclass
+class LengthBiasOutput:
+    """Accuracy (95 % bootstrap CI) when the chosen reply is longer / shorter, and reward-length correlation.
+
+    ``equal_length`` pairs (same length on both sides) are in neither group.
+    """
+
+    chosen_longer: AccuracyEstimate
+    chosen_shorter: AccuracyEstimate
+    equal_length: int
+    reward_length_spearman: float
+    unit: str
+
+
+def _columns(**arrays: ArrayLike) -> list[np.ndarray]:
+    columns = [np.asarray(a, dtype=float) for a in arrays.values()]
+    if any(c.ndim != 1 for c in columns) or len({c.size for c in columns}) != 1:
+        shapes = ", ".join(f"{name} {c.shape}" for name, c in zip(arrays, columns, strict=True))
+        raise ValueError(f"need flat arrays of equal length, one value per reply or pair (got {shapes})")
+    return columns
+
+
+def reward_length_spearman(rewards: ArrayLike, lengths: ArrayLike) -> float:
+    """Spearman's ρ between reward and length: Pearson's correlation of their ranks, ties at mean rank.
+
+    Ranks, not values, because the question is whether longer replies score higher at all, not
+    whether reward grows linearly with length. NaN when either side is constant (no ranking).
+    """
+    rewards, lengths = _columns(rewards=rewards, lengths=lengths)
+    if rewards.size < 2 or np.ptp(rewards) == 0 or np.ptp(lengths) == 0:
+        return float("nan")
+    return float(spearmanr(rewards, lengths).statistic)
+
+
+def length_bias(
+    chosen_scores: ArrayLike,
+    rejected_scores: ArrayLike,
+    chosen_lengths: ArrayLike,
+    rejected_lengths: ArrayLike,
+    *,
+    unit: str = "characters",
+    seed: int = 0,
+) -> LengthBiasOutput:
+    """Accuracy on chosen-longer and chosen-shorter pairs, and ρ(reward, length) over both replies of every pair.
+
+    Lengths are whatever the caller measures (``unit`` names it: characters of the reply, or its
+    tokens). Ties in score count 1/2, as everywhere (``metrics.pairwise_correct``).
+    """
+    chosen_scores, rejected_scores, chosen_lengths, rejected_lengths = _columns(
+        chosen_scores=chosen_scores,
+        rejected_scores=rejected_scores,
+        chosen_lengths=chosen_lengths,
+        rejected_lengths=rejected_lengths,
+    )
+    correct = pairwise_correct(chosen_scores, rejected_scores)
+    longer, shorter = chosen_lengths > rejected_lengths, chosen_lengths < rejected_lengths
+    return LengthBiasOutput(
+        chosen_longer=estimate(correct[longer], seed=seed),
+        chosen_shorter=estimate(correct[shorter], seed=seed),
+        equal_length=int((~longer & ~shorter).sum()),
+        reward_length_spearman=reward_length_spearman(
+            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_lengths, rejected_lengths])
+        ),
+        unit=unit,
+    )

@@ -1,0 +1,66 @@
+"""Two reward models on the same pairs: each one's evaluation, the paired test, and their STARC distance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Sequence
+from dataclasses import asdict, dataclass
+
+from rewardlab.data.records import PreferencePair, Prompt
+from rewardlab.evaluate.paired import PairedComparison, compare_paired
+from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
+from rewardlab.evaluate.starc import starc_distance
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.precision import Precision
+
+
+@dataclass
+class ModelComparison:
+    """``a`` and ``b`` are the two models' own evaluations; ``paired`` tests their difference.
+
+    ``starc_distance`` compares the two rewards themselves (not their accuracy) over every scored
+    reply, replies grouped by prompt; see ``evaluate/starc.py``.
+    """
+
+    a: PairwiseEval
+    b: PairwiseEval
+    paired: PairedComparison
+    starc_distance: float
+
+    def to_dict(self) -> dict:
+        return {
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "paired": asdict(self.paired),
+            "starc_distance": self.starc_distance,
+        }
+
+
+def prompt_key(prompt: Prompt) -> Hashable:
+    """A hashable key for a prompt: the text itself, or the conversation as canonical JSON."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
+
+
+def compare_models(
+    model_a: RewardModel,
+    model_b: RewardModel,
+    pairs: Sequence[PreferencePair],
+    *,
+    precision: Precision = "auto",
+    progress: bool = False,
+    seed: int = 0,
+) -> ModelComparison:
+    """Score the pairs with both models and compare them pair by pair (see ``evaluate/paired.py``)."""
+    a = evaluate_pairs(model_a, pairs, precision=precision, progress=progress)
+    b = evaluate_pairs(model_b, pairs, precision=precision, progress=progress)
+    if not any(a.ordered):
+        raise ValueError("every pair is labelled as a tie: there is no right order to compare the models on")
+    prompts = [prompt_key(p.prompt) for p in pairs] * 2
+    return ModelComparison(
+        a=a,
+        b=b,
+        paired=compare_paired(a.correct(), b.correct(), seed=seed),
+        starc_distance=starc_distance(
+            a.chosen_scores + a.rejected_scores, b.chosen_scores + b.rejected_scores, prompts
+        ),
+    )
