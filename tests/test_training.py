@@ -88,7 +88,7 @@ def test_saved_model_loads_in_plain_transformers(tiny_encoder_dir, synthetic_fil
     assert ours.score(["question 1", "question 2"], replies, precision="fp32") == pytest.approx(expected, abs=1e-5)
     saved = plain.config.rewardlab
     assert saved["text_format"] == "plain" and saved["max_length"] == 256
-    assert saved["reward_std"] > 0 and saved["reward_mean"] is not None
+    assert saved["reward_std"] > 0 and saved["reward_mean"] is not None and saved["temperature"] > 0
 
 
 def test_resume_after_kill_gives_identical_weights(tiny_encoder_dir, synthetic_file, tmp_path):

@@ -40,6 +40,8 @@ class RewardModelInfo:
     objective: str = ""
     reward_mean: float | None = None
     reward_std: float | None = None
+    temperature: float | None = None
+    """T such that σ((r_a − r_b)/T) is calibrated on the validation split (temperature scaling)."""
 
 
 def disable_dropout(model: torch.nn.Module) -> None:
@@ -107,7 +109,9 @@ class RewardModel:
         info = RewardModelInfo(
             text_format=saved.get("text_format") or choose_format(tokenizer),
             max_length=int(saved.get("max_length") or min(tokenizer.model_max_length, 512)),
-            **{k: saved[k] for k in ("backbone", "objective", "reward_mean", "reward_std") if k in saved},
+            **{
+                k: saved[k] for k in ("backbone", "objective", "reward_mean", "reward_std", "temperature") if k in saved
+            },
         )
         model.eval()
         return cls(model, tokenizer, info)

@@ -26,6 +26,7 @@ from rewardlab.atomic import write_text_atomic
 from rewardlab.data.loading import load_preferences
 from rewardlab.data.schema import ColumnMap
 from rewardlab.data.split import Splits, split_pairs
+from rewardlab.evaluate.calibration import fit_temperature
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
 from rewardlab.evaluate.report import write_report
 from rewardlab.models.reward_model import RewardModel
@@ -135,7 +136,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     loop_seconds = time.perf_counter() - loop_started
     result = None
     if main:
-        result = _finish(model, splits, train_data, config, state, out, started, loop_seconds)
+        result = _finish(model, splits, train_data, valid_data, config, state, out, started, loop_seconds)
     accelerator.wait_for_everyone()
     return result or TrainResult(
         out,
@@ -280,13 +281,15 @@ def _finish(
     model: RewardModel,
     splits: Splits,
     train_data: EncodedPairs,
+    valid_data: EncodedPairs | None,
     config: TrainConfig,
     state: TrainState,
     out: Path,
     started: float,
     loop_seconds: float,
 ) -> TrainResult:
-    """Restore the best weights, record reward statistics, save, and evaluate on the test split."""
+    """Restore the best weights, record reward statistics and the calibration temperature (fitted on
+    the validation split), save, and evaluate on the test split."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
         model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
     sample = range(min(len(train_data), 500))
@@ -297,10 +300,21 @@ def _finish(
         )
     )
     model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
+    validation_scores = None
+    if valid_data is not None:
+        both = model.score_ids(valid_data.chosen + valid_data.rejected, precision=config.precision)
+        validation_scores = (both[: len(valid_data)], both[len(valid_data) :])
+        model.info.temperature = fit_temperature(*validation_scores)
     model.save_pretrained(out / "model")
     test, report_dir = None, None
     if splits.test:
-        test = evaluate_pairs(model, splits.test, progress=config.progress)
+        test = evaluate_pairs(
+            model,
+            splits.test,
+            precision=config.precision,
+            progress=config.progress,
+            validation_scores=validation_scores,
+        )
         report_dir = out / "report"
         write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
     return TrainResult(
