@@ -51,6 +51,9 @@ ColumnsOption = Annotated[
     str | None,
     typer.Option(help="Field names in your data, e.g. prompt=question,chosen=response_j,rejected=response_k"),
 ]
+DataArgument = Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")]
+SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
 SkipOption = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
 ]
@@ -90,12 +93,12 @@ def train(
 @user_errors
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
-    data: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    data: DataArgument,
     report: Annotated[Path | None, typer.Option(help="Folder for eval.json and eval.md")] = None,
-    split: Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")] = "all",
+    split: SplitOption = "all",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
-    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Pairwise accuracy (95 % bootstrap CI), per-subset accuracy and reward margins."""
     from rewardlab.evaluate.pairwise import evaluate_pairs
@@ -115,12 +118,12 @@ def evaluate(
 def compare(
     model_a: Annotated[Path, typer.Argument(help="Saved reward model folder (A)")],
     model_b: Annotated[Path, typer.Argument(help="Saved reward model folder (B)")],
-    data: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    data: DataArgument,
     report: Annotated[Path | None, typer.Option(help="Folder for compare.json and compare.md")] = None,
-    split: Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")] = "all",
+    split: SplitOption = "all",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
-    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Is A better than B? Both accuracies, the paired difference (bootstrap CI), McNemar's exact test."""
     from rewardlab.evaluate.compare import compare_models
@@ -146,7 +149,7 @@ def score(
     output: Annotated[Path, typer.Option(help="Where to write the rows with a 'reward' field (JSONL)")],
     prompt_field: str = "prompt",
     response_field: str = "response",
-    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")] = "auto",
+    precision: PrecisionOption = "auto",
 ) -> None:
     """Score each (prompt, response) row; the output is written whole or not at all."""
     from rewardlab.atomic import write_text_atomic
@@ -166,7 +169,7 @@ def score(
 @data_app.command("check")
 @user_errors
 def data_check(
-    path: Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")],
+    path: DataArgument,
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON")] = False,
