@@ -33,7 +33,8 @@ class EncodedPairs:
 
     @cached_property
     def lengths(self) -> list[int]:
-        return [len(c) + len(r) for c, r in zip(self.chosen, self.rejected, strict=True)]
+        """The longer side of each pair: a padded batch of pairs is as wide as its longest reply."""
+        return [max(len(c), len(r)) for c, r in zip(self.chosen, self.rejected, strict=True)]
 
     def labels(self, indices: Sequence[int]) -> dict[str, torch.Tensor | None]:
         """The per-pair fields an objective may ask for (a field no pair has is ``None``)."""
@@ -60,7 +61,7 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
 
 
 def plan_epoch(
-    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, window: int = 32, bucketing: bool = True
+    lengths: Sequence[int], batch_size: int, seed: int, epoch: int, window: int = 50, bucketing: bool = True
 ) -> list[list[int]]:
     """Shuffled batches of pairs of similar length.
 
@@ -93,8 +94,8 @@ def micro_batches(indices: Sequence[int], lengths: Sequence[int], max_pairs: int
     for i in ordered:
         current = groups[-1] if groups else None
         fits = current is not None and (max_pairs is None or len(current) < max_pairs)
-        if fits and max_tokens is not None:
-            fits = lengths[i] * (len(current) + 1) <= max_tokens
+        if fits and max_tokens is not None:  # both replies of every pair, padded to the longest
+            fits = 2 * lengths[i] * (len(current) + 1) <= max_tokens
         if fits:
             current.append(i)
         else:
