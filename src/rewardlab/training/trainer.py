@@ -134,17 +134,15 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             advance(1)
 
     loop_seconds = time.perf_counter() - loop_started
-    result = None
-    if main:
-        result = _finish(model, splits, train_data, valid_data, config, state, out, started, loop_seconds)
+    test, report_dir = _finish(model, splits, train_data, valid_data, config, state, out) if main else (None, None)
     accelerator.wait_for_everyone()
-    return result or TrainResult(
+    return TrainResult(
         out,
         out / "model",
         state.step,
         state.best_step,
-        None,
-        None,
+        test,
+        report_dir,
         time.perf_counter() - started,
         loop_seconds,
         _peak_rss_mb(),
@@ -285,9 +283,7 @@ def _finish(
     config: TrainConfig,
     state: TrainState,
     out: Path,
-    started: float,
-    loop_seconds: float,
-) -> TrainResult:
+) -> tuple[PairwiseEval | None, Path | None]:
     """Restore the best weights, record reward statistics and the calibration temperature (fitted on
     the validation split), save, and evaluate on the test split."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
@@ -317,17 +313,7 @@ def _finish(
         )
         report_dir = out / "report"
         write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
-    return TrainResult(
-        out,
-        out / "model",
-        state.step,
-        state.best_step,
-        test,
-        report_dir,
-        time.perf_counter() - started,
-        loop_seconds,
-        _peak_rss_mb(),
-    )
+    return test, report_dir
 
 
 def _load_splits(config: TrainConfig, accelerator: Accelerator) -> Splits:
