@@ -449,14 +449,14 @@ def instrument_rewardlab_loop(module: Any, cpu: CpuMeter) -> dict[str, float]:
             cpu.mark()
             return super().flush(accelerator)
 
-    split = module.micro_batches
+    step = module._train_step
 
-    def counted_micro_batches(indices: list[int], lengths: list[int], *args: Any, **kwargs: Any) -> Any:
-        totals["text_tokens"] += sum(lengths[i] for i in indices)
-        return split(indices, lengths, *args, **kwargs)
+    def counted_step(model: Any, data: Any, global_batch: list[int], *args: Any, **kwargs: Any) -> Any:
+        totals["text_tokens"] += sum(len(data.chosen[i]) + len(data.rejected[i]) for i in global_batch)
+        return step(model, data, global_batch, *args, **kwargs)
 
     module.Window = TimedWindow
-    module.micro_batches = counted_micro_batches
+    module._train_step = counted_step
     return totals
 
 
@@ -532,6 +532,7 @@ def child_main(spec_path: Path, result_path: Path) -> None:
     result = run_trl(spec) if spec.tool == "trl" else run_rewardlab(spec)
     result["child_s"] = time.perf_counter() - started
     result["torch_threads"] = torch.get_num_threads()
+    result["rewardlab_commit"] = git_state()
     result_path.write_text(json.dumps(result), encoding="utf-8")
 
 
@@ -686,6 +687,7 @@ def summarise_run(spec: RunSpec, raw: dict[str, Any]) -> dict[str, Any]:
         "discarded_attempts": raw["discarded_attempts"],
         "others_cores_before": raw["others_cores_before"],
         "torch_threads": raw["torch_threads"],
+        "rewardlab_commit": raw["rewardlab_commit"],
         "settings": raw["settings"],
     }
     for extra in ("trl_train_runtime_s", "computed_tokens", "rewardlab_loop_seconds"):
@@ -720,6 +722,17 @@ def paired_rows(rows: list[dict[str, Any]], best_key: str) -> list[dict[str, Any
     ]
 
 
+def git_state() -> str:
+    """The rewardlab commit measured, marked ``+modified`` when src/ differs from it."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False).stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    return commit + (" +modified src/" if git("status", "--porcelain", "src") else "")
+
+
 def environment() -> dict[str, Any]:
     import datasets
     import torch
@@ -737,6 +750,7 @@ def environment() -> dict[str, Any]:
         platform.processor(),
     )
     return {
+        "rewardlab_commit": git_state(),
         "cpu": cpu,
         "cpu_cores": os.cpu_count(),
         "cpu_fast_bf16": cpu_has_fast_bf16(),
@@ -822,7 +836,11 @@ def sample_note(pairs: dict[str, int]) -> str:
 
 def repeated_note(runs: list[dict[str, Any]]) -> str:
     repeated = [f"{r['key']} ({len(r['discarded_attempts'])}x)" for r in runs if r.get("discarded_attempts")]
-    return f" Repeated because other processes disturbed the loop: {', '.join(repeated)}." if repeated else ""
+    note = f" Repeated because other processes disturbed the loop: {', '.join(repeated)}." if repeated else ""
+    commits = sorted({r.get("rewardlab_commit", "?") for r in runs})
+    if len(commits) > 1:
+        note += f" The rewardlab code changed during the runs: {', '.join(commits)}."
+    return note
 
 
 def section_markdown(section: dict[str, Any]) -> str:
@@ -835,7 +853,8 @@ def section_markdown(section: dict[str, Any]) -> str:
         "",
         f"`{section['command']}` ({section['date']}; {env['cpu']}, {env['cpu_cores']} cores, "
         f"{env['torch_threads']} torch threads; torch {env['torch']}, transformers {env['transformers']}, "
-        f"trl {env['trl']}). Training pairs: {pairs['train']:,}, of which TRL keeps {pairs['trl_kept']:,} "
+        f"trl {env['trl']}; rewardlab {env.get('rewardlab_commit', '?')}). "
+        f"Training pairs: {pairs['train']:,}, of which TRL keeps {pairs['trl_kept']:,} "
         f"(at most {MAX_LENGTH} tokens){sample_note(pairs)}; held out: {pairs['held_out']}. "
         f"TRL best: {best['label']}." + repeated_note(section["runs"]),
         "",
