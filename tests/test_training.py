@@ -45,8 +45,10 @@ def synthetic_file(tmp_path_factory) -> Path:
     return write_jsonl(synthetic_pairs(600, seed=1), tmp_path_factory.mktemp("synthetic") / "pairs.jsonl")
 
 
-def test_learns_a_known_linear_reward(tiny_encoder_dir, synthetic_file, tmp_path):
-    """Pairs labelled by a known linear reward: the learned reward orders new pairs the same way."""
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_learns_a_known_linear_reward(precision, tiny_encoder_dir, synthetic_file, tmp_path):
+    """Pairs labelled by a known linear reward: the learned reward orders new pairs the same way,
+    in fp32 and with the bf16 training copy."""
     result = rewardlab.train(
         data=str(synthetic_file),
         backbone=str(tiny_encoder_dir),
@@ -54,7 +56,7 @@ def test_learns_a_known_linear_reward(tiny_encoder_dir, synthetic_file, tmp_path
         epochs=4,
         batch_size=16,
         eval_every=40,
-        **FAST,
+        **{**FAST, "precision": precision},
         **{"optim.lr": 3e-3, "model.max_length": 32},
     )
     assert result.test is not None and result.test.overall.n == 120
@@ -91,7 +93,8 @@ def test_saved_model_loads_in_plain_transformers(tiny_encoder_dir, synthetic_fil
     assert saved["reward_std"] > 0 and saved["reward_mean"] is not None and saved["temperature"] > 0
 
 
-def test_resume_after_kill_gives_identical_weights(tiny_encoder_dir, synthetic_file, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_after_kill_gives_identical_weights(precision, tiny_encoder_dir, synthetic_file, tmp_path):
     args = [
         "train",
         "--data",
@@ -101,7 +104,7 @@ def test_resume_after_kill_gives_identical_weights(tiny_encoder_dir, synthetic_f
         "max_steps=150",
         "save_every=10",
         "eval_every=50",
-        "precision=fp32",
+        f"precision={precision}",
         "num_threads=1",
         "progress=false",
         "batch_size=8",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import types
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -207,24 +208,29 @@ class RewardModel:
         return self.score_ids(encoded.ids, precision=precision, progress=progress)
 
 
+def scalar_head(model: PreTrainedModel) -> torch.nn.Module | None:
+    """The one-output head: ``classifier`` on encoders, ``score`` on decoders."""
+    return getattr(model, "classifier", None) or getattr(model, "score", None)
+
+
 def keep_head_in_fp32(model: PreTrainedModel) -> None:
-    """Run the scalar head outside bf16 autocast.
+    """Run the scalar head in fp32, outside bf16 autocast and whatever the backbone's dtype.
 
     bf16 keeps about 3 significant digits: a reward of 1.234 would come out as 1.234375, near-ties
     would become exact ties, and reward gaps in the loss would be rounded. The backbone gains the
-    speed of bf16; the one dot product of the head costs nothing in fp32.
+    speed of bf16; the one dot product of the head costs nothing in fp32. The forward is bound with
+    ``MethodType`` so that a deep copy of the model runs its own head, not the original's.
     """
-    head = getattr(model, "classifier", None) or getattr(model, "score", None)
+    head = scalar_head(model)
     if head is None or getattr(head, "_rewardlab_fp32", False):
         return
-    forward = head.forward
-
-    def fp32_forward(hidden: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(hidden.device.type, enabled=False):
-            return forward(hidden.float())
-
-    head.forward = fp32_forward
+    head.forward = types.MethodType(_fp32_head_forward, head)
     head._rewardlab_fp32 = True
+
+
+def _fp32_head_forward(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    with torch.autocast(hidden.device.type, enabled=False):
+        return type(head).forward(head, hidden.float())
 
 
 def _ensure_pad_token(tokenizer) -> None:
