@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.training.config import ConfigError, TrainConfig, load_config
+from rewardlab.training.trainer import build_optimizer
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -35,9 +37,10 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_validation_lists_value_problems_together():
     with pytest.raises(ConfigError) as error:
-        load_config(None, ["batch_size=0", "objective.args.smoothing=0.1", "precision=fp16"])
+        load_config(None, ["batch_size=0", "objective.args.smoothing=0.1", "precision=fp16", "optim.head_lr=0"])
     problems = error.value.problems
-    assert len(problems) == 3
+    assert len(problems) == 4
+    assert any("optim.head_lr must be positive" in p for p in problems)
     assert any("batch_size must be a positive integer" in p for p in problems)
     assert any("has no option 'smoothing'" in p for p in problems)
     assert any("precision must be auto, bf16 or fp32" in p for p in problems)
@@ -50,3 +53,13 @@ def test_saved_config_round_trips(tmp_path):
     assert again == config
     assert yaml.safe_load((tmp_path / "saved.yaml").read_text())["optim"]["lr"] == 2e-5
     assert isinstance(again, TrainConfig)
+
+
+def test_head_learning_rate_applies_to_the_head_only(tiny_encoder_dir):
+    model = RewardModel.from_backbone(str(tiny_encoder_dir))
+    config = load_config(None, ["optim.lr=1e-5", "optim.head_lr=1e-3"])
+    optimizer, _ = build_optimizer(model, config, total_steps=10)
+    head = set(scalar_head(model.model).parameters())
+    for group in optimizer.param_groups:
+        assert group["initial_lr"] == (1e-3 if set(group["params"]) <= head else 1e-5)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.model.parameters()))

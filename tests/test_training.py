@@ -21,6 +21,7 @@ import rewardlab
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.training.config import TrainConfig
 
 FAST = {"precision": "fp32", "progress": False, "num_threads": 1, "log_every": 5}
 
@@ -89,7 +90,7 @@ def test_saved_model_loads_in_plain_transformers(tiny_encoder_dir, synthetic_fil
     replies = ["helpful clear kind", "rude wrong unsafe answer"]
     assert ours.score(["question 1", "question 2"], replies, precision="fp32") == pytest.approx(expected, abs=1e-5)
     saved = plain.config.rewardlab
-    assert saved["text_format"] == "plain" and saved["max_length"] == 256
+    assert saved["text_format"] == "plain" and saved["max_length"] == TrainConfig().model.max_length
     assert saved["reward_std"] > 0 and saved["reward_mean"] is not None and saved["temperature"] > 0
 
 
@@ -148,6 +149,7 @@ def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
         "num_threads=1",
         "progress=false",
         "optim.warmup_ratio=0",
+        "optim.lr=1e-4",
     ]
     single = cli("train", *args, "--output", str(tmp_path / "one"), stdout=subprocess.DEVNULL)
     torchrun = [

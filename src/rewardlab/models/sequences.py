@@ -30,7 +30,7 @@ def encode_texts(
     room = max_length - len(prefix) - len(suffix)
     if room < 1:
         raise ValueError(f"max_length {max_length} leaves no room for text after special tokens")
-    bodies = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    bodies = tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]  # we cut, not it
     ids, truncated = [], []
     for body in bodies:
         truncated.append(len(body) > room)

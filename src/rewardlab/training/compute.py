@@ -16,11 +16,9 @@ keep fused attention: with the packed pairs' mask it is the faster (SmolLM2: 3.3
 
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from rewardlab.models.reward_model import RewardModel, scalar_head
+from rewardlab.models.reward_model import RewardModel, bf16_copy
 
 
 class ComputeModel:
@@ -31,11 +29,7 @@ class ComputeModel:
         self.master = master
         self._attention = master.model.config._attn_implementation
         if precision == "bf16":
-            module = copy.deepcopy(master.model).to(torch.bfloat16)
-            head = scalar_head(module)
-            if head is not None:
-                head.float()
-            self.model = RewardModel(module, master.tokenizer, master.info)
+            self.model = RewardModel(bf16_copy(master.model), master.tokenizer, master.info)
         else:
             self.model = master
         if device.type == "cpu" and self._attention == "sdpa" and not master.shares_prefix:
@@ -45,7 +39,6 @@ class ComputeModel:
             for m, c in zip(master.model.parameters(), self.model.model.parameters(), strict=True)
             if m is not c and m.requires_grad
         ]
-        self.refresh()  # the head went through bf16 in the cast above: give it back its fp32 values
 
     def accumulate_gradients(self) -> None:
         """Add the copy's gradients into the fp32 gradients and clear them (a no-op without a copy)."""

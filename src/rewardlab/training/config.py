@@ -39,7 +39,7 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     backbone: str = "minilm"
-    max_length: int = 256
+    max_length: int = 384
     text_format: str = "auto"
     dropout: bool = False
     gradient_checkpointing: bool = False
@@ -53,7 +53,9 @@ class ObjectiveConfig:
 
 @dataclass
 class OptimConfig:
-    lr: float = 3e-5
+    lr: float = 2e-5
+    head_lr: float | None = None
+    """Learning rate of the new scalar head (default: ``lr``); a fresh head may want a larger one."""
     weight_decay: float = 0.0
     warmup_ratio: float = 0.05
     max_grad_norm: float = 1.0
@@ -70,7 +72,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     epochs: float = 2.0
     max_steps: int | None = None
-    batch_size: int = 16
+    batch_size: int = 8
     """Pairs per optimiser step, over all processes."""
     micro_batch_size: int | None = None
     """Pairs per forward pass and process; fewer than ``batch_size`` means gradient accumulation."""
@@ -109,6 +111,8 @@ class TrainConfig:
             problems.append(f"max_steps must be positive (got {self.max_steps})")
         if self.optim.lr <= 0:
             problems.append(f"optim.lr must be positive (got {self.optim.lr})")
+        if self.optim.head_lr is not None and self.optim.head_lr <= 0:
+            problems.append(f"optim.head_lr must be positive (got {self.optim.head_lr})")
         if not 0 <= self.optim.warmup_ratio < 1:
             problems.append(f"optim.warmup_ratio must be in [0, 1) (got {self.optim.warmup_ratio})")
         if self.precision not in ("auto", "bf16", "fp32"):

@@ -1,0 +1,139 @@
+"""What each training technique contributes on MiniLM, and how close a step gets to the matmul peak.
+
+The same 160 training pairs (8 a step, the embedded HH-RLHF data, max length 256) go through a full
+training step (forward, backward, clipping, AdamW) under cumulative settings, from what a plain
+PyTorch loop does to rewardlab's defaults. Each setting runs the 20 steps twice in a row and keeps
+the faster pass (the first warms the allocator). The matmul peak is measured on MiniLM's own feed-forward
+shape in fp32 and bf16; a step's useful work is 6 FLOPs per weight per padded token for the
+linear layers plus attention's score and value products (forward and backward).
+
+    python benchmarks/ablation.py [--threads 2] [--output benchmarks/results/ablation.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from rewardlab.data import load_preferences
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.training.batching import encode_pairs
+from rewardlab.training.compute import ComputeModel
+
+PAIRS, STEP = 160, 8
+
+SETTINGS = [
+    ("padded batches, fp32, fused attention, AdamW per tensor", {}),
+    ("+ batches of similar length", {"bucketing": True}),
+    ("+ bf16 autocast (fp32 weights)", {"bucketing": True, "autocast": True}),
+    ("bf16 copy with fp32 master weights instead of autocast", {"bucketing": True, "copy": True}),
+    ("+ eager attention", {"bucketing": True, "copy": True, "eager": True}),
+    ("+ fused AdamW (rewardlab's defaults)", {"bucketing": True, "copy": True, "eager": True, "fused": True}),
+]
+
+
+def matmul_rate(dtype: torch.dtype, tokens: int = 4096, d: int = 384, ff: int = 1536) -> float:
+    """FLOP/s of MiniLM's feed-forward matmul shape (tokens x d @ d x ff), best of 5."""
+    a, b = torch.randn(tokens, d, dtype=dtype), torch.randn(d, ff, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        best = min(best, (time.perf_counter() - start) / 10)
+    return 2 * tokens * d * ff / best
+
+
+def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int]) -> float:
+    """Useful FLOPs of the training steps: linear layers (6 per weight per token) plus attention."""
+    config = model.model.config
+    weights = sum(p.numel() for n, p in model.model.named_parameters() if p.dim() == 2 and "embeddings" not in n)
+    total = 0.0
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        tokens = 2 * len(batch) * width
+        attention = 2 * 2 * width * config.hidden_size * config.num_hidden_layers  # QK^T and PV per token
+        total += 3 * tokens * (2 * weights + attention)  # backward costs twice the forward
+    return total
+
+
+def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dict:
+    torch.manual_seed(0)
+    master = RewardModel(type(base.model)(base.model.config), base.tokenizer, base.info)
+    master.model.load_state_dict(base.model.state_dict())
+    if options.get("copy"):
+        compute = ComputeModel(master, "bf16", torch.device("cpu"))
+    else:
+        compute = ComputeModel(master, "fp32", torch.device("cpu"))
+    compute.model.model.set_attn_implementation("eager" if options.get("eager") else "sdpa")
+    optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
+    if options.get("bucketing"):
+        order = sorted(order, key=lambda i: data.lengths[i])
+    batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]
+    random.Random(0).shuffle(batches)
+    passes = []
+    for _ in range(2):
+        start = time.perf_counter()
+        for batch in batches:
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
+                chosen, rejected, _ = compute.model.pair_rewards(
+                    [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
+                )
+            (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
+            compute.accumulate_gradients()
+            torch.nn.utils.clip_grad_norm_(master.model.parameters(), 1.0)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            compute.refresh()
+        passes.append(time.perf_counter() - start)
+    seconds = min(passes)
+    real = sum(len(data.chosen[i]) + len(data.rejected[i]) for i in order)
+    padded = sum(2 * len(b) * max(data.lengths[i] for i in b) for b in batches)
+    return {
+        "pairs_per_s": len(order) / seconds,
+        "real_tokens_per_s": real / seconds,
+        "padding_fraction": 1 - real / padded,
+        "flops_per_s": step_flops(base, batches, data.lengths) / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/ablation.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    base = RewardModel.from_backbone("minilm", max_length=256)
+    data = encode_pairs(base, load_preferences().pairs)
+    order = random.Random(0).sample(range(len(data)), PAIRS)
+    peaks = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    rows = []
+    for label, options in SETTINGS:
+        row = {"setting": label, **run_setting(base, data, order, options)}
+        row["fraction_of_peak"] = (
+            row["flops_per_s"] / peaks["bf16" if options.get("copy") or options.get("autocast") else "fp32"]
+        )
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    for row in rows:
+        row["speedup"] = row["pairs_per_s"] / rows[0]["pairs_per_s"]
+    result = {"threads": args.threads, "pairs": PAIRS, "pairs_per_step": STEP, "matmul_peak_flops": peaks, "rows": rows}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    print("| setting | pairs/s | speed-up | padding | GFLOP/s | of the matmul peak |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['setting']} | {r['pairs_per_s']:.2f} | {r['speedup']:.2f}x | {r['padding_fraction']:.0%} "
+            f"| {r['flops_per_s'] / 1e9:.0f} | {r['fraction_of_peak']:.0%} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
