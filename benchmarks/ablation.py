@@ -31,8 +31,8 @@ SETTINGS = [
     ("padded batches, fp32, fused attention, AdamW per tensor", {}),
     ("+ batches of similar length", {"bucketing": True}),
     ("+ bf16 autocast (fp32 weights)", {"bucketing": True, "autocast": True}),
-    ("bf16 copy with fp32 master weights instead of autocast", {"bucketing": True, "copy": True}),
-    ("+ eager attention", {"bucketing": True, "copy": True, "eager": True}),
+    ("+ eager attention", {"bucketing": True, "autocast": True, "eager": True}),
+    ("bf16 copy with fp32 master weights instead of autocast", {"bucketing": True, "copy": True, "eager": True}),
     ("+ fused AdamW (rewardlab's defaults)", {"bucketing": True, "copy": True, "eager": True, "fused": True}),
 ]
 
