@@ -53,7 +53,7 @@ class ComputeModel:
 
     @torch.no_grad()
     def refresh(self) -> None:
-        """Copy the fp32 weights into the bf16 copy (after every optimiser step and on resume)."""
+        """Copy the fp32 weights into the bf16 copy (after every optimiser step)."""
         for master, compute in self._pairs:
             compute.copy_(master)
 
