@@ -27,9 +27,12 @@ def random_pairs(n: int, vocab: int, seed: int) -> tuple[list[list[int]], list[l
     return chosen, rejected
 
 
-def test_packed_rewards_and_gradients_equal_separate_passes(tiny_decoder_dir):
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])  # eager adds the mask to the logits: it needs a float mask
+def test_packed_rewards_and_gradients_equal_separate_passes(attention, tiny_decoder_dir):
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(tiny_decoder_dir, num_labels=1)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        tiny_decoder_dir, num_labels=1, attn_implementation=attention
+    )
     model.config.pad_token_id = 0
     chosen, rejected = random_pairs(6, model.config.vocab_size, seed=1)
 

@@ -84,17 +84,17 @@ def packed_pair_rewards(model: torch.nn.Module, packed: PackedPairs) -> tuple[to
     last token of each reply, which is what the model's own forward does for a single sequence.
     """
     weight = next(model.parameters())
-    mask = packed.attention_mask.to(weight.device)
+    device = weight.device
+    mask = packed.attention_mask.to(device)
     if model.config._attn_implementation == "eager":  # eager attention adds the mask to the logits
-        mask = torch.zeros(mask.shape, dtype=weight.dtype, device=weight.device).masked_fill_(
+        mask = torch.zeros(mask.shape, dtype=weight.dtype, device=device).masked_fill_(
             ~mask, torch.finfo(weight.dtype).min
         )
     hidden = model.base_model(
-        input_ids=packed.input_ids.to(weight.device),
-        position_ids=packed.position_ids.to(weight.device),
+        input_ids=packed.input_ids.to(device),
+        position_ids=packed.position_ids.to(device),
         attention_mask=mask,
     ).last_hidden_state
-    device = weight.device
     rows = torch.arange(hidden.shape[0], device=device)
     chosen = model.score(hidden[rows, packed.chosen_last.to(device)]).squeeze(-1).float()
     rejected = model.score(hidden[rows, packed.rejected_last.to(device)]).squeeze(-1).float()

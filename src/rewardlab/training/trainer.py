@@ -168,11 +168,12 @@ def _build_model(config: TrainConfig, accelerator: Accelerator) -> RewardModel:
 def build_optimizer(model: RewardModel, config: TrainConfig, total_steps: int):
     """AdamW (fused: one kernel for all weights, 4x faster than the per-tensor loop on CPU) with linear
     warmup then cosine decay to zero."""
-    head = {id(p) for p in scalar_head(model.model).parameters()}
+    module = scalar_head(model.model)
+    head = set(module.parameters()) if module is not None else set()
     params = list(model.model.parameters())
     groups = [
-        {"params": [p for p in params if id(p) not in head]},
-        {"params": [p for p in params if id(p) in head], "lr": config.optim.head_lr or config.optim.lr},
+        {"params": [p for p in params if p not in head]},
+        {"params": [p for p in params if p in head], "lr": config.optim.head_lr or config.optim.lr},
     ]
     optimizer = torch.optim.AdamW(
         groups,
