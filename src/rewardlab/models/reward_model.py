@@ -218,8 +218,7 @@ def bf16_copy(model: PreTrainedModel) -> PreTrainedModel:
     """A copy of ``model`` with its weights in bf16 and its scalar head in fp32, with exact values.
 
     Computing in bf16 weights is faster than bf16 autocast over fp32 weights, which casts every
-    weight again at every pass (AMX, MiniLM, 16 texts of 200 tokens: a forward takes 122 ms in bf16
-    weights, 189 ms under autocast).
+    weight again at every pass (see ``benchmarks/ablation.py`` for training).
     """
     clone = copy.deepcopy(model).to(torch.bfloat16)
     head = scalar_head(clone)
