@@ -15,8 +15,21 @@ from typing import Any
 
 from torch import Tensor
 
-BATCH_FIELDS = frozenset({"chosen", "rejected", "margin", "tie"})
-"""Tensors the trainer can hand to an objective, one value per pair."""
+BATCH_FIELDS = frozenset(
+    {"chosen", "rejected", "margin", "tie", "strength", "chosen_rating", "rejected_rating", "ranked", "ranked_mask"}
+)
+"""Tensors the trainer can hand to an objective (a field the data lacks arrives as ``None``):
+
+- ``chosen``, ``rejected``: the head's outputs for each pair's two replies, shape (B,) for a scalar
+  head or (B, D) for a head with D outputs (see ``head_size``);
+- ``margin`` (B,): annotated preference strength as a reward gap; ``tie`` (B,) bool;
+- ``strength`` (B,): probability that ``chosen`` is preferred, in [0.5, 1] (graded labels);
+- ``chosen_rating``, ``rejected_rating``: (B,) scalar ratings or (B, A) multi-attribute ratings;
+- ``ranked`` (G, K) or (G, K, D): outputs for the replies to one prompt, best first, and
+  ``ranked_mask`` (G, K) bool marking real replies (groups have different sizes).
+
+An objective asks either for pairs (``chosen``/``rejected``) or for rankings (``ranked``), not both.
+"""
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,14 @@ class Objective:
     inputs: tuple[str, ...]
     options: Mapping[str, Any]
     summary: str
+    head_size: int | Callable[[Mapping[str, Any]], int] = 1
+    """Outputs per reply the model's head must have: a number, or a function of the options."""
+
+    def outputs(self, options: Mapping[str, Any]) -> int:
+        """Head size for these user options (defaults filled in)."""
+        if callable(self.head_size):
+            return int(self.head_size({**self.options, **options}))
+        return self.head_size
 
     def check_options(self, options: Mapping[str, Any]) -> list[str]:
         """Every problem with user-given options, so they can all be reported at once."""
@@ -57,8 +78,14 @@ def normalise_name(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def register_objective(name: str) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
-    """Register ``fn`` under ``name``; a second registration of the same name is refused."""
+def register_objective(
+    name: str, head_size: int | Callable[[Mapping[str, Any]], int] = 1
+) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
+    """Register ``fn`` under ``name``; a second registration of the same name is refused.
+
+    ``head_size`` is how many outputs per reply the objective needs (e.g. ``lambda o: 2 * o["dim"]``
+    for preference embeddings); the trainer sizes the model's head from it.
+    """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
         key = normalise_name(name)
@@ -68,7 +95,7 @@ def register_objective(name: str) -> Callable[[Callable[..., ObjectiveOutput]], 
         inputs = tuple(p.name for p in params if p.name in BATCH_FIELDS)
         options = {p.name: p.default for p in params if p.name not in BATCH_FIELDS}
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _OBJECTIVES[key] = Objective(key, fn, inputs, options, summary)
+        _OBJECTIVES[key] = Objective(key, fn, inputs, options, summary, head_size)
         return fn
 
     return decorate
