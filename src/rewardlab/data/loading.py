@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from rewardlab.data.forms import parse_row
 from rewardlab.data.readers import iter_rows
-from rewardlab.data.records import DataError, PreferencePair
-from rewardlab.data.schema import ColumnMap, parse_pair
+from rewardlab.data.records import DataError, PreferencePair, Ranking
+from rewardlab.data.schema import ColumnMap
 
 DEFAULT_DATASET = "hh-rlhf-harmless"
 """The name that selects the embedded default data (1,850 HH-RLHF harmless-base pairs)."""
@@ -28,10 +29,15 @@ def default_dataset_path() -> Path:
 
 @dataclass
 class LoadedPreferences:
-    """The pairs read from ``path``, the rows skipped (with why), and the source field names seen."""
+    """The pairs read from ``path``, the rows skipped (with why), and the source field names seen.
+
+    ``pairs`` holds every pair, including those drawn from k-wise and tree records; ``rankings``
+    also keeps the full rankings whole, for objectives over rankings.
+    """
 
     path: str
     pairs: list[PreferencePair]
+    rankings: list[Ranking] = field(default_factory=list)
     skipped: list[DataError] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
 
@@ -72,7 +78,10 @@ def load_preferences(
         _stop_unless_skipping(loaded, skip_bad_rows)
         seen_fields.update(dict.fromkeys(row))
         try:
-            loaded.pairs.append(parse_pair(row, location, columns))
+            parsed = parse_row(row, location, columns)
+            loaded.pairs += parsed.pairs
+            if parsed.ranking is not None:
+                loaded.rankings.append(parsed.ranking)
         except DataError as error:
             loaded.skipped.append(error)
             _stop_unless_skipping(loaded, skip_bad_rows)

@@ -10,6 +10,9 @@ Message = dict[str, str]
 Prompt = str | tuple[Message, ...]
 """A prompt is plain text or a conversation (the messages before the compared reply)."""
 
+Rating = float | tuple[float, ...]
+"""A reply's rating: one number, or one number per attribute (helpfulness, honesty...)."""
+
 
 class DataError(ValueError):
     """A problem with one place in a user's data, named so the user can go and fix it.
@@ -33,9 +36,13 @@ class PreferencePair:
 
     ``chosen`` was preferred over ``rejected`` unless ``tie`` is set, in which case the two are
     judged equally good and their order carries no meaning. ``margin`` is the annotated preference
-    strength (Llama 2's margin term), ``weight`` scales the pair's loss, ``subset`` groups pairs
-    for per-subset accuracy, ``annotator`` names who judged, and ``source`` says where the record
-    came from (``file:line``) so later errors can point back to it.
+    strength (Llama 2's margin term), ``strength`` the probability that ``chosen`` is preferred
+    (graded labels: 1 for "better", less for "slightly better", 1/2 for a tie), ``chosen_rating``
+    and ``rejected_rating`` each reply's rating (a number, or one number per attribute),
+    ``weight`` scales the pair's loss, ``subset`` groups pairs for per-subset accuracy,
+    ``annotator`` names who judged, ``group`` ties together the pairs drawn from one k-wise or
+    tree record (they are split together), and ``source`` says where the record came from
+    (``file:line``) so later errors can point back to it.
     """
 
     prompt: Prompt
@@ -44,11 +51,48 @@ class PreferencePair:
     margin: float | None = None
     weight: float = 1.0
     tie: bool = False
+    strength: float | None = None
+    chosen_rating: Rating | None = None
+    rejected_rating: Rating | None = None
     id: str | None = None
     subset: str | None = None
     annotator: str | None = None
+    group: str | None = None
     source: str | None = field(default=None, compare=False)
 
     @property
     def is_conversation(self) -> bool:
         return not isinstance(self.prompt, str)
+
+
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    """Several replies to one prompt, ordered best first by a human (a k-wise judgement).
+
+    Objectives over rankings (Plackett-Luce) read it whole; pairwise objectives read its
+    ``pairs()``, every pair of replies with the better one as ``chosen``.
+    """
+
+    prompt: Prompt
+    responses: tuple[str, ...]
+    id: str | None = None
+    subset: str | None = None
+    annotator: str | None = None
+    group: str | None = None
+    source: str | None = field(default=None, compare=False)
+
+    def pairs(self) -> list[PreferencePair]:
+        r = self.responses
+        return [
+            PreferencePair(
+                self.prompt,
+                r[i],
+                r[j],
+                subset=self.subset,
+                annotator=self.annotator,
+                group=self.group,
+                source=self.source,
+            )
+            for i in range(len(r))
+            for j in range(i + 1, len(r))
+        ]

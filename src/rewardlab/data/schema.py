@@ -36,6 +36,20 @@ class ColumnMap:
     id: str = "id"
     subset: str = "subset"
     annotator: str = "annotator"
+    strength: str = "strength"
+    chosen_rating: str = "chosen_rating"
+    rejected_rating: str = "rejected_rating"
+    # graded pairs (see forms.py): two replies and a five-level label
+    response_a: str = "response_a"
+    response_b: str = "response_b"
+    preference: str = "preference"
+    # k-wise records: the replies (one list field, or several fields joined by "|") and how they were judged
+    responses: str = "responses"
+    ranking: str = "ranking"
+    judgements: str = "judgements"
+    # tree records: replies that share prefixes, and comparisons between branches
+    nodes: str = "nodes"
+    comparisons: str = "comparisons"
 
     @classmethod
     def parse(cls, text: str) -> ColumnMap:
@@ -77,6 +91,25 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
     weight = _number(row, location, columns.weight)
     if weight is not None and weight < 0:
         raise DataError(location, f"is negative ({weight:g}); a weight must be 0 or more", field=columns.weight)
+    strength = _number(row, location, columns.strength)
+    if strength is not None and not 0.5 <= strength <= 1:
+        raise DataError(
+            location,
+            f"is {strength:g}; it is the probability that the chosen reply is preferred, between 0.5 and 1 "
+            "(below 0.5, swap chosen and rejected)",
+            field=columns.strength,
+        )
+    chosen_rating = rating(row, location, columns.chosen_rating)
+    rejected_rating = rating(row, location, columns.rejected_rating)
+    if isinstance(chosen_rating, tuple) != isinstance(rejected_rating, tuple) or (
+        isinstance(chosen_rating, tuple) and len(chosen_rating) != len(rejected_rating)
+    ):
+        raise DataError(
+            location,
+            f'has {_describe(rejected_rating)} but "{columns.chosen_rating}" has {_describe(chosen_rating)} '
+            "(both replies need ratings of the same shape)",
+            field=columns.rejected_rating,
+        )
     return PreferencePair(
         prompt=prompt,
         chosen=chosen,
@@ -84,6 +117,9 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         margin=_number(row, location, columns.margin),
         weight=1.0 if weight is None else weight,
         tie=tie,
+        strength=0.5 if tie and strength is None else strength,
+        chosen_rating=chosen_rating,
+        rejected_rating=rejected_rating,
         id=_label(row, location, columns.id),
         subset=_label(row, location, columns.subset),
         annotator=_label(row, location, columns.annotator),
@@ -209,6 +245,22 @@ def _number(row: dict[str, Any], location: str, field_name: str) -> float | None
     return number
 
 
+def rating(row: dict[str, Any], location: str, field_name: str) -> float | tuple[float, ...] | None:
+    """A reply's rating: a finite number, or a non-empty list of them (one per attribute)."""
+    value = _optional(row, field_name)
+    if not isinstance(value, list):
+        return _number(row, location, field_name)
+    if not value:
+        raise DataError(location, "is an empty list (expected a number or one number per attribute)", field_name)
+    numbers = []
+    for index, item in enumerate(value):
+        ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
+        if not ok:
+            raise DataError(location, f"item [{index}] is {_describe(item)} (expected a finite number)", field_name)
+        numbers.append(float(item))
+    return tuple(numbers)
+
+
 def _tie(row: dict[str, Any], location: str, field_name: str) -> bool:
     value = _optional(row, field_name)
     if value is None:
@@ -275,7 +327,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         preview = value if len(value) <= 40 else value[:37] + "..."
         return f"text ({preview!r})"
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return f"a list of {len(value)} items"
     if isinstance(value, dict):
         return "an object"

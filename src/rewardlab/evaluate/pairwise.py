@@ -109,15 +109,32 @@ def evaluate_pairs(
     """
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    chosen, rejected, truncated = score_pairs(model, pairs, precision=precision, progress=progress)
+    return summarise_scores(
+        pairs,
+        chosen,
+        rejected,
+        precision=resolve_precision(precision, model.model.device),
+        truncated_pairs=truncated,
+        validation_scores=validation_scores,
+    )
+
+
+def score_pairs(
+    model: RewardModel, pairs: Sequence[PreferencePair], *, precision: Precision = "auto", progress: bool = False
+) -> tuple[list[float], list[float], int]:
+    """Scores of each pair's chosen and rejected reply, and how many pairs were truncated.
+
+    A model that compares pairs (preference embeddings) has no reward per reply; it gets the
+    antisymmetric scores ±ℓ/2 of the pair's log-odds ℓ, so that every pairwise metric (accuracy,
+    margin, calibration of σ(r_c − r_r)) reads the model's own preference probability.
+    """
     prompts = [p.prompt for p in pairs]
     chosen = model.encode(prompts, [p.chosen for p in pairs])
     rejected = model.encode(prompts, [p.rejected for p in pairs])
+    truncated = sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True))
+    if model.info.scores_pairs:
+        logits = model.preference_logits(chosen.ids, rejected.ids, precision=precision, progress=progress)
+        return [x / 2 for x in logits], [-x / 2 for x in logits], truncated
     scores = model.score_ids(chosen.ids + rejected.ids, precision=precision, progress=progress)
-    return summarise_scores(
-        pairs,
-        scores[: len(pairs)],
-        scores[len(pairs) :],
-        precision=resolve_precision(precision, model.model.device),
-        truncated_pairs=sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True)),
-        validation_scores=validation_scores,
-    )
+    return scores[: len(pairs)], scores[len(pairs) :], truncated

@@ -24,6 +24,7 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
+from rewardlab.models.heads import aggregate_members, combine_attributes, preference_logit
 from rewardlab.models.sequences import Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.precision import Precision, resolve_precision
@@ -44,6 +45,21 @@ class RewardModelInfo:
     reward_std: float | None = None
     temperature: float | None = None
     """T such that σ((r_a − r_b)/T) is calibrated on the validation split (temperature scaling)."""
+    head: str = "reward"
+    """What the outputs mean (``models/heads.py``): reward, attributes, ensemble or preference."""
+    direction: list[float] | None = None
+    """For an ``attributes`` head: the default weights combining the attributes (equal if unset)."""
+    aggregation: str = "mean"
+    """For an ``ensemble`` head: mean, wco or uwo."""
+    uncertainty_weight: float = 0.0
+    """For an ``ensemble`` head aggregated by ``uwo``: λ in mean − λ·variance."""
+    objective_args: dict | None = None
+    """The objective's options, so a ``preference`` head compares pairs as it was trained to."""
+
+    @property
+    def scores_pairs(self) -> bool:
+        """True when the model compares two replies rather than scoring each alone."""
+        return self.head == "preference"
 
 
 def disable_dropout(model: torch.nn.Module) -> None:
@@ -74,20 +90,27 @@ class RewardModel:
 
     @classmethod
     def from_backbone(
-        cls, backbone: str, *, max_length: int = 256, text_format: str = "auto", dropout: bool = False
+        cls,
+        backbone: str,
+        *,
+        max_length: int = 256,
+        text_format: str = "auto",
+        dropout: bool = False,
+        outputs: int = 1,
+        head: str = "reward",
     ) -> RewardModel:
-        """A new reward model: pretrained ``backbone`` plus a freshly initialised scalar head."""
+        """A new reward model: pretrained ``backbone`` plus a freshly initialised head of ``outputs`` values."""
         path = resolve_backbone(backbone)
         tokenizer = AutoTokenizer.from_pretrained(path)
         _ensure_pad_token(tokenizer)
         with _quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=1, trust_remote_code=False, dtype=torch.float32
+                path, num_labels=outputs, trust_remote_code=False, dtype=torch.float32
             )
         model.config.pad_token_id = tokenizer.pad_token_id
         if not dropout:
             disable_dropout(model)
-        info = RewardModelInfo(choose_format(tokenizer, text_format), max_length, backbone=str(backbone))
+        info = RewardModelInfo(choose_format(tokenizer, text_format), max_length, backbone=str(backbone), head=head)
         return cls(model, tokenizer, info)
 
     @classmethod
@@ -101,18 +124,32 @@ class RewardModel:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=False, use_safetensors=True, dtype=torch.float32
         )
-        if model.config.num_labels != 1:
+        saved = getattr(model.config, "rewardlab", None) or {}
+        if model.config.num_labels != 1 and saved.get("head", "reward") == "reward":
             raise ValueError(
-                f"{path}: a reward model has one output (num_labels=1), this one has {model.config.num_labels}"
+                f"{path}: a reward model has one output (num_labels=1), this one has {model.config.num_labels} "
+                "and no rewardlab head that says how to combine them"
             )
         if model.config.pad_token_id is None:
             model.config.pad_token_id = tokenizer.pad_token_id
-        saved = getattr(model.config, "rewardlab", None) or {}
         info = RewardModelInfo(
             text_format=saved.get("text_format") or choose_format(tokenizer),
             max_length=int(saved.get("max_length") or min(tokenizer.model_max_length, 512)),
             **{
-                k: saved[k] for k in ("backbone", "objective", "reward_mean", "reward_std", "temperature") if k in saved
+                k: saved[k]
+                for k in (
+                    "backbone",
+                    "objective",
+                    "reward_mean",
+                    "reward_std",
+                    "temperature",
+                    "head",
+                    "direction",
+                    "aggregation",
+                    "uncertainty_weight",
+                    "objective_args",
+                )
+                if k in saved
             },
         )
         model.eval()
@@ -169,17 +206,18 @@ class RewardModel:
         return chosen_rewards, rejected_rewards, int(mask.sum())
 
     @torch.inference_mode()
-    def score_ids(
+    def outputs_ids(
         self,
         ids: Sequence[Sequence[int]],
         *,
         precision: Precision = "auto",
         tile_tokens: int = 8192,
         progress: bool = False,
-    ) -> list[float]:
-        """Rewards for token sequences, computed in fixed-shape tiles (see ``scoring_tiles``).
+    ) -> torch.Tensor:
+        """The head's outputs for token sequences, (N,) or (N, D), computed in fixed-shape tiles
+        (see ``scoring_tiles``).
 
-        A text's score does not depend on what else is scored with it, nor in which order, bit
+        A text's outputs do not depend on what else is scored with it, nor in which order, bit
         for bit, in fp32 and in bf16; ``tile_tokens`` only bounds memory.
         """
         self.model.eval()
@@ -187,15 +225,55 @@ class RewardModel:
         module = self.model
         if resolve_precision(precision, device) == "bf16" and module.dtype != torch.bfloat16:
             module = bf16_copy(module)
-        scores = [0.0] * len(ids)
+        n_out = self.model.config.num_labels
+        outputs = torch.zeros((len(ids), n_out) if n_out > 1 else (len(ids),))
         with progress_bar(progress, "scoring", len(ids)) as advance:
             for tile in scoring_tiles([len(s) for s in ids], tile_tokens):
                 input_ids, mask = pad_tile([ids[i] for i in tile.indices], tile, self.tokenizer.pad_token_id)
-                values = sequence_rewards(module, input_ids.to(device), mask.to(device)).tolist()
-                for i, value in zip(tile.indices, values, strict=False):
-                    scores[i] = value
+                values = sequence_rewards(module, input_ids.to(device), mask.to(device)).cpu()
+                outputs[tile.indices] = values[: len(tile.indices)]
                 advance(len(tile.indices))
-        return scores
+        return outputs
+
+    def score_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        precision: Precision = "auto",
+        tile_tokens: int = 8192,
+        progress: bool = False,
+        direction: Sequence[float] | None = None,
+    ) -> list[float]:
+        """One reward per token sequence: the head's outputs reduced as its ``info.head`` says."""
+        outputs = self.outputs_ids(ids, precision=precision, tile_tokens=tile_tokens, progress=progress)
+        return self.reduce(outputs, direction=direction)[0].tolist()
+
+    def reduce(
+        self, outputs: torch.Tensor, *, direction: Sequence[float] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(reward, uncertainty or None) from head outputs; ``direction`` overrides an attributes head's."""
+        info = self.info
+        if info.head == "reward":
+            return outputs, None
+        if info.head == "attributes":
+            return combine_attributes(outputs, direction if direction is not None else info.direction), None
+        if info.head == "ensemble":
+            return aggregate_members(outputs, info.aggregation, info.uncertainty_weight)
+        raise ValueError(
+            "this model compares replies (preference embeddings) and gives no reward for one reply alone; "
+            "compare pairs with model.preference_logits(...) or `rewardlab eval`"
+        )
+
+    def preference_logits(
+        self, a_ids: Sequence[Sequence[int]], b_ids: Sequence[Sequence[int]], **kwargs
+    ) -> list[float]:
+        """log-odds that each ``a`` is preferred to its ``b``: r_a − r_b for a reward, or the skew-symmetric
+        form of preference embeddings (``heads.preference_logit``) for a pair-scoring model."""
+        outputs = self.outputs_ids([*a_ids, *b_ids], **kwargs)
+        a, b = outputs[: len(a_ids)], outputs[len(a_ids) :]
+        if self.info.scores_pairs:
+            return preference_logit(a, b, **(self.info.objective_args or {})).tolist()
+        return (self.reduce(a)[0] - self.reduce(b)[0]).tolist()
 
     def score(
         self,

@@ -47,8 +47,15 @@ class Objective:
     inputs: tuple[str, ...]
     options: Mapping[str, Any]
     summary: str
+    required: tuple[str, ...] = ()
+    """The inputs without a default: data lacking one of them cannot train this objective."""
     head_size: int | Callable[[Mapping[str, Any]], int] = 1
     """Outputs per reply the model's head must have: a number, or a function of the options."""
+    head: str = "reward"
+    """What the head's outputs mean, which says how a model trained with this objective scores:
+    ``reward`` (one scalar), ``attributes`` (one reward per attribute, combined by a direction),
+    ``ensemble`` (one reward per member, aggregated) or ``preference`` (preference embeddings:
+    the model scores pairs, not single replies)."""
 
     def outputs(self, options: Mapping[str, Any]) -> int:
         """Head size for these user options (defaults filled in)."""
@@ -72,6 +79,7 @@ class Objective:
 
 
 _OBJECTIVES: dict[str, Objective] = {}
+HEADS = ("reward", "attributes", "ensemble", "preference")
 
 
 def normalise_name(name: str) -> str:
@@ -79,12 +87,13 @@ def normalise_name(name: str) -> str:
 
 
 def register_objective(
-    name: str, head_size: int | Callable[[Mapping[str, Any]], int] = 1
+    name: str, head_size: int | Callable[[Mapping[str, Any]], int] = 1, head: str = "reward"
 ) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
     """Register ``fn`` under ``name``; a second registration of the same name is refused.
 
     ``head_size`` is how many outputs per reply the objective needs (e.g. ``lambda o: 2 * o["dim"]``
-    for preference embeddings); the trainer sizes the model's head from it.
+    for preference embeddings); the trainer sizes the model's head from it, and ``head`` (see
+    ``Objective.head``) says how the trained model turns those outputs into scores.
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
@@ -92,10 +101,13 @@ def register_objective(
         if key in _OBJECTIVES:
             raise ValueError(f"objective {key!r} is already registered")
         params = inspect.signature(fn).parameters.values()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)} (got {head!r})")
         inputs = tuple(p.name for p in params if p.name in BATCH_FIELDS)
+        required = tuple(p.name for p in params if p.name in BATCH_FIELDS and p.default is inspect.Parameter.empty)
         options = {p.name: p.default for p in params if p.name not in BATCH_FIELDS}
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _OBJECTIVES[key] = Objective(key, fn, inputs, options, summary, head_size)
+        _OBJECTIVES[key] = Objective(key, fn, inputs, options, summary, required, head_size, head)
         return fn
 
     return decorate

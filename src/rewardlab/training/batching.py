@@ -6,15 +6,18 @@ process of a data-parallel run agrees on it without talking.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
 
-from rewardlab.data.records import PreferencePair
+from rewardlab.data.records import PreferencePair, Ranking, Rating
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.sequences import pad_batch
+from rewardlab.objectives import Objective
 
 
 @dataclass
@@ -27,6 +30,9 @@ class EncodedPairs:
     weight: list[float]
     tie: list[bool]
     truncated: int
+    strength: list[float | None] = field(default_factory=list)
+    chosen_rating: list[Rating | None] = field(default_factory=list)
+    rejected_rating: list[Rating | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -37,13 +43,79 @@ class EncodedPairs:
         return [max(len(c), len(r)) for c, r in zip(self.chosen, self.rejected, strict=True)]
 
     def labels(self, indices: Sequence[int]) -> dict[str, torch.Tensor | None]:
-        """The per-pair fields an objective may ask for (a field no pair has is ``None``)."""
-        margins = [self.margin[i] for i in indices]
+        """The per-pair fields an objective may ask for (a field no pair has is ``None``).
+
+        A pair without a ``margin`` counts as margin 0 and one without a ``strength`` as a plain
+        preference (1); ratings are all there or absent (``check_fields`` makes sure).
+        """
+
+        def column(values: list, missing: float) -> torch.Tensor | None:
+            picked = [values[i] for i in indices] if values else []
+            if not picked or all(v is None for v in picked):
+                return None
+            return torch.tensor([missing if v is None else v for v in picked], dtype=torch.float32)
+
         return {
-            "margin": None if all(m is None for m in margins) else torch.tensor([m or 0.0 for m in margins]),
+            "margin": column(self.margin, 0.0),
+            "strength": column(self.strength, 1.0),
+            "chosen_rating": column(self.chosen_rating, math.nan),
+            "rejected_rating": column(self.rejected_rating, math.nan),
             "weight": torch.tensor([self.weight[i] for i in indices]),
             "tie": torch.tensor([self.tie[i] for i in indices]),
         }
+
+    def forward(self, model: RewardModel, indices: Sequence[int]) -> tuple[dict[str, torch.Tensor | None], int]:
+        """The objective's batch for these pairs (head outputs and labels), and the real tokens computed."""
+        chosen, rejected, tokens = model.pair_rewards(
+            [self.chosen[i] for i in indices], [self.rejected[i] for i in indices]
+        )
+        device = chosen.device
+        fields = {k: (v.to(device) if v is not None else None) for k, v in self.labels(indices).items()}
+        return {**fields, "chosen": chosen, "rejected": rejected}, tokens
+
+    @torch.no_grad()
+    def outputs(self, model: RewardModel, precision: str) -> dict[str, torch.Tensor | None]:
+        """The objective's batch for all pairs at once, for validation (scored like ``score``)."""
+        n = len(self)
+        outputs = model.outputs_ids(self.chosen + self.rejected, precision=precision)
+        return {**self.labels(range(n)), "chosen": outputs[:n], "rejected": outputs[n:]}
+
+
+@dataclass
+class EncodedRankings:
+    """Token ids of the replies of each ranking (best first), ready to batch as groups."""
+
+    replies: list[list[list[int]]]
+    truncated: int
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+    @cached_property
+    def lengths(self) -> list[int]:
+        """Padded tokens per reply of a group: its longest reply (used to group similar sizes)."""
+        return [max(map(len, group)) for group in self.replies]
+
+    def _batch(self, indices: Sequence[int], rewards: torch.Tensor) -> dict[str, torch.Tensor]:
+        sizes = [len(self.replies[i]) for i in indices]
+        k = max(sizes)
+        mask = torch.tensor([[j < n for j in range(k)] for n in sizes])
+        ranked = rewards.new_zeros((len(indices), k, *rewards.shape[1:]))
+        ranked[mask.to(rewards.device)] = rewards
+        weight = torch.ones(len(indices))
+        return {"ranked": ranked, "ranked_mask": mask.to(rewards.device), "weight": weight.to(rewards.device)}
+
+    def forward(self, model: RewardModel, indices: Sequence[int]) -> tuple[dict[str, torch.Tensor | None], int]:
+        flat = [reply for i in indices for reply in self.replies[i]]
+        input_ids, mask = pad_batch(flat, model.tokenizer.pad_token_id)
+        device = model.model.device
+        rewards = model.rewards(input_ids.to(device), mask.to(device))
+        return self._batch(indices, rewards), int(mask.sum())
+
+    @torch.no_grad()
+    def outputs(self, model: RewardModel, precision: str) -> dict[str, torch.Tensor | None]:
+        flat = [reply for group in self.replies for reply in group]
+        return self._batch(range(len(self)), model.outputs_ids(flat, precision=precision))
 
 
 def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> EncodedPairs:
@@ -57,7 +129,37 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
         weight=[p.weight for p in pairs],
         tie=[p.tie for p in pairs],
         truncated=sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True)),
+        strength=[p.strength for p in pairs],
+        chosen_rating=[p.chosen_rating for p in pairs],
+        rejected_rating=[p.rejected_rating for p in pairs],
     )
+
+
+def encode_rankings(model: RewardModel, rankings: Sequence[Ranking]) -> EncodedRankings:
+    groups, truncated = [], 0
+    for ranking in rankings:
+        encoded = model.encode([ranking.prompt] * len(ranking.responses), list(ranking.responses))
+        groups.append(encoded.ids)
+        truncated += any(encoded.truncated)
+    return EncodedRankings(groups, truncated)
+
+
+def check_fields(objective: Objective, pairs: Sequence[PreferencePair], what: str) -> None:
+    """Refuse data that lacks a field the objective needs, naming the first record without it."""
+    for name in objective.required:
+        if name in ("chosen", "rejected", "ranked", "ranked_mask", "tie"):
+            continue
+        missing = [p for p in pairs if getattr(p, name) is None]
+        if missing:
+            raise ValueError(
+                f"objective {objective.name!r} needs {name!r} on every pair, but {len(missing)} of {len(pairs)} "
+                f"{what} pairs lack it (first: {missing[0].source or 'a pair without a source'}); "
+                f"map the field that holds it with --columns {name}=FIELD"
+            )
+        if name.endswith("_rating"):
+            shapes = {len(v) if isinstance(v, tuple) else 0 for p in pairs for v in (getattr(p, name),)}
+            if len(shapes) > 1:
+                raise ValueError(f"{what} pairs mix single ratings and per-attribute ratings in {name!r}")
 
 
 def plan_epoch(

@@ -24,16 +24,25 @@ from transformers import get_cosine_schedule_with_warmup
 
 from rewardlab.atomic import write_text_atomic
 from rewardlab.data.loading import load_preferences
+from rewardlab.data.records import PreferencePair, Ranking
 from rewardlab.data.schema import ColumnMap
 from rewardlab.data.split import Splits, split_pairs
 from rewardlab.evaluate.calibration import fit_temperature
-from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
+from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs, score_pairs
 from rewardlab.evaluate.report import write_report
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
 from rewardlab.progress import progress_bar
-from rewardlab.training.batching import EncodedPairs, encode_pairs, micro_batches, plan_epoch
+from rewardlab.training.batching import (
+    EncodedPairs,
+    EncodedRankings,
+    check_fields,
+    encode_pairs,
+    encode_rankings,
+    micro_batches,
+    plan_epoch,
+)
 from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import TrainConfig
@@ -54,6 +63,9 @@ class TrainResult:
     peak_rss_mb: float
 
 
+Encoded = EncodedPairs | EncodedRankings
+
+
 class RunExists(RuntimeError):
     pass
 
@@ -72,14 +84,12 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     show = config.progress and main
 
     splits = _load_splits(config, accelerator)
-    model = _build_model(config, accelerator)
     objective = get_objective(config.objective.name)
-    model.info.objective = objective.name
-    train_data = encode_pairs(model, splits.train)
-    valid_data = encode_pairs(model, splits.validation) if splits.validation else None
+    model = _build_model(config, accelerator, objective)
+    train_data, valid_data = _encode(model, splits, objective, accelerator)
     if main and train_data.truncated:
         accelerator.print(
-            f"{train_data.truncated} of {len(train_data)} training pairs were longer than "
+            f"{train_data.truncated} of {len(train_data)} training records were longer than "
             f"{config.model.max_length} tokens and were truncated from the left (none dropped)"
         )
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
@@ -137,7 +147,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
     loop_seconds = time.perf_counter() - loop_started
     compute.release()
-    test, report_dir = _finish(model, splits, train_data, valid_data, config, state, out) if main else (None, None)
+    test, report_dir = _finish(model, splits, config, state, out) if main else (None, None)
     accelerator.wait_for_everyone()
     return TrainResult(
         out,
@@ -152,13 +162,17 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     )
 
 
-def _build_model(config: TrainConfig, accelerator: Accelerator) -> RewardModel:
+def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objective) -> RewardModel:
     model = RewardModel.from_backbone(
         config.model.backbone,
         max_length=config.model.max_length,
         text_format=config.model.text_format,
         dropout=config.model.dropout,
+        outputs=objective.outputs(config.objective.args),
+        head=objective.head,
     )
+    model.info.objective = objective.name
+    model.info.objective_args = {**objective.options, **config.objective.args}
     if config.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
     model.model.to(accelerator.device)
@@ -212,7 +226,7 @@ class Window:
 
 def _train_step(
     compute: ComputeModel,
-    data: EncodedPairs,
+    data: Encoded,
     global_batch: list[int],
     objective: Objective,
     config: TrainConfig,
@@ -222,16 +236,12 @@ def _train_step(
     """Accumulate this process's gradient of (sum of weighted pair losses) / (pairs in the global batch)
     into the fp32 weights' gradients."""
     local = global_batch[accelerator.process_index :: accelerator.num_processes]
-    device = accelerator.device
     model = compute.model
     model.model.train()
     for indices in micro_batches(local, data.lengths, config.micro_batch_size, config.micro_batch_tokens):
-        chosen, rejected, tokens = model.pair_rewards(
-            [data.chosen[i] for i in indices], [data.rejected[i] for i in indices]
-        )
-        fields = {k: (v.to(device) if v is not None else None) for k, v in data.labels(indices).items()}
-        output = objective({**fields, "chosen": chosen, "rejected": rejected}, **config.objective.args)
-        loss = (output.losses * fields["weight"]).sum() / len(global_batch)
+        batch, tokens = data.forward(model, indices)
+        output = objective(batch, **config.objective.args)
+        loss = (output.losses * batch["weight"]).sum() / len(global_batch)
         loss.backward()
         compute.accumulate_gradients()
         window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
@@ -255,21 +265,45 @@ def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
 
 @torch.no_grad()
 def validation_metrics(
-    model: RewardModel, data: EncodedPairs, objective: Objective, args: dict, precision: str = "auto"
+    model: RewardModel, data: Encoded, objective: Objective, args: dict, precision: str = "auto"
 ) -> dict[str, float]:
-    """Objective loss and pairwise accuracy on held-out pairs."""
-    n = len(data)
-    scores = torch.tensor(model.score_ids(data.chosen + data.rejected, precision=precision))
-    fields = data.labels(range(n)) if n else {}
-    output = objective(
-        {"chosen": scores[:n], "rejected": scores[n:], "margin": fields.get("margin"), "tie": fields.get("tie")}, **args
-    )
-    return {"loss": float(output.losses.mean()), "accuracy": float(output.metrics["accuracy"].mean())}
+    """Objective loss and accuracy on held-out records, scored as ``score`` scores."""
+    output = objective(data.outputs(model, precision), **args)
+    return {"loss": float(output.losses.mean()), "accuracy": float(output.metrics["accuracy"].float().mean())}
+
+
+def _encode(
+    model: RewardModel, splits: Splits, objective: Objective, accelerator: Accelerator
+) -> tuple[Encoded, Encoded | None]:
+    """Training and validation records in the shape the objective reads: pairs, or rankings.
+
+    An objective over rankings reads the full rankings and every other labelled pair as a ranking
+    of two; pairs labelled as ties have no order to rank and are left out, with a count printed.
+    """
+    if "ranked" not in objective.inputs:
+        check_fields(objective, splits.train, "training")
+        check_fields(objective, splits.validation, "validation")
+        valid = encode_pairs(model, splits.validation) if splits.validation else None
+        return encode_pairs(model, splits.train), valid
+
+    def as_rankings(pairs: list[PreferencePair], rankings: list[Ranking]) -> list[Ranking]:
+        ranked_groups = {r.group for r in rankings}
+        rest = [p for p in pairs if p.group is None or p.group not in ranked_groups]
+        ties = sum(p.tie for p in rest)
+        if ties:
+            accelerator.print(f"{ties} tie-labelled pairs left out: a ranking objective needs an order")
+        return rankings + [Ranking(p.prompt, (p.chosen, p.rejected), source=p.source) for p in rest if not p.tie]
+
+    train = as_rankings(splits.train, splits.train_rankings)
+    valid = as_rankings(splits.validation, splits.validation_rankings)
+    if not train:
+        raise ValueError(f"objective {objective.name!r} has no rankings to train on")
+    return encode_rankings(model, train), (encode_rankings(model, valid) if valid else None)
 
 
 def _evaluate_and_keep_best(
     model: RewardModel,
-    data: EncodedPairs | None,
+    data: Encoded | None,
     objective: Objective,
     config: TrainConfig,
     state: TrainState,
@@ -291,28 +325,23 @@ def _evaluate_and_keep_best(
 def _finish(
     model: RewardModel,
     splits: Splits,
-    train_data: EncodedPairs,
-    valid_data: EncodedPairs | None,
     config: TrainConfig,
     state: TrainState,
     out: Path,
 ) -> tuple[PairwiseEval | None, Path | None]:
     """Restore the best weights, record reward statistics and the calibration temperature (fitted on
-    the validation split), save, and evaluate on the test split."""
+    the validation pairs), save, and evaluate on the test pairs."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
         model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
-    sample = range(min(len(train_data), 500))
-    scores = torch.tensor(
-        model.score_ids(
-            [train_data.chosen[i] for i in sample] + [train_data.rejected[i] for i in sample],
-            precision=config.precision,
+    if not model.info.scores_pairs:
+        sample = splits.train[:500]
+        scores = torch.tensor(
+            model.score([p.prompt for p in sample] * 2, [p.chosen for p in sample] + [p.rejected for p in sample])
         )
-    )
-    model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
+        model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
     validation_scores = None
-    if valid_data is not None:
-        both = model.score_ids(valid_data.chosen + valid_data.rejected, precision=config.precision)
-        validation_scores = (both[: len(valid_data)], both[len(valid_data) :])
+    if splits.validation:
+        validation_scores = score_pairs(model, splits.validation, precision=config.precision)[:2]
         model.info.temperature = fit_temperature(*validation_scores)
     model.save_pretrained(out / "model")
     test, report_dir = None, None
@@ -339,6 +368,7 @@ def _load_splits(config: TrainConfig, accelerator: Accelerator) -> Splits:
         validation=config.data.validation_fraction,
         test=config.data.test_fraction,
         seed=config.data.split_seed,
+        rankings=loaded.rankings,
     )
     if not splits.train:
         raise ValueError(f"{loaded.path}: no training pairs left after splitting off validation and test")
