@@ -74,6 +74,22 @@ def graded_pairs(seed: int, pairs: int, features: int):
     return w, delta, torch.sigmoid(delta @ w)
 
 
+def fit_linear_reward(delta: torch.Tensor, strength: torch.Tensor | None) -> torch.Tensor:
+    """θ minimising soft Bradley-Terry on graded labels, or Bradley-Terry on hard ones (strength None)."""
+    theta = torch.zeros(delta.shape[1], dtype=delta.dtype, requires_grad=True)
+
+    def loss() -> torch.Tensor:
+        gap = delta @ theta
+        if strength is None:
+            out = bradley_terry_loss(gap, torch.zeros_like(gap))
+        else:
+            out = soft_bradley_terry_loss(gap, torch.zeros_like(gap), strength=strength)
+        return out.losses.mean() + 1e-4 * theta.pow(2).sum()  # keeps the separable hard fit finite
+
+    minimise(loss, [theta], iterations=100)
+    return theta.detach()
+
+
 def test_soft_labels_recover_the_true_reward_direction_better_than_hardened_ones():
     """With 16 pairs in 8 dimensions, a linear reward fitted to the graded labels σ(w·Δ) points
     closer to w than one fitted by Bradley-Terry to the same pairs with the labels hardened to
@@ -82,23 +98,8 @@ def test_soft_labels_recover_the_true_reward_direction_better_than_hardened_ones
     soft_cosines, hard_cosines = [], []
     for seed in range(5):
         w, delta, strength = graded_pairs(seed, pairs=16, features=8)
-        fitted = []
-        for soft in (True, False):
-            theta = torch.zeros(8, dtype=torch.float64, requires_grad=True)
-
-            def loss(soft: bool = soft, theta: torch.Tensor = theta) -> torch.Tensor:
-                gap = delta @ theta
-                out = (
-                    soft_bradley_terry_loss(gap, 0 * gap, strength=strength)
-                    if soft
-                    else bradley_terry_loss(gap, 0 * gap)
-                )
-                return out.losses.mean() + 1e-4 * theta.pow(2).sum()  # keeps the separable hard fit finite
-
-            minimise(loss, [theta], iterations=100)
-            fitted.append(torch.cosine_similarity(theta.detach(), w, dim=0).item())
-        soft_cosines.append(fitted[0])
-        hard_cosines.append(fitted[1])
+        soft_cosines.append(torch.cosine_similarity(fit_linear_reward(delta, strength), w, dim=0).item())
+        hard_cosines.append(torch.cosine_similarity(fit_linear_reward(delta, None), w, dim=0).item())
     # measured: soft 0.99999+ on every seed, hard 0.89, 0.76, 0.96, 0.98, 0.90
     assert sum(soft_cosines) / 5 > 0.99
     assert sum(soft_cosines) / 5 > sum(hard_cosines) / 5 + 0.05
