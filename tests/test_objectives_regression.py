@@ -33,6 +33,20 @@ def test_bt_regression_hand_computed():
     assert out.metrics["regression_loss"].item() == pytest.approx(0.5)
 
 
+def test_unrated_replies_are_left_out_without_nan():
+    """Ratings (NaN, 1) and (NaN, NaN): the first pair's loss is the rejected reply's error alone,
+    (0 - 1)² = 1; the second pair has none (loss 0) and trains bt_regression on the preference only."""
+    chosen = torch.tensor([5.0, 1.0], requires_grad=True)
+    rejected = torch.tensor([0.0, 0.0], requires_grad=True)
+    nan = float("nan")
+    out = regression_loss(chosen, rejected, torch.tensor([nan, nan]), torch.tensor([1.0, nan]))
+    assert out.losses.tolist() == [1.0, 0.0]
+    out.losses.sum().backward()
+    assert chosen.grad.tolist() == [0.0, 0.0] and rejected.grad.tolist() == [-2.0, 0.0]
+    both = bt_regression_loss(chosen, rejected, torch.tensor([nan, nan]), torch.tensor([1.0, nan]))
+    assert both.losses[1].item() == pytest.approx(0.3132617, abs=1e-6)
+
+
 def test_regression_rejects_bad_options_and_missing_ratings():
     one = torch.tensor([1.0])
     with pytest.raises(ValueError, match="scale must be positive"):

@@ -54,9 +54,8 @@ def multi_attribute_regression_loss(
     The multi-objective reward model of DPA (Wang et al. 2024, "Arithmetic Control of LLMs...") and of
     ArmoRM's first stage (Wang et al. 2024, "Interpretable Preferences via Multi-Objective Reward
     Modeling and Mixture-of-Experts"): A outputs regressed on A attribute ratings (helpfulness,
-    verbosity...). A NaN
-    rating (attribute not rated) is left out. Accuracy is that of ``combine_attributes`` along
-    ``direction`` (default: all attributes weighted equally).
+    verbosity...). A NaN rating (attribute not rated) is left out. Accuracy is that of
+    ``combine_attributes`` along ``direction`` (default: all attributes weighted equally).
     """
     count = _attribute_count({"attributes": attributes})
     if chosen.dim() != 2 or chosen.shape[-1] != count:
@@ -64,18 +63,10 @@ def multi_attribute_regression_loss(
             f"multi_attribute_regression with attributes={count} needs (B, {count}) rewards per reply "
             f"(got {tuple(chosen.shape)})"
         )
-    if chosen_rating is None or rejected_rating is None:
-        raise ValueError("multi_attribute_regression needs ratings: give each pair chosen_rating and rejected_rating")
-    # Unrated entries get a finite stand-in first, so that no NaN reaches the gradient.
-    errors = torch.cat(
-        [
-            rating_squared_errors(chosen, chosen_rating.nan_to_num(0.0), scale, shift),
-            rating_squared_errors(rejected, rejected_rating.nan_to_num(0.0), scale, shift),
-        ],
-        dim=-1,
-    )
-    rated = torch.cat([~chosen_rating.isnan(), ~rejected_rating.isnan()], dim=-1)
-    losses = torch.where(rated, errors, 0.0).sum(dim=-1) / rated.sum(dim=-1).clamp(min=1)
+    chosen_errors, chosen_rated = rating_squared_errors(chosen, chosen_rating, scale, shift)
+    rejected_errors, rejected_rated = rating_squared_errors(rejected, rejected_rating, scale, shift)
+    rated = chosen_rated.sum(dim=-1) + rejected_rated.sum(dim=-1)
+    losses = (chosen_errors.sum(dim=-1) + rejected_errors.sum(dim=-1)) / rated.clamp(min=1).to(chosen.dtype)
     weights = [1.0] * count if direction is None else direction
     gap = (combine_attributes(chosen, weights) - combine_attributes(rejected, weights)).detach()
     return ObjectiveOutput(losses, {"accuracy": (gap > 0).float(), "margin": gap})
