@@ -24,9 +24,9 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
-from rewardlab.models.heads import aggregate_members, combine_attributes, preference_logit
 from rewardlab.models.sequences import Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
+from rewardlab.objectives import aggregate_ensemble, combine_attributes, gpm_preference_logit
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
 
@@ -46,7 +46,7 @@ class RewardModelInfo:
     temperature: float | None = None
     """T such that σ((r_a − r_b)/T) is calibrated on the validation split (temperature scaling)."""
     head: str = "reward"
-    """What the outputs mean (``models/heads.py``): reward, attributes, ensemble or preference."""
+    """What the outputs mean (``objectives.registry.Objective.head``): reward, attributes, ensemble or preference."""
     direction: list[float] | None = None
     """For an ``attributes`` head: the default weights combining the attributes (equal if unset)."""
     aggregation: str = "mean"
@@ -256,9 +256,10 @@ class RewardModel:
         if info.head == "reward":
             return outputs, None
         if info.head == "attributes":
-            return combine_attributes(outputs, direction if direction is not None else info.direction), None
+            direction = direction if direction is not None else info.direction
+            return combine_attributes(outputs, direction if direction is not None else [1.0] * outputs.shape[-1]), None
         if info.head == "ensemble":
-            return aggregate_members(outputs, info.aggregation, info.uncertainty_weight)
+            return aggregate_ensemble(outputs, info.aggregation, info.uncertainty_weight)
         raise ValueError(
             "this model compares replies (preference embeddings) and gives no reward for one reply alone; "
             "compare pairs with model.preference_logits(...) or `rewardlab eval`"
@@ -272,7 +273,9 @@ class RewardModel:
         outputs = self.outputs_ids([*a_ids, *b_ids], **kwargs)
         a, b = outputs[: len(a_ids)], outputs[len(a_ids) :]
         if self.info.scores_pairs:
-            return preference_logit(a, b, **(self.info.objective_args or {})).tolist()
+            args = self.info.objective_args or {}
+            options = {k: args[k] for k in ("beta", "normalize") if k in args}
+            return gpm_preference_logit(a, b, **options).tolist()
         return (self.reduce(a)[0] - self.reduce(b)[0]).tolist()
 
     def score(
@@ -282,10 +285,24 @@ class RewardModel:
         *,
         precision: Precision = "auto",
         progress: bool = False,
+        direction: Sequence[float] | None = None,
     ) -> list[float]:
-        """The reward of each reply to its prompt (bf16 where the hardware computes it natively)."""
+        """The reward of each reply to its prompt (bf16 where the hardware computes it natively).
+
+        ``direction`` weighs the attributes of a multi-attribute model (default: the saved one).
+        """
         encoded = self.encode(prompts, replies)
-        return self.score_ids(encoded.ids, precision=precision, progress=progress)
+        return self.score_ids(encoded.ids, precision=precision, progress=progress, direction=direction)
+
+    def score_with_uncertainty(
+        self, prompts: Sequence[Prompt], replies: Sequence[str], *, precision: Precision = "auto"
+    ) -> tuple[list[float], list[float]]:
+        """(reward, members' variance) per reply, for an ensemble head; aggregated as saved in ``info``."""
+        if self.info.head != "ensemble":
+            raise ValueError(f"only an ensemble model has an uncertainty (this model's head: {self.info.head})")
+        outputs = self.outputs_ids(self.encode(prompts, replies).ids, precision=precision)
+        reward, variance = self.reduce(outputs)
+        return reward.tolist(), variance.tolist()
 
 
 def sequence_rewards(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -64,7 +64,7 @@ def _member_count(options: Mapping[str, Any]) -> int:
     return members
 
 
-@register_objective("ensemble_bradley_terry", head_size=_member_count)
+@register_objective("ensemble_bradley_terry", head_size=_member_count, head="ensemble")
 def ensemble_bradley_terry_loss(
     chosen: Tensor,
     rejected: Tensor,

@@ -41,7 +41,7 @@ def _embedding_size(options: Mapping[str, Any]) -> int:
     return 2 * dim
 
 
-@register_objective("gpm", head_size=_embedding_size)
+@register_objective("gpm", head_size=_embedding_size, head="preference")
 def gpm_loss(
     chosen: Tensor,
     rejected: Tensor,

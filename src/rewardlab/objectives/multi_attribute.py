@@ -36,7 +36,7 @@ def _attribute_count(options: Mapping[str, Any]) -> int:
     return attributes
 
 
-@register_objective("multi_attribute_regression", head_size=_attribute_count)
+@register_objective("multi_attribute_regression", head_size=_attribute_count, head="attributes")
 def multi_attribute_regression_loss(
     chosen: Tensor,
     rejected: Tensor,

@@ -144,8 +144,9 @@ def encode_rankings(model: RewardModel, rankings: Sequence[Ranking]) -> EncodedR
     return EncodedRankings(groups, truncated)
 
 
-def check_fields(objective: Objective, pairs: Sequence[PreferencePair], what: str) -> None:
-    """Refuse data that lacks a field the objective needs, naming the first record without it."""
+def check_fields(objective: Objective, options: dict, pairs: Sequence[PreferencePair], what: str) -> None:
+    """Refuse data that cannot train the objective: a required field missing on some pair, ratings
+    the objective reads but no pair has, or ratings of another shape than the head's outputs."""
     for name in objective.required:
         if name in ("chosen", "rejected", "ranked", "ranked_mask", "tie"):
             continue
@@ -156,10 +157,21 @@ def check_fields(objective: Objective, pairs: Sequence[PreferencePair], what: st
                 f"{what} pairs lack it (first: {missing[0].source or 'a pair without a source'}); "
                 f"map the field that holds it with --columns {name}=FIELD"
             )
-        if name.endswith("_rating"):
-            shapes = {len(v) if isinstance(v, tuple) else 0 for p in pairs for v in (getattr(p, name),)}
-            if len(shapes) > 1:
-                raise ValueError(f"{what} pairs mix single ratings and per-attribute ratings in {name!r}")
+    if "chosen_rating" not in objective.inputs or not pairs:
+        return
+    ratings = [r for p in pairs for r in (p.chosen_rating, p.rejected_rating) if r is not None]
+    if not ratings:
+        raise ValueError(
+            f"objective {objective.name!r} learns from ratings, but none of the {len(pairs)} {what} pairs has one; "
+            "map the fields that hold them with --columns chosen_rating=FIELD,rejected_rating=FIELD"
+        )
+    sizes = {len(r) if isinstance(r, tuple) else 1 for r in ratings}
+    wanted = objective.outputs(options) if objective.head == "attributes" else 1
+    if sizes != {wanted}:
+        raise ValueError(
+            f"objective {objective.name!r} needs {'one rating' if wanted == 1 else f'{wanted} ratings'} per reply, "
+            f"but the {what} pairs have ratings of size {', '.join(map(str, sorted(sizes)))}"
+        )
 
 
 def plan_epoch(

@@ -86,7 +86,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     splits = _load_splits(config, accelerator)
     objective = get_objective(config.objective.name)
     model = _build_model(config, accelerator, objective)
-    train_data, valid_data = _encode(model, splits, objective, accelerator)
+    train_data, valid_data = _encode(model, splits, objective, config.objective.args, accelerator)
     if main and train_data.truncated:
         accelerator.print(
             f"{train_data.truncated} of {len(train_data)} training records were longer than "
@@ -273,7 +273,7 @@ def validation_metrics(
 
 
 def _encode(
-    model: RewardModel, splits: Splits, objective: Objective, accelerator: Accelerator
+    model: RewardModel, splits: Splits, objective: Objective, args: dict, accelerator: Accelerator
 ) -> tuple[Encoded, Encoded | None]:
     """Training and validation records in the shape the objective reads: pairs, or rankings.
 
@@ -281,8 +281,8 @@ def _encode(
     of two; pairs labelled as ties have no order to rank and are left out, with a count printed.
     """
     if "ranked" not in objective.inputs:
-        check_fields(objective, splits.train, "training")
-        check_fields(objective, splits.validation, "validation")
+        check_fields(objective, args, splits.train, "training")
+        check_fields(objective, args, splits.validation, "validation")
         valid = encode_pairs(model, splits.validation) if splits.validation else None
         return encode_pairs(model, splits.train), valid
 
