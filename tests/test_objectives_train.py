@@ -16,6 +16,7 @@ from synthetic import BAD, GOOD, WEIGHTS, true_reward
 from transformers import AutoModelForSequenceClassification
 
 import rewardlab
+from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.objectives import objective_names
 
@@ -185,3 +186,60 @@ def test_data_without_ratings_is_refused_for_regression(tiny_encoder_dir, tmp_pa
             objective="regression",
             **QUICK,
         )
+
+
+def test_independent_members_score_as_an_ensemble(data_files, tiny_encoder_dir, tmp_path) -> None:
+    """Two members trained on different bootstrap samples: the ensemble's mean, worst case and
+    variance are those of the members' scores, and the CLI writes the uncertainty."""
+    members = []
+    for seed in (1, 2):
+        result = rewardlab.train(
+            data=str(data_files["pairs"]),
+            backbone=str(tiny_encoder_dir),
+            output_dir=tmp_path / f"member{seed}",
+            **{**QUICK, "seed": seed, "data.bootstrap_seed": seed},
+        )
+        members.append(result.model_dir)
+    texts = ["helpful kind", "rude wrong", "the answer"]
+    scores = torch.tensor([RewardModel.from_pretrained(m).score(["q"] * 3, texts, precision="fp32") for m in members])
+    assert not torch.equal(scores[0], scores[1])
+    ensemble = RewardEnsemble.from_pretrained(members, aggregation="wco")
+    worst, variance = ensemble.score_with_uncertainty(["q"] * 3, texts, precision="fp32")
+    assert worst == pytest.approx(scores.min(0).values.tolist())
+    assert variance == pytest.approx(scores.var(0, unbiased=False).tolist())
+
+    rows = write_rows([{"prompt": "q", "response": t} for t in texts], tmp_path / "in.jsonl")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = ["score", str(members[0]), str(rows), "--output", str(tmp_path / "out.jsonl"), "--precision", "fp32"]
+    done = subprocess.run(
+        [sys.executable, "-m", "rewardlab", *command, "--member", str(members[1])],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    written = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [w["reward"] for w in written] == pytest.approx(scores.mean(0).tolist(), abs=1e-6)
+    assert [w["uncertainty"] for w in written] == pytest.approx(variance, abs=1e-6)
+
+
+def test_tree_records_train(tiny_encoder_dir, tmp_path) -> None:
+    """Tree-structured preferences (replies sharing a prefix, compared between branches) train as pairs."""
+    rng = random.Random(5)
+    rows = []
+    for i in range(40):
+        stem = reply(rng)
+        branches = [reply(rng) for _ in range(3)]
+        order = sorted(range(3), key=lambda j: -true_reward(branches[j]))
+        nodes = [{"id": "s", "text": stem}] + [
+            {"id": f"b{j}", "parent": "s", "text": " " + b} for j, b in enumerate(branches)
+        ]
+        comparisons = [{"chosen": f"b{order[0]}", "rejected": f"b{order[2]}"}]
+        rows.append({"prompt": f"question {i}", "nodes": nodes, "comparisons": comparisons, "id": f"t{i}"})
+    result = rewardlab.train(
+        data=str(write_rows(rows, tmp_path / "trees.jsonl")),
+        backbone=str(tiny_encoder_dir),
+        output_dir=tmp_path / "run",
+        **QUICK,
+    )
+    assert result.steps == QUICK["max_steps"] and result.test is not None

@@ -150,20 +150,57 @@ def score(
     prompt_field: str = "prompt",
     response_field: str = "response",
     precision: PrecisionOption = "auto",
+    member: Annotated[
+        list[Path] | None, typer.Option(help="Another model to score as one ensemble with MODEL (repeatable)")
+    ] = None,
+    aggregation: Annotated[
+        str | None, typer.Option(help="Ensembles: mean, wco (worst member) or uwo (mean − λ·variance)")
+    ] = None,
+    uncertainty_weight: Annotated[float | None, typer.Option(help="Ensembles: λ of uwo")] = None,
+    direction: Annotated[str | None, typer.Option(help="Multi-attribute models: attribute weights, e.g. 1,0.5")] = None,
 ) -> None:
-    """Score each (prompt, response) row; the output is written whole or not at all."""
+    """Score each (prompt, response) row; the output is written whole or not at all.
+
+    An ensemble (several --member models, or a model trained with an ensemble objective) also
+    writes each reward's 'uncertainty': the variance across members.
+    """
     from rewardlab.atomic import write_text_atomic
+    from rewardlab.models.ensemble import RewardEnsemble
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.scoring import read_scoring_rows
 
     rows = read_scoring_rows(input, prompt_field, response_field)
-    reward_model = RewardModel.from_pretrained(model)
-    rewards = reward_model.score(
-        [r.prompt for r in rows], [r.response for r in rows], precision=precision, progress=True
-    )
-    lines = [json.dumps({**r.row, "reward": value}, ensure_ascii=False) for r, value in zip(rows, rewards, strict=True)]
+    prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
+    weights = _parse_direction(direction) if direction else None
+    options = {
+        k: v for k, v in (("aggregation", aggregation), ("uncertainty_weight", uncertainty_weight)) if v is not None
+    }
+    uncertainty = None
+    if member:
+        ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
+        rewards, uncertainty = ensemble.score_with_uncertainty(prompts, responses, precision=precision, progress=True)
+    else:
+        reward_model = RewardModel.from_pretrained(model)
+        for key, value in options.items():
+            setattr(reward_model.info, key, value)
+        if reward_model.info.head == "ensemble":
+            rewards, uncertainty = reward_model.score_with_uncertainty(prompts, responses, precision=precision)
+        else:
+            rewards = reward_model.score(prompts, responses, precision=precision, progress=True, direction=weights)
+    extra = [{"uncertainty": u} for u in uncertainty] if uncertainty is not None else [{}] * len(rows)
+    lines = [
+        json.dumps({**r.row, "reward": value, **more}, ensure_ascii=False)
+        for r, value, more in zip(rows, rewards, extra, strict=True)
+    ]
     write_text_atomic(output, "\n".join(lines) + "\n")
     out.print(f"scored {len(rows)} rows → {output}")
+
+
+def _parse_direction(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--direction must be numbers separated by commas, e.g. 1,0.5 (got {text!r})") from None
 
 
 @data_app.command("check")

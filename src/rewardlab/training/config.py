@@ -34,6 +34,9 @@ class DataConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.2
     split_seed: int = 0
+    bootstrap_seed: int | None = None
+    """Train on a bootstrap resample of the training split (drawn with replacement, seeded): one
+    member of an ensemble of independently trained models."""
 
 
 @dataclass

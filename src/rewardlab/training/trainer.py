@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import resource
 import shutil
 import time
@@ -372,6 +373,10 @@ def _load_splits(config: TrainConfig, accelerator: Accelerator) -> Splits:
     )
     if not splits.train:
         raise ValueError(f"{loaded.path}: no training pairs left after splitting off validation and test")
+    if config.data.bootstrap_seed is not None:
+        rng = random.Random(f"bootstrap:{config.data.bootstrap_seed}")
+        splits.train = [rng.choice(splits.train) for _ in splits.train]
+        splits.train_rankings = [rng.choice(splits.train_rankings) for _ in splits.train_rankings]
     accelerator.print(
         f"{len(loaded.pairs)} pairs: {len(splits.train)} train, "
         f"{len(splits.validation)} validation, {len(splits.test)} test"
