@@ -24,7 +24,10 @@ UF = (
     "ultrafeedback-binarized-1000.jsonl",
     "chosen_rating=metadata.score_chosen,rejected_rating=metadata.score_rejected",
 )
-TULU = ("tulu1-human-eval.jsonl", "response_a=completion_a,response_b=completion_b,annotator=evaluator")
+TULU = (  # every judgement of one instance (several annotators) shares its id, so they stay in one split
+    "tulu1-human-eval.jsonl",
+    "response_a=completion_a,response_b=completion_b,annotator=evaluator,id=instance_id",
+)
 QA = (
     "finegrained-rlhf-qa-feedback-dev.json",
     "prompt=question,responses=prediction 1|prediction 2|prediction 3|prediction 4,judgements=preference",

@@ -243,3 +243,28 @@ def test_tree_records_train(tiny_encoder_dir, tmp_path) -> None:
         **QUICK,
     )
     assert result.steps == QUICK["max_steps"] and result.test is not None
+
+
+@pytest.mark.slow
+def test_real_minilm_learns_from_real_rankings_and_preference_embeddings(tmp_path) -> None:
+    """The real MiniLM backbone with objectives beyond Bradley-Terry on real data: Plackett-Luce on
+    FineGrained-RLHF's judgements (as rankings of two) and GPM on the embedded HH pairs, a few steps each."""
+    data = Path(__file__).resolve().parents[1] / "data" / "finegrained-rlhf-qa-feedback-dev.json"
+    columns = "prompt=question,responses=prediction 1|prediction 2|prediction 3|prediction 4,judgements=preference"
+    common = {"max_steps": 2, "batch_size": 4, "progress": False, "model.max_length": 128}
+    ranked = rewardlab.train(
+        data=str(data),
+        output_dir=tmp_path / "pl",
+        objective="plackett_luce",
+        **common,
+        **{"data.columns": columns, "data.test_fraction": 0.02, "data.validation_fraction": 0.01},
+    )
+    assert ranked.test is not None and ranked.test.overall.n > 0
+    gpm = rewardlab.train(
+        output_dir=tmp_path / "gpm",
+        objective="gpm",
+        **common,
+        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01},
+    )
+    model = RewardModel.from_pretrained(gpm.model_dir)
+    assert model.info.scores_pairs and model.model.config.num_labels == 4 and gpm.test.overall.n == 37

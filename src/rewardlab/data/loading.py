@@ -38,6 +38,8 @@ class LoadedPreferences:
     path: str
     pairs: list[PreferencePair]
     rankings: list[Ranking] = field(default_factory=list)
+    records: int = 0
+    """Rows read into pairs (a k-wise or tree row gives several pairs)."""
     skipped: list[DataError] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
 
@@ -80,6 +82,7 @@ def load_preferences(
         try:
             parsed = parse_row(row, location, columns)
             loaded.pairs += parsed.pairs
+            loaded.records += 1
             if parsed.ranking is not None:
                 loaded.rankings.append(parsed.ranking)
         except DataError as error:

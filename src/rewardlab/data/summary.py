@@ -24,7 +24,7 @@ def summarize(loaded: LoadedPreferences, *, sample: int = 5) -> dict[str, Any]:
     contents = Counter(content_key(pair) for pair in pairs)
     return {
         "path": loaded.path,
-        "rows": len(pairs) + len(loaded.skipped),
+        "rows": loaded.records + len(loaded.skipped),
         "pairs": len(pairs),
         "skipped": {
             "count": len(loaded.skipped),
@@ -38,6 +38,10 @@ def summarize(loaded: LoadedPreferences, *, sample: int = 5) -> dict[str, Any]:
             "rejected": _stats([len(pair.rejected) for pair in pairs]),
         },
         "ties": sum(pair.tie for pair in pairs),
+        "rankings": len(loaded.rankings),
+        "groups": len({pair.group for pair in pairs if pair.group is not None}),
+        "with_strength": sum(pair.strength is not None and not pair.tie for pair in pairs),
+        "with_ratings": sum(pair.chosen_rating is not None for pair in pairs),
         "with_margin": sum(pair.margin is not None for pair in pairs),
         "with_weight": sum(pair.weight != 1.0 for pair in pairs),
         "with_subset": sum(pair.subset is not None for pair in pairs),
