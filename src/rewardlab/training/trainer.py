@@ -337,7 +337,11 @@ def _finish(
     if not model.info.scores_pairs:
         sample = splits.train[:500]
         scores = torch.tensor(
-            model.score([p.prompt for p in sample] * 2, [p.chosen for p in sample] + [p.rejected for p in sample])
+            model.score(
+                [p.prompt for p in sample] * 2,
+                [p.chosen for p in sample] + [p.rejected for p in sample],
+                precision=config.precision,
+            )
         )
         model.info.reward_mean, model.info.reward_std = float(scores.mean()), float(scores.std())
     validation_scores = None
