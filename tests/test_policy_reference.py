@@ -98,3 +98,13 @@ def test_bad_batch_size_is_refused(tiny_decoder_dir, tmp_path):
     model = AutoModelForCausalLM.from_pretrained(tiny_decoder_dir)
     with pytest.raises(ValueError, match="batch_pairs must be >= 1"):
         cached_reference_logps(model, pairs(n=1), pad_id=0, cache_dir=tmp_path, batch_pairs=0)
+
+
+def test_a_file_written_for_another_key_is_not_trusted(tiny_decoder_dir, tmp_path):
+    """The file name holds a prefix of the key; the full key inside the file is checked too."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_decoder_dir)
+    a = cached_reference_logps(model, pairs(seed=1), pad_id=0, cache_dir=tmp_path)
+    b = cached_reference_logps(model, pairs(seed=2), pad_id=0, cache_dir=tmp_path)
+    b.path.write_bytes(a.path.read_bytes())
+    again = cached_reference_logps(model, pairs(seed=2), pad_id=0, cache_dir=tmp_path)
+    assert not again.from_cache and torch.equal(again.logps.chosen_logps, b.logps.chosen_logps)
