@@ -9,12 +9,15 @@ from rewardlab.policy.registry import (
     policy_loss_names,
     register_policy_loss,
 )
+from rewardlab.policy.reward_augmented import goal_conditioned_prompt, reward_augmented_pairs
 
 __all__ = [
     "PolicyLoss",
     "PolicyLossOutput",
     "dpo_token_rewards",
     "get_policy_loss",
+    "goal_conditioned_prompt",
     "policy_loss_names",
     "register_policy_loss",
+    "reward_augmented_pairs",
 ]
