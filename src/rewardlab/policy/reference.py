@@ -30,7 +30,8 @@ CACHE_FORMAT = "rewardlab-reference-logps-1"
 @dataclass(frozen=True)
 class ReferenceLogps:
     logps: PairLogps
-    path: Path
+    path: Path | None
+    """The cache file (None when computed without a cache)."""
     from_cache: bool
 
 
@@ -63,17 +64,19 @@ def cached_reference_logps(
     model: torch.nn.Module,
     tokens: PairTokens,
     pad_id: int,
-    cache_dir: str | Path,
+    cache_dir: str | Path | None,
     batch_pairs: int = 16,
     max_row_tokens: int | None = None,
 ) -> ReferenceLogps:
     """The reference model's log-probabilities of every pair, read from ``cache_dir`` when present.
 
     Computed under ``torch.no_grad()`` in eval mode (the model's mode is restored), ``batch_pairs``
-    pairs per forward pass; the result lives on the CPU.
+    pairs per forward pass; the result lives on the CPU. ``cache_dir=None`` computes without caching.
     """
     if batch_pairs < 1:
         raise ValueError(f"batch_pairs must be >= 1 (got {batch_pairs})")
+    if cache_dir is None:
+        return ReferenceLogps(_compute(model, tokens, pad_id, batch_pairs, max_row_tokens), None, from_cache=False)
     key = cache_key(model, tokens)
     path = Path(cache_dir) / f"reference-logps-{key[:32]}.safetensors"
     cached = _read(path, key, len(tokens))
