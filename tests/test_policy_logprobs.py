@@ -121,3 +121,26 @@ def test_attention_kernels_without_4d_masks_are_refused():
     model.config = SimpleNamespace(_attn_implementation="flash_attention_2")
     with pytest.raises(ValueError, match="load it with attn_implementation='sdpa'"):
         model_attention_mask(model, torch.ones((1, 1, 2, 2), dtype=torch.bool))
+
+
+class WithoutLogitsToKeep(torch.nn.Module):
+    """A causal LM whose forward cannot restrict its logits (older or custom models)."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.config = inner.config
+
+    def forward(self, input_ids, position_ids, attention_mask, use_cache):
+        return self.inner(
+            input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, use_cache=use_cache
+        )
+
+
+def test_models_that_return_every_logit_give_the_same_logps(tiny_decoder_dir):
+    model = sharpened_model(tiny_decoder_dir)
+    tokens = random_pairs(3, model.config.vocab_size, seed=3)
+    got = packed_pair_logps(WithoutLogitsToKeep(model), pack_preferences(tokens, pad_id=0))
+    want = plain_pair_logps(model, tokens, pad_id=0)
+    assert torch.allclose(got.chosen_logps, want.chosen_logps, atol=1e-5)
+    assert torch.allclose(got.rejected_logps, want.rejected_logps, atol=1e-5)
