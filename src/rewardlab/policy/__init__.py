@@ -1,0 +1,23 @@
+"""Preference-trained policies: DPO-family losses over log-probabilities, looked up by name."""
+
+from rewardlab.policy import losses  # noqa: F401  (registers the losses)
+from rewardlab.policy.losses import dpo_token_rewards
+from rewardlab.policy.registry import (
+    PolicyLoss,
+    PolicyLossOutput,
+    get_policy_loss,
+    policy_loss_names,
+    register_policy_loss,
+)
+from rewardlab.policy.reward_augmented import goal_conditioned_prompt, reward_augmented_pairs
+
+__all__ = [
+    "PolicyLoss",
+    "PolicyLossOutput",
+    "dpo_token_rewards",
+    "get_policy_loss",
+    "goal_conditioned_prompt",
+    "policy_loss_names",
+    "register_policy_loss",
+    "reward_augmented_pairs",
+]

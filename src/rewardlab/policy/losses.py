@@ -1,0 +1,307 @@
+"""The DPO family: preference losses over the log-probabilities of a policy and a frozen reference.
+
+Notation used in every docstring. For a pair (x, y_w ≻ y_l), ``log π(y|x)`` is the summed
+log-probability of the reply's tokens given the prompt, and the log-ratios are
+
+    ρ_w = log π(y_w|x) − log π_ref(y_w|x),   ρ_l = log π(y_l|x) − log π_ref(y_l|x),   h = ρ_w − ρ_l.
+
+β·ρ is DPO's implicit reward (Rafailov et al. 2023, eq. 5), so every reference-based loss below
+reports β·ρ_w and β·ρ_l as the pair's rewards, whatever it optimises. Each function returns
+per-pair losses; the caller weights and reduces them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rewardlab.policy.registry import PolicyLossOutput, register_policy_loss
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0 (got {value})")
+
+
+def _check_noise(name: str, value: float) -> None:
+    if not 0.0 <= value < 0.5:
+        raise ValueError(f"{name} must be in [0, 0.5): the probability that a label is flipped (got {value})")
+
+
+def _check_lengths(lengths: Tensor, which: str) -> None:
+    if bool((lengths <= 0).any()):
+        raise ValueError(f"{which} must be positive token counts (got {lengths.tolist()})")
+
+
+def _logratios(
+    chosen_logps: Tensor, rejected_logps: Tensor, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor
+) -> tuple[Tensor, Tensor]:
+    return chosen_logps - reference_chosen_logps, rejected_logps - reference_rejected_logps
+
+
+def _output(losses: Tensor, chosen_rewards: Tensor, rejected_rewards: Tensor, **extras: Tensor) -> PolicyLossOutput:
+    return PolicyLossOutput(
+        losses,
+        chosen_rewards.detach(),
+        rejected_rewards.detach(),
+        {name: value.detach() for name, value in extras.items()},
+    )
+
+
+@register_policy_loss("dpo", aliases=("sigmoid",))
+def dpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    beta: float = 0.1,
+) -> PolicyLossOutput:
+    """DPO: −log σ(β·h), the Bradley-Terry likelihood of the label under the implicit reward.
+
+    Rafailov et al. 2023, "Direct Preference Optimization: Your Language Model is Secretly a Reward
+    Model", eq. 7. β is the strength of the KL penalty to the reference in the RLHF objective the
+    loss is derived from: small β lets the policy move far from the reference.
+    """
+    _check_positive("beta", beta)
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    losses = -F.logsigmoid(beta * (rho_w - rho_l))
+    return _output(losses, beta * rho_w, beta * rho_l)
+
+
+@register_policy_loss("conservative_dpo", aliases=("cdpo",))
+def conservative_dpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    beta: float = 0.1,
+    label_smoothing: float = 0.1,
+) -> PolicyLossOutput:
+    """Conservative DPO: −(1 − ε)·log σ(β·h) − ε·log σ(−β·h), DPO with label smoothing ε.
+
+    Mitchell 2023, "A note on DPO with noisy preferences and relationship to IPO": the labels are
+    trusted only with probability 1 − ε, so the loss no longer pushes h to infinity; its minimum is
+    at β·h = log((1 − ε)/ε). With ε = 0 it is exactly DPO.
+    """
+    _check_positive("beta", beta)
+    _check_noise("label_smoothing", label_smoothing)
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    logits = beta * (rho_w - rho_l)
+    losses = -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
+    return _output(losses, beta * rho_w, beta * rho_l)
+
+
+@register_policy_loss("robust_dpo", aliases=("rdpo",))
+def robust_dpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    beta: float = 0.1,
+    label_noise: float = 0.1,
+) -> PolicyLossOutput:
+    """Robust DPO: [(1 − ε)·(−log σ(β·h)) − ε·(−log σ(−β·h))] / (1 − 2ε), unbiased under label flips.
+
+    Chowdhury, Kini & Natarajan 2024, "Provably Robust DPO: Aligning Language Models with Noisy
+    Feedback". If each label is flipped with probability ε, the expected value of this loss
+    over the flip equals the DPO loss of the clean label:
+    (1 − ε)·L̃(h) + ε·L̃(−h) = ℓ(h), where ℓ(h) = −log σ(β·h). Unlike conservative DPO it is an
+    unbiased estimate of the clean loss, not a smoothed one; a single term can be negative.
+    """
+    _check_positive("beta", beta)
+    _check_noise("label_noise", label_noise)
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    logits = beta * (rho_w - rho_l)
+    eps = label_noise
+    losses = (-(1 - eps) * F.logsigmoid(logits) + eps * F.logsigmoid(-logits)) / (1 - 2 * eps)
+    return _output(losses, beta * rho_w, beta * rho_l)
+
+
+@register_policy_loss("ipo")
+def ipo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    beta: float = 0.1,
+) -> PolicyLossOutput:
+    """IPO: (h − 1/(2β))², a squared loss with its minimum at the finite margin h = 1/(2β).
+
+    Azar et al. 2024, "A General Theoretical Paradigm to Understand Learning from Human
+    Preferences", eq. 17 (β is their τ). With deterministic preferences DPO's optimum sends h to
+    infinity and ignores the KL penalty; IPO regresses h onto a target set by the regularisation
+    strength instead. The inputs are whatever log-probabilities the caller passes (summed here;
+    some implementations pass per-token means).
+    """
+    _check_positive("beta", beta)
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    losses = (rho_w - rho_l - 1 / (2 * beta)) ** 2
+    return _output(losses, beta * rho_w, beta * rho_l)
+
+
+@register_policy_loss("hinge", aliases=("slic",))
+def hinge_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    beta: float = 0.1,
+) -> PolicyLossOutput:
+    """Hinge (SLiC): max(0, 1 − β·h), zero once the pair is separated by the margin h ≥ 1/β.
+
+    Zhao et al. 2023, "SLiC-HF: Sequence Likelihood Calibration with Human Feedback", in the
+    normalised form of Liu et al. 2024, "Statistical Rejection Sampling Improves Preference
+    Optimization" (RSO), where the log-ratios are taken against the reference and 1/β is
+    the margin.
+    """
+    _check_positive("beta", beta)
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    losses = torch.relu(1 - beta * (rho_w - rho_l))
+    return _output(losses, beta * rho_w, beta * rho_l)
+
+
+@register_policy_loss("rpo")
+def rpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    beta: float = 0.1,
+    alpha: float = 1.0,
+) -> PolicyLossOutput:
+    """RPO: −log σ(β·h) + α·(−log π(y_w|x) / |y_w|), DPO plus the length-normalised SFT loss on y_w.
+
+    Liu et al. 2024, "Provably Mitigating Overoptimization in RLHF: Your SFT Loss is Implicitly an
+    Adversarial Regularizer": choosing the policy against an adversarial reward model
+    amounts to adding the imitation (NLL) loss of the chosen replies, which keeps the policy from
+    trading the chosen replies' likelihood for a larger margin. The NLL is per token (divided by
+    |y_w|), so α does not depend on reply length. Its gradient with respect to log π(y_w|x) is
+    DPO's plus −α/|y_w|.
+    """
+    _check_positive("beta", beta)
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0: the weight of the chosen reply's NLL (got {alpha})")
+    _check_lengths(chosen_lengths, "chosen_lengths")
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    nll = -chosen_logps / chosen_lengths
+    losses = -F.logsigmoid(beta * (rho_w - rho_l)) + alpha * nll
+    return _output(losses, beta * rho_w, beta * rho_l, nll=nll)
+
+
+@register_policy_loss("simpo")
+def simpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    chosen_lengths: Tensor,
+    rejected_lengths: Tensor,
+    beta: float = 2.0,
+    gamma: float = 1.0,
+) -> PolicyLossOutput:
+    """SimPO: −log σ(β/|y_w|·log π(y_w|x) − β/|y_l|·log π(y_l|x) − γ), without a reference model.
+
+    Meng, Xia & Chen 2024, "SimPO: Simple Preference Optimization with a Reference-Free Reward",
+    eq. 6. The reward is the policy's mean token log-probability (the quantity generation ranks
+    by), so long replies gain nothing from length alone; γ is a target reward margin. The paper
+    uses β around 2 to 2.5 and γ/β around 0.5. The rewards reported are β·log π(y|x)/|y|.
+    """
+    _check_positive("beta", beta)
+    _check_lengths(chosen_lengths, "chosen_lengths")
+    _check_lengths(rejected_lengths, "rejected_lengths")
+    chosen_rewards = beta * chosen_logps / chosen_lengths
+    rejected_rewards = beta * rejected_logps / rejected_lengths
+    losses = -F.logsigmoid(chosen_rewards - rejected_rewards - gamma)
+    return _output(losses, chosen_rewards, rejected_rewards)
+
+
+@register_policy_loss("flex_dpo", aliases=("dpo_3d",))
+def flex_dpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    chosen_lengths: Tensor | None = None,
+    beta_chosen: float = 0.1,
+    beta_rejected: float = 0.1,
+    sft_weight: float = 0.0,
+) -> PolicyLossOutput:
+    """Flex-DPO with an SFT term: −log σ(β⁺·ρ_w − β⁻·ρ_l) + λ·(−log π(y_w|x) / |y_w|).
+
+    The two regularisers of Yan et al. 2024, "3D-Properties: Identifying Challenges in DPO and
+    Charting a Path Forward", proposed against the Drastic drop of the rejected likelihood, the
+    Degradation into suppressing rejected replies (the chosen reply's gradient vanishes as
+    π(y_l) → 0) and the Dispersion of probability onto unseen replies:
+
+    - separate temperatures β⁺ (chosen) and β⁻ (rejected) reweigh the two gradients
+      (Flex-DPO; the paper's best setting has β⁻ slightly below β⁺);
+    - λ > 0 adds the chosen reply's per-token NLL, which keeps log π(y_w|x) from dropping
+      (needs ``chosen_lengths``).
+
+    With β⁺ = β⁻ = β and λ = 0 it is DPO. The rewards reported are β⁺·ρ_w and β⁻·ρ_l.
+    """
+    _check_positive("beta_chosen", beta_chosen)
+    _check_positive("beta_rejected", beta_rejected)
+    if sft_weight < 0:
+        raise ValueError(f"sft_weight must be >= 0 (got {sft_weight})")
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    chosen_rewards, rejected_rewards = beta_chosen * rho_w, beta_rejected * rho_l
+    losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
+    if sft_weight == 0:
+        return _output(losses, chosen_rewards, rejected_rewards)
+    if chosen_lengths is None:
+        raise ValueError("flex_dpo with sft_weight > 0 needs chosen_lengths (the NLL is per token)")
+    _check_lengths(chosen_lengths, "chosen_lengths")
+    nll = -chosen_logps / chosen_lengths
+    return _output(losses + sft_weight * nll, chosen_rewards, rejected_rewards, nll=nll)
+
+
+def dpo_token_rewards(guide_token_logps: Tensor, reference_token_logps: Tensor, beta: float) -> Tensor:
+    """Token-level rewards induced by a DPO-trained guide model: r̂_t = β·(log π_guide(y_t) − log π_ref(y_t)).
+
+    The "practical reward guidance" of TGDPO (Zhu et al. 2025): a policy already
+    trained with DPO is a token-level reward model through its per-token implicit reward. The
+    result is detached: it guides the loss, it is not trained.
+    """
+    _check_positive("beta", beta)
+    return (beta * (guide_token_logps - reference_token_logps)).detach()
+
+
+@register_policy_loss("tgdpo")
+def tgdpo_loss(
+    chosen_token_logps: Tensor,
+    rejected_token_logps: Tensor,
+    reference_chosen_token_logps: Tensor,
+    reference_rejected_token_logps: Tensor,
+    chosen_token_mask: Tensor,
+    rejected_token_mask: Tensor,
+    chosen_token_rewards: Tensor,
+    rejected_token_rewards: Tensor,
+    beta: float = 0.1,
+    alpha: float = 0.5,
+) -> PolicyLossOutput:
+    """TGDPO: −log σ(β·Σ_t (1 + α·r̂_w,t)·ρ_w,t − β·Σ_t (1 − α·r̂_l,t)·ρ_l,t), token-weighted DPO.
+
+    Zhu et al. 2025, "TGDPO: Harnessing Token-Level Reward Guidance for Enhancing Direct
+    Preference Optimization" (ICML). ρ_·,t = log π(y_t|x, y_<t) − log π_ref(y_t|x, y_<t) is the
+    per-token log-ratio; r̂ is a token-level reward (e.g. :func:`dpo_token_rewards` of a DPO-trained
+    guide model). Each token may drift from the reference in proportion to its guidance: chosen
+    tokens with a high reward and rejected tokens with a low reward get a larger weight.
+
+    What is implemented is the simplest faithful form, the one of the authors' released code: the
+    weights 1 + α·r̂ (chosen) and 1 − α·r̂ (rejected), unclipped, so keep α·|r̂| below 1 for the
+    weights to stay positive. With α = 0 (or r̂ = 0) it is exactly DPO. The guidance rewards are
+    detached. The rewards reported are the weighted sums β·Σ_t w_t·ρ_t the loss compares.
+    """
+    _check_positive("beta", beta)
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0: the strength of the token-level guidance (got {alpha})")
+    chosen_weights = 1 + alpha * chosen_token_rewards.detach()
+    rejected_weights = 1 - alpha * rejected_token_rewards.detach()
+    rho_w = (chosen_token_logps - reference_chosen_token_logps) * chosen_weights
+    rho_l = (rejected_token_logps - reference_rejected_token_logps) * rejected_weights
+    zero = torch.zeros((), dtype=rho_w.dtype, device=rho_w.device)
+    chosen_rewards = beta * torch.where(chosen_token_mask, rho_w, zero).sum(-1)
+    rejected_rewards = beta * torch.where(rejected_token_mask, rho_l, zero).sum(-1)
+    losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
+    return _output(losses, chosen_rewards, rejected_rewards)

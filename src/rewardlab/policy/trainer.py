@@ -1,0 +1,192 @@
+"""A thin offline preference-training loop for a causal LM: batch → log-probs → loss → step → log.
+
+The loss is looked up by name (:mod:`rewardlab.policy.registry`) and says what it needs: reference
+log-probabilities are computed once before training (and cached on disk when ``cache_dir`` is
+set), token-level guidance rewards from a guide model only for losses that read them. The policy's
+log-probabilities come from one packed pass per batch (:mod:`rewardlab.policy.logprobs`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import PreTrainedTokenizerBase
+
+from rewardlab.data.records import PreferencePair
+from rewardlab.models.formatting import choose_format
+from rewardlab.policy.encoding import encode_pairs
+from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
+from rewardlab.policy.losses import dpo_token_rewards
+from rewardlab.policy.reference import cached_reference_logps
+from rewardlab.policy.registry import PolicyLoss, get_policy_loss
+
+
+@dataclass
+class PolicyTrainConfig:
+    loss: str = "dpo"
+    loss_args: dict[str, Any] = field(default_factory=dict)
+    """Options of the loss, e.g. ``{"beta": 0.1}`` (see ``get_policy_loss(name).options``)."""
+    steps: int = 100
+    batch_pairs: int = 8
+    lr: float = 5e-7
+    weight_decay: float = 0.0
+    max_grad_norm: float | None = 1.0
+    seed: int = 0
+    text_format: str = "auto"
+    max_prompt_tokens: int = 512
+    max_reply_tokens: int = 512
+    max_row_tokens: int | None = None
+    """Pack several pairs per row up to this many tokens (None: one pair per row)."""
+    cache_dir: str | None = None
+    """Where reference (and guide) log-probabilities are cached; None keeps them in memory only."""
+    guide_beta: float = 0.1
+    """β of the guide model's token rewards, for losses that need them (TGDPO)."""
+
+    def problems(self, loss: PolicyLoss) -> list[str]:
+        """Every problem with this configuration, so all can be fixed at once."""
+        found = loss.check_options(self.loss_args)
+        for name in ("steps", "batch_pairs", "max_prompt_tokens", "max_reply_tokens"):
+            if getattr(self, name) < 1:
+                found.append(f"{name} must be >= 1 (got {getattr(self, name)})")
+        if not self.lr > 0:
+            found.append(f"lr must be > 0 (got {self.lr})")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            found.append(f"max_grad_norm must be > 0 or None (got {self.max_grad_norm})")
+        return found
+
+
+@dataclass(frozen=True)
+class PolicyTrainResult:
+    history: list[dict[str, float]]
+    """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, kl, grad_norm."""
+
+
+def train_policy(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    pairs: Sequence[PreferencePair],
+    config: PolicyTrainConfig,
+    reference_model: torch.nn.Module | None = None,
+    guide_model: torch.nn.Module | None = None,
+    log: Callable[[int, dict[str, float]], None] | None = None,
+) -> PolicyTrainResult:
+    """Train ``model`` in place on ``pairs`` with the configured loss.
+
+    ``reference_model`` defaults to a frozen copy of ``model`` as it is before training (the usual
+    SFT starting point). ``guide_model`` (a DPO-trained policy) is needed only by token-guided losses.
+    """
+    loss = get_policy_loss(config.loss)
+    problems = config.problems(loss)
+    if loss.needs_token_rewards and guide_model is None:
+        problems.append(f"policy loss {loss.name!r} needs token rewards: pass a guide_model (a DPO-trained policy)")
+    if tokenizer.pad_token_id is None:
+        problems.append("the tokenizer has no pad token; set tokenizer.pad_token before training")
+    if problems:
+        raise ValueError("invalid policy training configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    fmt = choose_format(tokenizer, config.text_format)
+    tokens = encode_pairs(tokenizer, pairs, fmt, config.max_prompt_tokens, config.max_reply_tokens)
+    fixed = _fixed_fields(model, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
+    _disable_dropout(model)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
+    device = next(model.parameters()).device
+    history = []
+    for step, indices in enumerate(order, start=1):
+        policy = pair_logps(model, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
+        batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
+        out = loss(batch, **config.loss_args)
+        out.losses.mean().backward()
+        grad_norm = _clip(model, config.max_grad_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        values = {"loss": out.losses.mean().item(), "grad_norm": grad_norm}
+        values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
+        if "reference_chosen_logps" in batch:
+            values["kl"] = kl_estimate(policy, batch["reference_chosen_logps"], batch["reference_rejected_logps"])
+        history.append(values)
+        if log is not None:
+            log(step, values)
+    return PolicyTrainResult(history)
+
+
+def kl_estimate(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
+    """Mean of log π(y|x) − log π_ref(y|x) over the batch's chosen and rejected replies.
+
+    This is the sampled KL estimator applied to the data's replies. They were not sampled from
+    the policy, so it is a measure of drift on the training replies rather than an unbiased
+    estimate of KL(π‖π_ref); it is 0 at the start and grows as the policy leaves the reference.
+    """
+    chosen = policy.chosen_logps.detach() - reference_chosen_logps
+    rejected = policy.rejected_logps.detach() - reference_rejected_logps
+    return torch.cat([chosen, rejected]).mean().item()
+
+
+def _fixed_fields(
+    model: torch.nn.Module,
+    tokens: PairTokens,
+    pad_id: int,
+    loss: PolicyLoss,
+    config: PolicyTrainConfig,
+    reference_model: torch.nn.Module | None,
+    guide_model: torch.nn.Module | None,
+) -> dict[str, Tensor]:
+    """Per-pair tensors computed once before training: the reference's log-probs and the guidance."""
+    if not loss.needs_reference:
+        return {}
+    reference = reference_model if reference_model is not None else copy.deepcopy(model)
+    ref = cached_reference_logps(reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens)
+    fields = {k: v for k, v in ref.logps.batch_fields("reference_").items() if k.startswith("reference_")}
+    if loss.needs_token_rewards:
+        guide = cached_reference_logps(
+            guide_model, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
+        ).logps
+        for side in ("chosen", "rejected"):
+            fields[f"{side}_token_rewards"] = dpo_token_rewards(
+                getattr(guide, f"{side}_token_logps"), getattr(ref.logps, f"{side}_token_logps"), config.guide_beta
+            )
+    return fields
+
+
+def _rows(fixed: dict[str, Tensor], indices: list[int], policy: PairLogps, device: torch.device) -> dict[str, Tensor]:
+    """The batch's rows of the precomputed tensors, token ones cut to the batch's reply widths."""
+    widths = {"chosen": policy.chosen_token_mask.shape[1], "rejected": policy.rejected_token_mask.shape[1]}
+    out = {}
+    for name, tensor in fixed.items():
+        rows = tensor[indices]
+        if rows.dim() == 2:
+            rows = rows[:, : widths["chosen" if "chosen" in name else "rejected"]]
+        out[name] = rows.to(device)
+    return out
+
+
+def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]:
+    """``steps`` batches drawn from seeded shuffles of the pairs, one epoch after another."""
+    generator = torch.Generator().manual_seed(seed)
+    order: list[int] = []
+    while len(order) < steps * min(batch_pairs, n):
+        order += torch.randperm(n, generator=generator).tolist()
+    size = min(batch_pairs, n)
+    return [order[i * size : (i + 1) * size] for i in range(steps)]
+
+
+def _clip(model: torch.nn.Module, max_norm: float | None) -> float:
+    params = [p for p in model.parameters() if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
+    return float(norm)
+
+
+def _disable_dropout(model: torch.nn.Module) -> None:
+    """Dropout would make the policy's log-probabilities noisy against the reference's (computed
+    in eval mode), so it is switched off, as in most DPO implementations."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
