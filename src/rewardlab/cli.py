@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, eval, compare, score and data check."""
+"""The ``rewardlab`` command line: train, eval, compare, score, serve and data check."""
 
 from __future__ import annotations
 
@@ -164,6 +164,36 @@ def score(
     lines = [json.dumps({**r.row, "reward": value}, ensure_ascii=False) for r, value in zip(rows, rewards, strict=True)]
     write_text_atomic(output, "\n".join(lines) + "\n")
     out.print(f"scored {len(rows)} rows → {output}")
+
+
+@app.command("serve")
+@user_errors
+def serve_command(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    precision: PrecisionOption = "auto",
+    max_batch_items: Annotated[int, typer.Option(help="Items scored together at most")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with")] = 5.0,
+    max_items: Annotated[int, typer.Option(help="Items per request at most (413 beyond)")] = 512,
+    max_text_chars: Annotated[int, typer.Option(help="Characters per text at most (413 beyond)")] = 32_768,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body size at most (413 beyond)")] = 8 * 1024 * 1024,
+) -> None:
+    """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
+    from rewardlab.serve import ServeConfig, serve
+
+    config = ServeConfig(
+        max_batch_items=max_batch_items,
+        max_wait_ms=max_wait_ms,
+        max_items=max_items,
+        max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes,
+        precision=precision,  # type: ignore[arg-type]  # checked by validate()
+    )
+    config.validate()
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model}: not a saved reward model (no config.json)")
+    serve(str(model), host=host, port=port, config=config)
 
 
 @data_app.command("check")

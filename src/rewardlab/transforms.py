@@ -212,7 +212,7 @@ def _normalize(rewards: Tensor, stats: RewardStats, mean: float | None = None, s
     if mean is None or std is None:
         raise TransformError(
             "'normalize' needs the reward mean and std, and this model has none saved "
-            "(reward_mean/reward_std in its config); give them as args: {\"mean\": ..., \"std\": ...}",
+            '(reward_mean/reward_std in its config); give them as args: {"mean": ..., "std": ...}',
             field="transform.args",
         )
     return normalize_rewards(rewards, mean, std)
@@ -265,7 +265,7 @@ def apply_transform(
     *,
     args: Mapping[str, Any] | None = None,
     references: Sequence[Sequence[float]] | None = None,
-    stats: RewardStats = RewardStats(),  # noqa: B008 - frozen, so sharing the default is safe
+    stats: RewardStats = RewardStats(),  # frozen, so sharing the default is safe
 ) -> list[float]:
     """Apply the transform registered as ``name`` to one request's rewards (computed in float64).
 
@@ -296,7 +296,8 @@ def _check_options(transform: NamedTransform, args: Mapping[str, Any]) -> dict[s
     unknown = sorted(set(args) - set(allowed))
     if unknown:
         names = ", ".join(allowed) or "none"
-        raise TransformError(f"unknown option {unknown[0]!r} for {transform.name!r} (options: {names})", "transform.args")
+        message = f"unknown option {unknown[0]!r} for {transform.name!r} (options: {names})"
+        raise TransformError(message, "transform.args")
     missing = [k for k, default in allowed.items() if default is None and k not in args and not transform.uses_stats]
     if missing:
         raise TransformError(f"{transform.name!r} needs the option {missing[0]!r}", "transform.args")
