@@ -20,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.microbatch import MicroBatcher
-from rewardlab.models.reward_model import RewardModel, bf16_copy
+from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import Encoded
-from rewardlab.precision import Precision, resolve_precision
+from rewardlab.precision import Precision
 from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 
 
@@ -164,17 +163,14 @@ class ScoringService:
 
     The tokenizer is used from its own thread only (fast tokenizers are not safe to share across
     threads); the scoring thread only reads its pad id. In bf16 the bf16 copy of the weights is
-    made once here, which ``RewardModel.score`` would otherwise make for every call.
+    made once (``inference_copy``), not for every batch.
     """
 
     def __init__(self, model: RewardModel, model_path: str, config: ServeConfig) -> None:
         config.validate()
         self.config = config
         self.model_path = model_path
-        self.precision = resolve_precision(config.precision, model.model.device)
-        if self.precision == "bf16" and model.model.dtype != torch.bfloat16:
-            model = RewardModel(bf16_copy(model.model), model.tokenizer, model.info)
-        self.model = model
+        self.model, self.precision = inference_copy(model, config.precision)
         self.stats = RewardStats(model.info.reward_mean, model.info.reward_std)
         self.batcher: MicroBatcher[list[int]] = MicroBatcher(
             self._score_ids, max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000
