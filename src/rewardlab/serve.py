@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import socket
 import threading
 import time
@@ -29,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
-from rewardlab.microbatch import MicroBatcher
+from rewardlab.microbatch import BatchStats, MicroBatcher
 from rewardlab.models.reward_model import RewardModel, inference_copy
-from rewardlab.models.sequences import Encoded
+from rewardlab.models.sequences import Encoded, scoring_tiles
 from rewardlab.precision import Precision
 from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 
@@ -40,7 +41,7 @@ from rewardlab.transforms import RewardStats, TransformError, apply_transform, g
 class ServeConfig:
     """Batching and request limits of the scoring server (every limit answers a clear 4xx)."""
 
-    max_batch_items: int = 64
+    max_batch_items: int = 256
     """Items scored together at most (one request's items are never split)."""
     max_wait_ms: float = 5.0
     """How long the first queued request waits for others to join its batch."""
@@ -50,12 +51,18 @@ class ServeConfig:
     """Characters per prompt, response or query (texts are cut to the model's max_length tokens anyway)."""
     max_body_bytes: int = 8 * 1024 * 1024
     precision: Precision = "auto"
+    tile_tokens: int = 8192
+    """Tokens per forward pass (``RewardModel.score_ids``); the default is ``RewardModel.score``'s, so
+    scores equal offline ones by construction. Smaller tiles waste less on filler rows when few
+    items come at once."""
+    warmup: bool = True
+    """Score one dummy sequence of every padded width at start, so first requests pay no kernel set-up."""
 
     def validate(self) -> None:
         """Raise ``ValueError`` listing every bad setting at once."""
         errors = [
             f"{name} must be positive (got {getattr(self, name)})"
-            for name in ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes")
+            for name in ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
             if getattr(self, name) < 1
         ]
         if self.max_wait_ms < 0:
@@ -181,6 +188,15 @@ class ScoringService:
     async def start(self) -> None:
         self._tokenize = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardlab-tokenize")
         await self.batcher.start()
+        if self.config.warmup:
+            await self.batcher.submit(self._warmup_ids())
+            self.batcher.stats = BatchStats()
+
+    def _warmup_ids(self) -> list[list[int]]:
+        """One sequence per padded width up to ``max_length``: every forward shape the server will run."""
+        token = self.model.tokenizer("reward", add_special_tokens=False)["input_ids"][:1] or [0]
+        step = inspect.signature(scoring_tiles).parameters["granularity"].default
+        return [token * width for width in range(step, self.model.info.max_length + step, step)]
 
     async def stop(self) -> None:
         await self.batcher.stop()
@@ -188,7 +204,7 @@ class ScoringService:
             self._tokenize.shutdown(wait=True)
 
     def _score_ids(self, ids: list[list[int]]) -> list[float]:
-        return self.model.score_ids(ids, precision=self.precision)
+        return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
 
     async def score(self, pairs: Sequence[tuple[Prompt, str]], field: str) -> tuple[list[float], list[bool]]:
         """Rewards and truncation flags of (prompt, response) pairs, batched with other requests."""
