@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,16 +56,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: Path, port: int, extra: list[str]) -> subprocess.Popen:
+def start_server(model: Path, port: int, extra: list[str], log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "rewardlab", "serve", str(model), "--port", str(port), *extra]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as sink:  # a file, not a pipe: a pipe nobody reads would block the server
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, text=True)
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited: {process.stderr.read()}")
+            raise RuntimeError(f"the server exited:\n{log.read_text()}")
         try:
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return
@@ -82,12 +85,16 @@ async def run_clients(url: str, plans: list[list[list[int]]], pool: list[dict], 
         async def client(plan: list[list[int]]) -> None:
             for indices in plan:
                 start = time.perf_counter()
-                response = await session.post("/score", json={"items": [pool[i] for i in indices]})
+                try:
+                    response = await session.post("/score", json={"items": [pool[i] for i in indices]})
+                    status, body = response.status_code, response.json()
+                except httpx.HTTPError as error:  # counted as a failed request, not hidden
+                    status, body = 0, {"error": f"{type(error).__name__}: {error}"}
                 latency = time.perf_counter() - start
-                body = response.json()
-                records.append({"indices": indices, "status": response.status_code, "latency": latency, **body})
+                records.append({"indices": indices, "status": status, "latency": latency, **body})
 
-        await asyncio.wait_for(asyncio.gather(*(client(p) for p in plans)), timeout=max_seconds)
+        with contextlib.suppress(TimeoutError):  # unfinished requests are reported as missing
+            await asyncio.wait_for(asyncio.gather(*(client(p) for p in plans)), timeout=max_seconds)
     return records
 
 
@@ -105,6 +112,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=600, help="distinct items the requests draw from")
     parser.add_argument("--max-seconds", type=float, default=600, help="the load phase's time limit")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--light-requests", type=int, default=10, help="one-item requests sent alone, first")
     parser.add_argument("--server-args", default="", help="options for rewardlab serve, e.g. '--max-wait-ms 2'")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/serve_load.json"))
     args = parser.parse_args()
@@ -120,9 +128,11 @@ def main() -> None:
     ]
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(model, port, shlex.split(args.server_args))
+    log = Path(tempfile.mkdtemp(prefix="rewardlab-serve-load-")) / "server.log"
+    server = start_server(model, port, shlex.split(args.server_args), log)
     try:
-        wait_healthy(url, server, timeout_s=120)
+        wait_healthy(url, server, log, timeout_s=300)
+        light = asyncio.run(run_clients(url, [[[i] for i in range(args.light_requests)]], pool, args.max_seconds))
         before = httpx.get(f"{url}/health").json()
         start = time.perf_counter()
         records = asyncio.run(run_clients(url, plans, pool, args.max_seconds))
@@ -134,9 +144,11 @@ def main() -> None:
         server.wait(timeout=60)
 
     offline = RewardModel.from_pretrained(model).score([i["prompt"] for i in pool], [i["response"] for i in pool])
-    failed = [r for r in records if r["status"] != 200]
-    wrong = [r for r in records if r["status"] == 200 and r["rewards"] != [offline[i] for i in r["indices"]]]
-    latencies = [r["latency"] for r in records]
+    failed = [r for r in [*light, *records] if r["status"] != 200]
+    wrong = [r for r in [*light, *records] if r["status"] == 200 and r["rewards"] != [offline[i] for i in r["indices"]]]
+    missing = args.clients * args.requests - len(records)
+    latencies = [r["latency"] for r in records if r["status"] == 200]
+    light_latencies = [r["latency"] for r in light if r["status"] == 200]
     items = sum(len(r["indices"]) for r in records)
     batches = after["batches"] - before["batches"]
     result = {
@@ -161,19 +173,27 @@ def main() -> None:
                 ("mean", statistics.fmean(latencies)),
             )
         },
+        "light_load_latency_ms": {
+            "requests": len(light),
+            "p50": round(1000 * percentile(light_latencies, 50), 1) if light_latencies else None,
+            "max": round(1000 * max(light_latencies), 1) if light_latencies else None,
+        },
         "batches": batches,
         "mean_batch_items": round((after["items"] - before["items"]) / max(batches, 1), 1),
         "mean_requests_per_batch": round((after["requests"] - before["requests"]) / max(batches, 1), 1),
         "largest_batch": after["largest_batch"],
         "failed_requests": len(failed),
+        "unfinished_requests": missing,
+        "failures": sorted({r.get("error", str(r["status"])) for r in failed})[:5],
         "wrong_answers": len(wrong),
         "cpu_count": os.cpu_count(),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
-    if failed or wrong:
-        sys.exit(f"{len(failed)} requests failed and {len(wrong)} answers differ from offline scores")
+    print(f"server log: {log}", file=sys.stderr)
+    if failed or wrong or missing:
+        sys.exit(f"{len(failed)} failed, {missing} unfinished, {len(wrong)} answers differ from offline scores")
 
 
 if __name__ == "__main__":

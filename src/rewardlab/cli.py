@@ -179,8 +179,8 @@ def serve_command(
     max_text_chars: Annotated[int, typer.Option(help="Characters per text at most (413 beyond)")] = 32_768,
     max_body_bytes: Annotated[int, typer.Option(help="Request body size at most (413 beyond)")] = 8 * 1024 * 1024,
     tile_tokens: Annotated[
-        int, typer.Option(help="Tokens per forward pass; smaller wastes less when few items come at once")
-    ] = 8192,
+        int, typer.Option(help="Tokens per forward pass (8192: exactly `rewardlab score`'s passes)")
+    ] = 2048,
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
