@@ -5,8 +5,8 @@ clients (httpx), each sending ``--requests`` requests of 1 to ``--max-items`` (p
 items drawn from the embedded HH-RLHF test pairs, one after the other. The whole run is bounded
 by ``--max-seconds``. Reports items/s over the load phase, request latency (p50, p90, p99, max),
 how requests were merged into batches (from ``/health``), and whether every reward returned
-equals the offline ``RewardModel.score`` of the same item (scored after the load, in this
-process, exactly: the scorer is batch-invariant bit for bit).
+equals the offline ``RewardModel.score`` of the same item, exactly (scored after the load, in this
+process, all ``--pool`` items in one call, whose speed is reported beside the server's).
 
     python benchmarks/serve_load.py [--model runs/default/model] [--clients 200] [--requests 5]
 
@@ -143,7 +143,9 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
 
+    offline_start = time.perf_counter()
     offline = RewardModel.from_pretrained(model).score([i["prompt"] for i in pool], [i["response"] for i in pool])
+    offline_seconds = time.perf_counter() - offline_start
     failed = [r for r in [*light, *records] if r["status"] != 200]
     wrong = [r for r in [*light, *records] if r["status"] == 200 and r["rewards"] != [offline[i] for i in r["indices"]]]
     missing = args.clients * args.requests - len(records)
@@ -163,6 +165,7 @@ def main() -> None:
         "seconds": round(seconds, 2),
         "items_per_s": round(items / seconds, 1),
         "requests_per_s": round(len(records) / seconds, 1),
+        "offline_items_per_s": round(len(pool) / offline_seconds, 1),
         "latency_ms": {
             name: round(1000 * value, 1)
             for name, value in (

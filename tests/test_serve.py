@@ -240,3 +240,20 @@ def test_cli_serve_refuses_a_folder_without_a_model(tmp_path):
     assert result.exit_code == 2
     message = " ".join(result.output.split())
     assert "max_batch_items must be positive (got 0)" in message and "max_wait_ms must not be negative" in message
+
+
+def test_a_chat_model_server(tiny_decoder_dir, tmp_path):
+    """A decoder with a chat template: conversations are rendered with it, and OpenRLHF's queries
+    (already templated by the policy) lose the trailing eos before the reply is scored."""
+    path = RewardModel.from_backbone(str(tiny_decoder_dir), max_length=64).save_pretrained(tmp_path / "chat")
+    offline = RewardModel.from_pretrained(path)
+    conversation = [{"role": "user", "content": "Say hello."}]
+    with running_server(create_app(RewardModel.from_pretrained(path), config=CONFIG)) as base:
+        body = {"items": [{"prompt": conversation, "response": "hello there"}]}
+        assert httpx.post(f"{base}/score", json=body).json()["rewards"] == offline.score(
+            [tuple(conversation)], ["hello there"]
+        )
+        prompt = "<|im_start|>user\nSay hello.<|im_end|>\n<|im_start|>assistant\n"
+        answer = httpx.post(f"{base}/get_reward", json={"query": [prompt + "hello<|im_end|>"], "prompts": [prompt]})
+        assert answer.json()["rewards"] == offline.score([prompt], ["hello"])
+        assert httpx.get(f"{base}/info").json()["text_format"] == "chat"

@@ -208,21 +208,24 @@ class ScoringService:
     def _score_ids(self, ids: list[list[int]]) -> list[float]:
         return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
 
-    async def score(self, pairs: Sequence[tuple[Prompt, str]], field: str) -> tuple[list[float], list[bool]]:
-        """Rewards and truncation flags of (prompt, response) pairs, batched with other requests."""
-        encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, field)
+    async def score(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """Rewards and truncation flags of (prompt, response) pairs, batched with other requests.
+
+        ``names`` says where each pair is in the request, for errors.
+        """
+        encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, names)
         return await self.batcher.submit(encoded.ids), encoded.truncated
 
-    def _encode(self, pairs: Sequence[tuple[Prompt, str]], field: str) -> Encoded:
+    def _encode(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> Encoded:
         """Token ids; a pair the text format cannot render (e.g. a chat template's rule) is named."""
         try:
             return self.model.encode([p for p, _ in pairs], [r for _, r in pairs])
         except (TemplateError, ValueError, TypeError):
-            for index, (prompt, response) in enumerate(pairs):
+            for name, (prompt, response) in zip(names, pairs, strict=True):
                 try:
                     self.model.encode([prompt], [response])
                 except (TemplateError, ValueError, TypeError) as error:
-                    raise RequestError(f"{field}[{index}]", f"cannot be formatted for this model: {error}") from None
+                    raise RequestError(name, f"cannot be formatted for this model: {error}") from None
             raise
 
     def info(self) -> dict[str, Any]:
@@ -354,7 +357,9 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         reference_pairs = [(p, r) for (p, _), i in zip(pairs, body.items, strict=True) for r in i.reference or []]
         if reference_pairs and not wants_reference:
             raise RequestError("items.reference", "is given but the transform uses none (give it with lsc or par)")
-        rewards, truncated = await service.score(pairs + reference_pairs, "items")
+        names = [f"items[{k}]" for k in range(len(pairs))]
+        names += [f"items[{k}].reference[{j}]" for k, i in enumerate(body.items) for j in range(len(i.reference or []))]
+        rewards, truncated = await service.score(pairs + reference_pairs, names)
         own, reference_rewards = rewards[: len(pairs)], iter(rewards[len(pairs) :])
         references = [[next(reference_rewards) for _ in i.reference or []] for i in body.items]
         final = transformed(body.transform, own, references if wants_reference else None, service.stats)
@@ -371,7 +376,7 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
             check_text(text, f"query[{index}]", config.max_text_chars)
         tokenizer = service.model.tokenizer
         pairs = split_queries(body.query, body.prompts, [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t])
-        rewards, _ = await service.score(pairs, "query")
+        rewards, _ = await service.score(pairs, [f"query[{k}]" for k in range(len(pairs))])
         rewards = transformed(body.transform, rewards, None, service.stats)
         return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
 
