@@ -197,7 +197,10 @@ def test_server_is_healthy_after_bad_requests_and_describes_itself(url, model_di
     assert info["model"] == str(model_dir)
     assert info["max_length"] == 48 and info["text_format"] == "plain" and info["architecture"].startswith("Bert")
     assert (info["reward_mean"], info["reward_std"]) == (0.25, 2.0)
-    assert info["limits"]["max_items"] == 64 and "lsc" in info["transforms"]
+    assert info["limits"]["max_items"] == 64
+    assert info["transforms"]["clip"]["options"] == {"low": "-inf", "high": "inf"}
+    assert info["transforms"]["step_clip"]["options"] == {"eta": "required"}
+    assert info["transforms"]["lsc"]["reference"] == "one" and info["transforms"]["par"]["reference"] == "many"
     schema = httpx.get(f"{url}/openapi.json").json()
     assert {"/score", "/get_reward", "/health", "/info"} <= set(schema["paths"])
     assert "ScoreRequest" in schema["components"]["schemas"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import math
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -224,8 +225,20 @@ class ScoringService:
             "precision": self.precision,
             "device": str(model.model.device),
             "limits": asdict(self.config),
-            "transforms": {name: get_transform(name).options for name in transform_names()},
+            "transforms": {name: describe_transform(name) for name in transform_names()},
         }
+
+
+def describe_transform(name: str) -> dict[str, Any]:
+    """What ``/info`` says of a transform: its formula, its options (defaults, or what they need), references."""
+    transform = get_transform(name)
+    options: dict[str, Any] = {}
+    for key, default in transform.options.items():
+        if default is None:
+            options[key] = "the model's saved value" if transform.uses_stats else "required"
+        else:
+            options[key] = default if math.isfinite(default) else str(default)  # JSON has no infinity
+    return {"summary": transform.summary, "options": options, "reference": transform.reference}
 
 
 # -- checks ------------------------------------------------------------------------------------------
