@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, eval, compare, score and data check."""
+"""The ``rewardlab`` command line: train, eval, compare, score, serve and data check."""
 
 from __future__ import annotations
 
@@ -201,6 +201,42 @@ def _parse_direction(text: str) -> list[float]:
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise ValueError(f"--direction must be numbers separated by commas, e.g. 1,0.5 (got {text!r})") from None
+
+
+@app.command("serve")
+@user_errors
+def serve_command(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    host: Annotated[str, typer.Option(help="Address to listen on; 0.0.0.0 for every interface")] = "127.0.0.1",
+    precision: PrecisionOption = "auto",
+    max_batch_items: Annotated[int, typer.Option(help="Items scored together at most")] = 256,
+    max_wait_ms: Annotated[float, typer.Option(help="How long a request waits for others to batch with")] = 5.0,
+    max_items: Annotated[int, typer.Option(help="Items per request at most (413 beyond)")] = 512,
+    max_text_chars: Annotated[int, typer.Option(help="Characters per text at most (413 beyond)")] = 32_768,
+    max_body_bytes: Annotated[int, typer.Option(help="Request body size at most (413 beyond)")] = 8 * 1024 * 1024,
+    tile_tokens: Annotated[
+        int, typer.Option(help="Tokens per forward pass (8192: exactly `rewardlab score`'s passes)")
+    ] = 2048,
+    warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
+) -> None:
+    """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
+    from rewardlab.serve import ServeConfig, serve
+
+    config = ServeConfig(
+        max_batch_items=max_batch_items,
+        max_wait_ms=max_wait_ms,
+        max_items=max_items,
+        max_text_chars=max_text_chars,
+        max_body_bytes=max_body_bytes,
+        precision=precision,  # type: ignore[arg-type]  # checked by validate()
+        tile_tokens=tile_tokens,
+        warmup=warmup,
+    )
+    config.validate()
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model}: not a saved reward model (no config.json)")
+    serve(str(model), host=host, port=port, config=config)
 
 
 @data_app.command("check")

@@ -364,3 +364,16 @@ def _quiet_transformers():
         yield
     finally:
         hf_logging.set_verbosity(level)
+
+
+def inference_copy(model: RewardModel, precision: Precision = "auto") -> tuple[RewardModel, Precision]:
+    """``model`` ready to score many times in ``precision``, and that precision resolved.
+
+    ``score_ids`` in bf16 copies an fp32 model's weights to bf16 on every call; a server or a
+    trainer's reward function scores thousands of times, so the copy is made once here. Scores
+    are bit-identical to ``model.score(..., precision=precision)``; ``model`` is left as it is.
+    """
+    resolved = resolve_precision(precision, model.model.device)
+    if resolved == "bf16" and model.model.dtype != torch.bfloat16:
+        model = RewardModel(bf16_copy(model.model), model.tokenizer, model.info)
+    return model, resolved

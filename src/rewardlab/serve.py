@@ -1,0 +1,407 @@
+"""The scoring server behind ``rewardlab serve MODEL``: rewards over HTTP, for RL trainers.
+
+Endpoints: ``POST /score`` (items of prompt and response, optionally transformed),
+``POST /get_reward`` (OpenRLHF's remote reward-model protocol), ``GET /health``, ``GET /info``,
+and FastAPI's ``/openapi.json`` and ``/docs``. Requests are merged into batches across clients
+(``rewardlab.microbatch``), tokenised in one thread and scored in another, so the event loop
+never waits on the model. Every mistake in a request gets a 4xx answer naming the field:
+``{"error": "items[2].response: ...", "errors": [{"field": ..., "message": ...}]}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import math
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from jinja2 import TemplateError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from rewardlab.asgi import BodySizeLimit, RequestError, add_error_handlers
+from rewardlab.data.records import DataError, Prompt
+from rewardlab.data.schema import parse_prompt
+from rewardlab.microbatch import BatchStats, MicroBatcher
+from rewardlab.models.reward_model import RewardModel, inference_copy
+from rewardlab.models.sequences import Encoded, scoring_tiles
+from rewardlab.precision import Precision
+from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Batching and request limits of the scoring server (every limit answers a clear 4xx)."""
+
+    max_batch_items: int = 256
+    """Items scored together at most (one request's items are never split)."""
+    max_wait_ms: float = 5.0
+    """How long the first queued request waits for others to join its batch."""
+    max_items: int = 512
+    """Items per request (with their reference responses)."""
+    max_text_chars: int = 32_768
+    """Characters per prompt, response or query (texts are cut to the model's max_length tokens anyway)."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    precision: Precision = "auto"
+    tile_tokens: int = 2048
+    """Tokens per forward pass (``RewardModel.score_ids``). A pass has a fixed shape per padded
+    width, filled up with filler rows, so a server that gets few items at once wastes less with
+    small tiles: 2048 rather than ``RewardModel.score``'s 8192. A reply's reward never depends on
+    what it is batched with; that it also equals ``RewardModel.score``'s bit for bit is measured
+    (tests, and the load test on the trained MiniLM), and guaranteed by construction with 8192."""
+    warmup: bool = True
+    """Score one dummy sequence of every padded width at start, so first requests pay no kernel set-up."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` listing every bad setting at once."""
+        errors = [
+            f"{name} must be positive (got {getattr(self, name)})"
+            for name in ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
+            if getattr(self, name) < 1
+        ]
+        if self.max_wait_ms < 0:
+            errors.append(f"max_wait_ms must not be negative (got {self.max_wait_ms})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            errors.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if errors:
+            raise ValueError("; ".join(errors))
+
+
+# -- request and response bodies -------------------------------------------------------------------
+
+PROMPT_SCHEMA = {
+    "anyOf": [
+        {"type": "string"},
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"role": {"enum": ["system", "user", "assistant"]}, "content": {"type": "string"}},
+                "required": ["role", "content"],
+            },
+        },
+    ]
+}
+
+
+class ScoreItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: Any = Field(
+        description="The prompt: text, or a conversation as a list of {role, content} messages",
+        json_schema_extra=PROMPT_SCHEMA,
+    )
+    response: str = Field(description="The reply to score")
+    reference: list[str] | None = Field(
+        None, description="Reference replies to the same prompt (one, or a list), for the lsc and par transforms"
+    )
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _one_reference(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class TransformSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="One of: " + ", ".join(transform_names()))
+    args: dict[str, Any] = Field(default_factory=dict, description="The transform's numeric options")
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    items: list[ScoreItem] = Field(min_length=1)
+    transform: TransformSpec | None = Field(
+        None,
+        description="Applied to this request's rewards; whiten uses the request as its batch, "
+        "step_clip and step_delta read the items as the successive steps of one solution",
+    )
+
+
+class ScoreResponse(BaseModel):
+    rewards: list[float] = Field(description="One reward per item, after the transform if one was asked for")
+    raw_rewards: list[float] | None = Field(None, description="The model's rewards before the transform")
+    truncated: list[bool] = Field(description="Whether an item was cut (from the left) to the model's max_length")
+
+
+class GetRewardRequest(BaseModel):
+    """OpenRLHF's ``--remote_rm_url`` body; other fields it may send are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    query: list[str] = Field(min_length=1, description="Prompt and response, as one text each")
+    prompts: list[str] | None = Field(None, description="The prompt that starts each query")
+    labels: list[Any] | None = Field(None, description="Ground truths (not used by a reward model)")
+    transform: TransformSpec | None = None
+
+
+class GetRewardResponse(BaseModel):
+    rewards: list[float]
+    scores: list[float]
+    extra_logs: dict[str, Any]
+
+
+# -- the scoring service --------------------------------------------------------------------------------
+
+
+class ScoringService:
+    """One model, one tokenising thread, one scoring thread, and the micro-batcher between them.
+
+    The tokenizer is used from its own thread only (fast tokenizers are not safe to share across
+    threads); the scoring thread only reads its pad id. In bf16 the bf16 copy of the weights is
+    made once (``inference_copy``), not for every batch.
+    """
+
+    def __init__(self, model: RewardModel, model_path: str, config: ServeConfig) -> None:
+        config.validate()
+        self.config = config
+        self.model_path = model_path
+        self.model, self.precision = inference_copy(model, config.precision)
+        self.stats = RewardStats(model.info.reward_mean, model.info.reward_std)
+        self.batcher: MicroBatcher[list[int]] = MicroBatcher(
+            self._score_ids, max_batch_items=config.max_batch_items, max_wait_s=config.max_wait_ms / 1000
+        )
+        self._tokenize: ThreadPoolExecutor | None = None
+        self.started = time.time()
+
+    async def start(self) -> None:
+        self._tokenize = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rewardlab-tokenize")
+        await self.batcher.start()
+        if self.config.warmup:
+            await self.batcher.submit(self._warmup_ids())
+            self.batcher.stats = BatchStats()
+
+    def _warmup_ids(self) -> list[list[int]]:
+        """One sequence per padded width up to ``max_length``: every forward shape the server will run."""
+        token = self.model.tokenizer("reward", add_special_tokens=False)["input_ids"][:1] or [0]
+        step = inspect.signature(scoring_tiles).parameters["granularity"].default
+        return [token * width for width in range(step, self.model.info.max_length + step, step)]
+
+    async def stop(self) -> None:
+        await self.batcher.stop()
+        if self._tokenize is not None:
+            self._tokenize.shutdown(wait=True)
+
+    def _score_ids(self, ids: list[list[int]]) -> list[float]:
+        return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
+
+    async def score(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> tuple[list[float], list[bool]]:
+        """Rewards and truncation flags of (prompt, response) pairs, batched with other requests.
+
+        ``names`` says where each pair is in the request, for errors.
+        """
+        encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, names)
+        return await self.batcher.submit(encoded.ids), encoded.truncated
+
+    def _encode(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> Encoded:
+        """Token ids; a pair the text format cannot render (e.g. a chat template's rule) is named."""
+        try:
+            return self.model.encode([p for p, _ in pairs], [r for _, r in pairs])
+        except (TemplateError, ValueError, TypeError):
+            for name, (prompt, response) in zip(names, pairs, strict=True):
+                try:
+                    self.model.encode([prompt], [response])
+                except (TemplateError, ValueError, TypeError) as error:
+                    raise RequestError(name, f"cannot be formatted for this model: {error}") from None
+            raise
+
+    def info(self) -> dict[str, Any]:
+        model, info = self.model, self.model.info
+        return {
+            "model": self.model_path,
+            "architecture": (model.model.config.architectures or [type(model.model).__name__])[0],
+            "backbone": info.backbone,
+            "objective": info.objective,
+            "max_length": info.max_length,
+            "text_format": info.text_format,
+            "reward_mean": info.reward_mean,
+            "reward_std": info.reward_std,
+            "temperature": info.temperature,
+            "precision": self.precision,
+            "device": str(model.model.device),
+            "limits": asdict(self.config),
+            "transforms": {name: describe_transform(name) for name in transform_names()},
+        }
+
+
+def describe_transform(name: str) -> dict[str, Any]:
+    """What ``/info`` says of a transform: its formula, its options (defaults, or what they need), references."""
+    transform = get_transform(name)
+    options: dict[str, Any] = {}
+    for key, default in transform.options.items():
+        if default is None:
+            options[key] = "the model's saved value" if transform.uses_stats else "required"
+        else:
+            options[key] = default if math.isfinite(default) else str(default)  # JSON has no infinity
+    return {"summary": transform.summary, "options": options, "reference": transform.reference}
+
+
+# -- checks ------------------------------------------------------------------------------------------
+
+
+def check_text(value: str, field: str, limit: int) -> None:
+    if len(value) > limit:
+        raise RequestError(field, f"is {len(value)} characters, over the limit of {limit} (--max-text-chars)", 413)
+
+
+def check_count(count: int, field: str, limit: int) -> None:
+    if count > limit:
+        raise RequestError(field, f"has {count} items, over the limit of {limit} per request (--max-items)", 413)
+
+
+def score_pairs(items: Sequence[ScoreItem], config: ServeConfig) -> list[tuple[Prompt, str]]:
+    """Validated (prompt, response) pairs of ``/score`` items, within the text limits."""
+    pairs = []
+    for index, item in enumerate(items):
+        where = f"items[{index}]"
+        try:
+            prompt = parse_prompt(item.prompt, where, "prompt")
+        except DataError as error:
+            raise RequestError(f"{where}.prompt", error.reason) from None
+        texts = [prompt] if isinstance(prompt, str) else [m["content"] for m in prompt]
+        check_text("".join(texts), f"{where}.prompt", config.max_text_chars)
+        check_text(item.response, f"{where}.response", config.max_text_chars)
+        for position, reference in enumerate(item.reference or []):
+            check_text(reference, f"{where}.reference[{position}]", config.max_text_chars)
+        pairs.append((prompt, item.response))
+    return pairs
+
+
+def split_queries(query: Sequence[str], prompts: Sequence[str] | None, strip: Sequence[str]) -> list[tuple[str, str]]:
+    """OpenRLHF sends prompt + response as one text; the response is what follows the prompt.
+
+    Without ``prompts`` (older OpenRLHF) each query is scored whole, as a response to no prompt.
+    Trailing ``strip`` strings (the reward model's own eos and pad tokens) are removed from the
+    response, as OpenRLHF's own server does.
+    """
+    if prompts is None:
+        return [("", _strip_end(q, strip)) for q in query]
+    if len(prompts) != len(query):
+        raise RequestError("prompts", f"has {len(prompts)} entries but query has {len(query)} (one prompt per query)")
+    pairs = []
+    for index, (text, prompt) in enumerate(zip(query, prompts, strict=True)):
+        if not text.startswith(prompt):
+            at = next((i for i, (a, b) in enumerate(zip(text, prompt, strict=False)) if a != b), len(text))
+            raise RequestError(
+                f"query[{index}]",
+                f"does not start with prompts[{index}] (they differ from character {at}); "
+                "the response is taken as the query after its prompt",
+            )
+        pairs.append((prompt, _strip_end(text[len(prompt) :], strip)))
+    return pairs
+
+
+def _strip_end(text: str, tokens: Sequence[str]) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for token in tokens:
+            if token and text.endswith(token):
+                text, changed = text[: -len(token)], True
+    return text
+
+
+def transformed(
+    spec: TransformSpec | None, rewards: list[float], references: list[list[float]] | None, stats: RewardStats
+) -> list[float]:
+    if spec is None:
+        return rewards
+    try:
+        return apply_transform(spec.name, rewards, args=spec.args, references=references, stats=stats)
+    except TransformError as error:
+        raise RequestError(error.field, str(error).removeprefix(f"{error.field}: ")) from None
+
+
+# -- the application ---------------------------------------------------------------------------------------
+
+
+def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig | None = None) -> FastAPI:
+    """The FastAPI application serving ``model`` (started and stopped by the ASGI lifespan)."""
+    config = config or ServeConfig()
+    service = ScoringService(model, model_path, config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title="rewardlab scoring server",
+        description="Rewards from a rewardlab reward model, batched across concurrent requests.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    add_error_handlers(app)
+
+    @app.post("/score", response_model=ScoreResponse)
+    async def score(body: ScoreRequest) -> ScoreResponse:
+        """Rewards for (prompt, response) items, optionally transformed (see ``GET /info``)."""
+        check_count(len(body.items) + sum(len(i.reference or []) for i in body.items), "items", config.max_items)
+        pairs = score_pairs(body.items, config)
+        wants_reference = body.transform is not None and get_transform_or_error(body.transform).reference
+        reference_pairs = [(p, r) for (p, _), i in zip(pairs, body.items, strict=True) for r in i.reference or []]
+        if reference_pairs and not wants_reference:
+            raise RequestError("items.reference", "is given but the transform uses none (give it with lsc or par)")
+        names = [f"items[{k}]" for k in range(len(pairs))]
+        names += [f"items[{k}].reference[{j}]" for k, i in enumerate(body.items) for j in range(len(i.reference or []))]
+        rewards, truncated = await service.score(pairs + reference_pairs, names)
+        own, reference_rewards = rewards[: len(pairs)], iter(rewards[len(pairs) :])
+        references = [[next(reference_rewards) for _ in i.reference or []] for i in body.items]
+        final = transformed(body.transform, own, references if wants_reference else None, service.stats)
+        raw = own if body.transform is not None else None
+        return ScoreResponse(rewards=final, raw_rewards=raw, truncated=truncated[: len(pairs)])
+
+    @app.post("/get_reward", response_model=GetRewardResponse)
+    async def get_reward(body: GetRewardRequest) -> GetRewardResponse:
+        """OpenRLHF's remote reward model: ``{"query", "prompts", "labels"}`` → rewards and scores."""
+        check_count(len(body.query), "query", config.max_items)
+        if body.labels is not None and len(body.labels) != len(body.query):
+            raise RequestError("labels", f"has {len(body.labels)} entries but query has {len(body.query)}")
+        for index, text in enumerate(body.query):
+            check_text(text, f"query[{index}]", config.max_text_chars)
+        tokenizer = service.model.tokenizer
+        pairs = split_queries(body.query, body.prompts, [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t])
+        rewards, _ = await service.score(pairs, [f"query[{k}]" for k in range(len(pairs))])
+        rewards = transformed(body.transform, rewards, None, service.stats)
+        return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
+
+    @app.get("/health")
+    async def health() -> JSONResponse:
+        """200 while the scoring loop runs, 503 otherwise; with batching counters."""
+        running = service.batcher.running
+        stats = asdict(service.batcher.stats)
+        body = {"status": "ok" if running else "stopped", "uptime_s": round(time.time() - service.started, 1), **stats}
+        return JSONResponse(body, status_code=200 if running else 503)
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
+        """The model (path, backbone, max length, text format, reward statistics) and the server's limits."""
+        return service.info()
+
+    return app
+
+
+def get_transform_or_error(spec: TransformSpec):
+    try:
+        return get_transform(spec.name)
+    except TransformError as error:
+        raise RequestError("transform.name", str(error).removeprefix("transform: ")) from None
+
+
+# -- running it ----------------------------------------------------------------------------------------
+
+
+def serve(model_path: str, *, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None) -> None:
+    """Load the model and serve it until interrupted (what ``rewardlab serve`` runs)."""
+    app = create_app(RewardModel.from_pretrained(model_path), model_path=str(model_path), config=config)
+    # clients of a busy server wait long between requests; keep their connections open meanwhile
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=60)
