@@ -44,6 +44,7 @@ RUNS: dict[str, tuple[tuple[str | None, str | None], str, dict]] = {
     "tulu-davidson": (TULU, "davidson", {}),
     "tulu-adaptive_margin": (TULU, "adaptive_margin", {}),
     "qa-bradley_terry": (QA, "bradley_terry", {}),
+    "qa-plackett_luce": (QA, "plackett_luce", {}),
     "hh-gpm": (HH, "gpm", {"dim": 4}),
     "hh-ensemble_bradley_terry": (HH, "ensemble_bradley_terry", {"members": 4, "bootstrap": "poisson"}),
 }

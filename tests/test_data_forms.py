@@ -81,6 +81,11 @@ def test_judgements_in_lexicographic_order_with_ties() -> None:
         ("b", "c", True),
     ]
     assert len({p.group for p in parsed.pairs}) == 1
+    consistent = parse(row | {"preference": [2, 1, 1]}, columns)  # b > a, a > c, b > c: a full order
+    assert consistent.ranking is not None and consistent.ranking.responses == ("b", "a", "c")
+    judged = {(p.chosen, p.rejected) for p in consistent.pairs}
+    assert judged == {(p.chosen, p.rejected) for p in consistent.ranking.pairs()}
+    assert parse(row | {"preference": [1, 2, 1]}, columns).ranking is None  # a > b, c > a, b > c: a cycle
     error = bad(row | {"preference": [1, 2]}, columns)
     assert error.field == "preference" and "expected 3 judgements" in str(error)
     assert "item [2]" in str(bad(row | {"preference": [1, 2, 3]}, columns))
@@ -134,6 +139,7 @@ def test_real_files_load_in_every_form() -> None:
         ),
     )
     assert len({p.group for p in qa.pairs}) == 500 and len(qa.pairs) <= 3000
+    assert len(qa.rankings) == 298  # questions whose six judgements have no tie and no cycle
     uf = load_preferences(
         DATA / "ultrafeedback-binarized-200.jsonl",
         columns=ColumnMap.parse("chosen_rating=metadata.score_chosen,rejected_rating=metadata.score_rejected"),

@@ -8,7 +8,7 @@ over rankings (Plackett-Luce). Pairs drawn from one record share a ``group`` and
   a-is-better, a-is-slightly-better, tie, b-is-slightly-better, b-is-better);
 - k-wise: ``responses`` with a ``ranking`` (indices, best first) or ``judgements`` of every pair in
   the order (1,2), (1,3)... (k-1,k), each 1 (first better), 2 (second better) or 0 (neither: a tie),
-  as in FineGrained-RLHF's QA feedback;
+  as in FineGrained-RLHF's QA feedback (judgements with no tie and no cycle also state a ranking);
 - tree: ``nodes`` (``id``, ``parent``, ``text``; a reply is the text along the path from a root to
   a node, so siblings share their prefix) and ``comparisons`` (``chosen`` and ``rejected`` node ids,
   optional ``tie``), the tree-structured preferences of "Reward Generalization in RLHF: A
@@ -142,7 +142,30 @@ def _kwise(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
         pairs.append(
             PreferencePair(prompt, first, second, tie=verdict == 0, strength=0.5 if verdict == 0 else None, **common)
         )
-    return ParsedRow(pairs)
+    ranking = _implied_ranking(responses, order, judgements)
+    if ranking is None:
+        return ParsedRow(pairs)
+    stated = Ranking(prompt, ranking, id=_label(row, location, columns.id), **common)
+    return ParsedRow(pairs, stated)
+
+
+def _implied_ranking(
+    responses: list[str], order: list[tuple[int, int]], judgements: list[int]
+) -> tuple[str, ...] | None:
+    """The full ranking (best first) that judgements of every pair state when they have no tie and no cycle.
+
+    Then the reply that wins j comparisons is ranked (k − j)-th and the ranking's pairs are exactly
+    the judged ones; otherwise (a tie, a cycle, a repeated text) there is no ranking, only the pairs.
+    """
+    k = len(responses)
+    if 0 in judgements or len(set(responses)) < k:
+        return None
+    wins = [0] * k
+    for (i, j), verdict in zip(order, judgements, strict=True):
+        wins[i if verdict == 1 else j] += 1
+    if sorted(wins) != list(range(k)):
+        return None
+    return tuple(responses[i] for i in sorted(range(k), key=lambda i: -wins[i]))
 
 
 def _tree(row: dict[str, Any], location: str, columns: ColumnMap) -> list[PreferencePair]:
