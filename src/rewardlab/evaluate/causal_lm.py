@@ -62,7 +62,7 @@ class CausalLM:
         path = resolve_backbone(str(name_or_path))
         tokenizer = AutoTokenizer.from_pretrained(path)
         _ensure_pad_token(tokenizer)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         model.eval()
         return cls(model, tokenizer, choose_format(tokenizer, text_format), str(name_or_path), **limits)
 
