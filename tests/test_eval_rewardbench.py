@@ -180,6 +180,9 @@ def test_rewardbench_v2_overall_is_the_mean_of_subsets():
     bad = [BestOfNRecord("q", ("a",), ("b",), subset="ties", id="7", source="rb2.jsonl:9")]
     with pytest.raises(DataError, match=r'rb2.jsonl:9: field "id": is \'7\'; a Ties prompt'):
         rewardbench_v2(bad, [([1], [0])])
+    twice = [BestOfNRecord("q", ("a",), ("b",), subset="Ties", id="ref:1", source=f"rb2.jsonl:{n}") for n in (1, 2)]
+    with pytest.raises(DataError, match=r"rb2\.jsonl:2: field \"id\": repeats the Ties id 'ref:1'"):
+        rewardbench_v2(twice, [([1], [0])] * 2)
 
 
 def test_read_best_of_n(tmp_path):

@@ -394,6 +394,8 @@ def rewardbench_v2(
                 f'is {record.id!r}; a Ties prompt\'s id is "ref:KEY" or "tied:KEY" (the same KEY for one question)',
                 "id",
             )
+        if key in ties[kind]:
+            raise DataError(record.source or "record", f"repeats the Ties id {record.id!r}", "id")
         ties[kind][key] = ties_prompt_stats(chosen, rejected)
     per_subset = {name: estimate(values) for name, values in sorted(groups.items())}
     tie_output = ties_score(ties["ref"], ties["tied"]) if ties_name else None
