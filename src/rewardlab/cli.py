@@ -54,6 +54,8 @@ ColumnsOption = Annotated[
 DataArgument = Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
+SCORER_NAMES = "reward-model, implicit, implicit-sum, implicit-mean, judge, bleu, rouge-l, cdr, flr, remote"
+"""``evaluate.scorers.SCORER_KINDS``, written out so that ``--help`` needs no import of torch."""
 SkipOption = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
 ]
@@ -92,25 +94,189 @@ def train(
 @app.command("eval")
 @user_errors
 def evaluate(
-    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
-    data: DataArgument,
-    report: Annotated[Path | None, typer.Option(help="Folder for eval.json and eval.md")] = None,
+    model: Annotated[
+        str,
+        typer.Argument(
+            help="Saved reward model folder; with --scorer, the scorer's main model (policy, judge, "
+            "strong LM, URL...) or leave it out and give only DATA",
+            show_default=False,
+        ),
+    ],
+    data: Annotated[
+        str | None,
+        typer.Argument(help="Data file or folder; 'default' for the embedded data", show_default=False),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Folder for the report (eval, rewardbench, ... .json/.md)")
+    ] = None,
     split: SplitOption = "all",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
     precision: PrecisionOption = "auto",
+    data_format: Annotated[
+        str, typer.Option("--format", help="pairs, rewardbench (sections), rewardbench2 (best-of-N, Ties) or kwise")
+    ] = "pairs",
+    sections: Annotated[
+        Path | None, typer.Option(help="RewardBench section map (JSON); default: RewardBench v1's")
+    ] = None,
+    tie_credit: Annotated[
+        float, typer.Option(help="RewardBench: credit of an exact tie in score (RewardBench itself gives 0)")
+    ] = 0.5,
+    scorer: Annotated[
+        str | None, typer.Option(help="What scores replies: " + SCORER_NAMES + " (default: MODEL as a reward model)")
+    ] = None,
+    policy: Annotated[str | None, typer.Option(help="implicit*: the DPO-trained policy (causal LM folder)")] = None,
+    reference: Annotated[str | None, typer.Option(help="implicit: the reference model of the DPO run")] = None,
+    beta: Annotated[float, typer.Option(help="implicit*: β of β·(log π − log π_ref)")] = 0.1,
+    judge: Annotated[str | None, typer.Option(help="judge: causal LM folder, or smollm2 (default)")] = None,
+    principle: Annotated[str | None, typer.Option(help="judge: principle or rubric text, or @FILE")] = None,
+    reasoning: Annotated[bool, typer.Option(help="judge: write a short rationale before the verdict")] = False,
+    reasoning_tokens: Annotated[int, typer.Option(help="judge: rationale length at most")] = 64,
+    temperature: Annotated[float, typer.Option(help="judge: rationale sampling temperature (0: greedy)")] = 0.0,
+    seed: Annotated[int, typer.Option(help="judge: seed of sampled rationales")] = 0,
+    strong: Annotated[str | None, typer.Option(help="cdr: the better-aligned LM")] = None,
+    weak: Annotated[str | None, typer.Option(help="cdr: the less-aligned LM")] = None,
+    instruction: Annotated[str | None, typer.Option(help="cdr: system instruction, or @FILE")] = None,
+    lm: Annotated[str | None, typer.Option(help="flr: the LM that reads follow-ups")] = None,
+    follow_ups: Annotated[Path | None, typer.Option(help='flr: JSON {"positive": [...], "negative": [...]}')] = None,
+    url: Annotated[str | None, typer.Option(help="remote: OpenRLHF reward endpoint, e.g. http://HOST:8000")] = None,
 ) -> None:
-    """Pairwise accuracy (95 % bootstrap CI), per-subset accuracy and reward margins."""
+    """Accuracy with 95 % bootstrap CIs of a reward model or any scorer, on pairs or benchmark formats.
+
+    Plain pairs report accuracy, per-subset accuracy, margins, calibration and length bias;
+    --format rewardbench adds section scores, rewardbench2 best-of-N and Ties, kwise rankings.
+    """
+    from rewardlab.evaluate.scorers import ScorerSpec
+
+    if data is None:
+        if scorer is None:
+            raise ValueError("give MODEL and DATA (or --scorer and DATA)")
+        model, data = None, model  # type: ignore[assignment]
+    if data_format not in ("pairs", "rewardbench", "rewardbench2", "kwise"):
+        raise ValueError(f"--format must be pairs, rewardbench, rewardbench2 or kwise (got {data_format!r})")
+    if scorer is None and data_format == "pairs":
+        _evaluate_reward_model(model, data, report, split, columns, skip_bad_rows, precision)
+        return
+    spec = ScorerSpec(
+        kind=scorer or "reward-model",
+        model=model,
+        policy=policy,
+        reference=reference,
+        beta=beta,
+        judge=judge,
+        principle=principle,
+        reasoning=reasoning,
+        reasoning_tokens=reasoning_tokens,
+        temperature=temperature,
+        seed=seed,
+        strong=strong,
+        weak=weak,
+        instruction=instruction,
+        lm=lm,
+        follow_ups=str(follow_ups) if follow_ups else None,
+        url=url,
+        precision=precision,  # type: ignore[arg-type]
+    )
+    _evaluate_scorer(spec, data, report, split, columns, skip_bad_rows, data_format, sections, tie_credit)
+
+
+def _evaluate_reward_model(
+    model: str, data: str, report: Path | None, split: str, columns: str | None, skip: bool, precision: str
+) -> None:
     from rewardlab.evaluate.pairwise import evaluate_pairs
     from rewardlab.evaluate.report import render_markdown, write_report
     from rewardlab.models.reward_model import RewardModel
 
-    pairs = _load_pairs(data, columns, skip_bad_rows, split)
+    pairs = _load_pairs(data, columns, skip, split)
     result = evaluate_pairs(RewardModel.from_pretrained(model), pairs, precision=precision, progress=True)
     out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
     if report:
         json_path, md_path = write_report(result, report, str(model), data)
         out.print(f"report: {json_path}, {md_path}")
+
+
+def _evaluate_scorer(
+    spec: Any,
+    data: str,
+    report: Path | None,
+    split: str,
+    columns: str | None,
+    skip: bool,
+    data_format: str,
+    sections: Path | None,
+    tie_credit: float,
+) -> None:
+    from rewardlab.data import ColumnMap, load_preferences
+    from rewardlab.evaluate import benchmarks
+    from rewardlab.evaluate.benchmark_report import render_benchmark, write_benchmark_report
+    from rewardlab.evaluate.pairwise import evaluate_pairs
+    from rewardlab.evaluate.reference_scorers import read_references
+    from rewardlab.evaluate.report import render_markdown, write_report
+    from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
+    from rewardlab.evaluate.scorers import build_scorer
+
+    errors = spec.errors()
+    if data_format in ("rewardbench2", "kwise") and split != "all":
+        errors.append(f"--split applies to pairs only (--format {data_format} reads the whole file)")
+    if data_format == "rewardbench2" and skip:
+        errors.append("--skip-bad-rows is not available with --format rewardbench2")
+    if (sections is not None or tie_credit != 0.5) and data_format != "rewardbench":
+        errors.append("--sections and --tie-credit apply to --format rewardbench only")
+    if errors:
+        raise ValueError("; ".join(errors))
+    column_map = ColumnMap.parse(columns) if columns else None
+    path = None if data == "default" else data
+    if spec.kind in ("bleu", "rouge-l"):
+        spec.references = read_references(path or _default_data(), column_map)
+    scorer = build_scorer(spec)
+    name = _describe_spec(spec)
+    if data_format == "pairs":
+        result = evaluate_pairs(scorer, _load_pairs(data, columns, skip, split))
+        out.print(render_markdown(result, name, data), markup=False, highlight=False)
+        if report:
+            out.print("report: {}, {}".format(*write_report(result, report, name, data)))
+        return
+    if data_format == "rewardbench":
+        section_map = load_section_map(sections) if sections else SectionMap.default()
+        outcome = benchmarks.evaluate_rewardbench(
+            scorer, _load_pairs(data, columns, skip, split), section_map, tie_credit=tie_credit
+        )
+    elif data_format == "rewardbench2":
+        outcome = benchmarks.evaluate_rewardbench2(scorer, read_best_of_n(path or _default_data(), column_map))
+    else:
+        loaded = load_preferences(path, columns=column_map, skip_bad_rows=skip)
+        if loaded.skipped:
+            console.print(loaded.skip_summary(), markup=False)
+        outcome = benchmarks.evaluate_kwise(scorer, loaded.rankings)
+    out.print(render_benchmark(outcome, name, data), markup=False, highlight=False)
+    if report:
+        out.print("report: {}, {}".format(*write_benchmark_report(outcome, report, name, data)))
+
+
+def _default_data() -> str:
+    from rewardlab.data import default_dataset_path
+
+    return str(default_dataset_path())
+
+
+def _describe_spec(spec: Any) -> str:
+    """The scorer as the report names it: a model folder, or the kind with its models and options."""
+    spec = spec.resolved()
+    if spec.kind == "reward-model":
+        return str(spec.model)
+    fields = {
+        "implicit": ("policy", "reference", "beta"),
+        "implicit-sum": ("policy", "beta"),
+        "implicit-mean": ("policy", "beta"),
+        "judge": ("judge", "principle", "reasoning"),
+        "cdr": ("strong", "weak", "instruction"),
+        "flr": ("lm", "follow_ups"),
+        "remote": ("url",),
+    }.get(spec.kind, ())
+    shown = [f"{k}={getattr(spec, k)}" for k in fields if getattr(spec, k) not in (None, False)]
+    if spec.kind == "judge" and spec.judge is None:
+        shown.insert(0, "judge=smollm2")
+    return f"{spec.kind}({', '.join(shown)})"
 
 
 @app.command()

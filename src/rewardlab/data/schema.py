@@ -50,6 +50,8 @@ class ColumnMap:
     # tree records: replies that share prefixes, and comparisons between branches
     nodes: str = "nodes"
     comparisons: str = "comparisons"
+    # reference answers to a prompt, for reference-based rewards (BLEU, ROUGE-L); not part of a pair
+    reference: str = "reference"
 
     @classmethod
     def parse(cls, text: str) -> ColumnMap:

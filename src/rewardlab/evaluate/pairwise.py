@@ -12,6 +12,7 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.bias import LengthBiasOutput, length_bias
 from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, temperature_scaled
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
+from rewardlab.evaluate.scorers import Comparer, Scorer, pair_scores
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import Precision, resolve_precision
 
@@ -95,7 +96,7 @@ def summarise_scores(
 
 
 def evaluate_pairs(
-    model: RewardModel,
+    model: RewardModel | Scorer | Comparer,
     pairs: Sequence[PreferencePair],
     *,
     precision: Precision = "auto",
@@ -104,11 +105,22 @@ def evaluate_pairs(
 ) -> PairwiseEval:
     """Score both replies of every pair and summarise (see ``summarise_scores``).
 
+    ``model`` is a reward model, or any scorer (``evaluate/scorers.py``: an implicit reward, a
+    judge, BLEU...), whose ``precision`` attribute, if any, is reported.
     ``validation_scores``: this model's (chosen, rejected) rewards on separate validation pairs;
     when given, a temperature is fitted on them and calibration is also reported after scaling.
     """
     if not pairs:
         raise ValueError("no pairs to evaluate")
+    if not isinstance(model, RewardModel):
+        chosen, rejected = pair_scores(model, pairs)
+        return summarise_scores(
+            pairs,
+            chosen,
+            rejected,
+            precision=str(getattr(model, "precision", "n/a")),
+            validation_scores=validation_scores,
+        )
     chosen, rejected, truncated = score_pairs(model, pairs, precision=precision, progress=progress)
     return summarise_scores(
         pairs,

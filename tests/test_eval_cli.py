@@ -1,0 +1,170 @@
+"""``rewardlab eval`` with scorers and benchmark formats, run through the real command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from rewardlab.asgi import running_server
+from rewardlab.cli import SCORER_NAMES, app
+from rewardlab.data.records import PreferencePair
+from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
+from rewardlab.evaluate.pairwise import evaluate_pairs
+from rewardlab.evaluate.scorers import SCORER_KINDS
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.serve import ServeConfig, create_app
+
+torch.set_num_threads(1)
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
+    model = RewardModel.from_backbone(str(tiny_encoder_dir), max_length=64)
+    model.model.classifier.weight.data *= 50
+    return model.save_pretrained(tmp_path_factory.mktemp("cli") / "model")
+
+
+def test_help_names_every_scorer():
+    assert SCORER_NAMES.split(", ") == list(SCORER_KINDS)
+
+
+def test_bleu_scorer_on_pairs_with_a_mapped_reference_field(tmp_path):
+    data = write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [
+            {
+                "prompt": "p1",
+                "chosen": "the cat sat on the mat",
+                "rejected": "a dog ran",
+                "gold": "the cat sat on a mat",
+            },
+            {"prompt": "p2", "chosen": "paris is the capital", "rejected": "london", "gold": "the capital is paris"},
+            {"prompt": "p3", "chosen": "no overlap", "rejected": "the answer is 4", "gold": "the answer is 4"},
+        ],
+    )
+    output = run("eval", data, "--scorer", "bleu", "--columns", "reference=gold", "--report", tmp_path / "r")
+    assert "pairwise accuracy: **0.6667**" in output and "model: `bleu()`" in output
+    report = json.loads((tmp_path / "r" / "eval.json").read_text())
+    assert report["overall"]["n"] == 3 and report["precision"] == "exact"
+    assert "pairwise accuracy: **0.6667**" in run("eval", data, "--scorer", "rouge-l", "--columns", "reference=gold")
+
+
+def test_rewardbench_format_reports_sections(model_dir, tmp_path):
+    rows = [
+        {"prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}", "subset": subset}
+        for i, subset in enumerate(["alpacaeval-easy", "mt-bench-hard", "math-prm", "hep-go", "donotanswer", "mine"])
+    ]
+    data = write_jsonl(tmp_path / "rb.jsonl", rows)
+    output = run("eval", model_dir, data, "--format", "rewardbench", "--report", tmp_path / "r")
+    report = json.loads((tmp_path / "r" / "rewardbench.json").read_text())
+    assert set(report["sections"]) == {"Chat", "Chat Hard", "Safety", "Reasoning"}
+    assert report["unmapped_subsets"] == ["mine"] and report["weights"]["math-prm"] == 984
+    assert f"score (mean of 4 sections): **{report['overall']:.4f}**" in output
+    # the same scores as scoring the pairs directly
+    model = RewardModel.from_pretrained(model_dir)
+    pairs = [PreferencePair(r["prompt"], r["chosen"], r["rejected"], subset=r["subset"]) for r in rows]
+    direct = evaluate_pairs(model, pairs)
+    assert report["per_subset"]["mine"]["accuracy"] == direct.per_subset["mine"].accuracy
+    section_map = write_jsonl(tmp_path / "map.json", [])
+    section_map.write_text(json.dumps({"Everything": [r["subset"] for r in rows]}))
+    output = run("eval", model_dir, data, "--format", "rewardbench", "--sections", section_map)
+    assert "| Everything |" in output and "subsets in no section" not in output
+
+
+def test_rewardbench2_format_with_ties(model_dir, tmp_path):
+    rows = [
+        {"prompt": "2+2?", "chosen": ["4"], "rejected": ["5", "22", "four hundred"], "subset": "Math", "id": "m1"},
+        {"prompt": "capital of France?", "chosen": ["Paris"], "rejected": ["Lyon", "Nice"], "subset": "Factuality"},
+        {"prompt": "a colour", "chosen": ["red"], "rejected": ["a dog", "seven"], "subset": "Ties", "id": "ref:1"},
+        {"prompt": "a colour", "chosen": ["red", "blue"], "rejected": ["a dog"], "subset": "Ties", "id": "tied:1"},
+    ]
+    data = write_jsonl(tmp_path / "rb2.jsonl", rows)
+    output = run("eval", model_dir, data, "--format", "rewardbench2", "--report", tmp_path / "r")
+    report = json.loads((tmp_path / "r" / "rewardbench2.json").read_text())
+    assert set(report["per_subset"]) == {"Factuality", "Math"} and report["ties"]["prompts"] == 2
+    assert report["prompts"] == 4 and "Ties: **" in output
+    means = [report["per_subset"]["Factuality"]["accuracy"], report["per_subset"]["Math"]["accuracy"]]
+    assert report["overall"] == pytest.approx((sum(means) + report["ties"]["score"]) / 3)
+
+
+def test_kwise_format(model_dir, tmp_path):
+    rows = [
+        {"prompt": "name a fruit", "responses": ["apple", "a car", "banana"], "ranking": [0, 2, 1]},
+        {"prompt": "say hi", "responses": ["hello", "bye"], "ranking": [1, 0]},
+    ]
+    data = write_jsonl(tmp_path / "k.jsonl", rows)
+    output = run("eval", model_dir, data, "--format", "kwise", "--report", tmp_path / "r")
+    report = json.loads((tmp_path / "r" / "kwise.json").read_text())
+    assert report["rankings"] == 2 and report["sizes"] == {"2": 1, "3": 1}
+    assert "mean Kendall τ-b" in output
+
+
+def test_implicit_scorer_from_the_command_line(tiny_decoder_dir, tmp_path):
+    data = write_jsonl(
+        tmp_path / "pairs.jsonl",
+        [{"prompt": "hello", "chosen": "Hi, how can I help you today?", "rejected": "Go away."}] * 2,
+    )
+    output = run(
+        "eval",
+        data,
+        "--scorer",
+        "implicit-sum",
+        "--policy",
+        tiny_decoder_dir,
+        "--beta",
+        "0.5",
+        "--report",
+        tmp_path / "r",
+    )
+    assert f"implicit-sum(policy={tiny_decoder_dir}, beta=0.5)" in output.replace("\n", "")
+    report = json.loads((tmp_path / "r" / "eval.json").read_text())
+    scorer = ImplicitRewardScorer(CausalLM.from_pretrained(tiny_decoder_dir), None, 0.5, "sum")
+    expected = scorer.score(["hello"], ["Hi, how can I help you today?"])[0] - scorer.score(["hello"], ["Go away."])[0]
+    assert report["mean_margin"] == pytest.approx(expected, abs=1e-5)
+    # MODEL stands for the scorer's main model: here the policy, with the reference given
+    run("eval", tiny_decoder_dir, data, "--scorer", "implicit", "--reference", tiny_decoder_dir)
+
+
+def test_judge_and_remote_scorers_from_the_command_line(tiny_decoder_dir, model_dir, tmp_path):
+    rows = [{"prompt": "hello", "chosen": "Hi there.", "rejected": "No.", "subset": "alpacaeval-easy"}]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    output = run("eval", data, "--scorer", "judge", "--judge", tiny_decoder_dir, "--principle", "Be kind.")
+    assert "pairwise accuracy:" in output and "judge(judge=" in output
+    config = ServeConfig(warmup=False)
+    with running_server(create_app(RewardModel.from_pretrained(model_dir), config=config)) as base:
+        remote = run("eval", data, "--scorer", "remote", "--url", base, "--format", "rewardbench", "--tie-credit", "0")
+    local = run("eval", model_dir, data, "--format", "rewardbench", "--tie-credit", "0")
+    assert remote.split("- exact ties")[1] == local.split("- exact ties")[1]  # same scores, same tables
+
+
+def test_eval_errors_are_listed_without_a_traceback(tmp_path):
+    data = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}])
+    result = CliRunner().invoke(
+        app, ["eval", str(data), "--scorer", "implicit", "--beta", "-1", "--format", "kwise", "--split", "test"]
+    )
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    for part in ("needs --policy", "needs --reference", "--beta must be positive", "--split applies to pairs only"):
+        assert part in message
+    result = CliRunner().invoke(app, ["eval", str(data)])
+    assert result.exit_code == 2 and "give MODEL and DATA" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["eval", str(data), "--scorer", "bleu"])
+    assert result.exit_code == 2 and 'has no row with a reference (field "reference"' in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["eval", str(data), "--scorer", "bleu", "--format", "tsv"])
+    assert result.exit_code == 2 and "--format must be pairs, rewardbench, rewardbench2 or kwise" in result.output
