@@ -191,8 +191,7 @@ def _evaluate_reward_model(
     result = evaluate_pairs(RewardModel.from_pretrained(model), pairs, precision=precision, progress=True)
     out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
     if report:
-        json_path, md_path = write_report(result, report, str(model), data)
-        out.print(f"report: {json_path}, {md_path}")
+        out.print("report: {}, {}, {}".format(*write_report(result, report, str(model), data)))
 
 
 def _evaluate_scorer(
@@ -234,7 +233,7 @@ def _evaluate_scorer(
         result = evaluate_pairs(scorer, _load_pairs(data, columns, skip, split))
         out.print(render_markdown(result, name, data), markup=False, highlight=False)
         if report:
-            out.print("report: {}, {}".format(*write_report(result, report, name, data)))
+            out.print("report: {}, {}, {}".format(*write_report(result, report, name, data)))
         return
     if data_format == "rewardbench":
         section_map = load_section_map(sections) if sections else SectionMap.default()

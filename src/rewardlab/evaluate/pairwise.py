@@ -26,7 +26,8 @@ class PairwiseEval:
     ``calibration`` is that of the raw rewards, σ(r_c − r_r); ``calibrated`` is after temperature
     scaling, present only when validation scores were given to fit the temperature on.
     ``length_bias`` measures reply lengths in characters. All three use the pairs with a labelled
-    order (not the tie-labelled ones), like accuracy.
+    order (not the tie-labelled ones), like accuracy. The per-pair fields (scores, ``ordered``,
+    reply lengths in characters) cover every pair in the input order; the HTML report plots them.
     """
 
     overall: AccuracyEstimate
@@ -43,10 +44,13 @@ class PairwiseEval:
     ordered: list[bool] = field(repr=False)
     calibrated: CalibrationOutput | None = None
     tie_rule: str = "a pair whose two replies get exactly equal rewards counts as 1/2 correct"
+    chosen_lengths: list[int] = field(default_factory=list, repr=False)
+    rejected_lengths: list[int] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        del out["chosen_scores"], out["rejected_scores"], out["ordered"]
+        for name in ("chosen_scores", "rejected_scores", "ordered", "chosen_lengths", "rejected_lengths"):
+            del out[name]
         return out
 
     def correct(self) -> np.ndarray:
@@ -92,6 +96,8 @@ def summarise_scores(
         rejected_scores=list(rejected_scores),
         ordered=ordered.tolist(),
         calibrated=temperature_scaled(chosen, rejected, *validation_scores) if validation_scores else None,
+        chosen_lengths=[len(p.chosen) for p in pairs],
+        rejected_lengths=[len(p.rejected) for p in pairs],
     )
 
 

@@ -1,4 +1,4 @@
-"""Evaluation reports as JSON (for programs) and Markdown (for people), written atomically."""
+"""Evaluation reports as JSON (for programs), Markdown and HTML with plots (for people), written atomically."""
 
 from __future__ import annotations
 
@@ -62,13 +62,16 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(result: PairwiseEval, directory: str | Path, model: str, data: str) -> tuple[Path, Path]:
+def write_report(result: PairwiseEval, directory: str | Path, model: str, data: str) -> tuple[Path, Path, Path]:
+    """``eval.json``, ``eval.md`` and ``eval.html`` (the same numbers with plots), each written atomically."""
+    from rewardlab.evaluate.html_report import write_html_report  # matplotlib loads only when a report is written
+
     directory = Path(directory)
     payload = {"model": model, "data": data, **result.to_dict()}
     json_path, md_path = directory / "eval.json", directory / "eval.md"
     write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
     write_text_atomic(md_path, render_markdown(result, model, data))
-    return json_path, md_path
+    return json_path, md_path, write_html_report(result, directory, model, data)
 
 
 def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_b: str, data: str) -> str:
