@@ -164,9 +164,9 @@ def test_headless_chromium_shows_the_plots(tmp_path):
     blank = screenshot(blank_page, tmp_path / "blank.png")
 
     plots = shown[150:1100]  # below the heading and summary, where the 2 × 2 grid of plots lies
-    assert distinct_colours(plots) > 500, "the plot area is nearly uniform: the images did not render"
+    assert distinct_colours(plots) > 1500, "the plot area is nearly uniform: the images did not render"
     # the histogram's and the scatter's blue and red, as drawn by matplotlib
     assert hued_pixels(plots, "blue") > 5000 and hued_pixels(plots, "red") > 5000
     # a text-only page shows neither: so the checks above see the images, not the text
-    assert distinct_colours(blank[150:1100]) < 200
+    assert distinct_colours(blank[150:1100]) < 600  # anti-aliased text only
     assert hued_pixels(blank, "blue") < 50 and hued_pixels(blank, "red") < 50
