@@ -97,11 +97,12 @@ def test_page_without_subsets_leaves_that_plot_out():
     assert images(render_html(fake_eval(subsets=False), "m", "d")) == ["reliability", "histogram", "length"]
 
 
-def test_page_refuses_when_every_pair_is_a_tie():
+def test_page_when_every_pair_is_a_tie_has_numbers_but_no_plots(tmp_path):
     pairs = [PreferencePair(prompt="q", chosen="a", rejected="b", tie=True)] * 3
     result = summarise_scores(pairs, [1.0, 2.0, 3.0], [0.0, 0.0, 0.0], precision="fp32")
-    with pytest.raises(ValueError, match="labelled order"):
-        render_html(result, "m", "d")
+    page = write_report(result, tmp_path, "m", "d")[2].read_text()
+    assert images(page) == [] and "every pair is labelled a tie" in page
+    assert "pairs labelled as ties (left out of accuracy): 3" in page
 
 
 def test_write_report_writes_three_files_atomically(tmp_path):

@@ -187,9 +187,17 @@ STYLE = (
 
 
 def render_html(result: PairwiseEval, model: str, data: str) -> str:
-    """The page: title, a summary line, the plots, then the full Markdown report as preformatted text."""
-    if not any(result.ordered):
-        raise ValueError("no pairs with a labelled order to plot (every pair is labelled a tie)")
+    """The page: title, a summary line, the plots, then the full Markdown report as preformatted text.
+
+    When every pair is labelled a tie there is no order to plot: the page says so and keeps the numbers.
+    """
+    return _page(model, data, _figures(result) if any(result.ordered) else NO_PLOTS, result)
+
+
+NO_PLOTS = "<p><em>No plots: every pair is labelled a tie, so no pair has an order to measure.</em></p>"
+
+
+def _figures(result: PairwiseEval) -> str:
     plots = [
         (
             "reliability",
@@ -210,6 +218,10 @@ def render_html(result: PairwiseEval, model: str, data: str) -> str:
         for name, png, caption in plots
         if png is not None
     )
+    return f'<div class="plots">{figures}</div>'
+
+
+def _page(model: str, data: str, figures: str, result: PairwiseEval) -> str:
     o = result.overall
     summary = (
         f"Pairwise accuracy <strong>{o.accuracy:.4f}</strong> (95 % bootstrap CI {o.ci_low:.4f} – {o.ci_high:.4f}, "
@@ -220,7 +232,7 @@ def render_html(result: PairwiseEval, model: str, data: str) -> str:
         f"<title>Reward model evaluation: {html.escape(model)}</title><style>{STYLE}</style></head><body>"
         f"<h1>Reward model evaluation</h1><p>Model <code>{html.escape(model)}</code> on "
         f"<code>{html.escape(data)}</code>.</p><p>{summary}</p>"
-        f'<div class="plots">{figures}</div>'
+        f"{figures}"
         f"<h2>All numbers</h2><pre>{html.escape(render_markdown(result, model, data))}</pre></body></html>\n"
     )
 
