@@ -15,8 +15,10 @@ import pytest
 import torch
 from matplotlib.image import imread
 from scipy.special import logit
+from synthetic import synthetic_pairs, write_jsonl
 from typer.testing import CliRunner
 
+import rewardlab
 from rewardlab.cli import app
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.calibration import expected_calibration_error, preference_probabilities
@@ -171,3 +173,19 @@ def test_headless_chromium_shows_the_plots(tmp_path):
     # a text-only page shows neither: so the checks above see the images, not the text
     assert distinct_colours(blank[150:1100]) < 600  # anti-aliased text only
     assert hued_pixels(blank, "blue") < 50 and hued_pixels(blank, "red") < 50
+
+
+def test_training_report_plots_the_temperature_scaled_curve(tiny_encoder_dir, tmp_path):
+    """``rewardlab train`` fits a temperature on the validation pairs, so its eval.html shows the
+    reliability curve after scaling as well (two curves in one plot: the page says which)."""
+    data = write_jsonl(synthetic_pairs(80, seed=2), tmp_path / "pairs.jsonl")
+    result = rewardlab.train(
+        data=str(data),
+        backbone=str(tiny_encoder_dir),
+        output_dir=tmp_path / "run",
+        max_steps=2,
+        **{"precision": "fp32", "progress": False, "num_threads": 1, "model.max_length": 32},
+    )
+    page = (result.report_dir / "eval.html").read_text()
+    assert images(page) == ["reliability", "histogram", "length"]
+    assert "after temperature scaling (T = " in page and result.test.calibrated is not None
