@@ -3,6 +3,7 @@ headless browser shows of it."""
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import os
 import re
@@ -22,7 +23,7 @@ import rewardlab
 from rewardlab.cli import app
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.calibration import expected_calibration_error, preference_probabilities
-from rewardlab.evaluate.html_report import reliability_bins, render_html
+from rewardlab.evaluate.html_report import reliability_bins, reliability_png, render_html
 from rewardlab.evaluate.pairwise import PairwiseEval, summarise_scores
 from rewardlab.evaluate.report import write_report
 from rewardlab.models.reward_model import RewardModel
@@ -189,3 +190,10 @@ def test_training_report_plots_the_temperature_scaled_curve(tiny_encoder_dir, tm
     page = (result.report_dir / "eval.html").read_text()
     assert images(page) == ["reliability", "histogram", "length"]
     assert "after temperature scaling (T = " in page and result.test.calibrated is not None
+
+
+def test_reliability_plot_adds_the_scaled_curve_only_when_a_temperature_was_fitted():
+    scaled = fake_eval()
+    plain = dataclasses.replace(scaled, calibrated=None)
+    assert reliability_png(plain) == reliability_png(dataclasses.replace(scaled, calibrated=None))  # deterministic
+    assert reliability_png(scaled) != reliability_png(plain)
