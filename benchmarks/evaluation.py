@@ -44,7 +44,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/default/model", help="the default reward model (make run)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each set")
-    parser.add_argument("--lm-limit", type=int, default=None, help="the SmolLM2 scorers: only the first N pairs")
+    parser.add_argument(
+        "--lm-limit", type=int, default=None, help="the SmolLM2 scorers: only the first N pairs (0: skip them)"
+    )
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/evaluation.jsonl"))
     args = parser.parse_args()
     if not (Path(args.model) / "config.json").is_file():
@@ -64,6 +66,8 @@ def main() -> None:
         "ROUGE-L vs gold answer": (ScorerSpec("rouge-l", references=references), ["qa test"]),
     }
     for label, (spec, names) in scorers.items():
+        if "SmolLM2" in label and args.lm_limit == 0:
+            continue
         scorer = build_scorer(spec)
         for data_name in names:
             pairs = sets[data_name][: args.lm_limit] if "SmolLM2" in label else sets[data_name]
@@ -96,8 +100,9 @@ def write_table(results: Path, out: Path) -> None:
         "are measured on FineGrained-RLHF QA (gold answers). The density ratio of two LMs (CDR) is not",
         "measured: only one chat LM (SmolLM2-135M-Instruct) ships offline here, and CDR needs two.",
         "Times are wall seconds on the 2-core machine, shared with other jobs on 2026-11-30. The SmolLM2",
-        "scorers take 20-50 s a pair here (both orders of a long prompt in fp32), so they were run on",
-        "the first pairs of each set only (`--lm-limit`); their intervals are correspondingly wide.",
+        "scorers took 20-54 s a pair here under that load (a trial on 6 pairs: the judge reads both",
+        "orders of a long prompt in fp32), so on 2026-11-30 they were not run on these sets",
+        "(`--lm-limit 0`); `--lm-limit N` runs them on the first N pairs of each set.",
         "",
         "| scorer | data | pairs | accuracy (95 % CI) | seconds |",
         "|---|---|---|---|---|",
