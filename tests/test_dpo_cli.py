@@ -38,7 +38,7 @@ def run(args: list[str]):
     return CliRunner().invoke(app, ["dpo", *args], catch_exceptions=False)
 
 
-COMMON = ["train.steps=6", "train.batch_pairs=16", "train.lr=3e-3", "num_threads=1", "progress=false"]
+COMMON = ["train.steps=6", "train.batch_pairs=16", "train.lr=3e-3", "num_threads=1"]
 
 
 def test_dpo_trains_saves_and_reports(tiny_decoder_dir, tiny_encoder_dir, tmp_path):
