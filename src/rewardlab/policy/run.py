@@ -96,16 +96,17 @@ def _checkpointing(model: Any, enable: bool) -> None:
 
 def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
     d = config.data
+    path = None if d.path in (None, "", "default") else d.path
     loaded = load_preferences(
-        d.path, columns=ColumnMap.parse(d.columns) if d.columns else None, skip_bad_rows=d.skip_bad_rows
+        path, columns=ColumnMap.parse(d.columns) if d.columns else None, skip_bad_rows=d.skip_bad_rows
     )
     splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
     train = splits.train[: d.max_train_pairs] if d.max_train_pairs else splits.train
     test = splits.test[: config.eval.max_pairs] if config.eval.max_pairs else splits.test
     if not train:
-        raise ValueError(f"{d.path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
+        raise ValueError(f"{path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
     info = {
-        "path": d.path or "embedded HH-RLHF harmless",
+        "path": path or "embedded HH-RLHF harmless",
         "pairs": len(loaded.pairs),
         "skipped_rows": len(loaded.skipped),
         "train_pairs": len(train),
