@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, eval, compare, score, serve and data check."""
+"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve and data check."""
 
 from __future__ import annotations
 
@@ -89,6 +89,54 @@ def train(
     if result.report_dir:
         out.print(f"report: {result.report_dir / 'eval.md'}")
     out.print(f"time: {result.seconds:.0f} s, {result.steps} steps, peak memory {result.peak_rss_mb:.0f} MB")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@user_errors
+def dpo(
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="Config overrides: key.sub=value, e.g. train.steps=50 train.loss_args.beta=0.2"),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    data: Annotated[str | None, typer.Option(help="Preference data file or folder (default: embedded HH-RLHF)")] = None,
+    policy: Annotated[str | None, typer.Option(help="smollm2 (default) or a local causal LM folder")] = None,
+    output: Annotated[Path | None, typer.Option(help="Output folder for the policy, metrics and report")] = None,
+    loss: Annotated[
+        str | None, typer.Option(help="Policy loss: dpo (default), ipo, simpo, ... (see rewardlab.policy)")
+    ] = None,
+    judge_model: Annotated[
+        Path | None, typer.Option(help="A rewardlab reward model: report the win rate over the base policy")
+    ] = None,
+    gradient_checkpointing: Annotated[
+        bool | None, typer.Option(help="Recompute activations in backward (less memory, slower)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
+) -> None:
+    """Train a policy from preferences (DPO family), then evaluate it on the held-out test split."""
+    from rewardlab.policy.run import run_dpo
+    from rewardlab.policy.run_config import load_dpo_config
+
+    shortcuts = {
+        "data.path": data,
+        "policy": policy,
+        "output_dir": output,
+        "train.loss": loss,
+        "eval.judge_model": judge_model,
+        "gradient_checkpointing": None if gradient_checkpointing is None else str(gradient_checkpointing).lower(),
+    }
+    items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
+    result = run_dpo(load_dpo_config(config, items), overwrite=overwrite)
+    shown = [
+        ("held-out implicit-reward accuracy", result.report["held_out"]["implicit_accuracy"]),
+        ("held-out ranking accuracy", result.report["held_out"]["ranking_accuracy"]),
+    ]
+    if "win_rate" in result.report:
+        shown.append(("win rate over the base policy", result.report["win_rate"]["win_rate"]))
+    for name, e in shown:
+        out.print(f"{name}: [bold]{e['accuracy']:.4f}[/] (95 % CI {e['ci_low']:.4f}–{e['ci_high']:.4f}, n={e['n']})")
+    out.print(f"policy: {result.policy_dir}")
+    out.print(f"report: {result.output_dir / 'report.md'}")
 
 
 @app.command("eval")

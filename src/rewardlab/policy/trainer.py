@@ -47,9 +47,10 @@ class PolicyTrainConfig:
     guide_beta: float = 0.1
     """β of the guide model's token rewards, for losses that need them (TGDPO)."""
 
-    def problems(self, loss: PolicyLoss) -> list[str]:
-        """Every problem with this configuration, so all can be fixed at once."""
-        found = loss.check_options(self.loss_args)
+    def problems(self, loss: PolicyLoss | None) -> list[str]:
+        """Every problem with this configuration, so all can be fixed at once (``loss=None``: the
+        loss is unknown, so its options cannot be checked, but everything else is)."""
+        found = loss.check_options(self.loss_args) if loss is not None else []
         for name in ("steps", "batch_pairs", "max_prompt_tokens", "max_reply_tokens"):
             if getattr(self, name) < 1:
                 found.append(f"{name} must be >= 1 (got {getattr(self, name)})")

@@ -177,6 +177,25 @@ def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
     return values, problems
 
 
+def apply_overrides(root: Any, path: str | Path | None, overrides: Sequence[str]) -> list[str]:
+    """Apply a YAML file, then ``key.sub=value`` overrides, to any nested config dataclass ``root``;
+    every problem found, as for :func:`load_config` (which does this for :class:`TrainConfig`)."""
+    problems: list[str] = []
+    if path is not None:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as e:
+            return [f"{path}: cannot read the config: {e}"]
+        if not isinstance(raw, dict):
+            return [f"{path}: the config must be a mapping of keys to values"]
+        problems += _apply_mapping(root, raw, prefix="", source=str(path))
+    parsed, bad = parse_overrides(overrides)
+    problems += bad
+    for key, value in parsed.items():
+        problems += _set(root, key, value, source="override")
+    return problems
+
+
 def _apply_mapping(target: Any, raw: dict, prefix: str, source: str) -> list[str]:
     problems = []
     for key, value in raw.items():

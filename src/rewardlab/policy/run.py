@@ -1,0 +1,179 @@
+"""One ``rewardlab dpo`` run: data → split → train → save → evaluate → report.
+
+The output folder holds ``config.yaml`` (the resolved configuration), ``metrics.jsonl`` (one line
+per step), ``policy/`` (the trained policy and its tokenizer, safetensors, written atomically) and
+``report.json`` / ``report.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from rewardlab.atomic import atomic_directory, write_text_atomic
+from rewardlab.data import ColumnMap, load_preferences, split_pairs
+from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.formatting import choose_format
+from rewardlab.models.reward_model import RewardModel, _ensure_pad_token
+from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
+from rewardlab.policy.registry import get_policy_loss
+from rewardlab.policy.run_config import DPORunConfig
+from rewardlab.policy.run_report import render_report
+from rewardlab.policy.trainer import train_policy
+from rewardlab.progress import progress_bar
+from rewardlab.training.trainer import RunExists
+
+
+@dataclass(frozen=True)
+class DPORunOutput:
+    output_dir: Path
+    policy_dir: Path
+    report: dict[str, Any]
+
+
+def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
+    config.validate()
+    out = Path(config.output_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunExists(f"{out} already holds a run; pass --overwrite to replace it, or choose another --output")
+    judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model else None
+    if config.num_threads is not None:
+        torch.set_num_threads(config.num_threads)
+    train_pairs, test_pairs, data_info = _load_split(config)
+    model_dir = resolve_backbone(config.policy)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    _ensure_pad_token(tokenizer)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    base = copy.deepcopy(model).eval().requires_grad_(False)
+    if config.gradient_checkpointing:
+        _checkpointing(model, enable=True)
+    out.mkdir(parents=True, exist_ok=True)
+    config.save(out / "config.yaml")
+    started = time.perf_counter()
+    history = _train(model, base, tokenizer, train_pairs, config, out / "metrics.jsonl")
+    train_seconds = time.perf_counter() - started
+    if config.gradient_checkpointing:
+        _checkpointing(model, enable=False)
+    model.eval()
+    policy_dir = out / "policy"
+    with atomic_directory(policy_dir) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+    report = {
+        "policy": config.policy,
+        "loss": get_policy_loss(config.train.loss).name,
+        "loss_args": config.train.loss_args,
+        "data": data_info,
+        "steps": len(history),
+        "train_seconds": train_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "first_loss": history[0]["loss"],
+        "last_loss": history[-1]["loss"],
+        **_evaluate(model, base, tokenizer, test_pairs, config, judge),
+    }
+    write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / "report.md", render_report(report))
+    return DPORunOutput(out, policy_dir, report)
+
+
+def _checkpointing(model: Any, enable: bool) -> None:
+    """transformers 5 renamed gradient checkpointing to activation checkpointing; use what exists."""
+    verb = "enable" if enable else "disable"
+    method = getattr(model, f"activation_checkpointing_{verb}", None) or getattr(
+        model, f"gradient_checkpointing_{verb}"
+    )
+    method()
+
+
+def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    d = config.data
+    path = None if d.path in (None, "", "default") else d.path
+    loaded = load_preferences(
+        path, columns=ColumnMap.parse(d.columns) if d.columns else None, skip_bad_rows=d.skip_bad_rows
+    )
+    splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
+    train = splits.train[: d.max_train_pairs] if d.max_train_pairs else splits.train
+    test = splits.test[: config.eval.max_pairs] if config.eval.max_pairs else splits.test
+    if not train:
+        raise ValueError(f"{path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
+    info = {
+        "path": path or "embedded HH-RLHF harmless",
+        "pairs": len(loaded.pairs),
+        "skipped_rows": len(loaded.skipped),
+        "train_pairs": len(train),
+        "test_pairs": len(test),
+        "split": {"validation": d.validation_fraction, "test": d.test_fraction, "seed": d.split_seed},
+    }
+    return train, test, info
+
+
+def _train(
+    model: torch.nn.Module,
+    base: torch.nn.Module,
+    tokenizer: Any,
+    pairs: list[Any],
+    config: DPORunConfig,
+    metrics_path: Path,
+) -> list[dict[str, float]]:
+    """``train_policy`` with a line of ``metrics.jsonl`` and a progress-bar update per step."""
+    with (
+        metrics_path.open("w", encoding="utf-8") as metrics,
+        progress_bar(config.progress, "dpo", config.train.steps) as advance,
+    ):
+        last = time.perf_counter()
+
+        def log(step: int, values: dict[str, float]) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            metrics.write(json.dumps({"step": step, **values, "seconds": now - last}) + "\n")
+            metrics.flush()
+            last = now
+            advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}")
+
+        return train_policy(model, tokenizer, pairs, config.train, reference_model=base, log=log).history
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    base: torch.nn.Module,
+    tokenizer: Any,
+    test_pairs: list[Any],
+    config: DPORunConfig,
+    judge: RewardModel | None,
+) -> dict[str, Any]:
+    fmt = choose_format(tokenizer, config.train.text_format)
+    t = config.train
+    held_out = held_out_accuracy(
+        model,
+        base,
+        tokenizer,
+        test_pairs,
+        fmt,
+        t.max_prompt_tokens,
+        t.max_reply_tokens,
+        t.batch_pairs,
+        config.eval.bootstrap_seed,
+    )
+    result: dict[str, Any] = {"held_out": held_out.as_dict()}
+    if judge is not None:
+        e = config.eval
+        trained = CausalLM(model, tokenizer, fmt, "trained", t.max_prompt_tokens)
+        original = CausalLM(base, tokenizer, fmt, config.policy, t.max_prompt_tokens)
+        prompts = distinct_prompts(test_pairs, e.win_prompts)
+        outcome = win_rate(trained, original, judge, prompts, e.max_new_tokens, e.temperature, e.seed, e.bootstrap_seed)
+        result["win_rate"] = {
+            "judge": e.judge_model,
+            "decoding": "greedy" if e.temperature == 0 else f"sampled, temperature {e.temperature}, seed {e.seed}",
+            "max_new_tokens": e.max_new_tokens,
+            **outcome.as_dict(),
+        }
+    return result

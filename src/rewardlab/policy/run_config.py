@@ -1,0 +1,106 @@
+"""Configuration of a ``rewardlab dpo`` run: nested dataclasses, YAML, ``key.sub=value`` overrides.
+
+The training options are :class:`rewardlab.policy.trainer.PolicyTrainConfig` itself (under
+``train.``), so the command line and the Python API cannot drift apart. Every problem is reported
+at once (:class:`rewardlab.training.config.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from rewardlab.atomic import write_text_atomic
+from rewardlab.policy.registry import get_policy_loss
+from rewardlab.policy.trainer import PolicyTrainConfig
+from rewardlab.training.config import ConfigError, apply_overrides
+
+
+@dataclass
+class DPODataConfig:
+    path: str | None = None
+    """Preference file or folder; empty means the embedded HH-RLHF harmless pairs."""
+    columns: str | None = None
+    skip_bad_rows: bool = False
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.2
+    split_seed: int = 0
+    """The split of ``rewardlab train`` (same defaults), so reward models and policies share held-out pairs."""
+    max_train_pairs: int | None = None
+    """Train on the first N pairs of the training split only (None: all)."""
+
+
+@dataclass
+class DPOEvalConfig:
+    max_pairs: int | None = None
+    """Held-out (test split) pairs to evaluate, the first N (None: all)."""
+    judge_model: str | None = None
+    """A saved rewardlab reward model: judges the trained policy's replies against the base policy's."""
+    win_prompts: int = 32
+    """Distinct held-out prompts the two policies answer for the win rate."""
+    max_new_tokens: int = 48
+    temperature: float = 0.0
+    """0: greedy; otherwise sampled, seeded by ``seed`` and the prompt."""
+    seed: int = 0
+    bootstrap_seed: int = 0
+
+
+@dataclass
+class DPORunConfig:
+    output_dir: str = "runs/dpo"
+    policy: str = "smollm2"
+    """smollm2, or a local causal LM folder."""
+    data: DPODataConfig = field(default_factory=DPODataConfig)
+    train: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
+    eval: DPOEvalConfig = field(default_factory=DPOEvalConfig)
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, about a third more time."""
+    num_threads: int | None = None
+    progress: bool = True
+
+    def validate(self) -> None:
+        problems: list[str] = []
+        try:
+            loss = get_policy_loss(self.train.loss)
+        except ValueError as e:
+            loss = None
+            problems.append(f"train.loss: {e}")
+        problems += [f"train.{p}" for p in self.train.problems(loss)]
+        fractions = (self.data.validation_fraction, self.data.test_fraction)
+        if min(fractions) < 0 or sum(fractions) >= 1:
+            problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
+        if self.data.test_fraction <= 0:
+            problems.append("data.test_fraction must be > 0: the run is evaluated on the held-out test split")
+        for name, value in (
+            ("data.max_train_pairs", self.data.max_train_pairs),
+            ("eval.max_pairs", self.eval.max_pairs),
+            ("eval.win_prompts", self.eval.win_prompts),
+            ("eval.max_new_tokens", self.eval.max_new_tokens),
+            ("num_threads", self.num_threads),
+        ):
+            if value is not None and value < 1:
+                problems.append(f"{name} must be >= 1 (got {value})")
+        if self.eval.temperature < 0:
+            problems.append(f"eval.temperature must be >= 0 (got {self.eval.temperature})")
+        if problems:
+            raise ConfigError(problems)
+
+    def save(self, path: str | Path) -> None:
+        write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+
+
+def load_dpo_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DPORunConfig:
+    """Defaults, then the YAML file, then ``key.sub=value`` overrides; validated, all problems at once."""
+    config = DPORunConfig()
+    problems = apply_overrides(config, path, overrides)
+    try:
+        config.validate()
+    except ConfigError as e:
+        problems += e.problems
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,46 @@
+"""``report.md`` of a ``rewardlab dpo`` run, from the same dictionary as ``report.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _estimate(e: dict[str, Any]) -> str:
+    return f"{e['accuracy']:.4f} (95 % CI {e['ci_low']:.4f}–{e['ci_high']:.4f}, n={e['n']})"
+
+
+def render_report(report: dict[str, Any]) -> str:
+    data, held = report["data"], report["held_out"]
+    args = ", ".join(f"{k}={v}" for k, v in report["loss_args"].items()) or "defaults"
+    lines = [
+        f"# DPO-family run: {report['loss']} on {report['policy']}",
+        "",
+        f"- data: {data['path']} ({data['pairs']} pairs; {data['train_pairs']} trained on, "
+        f"{data['test_pairs']} held out; split {data['split']})",
+        f"- loss: {report['loss']} ({args}); {report['steps']} steps in {report['train_seconds']:.1f} s; "
+        f"peak memory {report['peak_rss_mb']:.0f} MB",
+        f"- training loss: {report['first_loss']:.4f} at step 1 → {report['last_loss']:.4f} at the last step",
+        "",
+        "## Held-out pairs",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| implicit-reward accuracy (log π/π_ref of chosen > of rejected) | {_estimate(held['implicit_accuracy'])} |",
+        f"| ranking accuracy, trained (log π(chosen) > log π(rejected)) | {_estimate(held['ranking_accuracy'])} |",
+        f"| ranking accuracy, base policy | {_estimate(held['base_ranking_accuracy'])} |",
+        f"| mean implicit margin ρ_w − ρ_l | {held['mean_implicit_margin']:.4f} |",
+        "",
+        "Ties count 1/2; intervals are 95 % percentile bootstraps over pairs.",
+    ]
+    if "win_rate" in report:
+        w = report["win_rate"]
+        lines += [
+            "",
+            "## Win rate over the base policy",
+            "",
+            f"Judge: {w['judge']}; {len(w['samples'])} held-out prompts, {w['decoding']}, "
+            f"at most {w['max_new_tokens']} new tokens.",
+            "",
+            f"Win rate of the trained policy: {_estimate(w['win_rate'])}",
+        ]
+    return "\n".join(lines) + "\n"
