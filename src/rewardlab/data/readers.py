@@ -55,6 +55,17 @@ def iter_rows(
         raise DataError(name, "holds no rows")
 
 
+def read_json_file(path: str | Path) -> Any:
+    """A small JSON file (a map or option file), with a ``DataError`` naming it when missing or malformed."""
+    name = str(path)
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(name, "no such file") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DataError(name, f"is not valid JSON ({error})") from None
+
+
 def _file_rows(path: Path, name: str, bad_lines: list[DataError] | None) -> Iterator[tuple[str, dict[str, Any]]]:
     suffixes = [s.lower() for s in path.suffixes]
     compressed = bool(suffixes) and suffixes[-1] == ".gz"

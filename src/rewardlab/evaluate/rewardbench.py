@@ -20,7 +20,6 @@ of the subsets' scores, as RewardBench 2's leaderboard averages its six subsets.
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from rewardlab.data.readers import iter_rows
+from rewardlab.data.readers import iter_rows, read_json_file
 from rewardlab.data.records import DataError, PreferencePair, Prompt
 from rewardlab.data.schema import _MISSING, ColumnMap, _describe, _label, _lookup, _present, parse_prompt
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate
@@ -102,12 +101,7 @@ def load_section_map(path: str | Path) -> SectionMap:
     ``{"sections": {...}, "weights": {"math-prm": 984, ...}}`` to weight subsets otherwise than by
     their number of pairs. Every problem is reported at once, each with the key it is under."""
     name = str(path)
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(name, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(name, f"is not valid JSON ({error})") from None
+    raw = read_json_file(path)
     if not isinstance(raw, dict) or not raw:
         raise DataError(name, f"is {_describe(raw)} (expected an object of section name → list of subsets)")
     nested = set(raw) <= {"sections", "weights"} and isinstance(raw.get("sections"), dict)

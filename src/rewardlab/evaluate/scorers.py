@@ -18,12 +18,12 @@ endpoint in OpenRLHF's protocol).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from rewardlab.data.readers import read_json_file
 from rewardlab.data.records import DataError, PreferencePair, Prompt
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import Precision, resolve_precision
@@ -296,12 +296,7 @@ def read_text_option(value: str | None) -> str | None:
 def read_follow_ups(path: str | Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``{"positive": [...], "negative": [...]}`` from a JSON file, each a non-empty list of texts."""
     name = str(path)
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(name, "no such file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(name, f"is not valid JSON ({error})") from None
+    raw = read_json_file(path)
     out = []
     for side in ("positive", "negative"):
         texts = raw.get(side) if isinstance(raw, dict) else None
