@@ -42,6 +42,10 @@ class EncodedPairs:
         """The longer side of each pair: a padded batch of pairs is as wide as its longest reply."""
         return [max(len(c), len(r)) for c, r in zip(self.chosen, self.rejected, strict=True)]
 
+    @property
+    def reply_counts(self) -> list[int]:
+        return [2] * len(self)
+
     def labels(self, indices: Sequence[int]) -> dict[str, torch.Tensor | None]:
         """The per-pair fields an objective may ask for (a field no pair has is ``None``).
 
@@ -95,6 +99,10 @@ class EncodedRankings:
     def lengths(self) -> list[int]:
         """Padded tokens per reply of a group: its longest reply (used to group similar sizes)."""
         return [max(map(len, group)) for group in self.replies]
+
+    @property
+    def reply_counts(self) -> list[int]:
+        return [len(group) for group in self.replies]
 
     def _batch(self, indices: Sequence[int], rewards: torch.Tensor) -> dict[str, torch.Tensor]:
         sizes = [len(self.replies[i]) for i in indices]
@@ -197,21 +205,31 @@ def plan_epoch(
     return batches
 
 
-def micro_batches(indices: Sequence[int], lengths: Sequence[int], max_pairs: int | None, max_tokens: int | None):
-    """Split one process's share of a step into forward passes by pair count and padded-token budget.
+def micro_batches(
+    indices: Sequence[int],
+    lengths: Sequence[int],
+    reply_counts: Sequence[int],
+    max_pairs: int | None,
+    max_tokens: int | None,
+):
+    """Split one process's share of a step into forward passes by record count and padded-token budget.
 
-    Pairs are grouped by length so each pass pads little; the loss is normalised by the pairs of
-    the whole step, so the grouping changes speed and memory, never the update.
+    Records (pairs, or rankings of ``reply_counts[i]`` replies) are grouped by length so each pass pads
+    little; the loss is normalised by the records of the whole step, so the grouping changes speed
+    and memory, never the update.
     """
     ordered = sorted(indices, key=lambda i: lengths[i])
     groups: list[list[int]] = []
+    rows = 0  # replies in the current group
     for i in ordered:
         current = groups[-1] if groups else None
         fits = current is not None and (max_pairs is None or len(current) < max_pairs)
-        if fits and max_tokens is not None:  # both replies of every pair, padded to the longest
-            fits = 2 * lengths[i] * (len(current) + 1) <= max_tokens
+        if fits and max_tokens is not None:  # every reply of the group, padded to the longest
+            fits = lengths[i] * (rows + reply_counts[i]) <= max_tokens
         if fits:
             current.append(i)
+            rows += reply_counts[i]
         else:
             groups.append([i])
+            rows = reply_counts[i]
     return groups

@@ -239,7 +239,9 @@ def _train_step(
     local = global_batch[accelerator.process_index :: accelerator.num_processes]
     model = compute.model
     model.model.train()
-    for indices in micro_batches(local, data.lengths, config.micro_batch_size, config.micro_batch_tokens):
+    for indices in micro_batches(
+        local, data.lengths, data.reply_counts, config.micro_batch_size, config.micro_batch_tokens
+    ):
         batch, tokens = data.forward(model, indices)
         output = objective(batch, **config.objective.args)
         loss = (output.losses * batch["weight"]).sum() / len(global_batch)
