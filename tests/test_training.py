@@ -263,3 +263,12 @@ def test_accumulation_and_token_budget_give_the_same_update(backbone, request, s
         for (loss, norm), (loss_ref, norm_ref) in zip(logs[name], logs["whole"], strict=True):
             assert loss == pytest.approx(loss_ref, rel=1e-6) and norm == pytest.approx(norm_ref, rel=1e-5)
         assert weight_gap(weights[name], weights["whole"]) < 1e-5
+
+
+def test_token_budget_counts_every_reply_of_a_ranking():
+    """Two rankings of 4 replies of 10 tokens pad to 80 tokens together: over a 60-token budget,
+    while two pairs of the same length (40 tokens) fit in one pass."""
+    from rewardlab.training.batching import micro_batches
+
+    assert micro_batches([0, 1], [10, 10], [4, 4], None, 60) == [[0], [1]]
+    assert micro_batches([0, 1], [10, 10], [2, 2], None, 60) == [[0, 1]]
