@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -129,6 +130,9 @@ def test_implicit_scorer_from_the_command_line(tiny_decoder_dir, tmp_path):
         tiny_decoder_dir,
         "--beta",
         "0.5",
+        "--precision",
+        "fp32",
+        "--policy-ranking",
         "--report",
         tmp_path / "r",
     )
@@ -137,8 +141,17 @@ def test_implicit_scorer_from_the_command_line(tiny_decoder_dir, tmp_path):
     scorer = ImplicitRewardScorer(CausalLM.from_pretrained(tiny_decoder_dir), None, 0.5, "sum")
     expected = scorer.score(["hello"], ["Hi, how can I help you today?"])[0] - scorer.score(["hello"], ["Go away."])[0]
     assert report["mean_margin"] == pytest.approx(expected, abs=1e-5)
-    # MODEL stands for the scorer's main model: here the policy, with the reference given
-    run("eval", tiny_decoder_dir, data, "--scorer", "implicit", "--reference", tiny_decoder_dir)
+    # the policy ranks the chosen reply first exactly when its implicit reward is higher
+    assert report["extras"]["policy_ranking"]["ranking_accuracy"] == float(expected > 0)
+    assert report["extras"]["policy_ranking"]["idealized_ranking_accuracy"] is None
+    # MODEL stands for the scorer's main model: here the policy, with the reference given; the
+    # reference is the policy itself, so the ideal ranks by log π_ref(y_c|x) − log π_ref(y_r|x) + log(p/(1−p))/β
+    output = run(
+        "eval", tiny_decoder_dir, data, "--scorer", "implicit", "--reference", tiny_decoder_dir, "--policy-ranking",
+        "--ranking-p", "0.6", "--precision", "fp32",
+    )  # fmt: skip
+    ideal = float(expected / 0.5 + math.log(0.6 / 0.4) / 0.1 > 0)
+    assert f"idealised ranking accuracy of the DPO optimum (β = 0.1, p = 0.6): {ideal:.4f}" in output.replace("\n", "")
 
 
 def test_judge_and_remote_scorers_from_the_command_line(tiny_decoder_dir, model_dir, tmp_path):
@@ -168,3 +181,43 @@ def test_eval_errors_are_listed_without_a_traceback(tmp_path):
     assert result.exit_code == 2 and 'has no row with a reference (field "reference"' in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["eval", str(data), "--scorer", "bleu", "--format", "tsv"])
     assert result.exit_code == 2 and "--format must be pairs, rewardbench, rewardbench2 or kwise" in result.output
+
+
+def test_calibration_consistency_and_invariance_checks_from_the_command_line(model_dir, tmp_path):
+    """--fit-temperature fits T on other pairs (never the evaluated ones), the model's saved T is
+    used otherwise; --contrast and --invariance add their checks to every report."""
+    rows = [
+        {"prompt": f"question {i}", "chosen": f"a helpful answer number {i}", "rejected": "no" * (1 + i % 3)}
+        for i in range(12)
+    ]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    fit_on = write_jsonl(tmp_path / "validation.jsonl", rows[:6])
+    contrast = write_jsonl(
+        tmp_path / "contrast.jsonl",
+        [{"prompt_a": "Name a fruit.", "chosen_a": "An apple.", "prompt_b": "Name a vegetable.", "chosen_b": "Leek."}],
+    )
+    run(
+        "eval", model_dir, data, "--precision", "fp32", "--fit-temperature", fit_on, "--contrast", contrast,
+        "--invariance", "--report", tmp_path / "r",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "r" / "eval.json").read_text())
+    model = RewardModel.from_pretrained(model_dir)
+    pairs = [PreferencePair(**row) for row in rows]
+    validation = evaluate_pairs(model, pairs[:6], precision="fp32")
+    expected = evaluate_pairs(
+        model, pairs, precision="fp32", validation_scores=(validation.chosen_scores, validation.rejected_scores)
+    )
+    assert report["calibrated"]["temperature"] == pytest.approx(expected.calibrated.temperature, rel=1e-9)
+    assert report["temperature_source"] == "fitted on the validation pairs given"
+    assert report["extras"]["contrast"]["n"] == 1
+    invariance = report["extras"]["invariance"]
+    assert set(invariance) == {"batch_size", "candidate_order", "whitespace"}
+    assert invariance["batch_size"]["max_score_change"] == 0.0 and invariance["candidate_order"]["flips"] == 0
+    # without --fit-temperature, a temperature saved with the model is applied and named as such
+    model.info.temperature = 2.5
+    saved = model.save_pretrained(tmp_path / "with-temperature")
+    output = run("eval", saved, data, "--precision", "fp32")
+    assert "T = 2.5, saved with the model, fitted on its validation split" in " ".join(output.split())
+    args = ["eval", str(model_dir), "default", "--split", "test", "--fit-temperature", "test"]
+    failed = CliRunner().invoke(app, args)
+    assert failed.exit_code == 2 and "is the split being evaluated" in failed.output

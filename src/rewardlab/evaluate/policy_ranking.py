@@ -128,9 +128,24 @@ def policy_ranking(
     accuracy of the DPO optimum from that reference at preference probability ``p`` and ``beta``,
     and the alignment gap (idealised − observed)."""
     chosen, rejected = sequence_logps(policy, tokenizer, pairs, fmt=fmt)
+    if reference is None:
+        return ranking_output(chosen, rejected)
+    ref_chosen, ref_rejected = sequence_logps(reference, tokenizer, pairs, fmt=fmt)
+    return ranking_output(chosen, rejected, (ref_chosen, ref_rejected), p=p, beta=beta)
+
+
+def ranking_output(
+    chosen: ArrayLike,
+    rejected: ArrayLike,
+    reference: tuple[ArrayLike, ArrayLike] | None = None,
+    *,
+    p: float = 1.0,
+    beta: float = 0.1,
+) -> RankingAccuracyOutput:
+    """Ranking accuracy from the policy's sequence log-probabilities; with the reference's
+    (chosen, rejected) log-probabilities, also the idealised accuracy and the alignment gap."""
     observed = ranking_accuracy(chosen, rejected)
     if reference is None:
-        return RankingAccuracyOutput(observed, len(pairs))
-    ref_chosen, ref_rejected = sequence_logps(reference, tokenizer, pairs, fmt=fmt)
-    ideal = idealized_ranking_accuracy(ref_chosen, ref_rejected, p, beta)
-    return RankingAccuracyOutput(observed, len(pairs), ideal, ideal - observed, beta, p)
+        return RankingAccuracyOutput(observed, len(np.asarray(chosen)))
+    ideal = idealized_ranking_accuracy(*reference, p, beta)
+    return RankingAccuracyOutput(observed, len(np.asarray(chosen)), ideal, ideal - observed, beta, p)

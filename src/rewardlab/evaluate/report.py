@@ -24,8 +24,33 @@ def _calibration_lines(result: PairwiseEval) -> list[str]:
     lines = [f"- calibration of σ(r_c − r_r): {_calibration(result.calibration)} (always ½ scores Brier 0.25)"]
     if result.calibrated is not None:
         scaled = result.calibrated
-        lines.append(f"- after temperature scaling (T = {scaled.temperature:.4g}, fitted on validation pairs): ")
+        lines.append(f"- after temperature scaling (T = {scaled.temperature:.4g}, {result.temperature_source}): ")
         lines[-1] += _calibration(scaled)
+    return lines
+
+
+def _extra_lines(result: PairwiseEval) -> list[str]:
+    """The optional checks (``rewardlab eval --contrast/--invariance/--policy-ranking``)."""
+    lines = []
+    contrast = result.extras.get("contrast")
+    if contrast is not None:
+        lines.append(
+            f"- contrast consistency (both prompts of a contrast pair ranked right): {contrast.consistency:.4f} "
+            f"on {contrast.n} contrast pairs; instance accuracy {contrast.instance_accuracy:.4f}"
+        )
+    for check in result.extras.get("invariance", {}).values():
+        lines.append(
+            f"- invariance to {check.rewrite.replace('_', ' ')}: {check.flips} of {check.n} preferences flip, "
+            f"scores move by {check.mean_score_change:.3g} on average (at most {check.max_score_change:.3g})"
+        )
+    ranking = result.extras.get("policy_ranking")
+    if ranking is not None:
+        lines.append(f"- policy ranking accuracy (log π(y_c|x) > log π(y_r|x)): {ranking.ranking_accuracy:.4f}")
+        if ranking.idealized_ranking_accuracy is not None:
+            lines[-1] += (
+                f"; idealised ranking accuracy of the DPO optimum (β = {ranking.beta:g}, p = {ranking.p:g}): "
+                f"{ranking.idealized_ranking_accuracy:.4f}, gap {ranking.alignment_gap:+.4f}"
+            )
     return lines
 
 
@@ -54,6 +79,7 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
         f"- pairs truncated to the model's max length (from the left): {result.truncated_pairs}",
         *_calibration_lines(result),
         *_length_bias_lines(result),
+        *_extra_lines(result),
     ]
     if result.per_subset:
         lines += ["", "| subset | accuracy | 95 % CI | n |", "|---|---|---|---|"]

@@ -244,15 +244,16 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
         from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 
-        reference = CausalLM.from_pretrained(spec.reference) if spec.reference else None
+        reference = CausalLM.from_pretrained(spec.reference, precision=spec.precision) if spec.reference else None
         mode = {"implicit": "dpo", "implicit-sum": "sum", "implicit-mean": "mean"}[kind]
-        return ImplicitRewardScorer(CausalLM.from_pretrained(spec.policy), reference, spec.beta, mode)  # type: ignore[arg-type]
+        policy = CausalLM.from_pretrained(spec.policy, precision=spec.precision)  # type: ignore[arg-type]
+        return ImplicitRewardScorer(policy, reference, spec.beta, mode)  # type: ignore[arg-type]
     if kind == "judge":
         from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.judge import DEFAULT_JUDGE, JudgeScorer
 
         return JudgeScorer(
-            CausalLM.from_pretrained(spec.judge or DEFAULT_JUDGE),
+            CausalLM.from_pretrained(spec.judge or DEFAULT_JUDGE, precision=spec.precision),
             principle=read_text_option(spec.principle),
             reasoning=spec.reasoning,
             reasoning_tokens=spec.reasoning_tokens,
@@ -269,7 +270,8 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
         from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.likelihood_scorers import DensityRatioScorer
 
-        strong, weak = CausalLM.from_pretrained(spec.strong), CausalLM.from_pretrained(spec.weak)  # type: ignore[arg-type]
+        strong = CausalLM.from_pretrained(spec.strong, precision=spec.precision)  # type: ignore[arg-type]
+        weak = CausalLM.from_pretrained(spec.weak, precision=spec.precision)  # type: ignore[arg-type]
         return DensityRatioScorer(strong, weak, read_text_option(spec.instruction))
     if kind == "flr":
         from rewardlab.evaluate.causal_lm import CausalLM
@@ -277,7 +279,7 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
 
         positive, negative = read_follow_ups(spec.follow_ups) if spec.follow_ups else (None, None)
         options = {"positive": positive, "negative": negative} if positive else {}
-        return FollowUpScorer(CausalLM.from_pretrained(spec.lm), **options)  # type: ignore[arg-type]
+        return FollowUpScorer(CausalLM.from_pretrained(spec.lm, precision=spec.precision), **options)  # type: ignore[arg-type]
     from rewardlab.evaluate.remote import RemoteScorer
 
     return RemoteScorer(spec.url)  # type: ignore[arg-type]
