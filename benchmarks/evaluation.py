@@ -9,7 +9,8 @@ embedded HH-RLHF test split (370 pairs), plus FineGrained-RLHF QA's test split f
 reference-based rewards. Results: `benchmarks/results/evaluation.jsonl` and `benchmarks/evaluation.md`.
 
     make run                                  # trains runs/default/model, if not done yet
-    python benchmarks/evaluation.py [--limit N] [--lm-limit N]
+    rewardlab dpo --output runs/dpo-smollm2   # the DPO-tuned SmolLM2 CDR reads (see RESULTS.md for the run)
+    python benchmarks/evaluation.py [--only rm,judge,cdr,flr,loglik,bleu,rouge] [--limit N] [--lm-limit N]
 """
 
 from __future__ import annotations
@@ -40,45 +41,63 @@ def datasets(limit: int | None) -> dict[str, list]:
     return {name: pairs[:limit] for name, pairs in (("ultrafeedback-200", uf), ("hh-rlhf test", hh), ("qa test", qa))}
 
 
+SCORERS = {
+    # key: (label, LM-based?, data sets)
+    "rm": ("reward model (MiniLM, make run)", False, ["ultrafeedback-200", "hh-rlhf test", "qa test"]),
+    "judge": ("SmolLM2 judge (both orders)", True, ["ultrafeedback-200", "hh-rlhf test"]),
+    "cdr": ("CDR: DPO-tuned SmolLM2 over SmolLM2", True, ["ultrafeedback-200", "hh-rlhf test"]),
+    "flr": ("SmolLM2 follow-up likelihood (FLR)", True, ["ultrafeedback-200", "hh-rlhf test"]),
+    "loglik": ("SmolLM2 mean log-likelihood", True, ["ultrafeedback-200", "hh-rlhf test"]),
+    "bleu": ("BLEU vs gold answer", False, ["qa test"]),
+    "rouge": ("ROUGE-L vs gold answer", False, ["qa test"]),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/default/model", help="the default reward model (make run)")
+    parser.add_argument("--only", default="rm,judge,bleu,rouge", help=f"scorers to run, of {','.join(SCORERS)}")
+    parser.add_argument("--cdr-strong", default="runs/dpo-smollm2/model", help="CDR's better-aligned LM")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each set")
-    parser.add_argument(
-        "--lm-limit", type=int, default=None, help="the SmolLM2 scorers: only the first N pairs (0: skip them)"
-    )
+    parser.add_argument("--lm-limit", type=int, default=None, help="the SmolLM2 scorers: only the first N pairs")
+    parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it), bf16 or fp32")
     parser.add_argument("--results", type=Path, default=Path("benchmarks/results/evaluation.jsonl"))
     args = parser.parse_args()
-    if not (Path(args.model) / "config.json").is_file():
+    keys = args.only.split(",")
+    unknown = [k for k in keys if k not in SCORERS]
+    if unknown:
+        raise SystemExit(f"unknown scorers {unknown}; known: {', '.join(SCORERS)}")
+    if "rm" in keys and not (Path(args.model) / "config.json").is_file():
         raise SystemExit(f"{args.model}: no reward model there; run `make run` first")
+    if "cdr" in keys and not (Path(args.cdr_strong) / "config.json").is_file():
+        raise SystemExit(f"{args.cdr_strong}: no DPO-tuned policy there; run `rewardlab dpo` first")
     sets = datasets(args.limit)
     references = read_references(DATA / "finegrained-rlhf-qa-feedback-dev.json", ColumnMap.parse(QA_COLUMNS))
-    preference_sets = ["ultrafeedback-200", "hh-rlhf test"]
-    scorers = {
-        "reward model (MiniLM, make run)": (
-            ScorerSpec("reward-model", model=args.model),
-            [*preference_sets, "qa test"],
-        ),
-        "SmolLM2 judge (both orders)": (ScorerSpec("judge", judge="smollm2"), preference_sets),
-        "SmolLM2 follow-up likelihood (FLR)": (ScorerSpec("flr", lm="smollm2"), preference_sets),
-        "SmolLM2 mean log-likelihood": (ScorerSpec("implicit-mean", policy="smollm2", beta=1.0), preference_sets),
-        "BLEU vs gold answer": (ScorerSpec("bleu", references=references), ["qa test"]),
-        "ROUGE-L vs gold answer": (ScorerSpec("rouge-l", references=references), ["qa test"]),
+    specs = {
+        "rm": ScorerSpec("reward-model", model=args.model),
+        "judge": ScorerSpec("judge", judge="smollm2"),
+        "cdr": ScorerSpec("cdr", strong=args.cdr_strong, weak="smollm2"),
+        "flr": ScorerSpec("flr", lm="smollm2"),
+        "loglik": ScorerSpec("implicit-mean", policy="smollm2", beta=1.0),
+        "bleu": ScorerSpec("bleu", references=references),
+        "rouge": ScorerSpec("rouge-l", references=references),
     }
-    for label, (spec, names) in scorers.items():
-        if "SmolLM2" in label and args.lm_limit == 0:
-            continue
+    for key in keys:
+        label, uses_lm, names = SCORERS[key]
+        spec = specs[key]
+        spec.precision = args.precision
         scorer = build_scorer(spec)
         for data_name in names:
-            pairs = sets[data_name][: args.lm_limit] if "SmolLM2" in label else sets[data_name]
+            pairs = sets[data_name][: args.lm_limit] if uses_lm else sets[data_name]
             started = time.perf_counter()
-            result = evaluate_pairs(scorer, pairs).overall
+            result = evaluate_pairs(scorer, pairs, precision=args.precision)
             row = {
                 "scorer": label,
                 "data": data_name,
-                "pairs": result.n,
-                "accuracy": round(result.accuracy, 4),
-                "ci": [round(result.ci_low, 4), round(result.ci_high, 4)],
+                "pairs": result.overall.n,
+                "accuracy": round(result.overall.accuracy, 4),
+                "ci": [round(result.overall.ci_low, 4), round(result.overall.ci_high, 4)],
+                "precision": result.precision,
                 "seconds": round(time.perf_counter() - started),
                 "date": time.strftime("%Y-%m-%d %H:%M"),
             }
@@ -104,12 +123,13 @@ def write_table(results: Path, out: Path) -> None:
         "orders of a long prompt in fp32), so on 2026-11-30 the SmolLM2 scorers were not run on these sets",
         "(`--lm-limit 0`); `--lm-limit N` runs them on the first N pairs of each set.",
         "",
-        "| scorer | data | pairs | accuracy (95 % CI) | seconds |",
-        "|---|---|---|---|---|",
+        "| scorer | data | pairs | accuracy (95 % CI) | precision | seconds | measured |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         accuracy = f"{r['accuracy']:.3f} ({r['ci'][0]:.3f}–{r['ci'][1]:.3f})"
-        lines.append(f"| {r['scorer']} | {r['data']} | {r['pairs']} | {accuracy} | {r['seconds']} |")
+        cells = [r["scorer"], r["data"], r["pairs"], accuracy, r.get("precision", "fp32"), r["seconds"], r["date"]]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
