@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rewardlab.objectives.registry import ObjectiveOutput, register_objective
+from rewardlab.objectives.registry import ObjectiveOutput, head_size_option, register_objective
 
 AGGREGATIONS = ("mean", "wco", "uwo")
 
@@ -57,14 +54,10 @@ def bootstrap_weights(pairs: int, members: int, seed: int, kind: str = "poisson"
     raise ValueError(f"bootstrap must be 'poisson', 'bernoulli' or None (got {kind!r})")
 
 
-def _member_count(options: Mapping[str, Any]) -> int:
-    members = options["members"]
-    if not isinstance(members, int) or members < 1:
-        raise ValueError(f"members must be a positive integer (got {members!r})")
-    return members
+MEMBER_COUNT = head_size_option("members")
 
 
-@register_objective("ensemble_bradley_terry", head_size=_member_count, head="ensemble")
+@register_objective("ensemble_bradley_terry", head_size=MEMBER_COUNT, head="ensemble")
 def ensemble_bradley_terry_loss(
     chosen: Tensor,
     rejected: Tensor,
@@ -86,7 +79,7 @@ def ensemble_bradley_terry_loss(
     new weights (online bagging). Without ``bootstrap`` every w is 1. Accuracy is that of the
     members' mean reward; ``member_accuracy`` is the fraction of members ordering the pair right.
     """
-    count = _member_count({"members": members})
+    count = MEMBER_COUNT({"members": members})
     if chosen.dim() != 2 or chosen.shape[-1] != count:
         raise ValueError(
             f"ensemble_bradley_terry with members={count} needs (B, {count}) rewards per reply "

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rewardlab.objectives.registry import ObjectiveOutput, register_objective
+from rewardlab.objectives.registry import ObjectiveOutput, head_size_option, register_objective
 
 
 def gpm_preference_logit(v_a: Tensor, v_b: Tensor, beta: float = 1.0, normalize: bool = True) -> Tensor:
@@ -34,14 +31,10 @@ def gpm_preference_logit(v_a: Tensor, v_b: Tensor, beta: float = 1.0, normalize:
     return beta * (x_a * y_b - y_a * x_b).sum(dim=-1)
 
 
-def _embedding_size(options: Mapping[str, Any]) -> int:
-    dim = options["dim"]
-    if not isinstance(dim, int) or dim < 1:
-        raise ValueError(f"gpm's dim (number of 2-d blocks) must be a positive integer (got {dim!r})")
-    return 2 * dim
+EMBEDDING_SIZE = head_size_option("dim", per_unit=2, meaning="gpm's number of 2-d blocks")
 
 
-@register_objective("gpm", head_size=_embedding_size, head="preference")
+@register_objective("gpm", head_size=EMBEDDING_SIZE, head="preference")
 def gpm_loss(
     chosen: Tensor,
     rejected: Tensor,
@@ -61,7 +54,7 @@ def gpm_loss(
     prompt-dependent gate weight the blocks; here the blocks are weighted equally. Accuracy: the
     logit is positive.
     """
-    size = _embedding_size({"dim": dim})
+    size = EMBEDDING_SIZE({"dim": dim})
     if chosen.dim() != 2 or chosen.shape[-1] != size:
         raise ValueError(f"gpm with dim={dim} needs (B, {size}) embeddings per reply (got {tuple(chosen.shape)})")
     if beta <= 0:

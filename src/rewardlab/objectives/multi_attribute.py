@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-from rewardlab.objectives.registry import ObjectiveOutput, register_objective
+from rewardlab.objectives.registry import ObjectiveOutput, head_size_option, register_objective
 from rewardlab.objectives.regression import rating_squared_errors
 
 
@@ -29,14 +28,10 @@ def combine_attributes(rewards: Tensor, direction: Tensor | Sequence[float]) -> 
     return rewards @ (u / norm)
 
 
-def _attribute_count(options: Mapping[str, Any]) -> int:
-    attributes = options["attributes"]
-    if not isinstance(attributes, int) or attributes < 1:
-        raise ValueError(f"attributes must be a positive integer (got {attributes!r})")
-    return attributes
+ATTRIBUTE_COUNT = head_size_option("attributes")
 
 
-@register_objective("multi_attribute_regression", head_size=_attribute_count, head="attributes")
+@register_objective("multi_attribute_regression", head_size=ATTRIBUTE_COUNT, head="attributes")
 def multi_attribute_regression_loss(
     chosen: Tensor,
     rejected: Tensor,
@@ -57,7 +52,7 @@ def multi_attribute_regression_loss(
     verbosity...). A NaN rating (attribute not rated) is left out. Accuracy is that of
     ``combine_attributes`` along ``direction`` (default: all attributes weighted equally).
     """
-    count = _attribute_count({"attributes": attributes})
+    count = ATTRIBUTE_COUNT({"attributes": attributes})
     if chosen.dim() != 2 or chosen.shape[-1] != count:
         raise ValueError(
             f"multi_attribute_regression with attributes={count} needs (B, {count}) rewards per reply "

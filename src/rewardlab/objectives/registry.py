@@ -78,6 +78,20 @@ class Objective:
         return self.fn(**{name: batch.get(name) for name in self.inputs}, **options)
 
 
+def head_size_option(option: str, *, per_unit: int = 1, meaning: str = "") -> Callable[[Mapping[str, Any]], int]:
+    """A head size read from the positive-integer option ``option``: ``per_unit`` outputs per unit
+    (e.g. 2 per 2-d block of a preference embedding); ``meaning`` explains the option in errors."""
+
+    def size(options: Mapping[str, Any]) -> int:
+        value = options[option]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            what = f" ({meaning})" if meaning else ""
+            raise ValueError(f"{option}{what} must be a positive integer (got {value!r})")
+        return per_unit * value
+
+    return size
+
+
 _OBJECTIVES: dict[str, Objective] = {}
 HEADS = ("reward", "attributes", "ensemble", "preference")
 
@@ -91,9 +105,10 @@ def register_objective(
 ) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
     """Register ``fn`` under ``name``; a second registration of the same name is refused.
 
-    ``head_size`` is how many outputs per reply the objective needs (e.g. ``lambda o: 2 * o["dim"]``
-    for preference embeddings); the trainer sizes the model's head from it, and ``head`` (see
-    ``Objective.head``) says how the trained model turns those outputs into scores.
+    ``head_size`` is how many outputs per reply the objective needs (e.g.
+    ``head_size_option("dim", per_unit=2)`` for preference embeddings); the trainer sizes the
+    model's head from it, and ``head`` (see ``Objective.head``) says how the trained model turns
+    those outputs into scores.
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
