@@ -57,7 +57,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="runs/default/model", help="the default reward model (make run)")
     parser.add_argument("--only", default="rm,judge,bleu,rouge", help=f"scorers to run, of {','.join(SCORERS)}")
-    parser.add_argument("--cdr-strong", default="runs/dpo-smollm2/model", help="CDR's better-aligned LM")
+    parser.add_argument("--cdr-strong", default="runs/dpo-smollm2/policy", help="CDR's better-aligned LM")
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N pairs of each set")
     parser.add_argument("--lm-limit", type=int, default=None, help="the SmolLM2 scorers: only the first N pairs")
     parser.add_argument("--precision", default="auto", help="auto (bf16 where the CPU has it), bf16 or fp32")
