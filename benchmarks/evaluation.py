@@ -113,22 +113,23 @@ def write_table(results: Path, out: Path) -> None:
     lines = [
         "# Reward models and training-free rewards side by side",
         "",
-        "Command: `python benchmarks/evaluation.py` (raw: `results/evaluation.jsonl`), after `make run`.",
+        "Command: `python benchmarks/evaluation.py --only KEYS` (raw: `results/evaluation.jsonl`), after",
+        "`make run` (the reward model) and, for CDR, the `rewardlab dpo` run of `RESULTS.md` (the strong LM).",
         "Pairwise accuracy with a 95 % bootstrap interval (an exact tie in score counts ½); tie-labelled",
-        "pairs are left out. UltraFeedback and HH-RLHF have no reference answers, so BLEU and ROUGE-L",
-        "are measured on FineGrained-RLHF QA (gold answers). The density ratio of two LMs (CDR) is not",
-        "measured: only one chat LM (SmolLM2-135M-Instruct) ships offline here, and CDR needs two.",
-        "Times are wall seconds on the 2-core machine, shared with other jobs on 2026-11-30. The SmolLM2",
-        "judge took 20-54 s a pair here under that load (a trial on 6 pairs of each set: it reads both",
-        "orders of a long prompt in fp32), so on 2026-11-30 the SmolLM2 scorers were not run on these sets",
-        "(`--lm-limit 0`); `--lm-limit N` runs them on the first N pairs of each set.",
+        "pairs are left out. UltraFeedback and HH-RLHF have no reference answers, so BLEU and ROUGE-L are",
+        "measured on FineGrained-RLHF QA (gold answers). Only one chat LM ships offline here",
+        "(SmolLM2-135M-Instruct), so CDR's strong/weak pair is the DPO-tuned SmolLM2 over SmolLM2 itself;",
+        "with that pair CDR equals the DPO implicit reward divided by β. LM-based scorers ran in bf16 with",
+        "an fp32 vocabulary layer (`--precision auto`). Times are wall seconds on the 2-core machine, which",
+        "other jobs shared on 2026-11-30 (each scorer ran alone among the heavy jobs, under a lock).",
         "",
         "| scorer | data | pairs | accuracy (95 % CI) | precision | seconds | measured |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         accuracy = f"{r['accuracy']:.3f} ({r['ci'][0]:.3f}–{r['ci'][1]:.3f})"
-        cells = [r["scorer"], r["data"], r["pairs"], accuracy, r.get("precision", "fp32"), r["seconds"], r["date"]]
+        precision = r.get("precision", "not recorded")
+        cells = [r["scorer"], r["data"], r["pairs"], accuracy, precision, r["seconds"], r["date"]]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
