@@ -335,3 +335,15 @@ def test_bf16_language_models_keep_their_vocabulary_layer_in_fp32(policy_dir):
     judges = [JudgeScorer(lm).compare(PROMPTS, REPLIES, ["No."] * 3) for lm in (exact, fast)]
     assert judges[0] == pytest.approx(judges[1], abs=0.05)
     assert JudgeScorer(fast).precision == "bf16"
+
+
+def test_shared_prefix_logps_equal_separate_passes(policy_dir):
+    """Reading a prefix once for several continuations gives each one's plain log-probability."""
+    lm = CausalLM.from_pretrained(policy_dir, precision="fp32")
+    prefix = lm.tokens("<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix flour.")
+    continuations = [lm.tokens(text) for text in (" Then bake it.", "!", " Knead the dough for ten minutes first.")]
+    shared = lm.shared_prefix_logps(prefix, continuations)
+    separate, _ = lm.continuation_logps([prefix] * 3, continuations)
+    assert shared == pytest.approx(separate, abs=1e-5)
+    with pytest.raises(ValueError, match="at least one token"):
+        lm.shared_prefix_logps(prefix, [continuations[0], []])

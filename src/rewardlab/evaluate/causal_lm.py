@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel, PreTrainedTokenizerBase
 
 from rewardlab.data.prompts import transcript_to_messages
 from rewardlab.data.records import Message, Prompt
@@ -115,6 +115,40 @@ class CausalLM:
             for i, total in zip(batch, totals.tolist(), strict=True):
                 sums[i] = total
         return sums, [len(c) for c in continuations]
+
+    @torch.inference_mode()
+    def shared_prefix_logps(self, prefix: Sequence[int], continuations: Sequence[Sequence[int]]) -> list[float]:
+        """Σ log p(continuation | prefix) for several continuations of one prefix, the prefix read once.
+
+        The prefix's keys and values are computed in one pass and repeated for every continuation,
+        which then reads only its own tokens (right-padded: padding after a row's last token cannot
+        change it). Equal to :meth:`continuation_logps` on (prefix, c) for each c; it costs one prefix
+        pass instead of one per continuation (follow-up likelihoods read 6 follow-ups of each reply).
+        """
+        if not prefix or not continuations or not all(continuations):
+            raise ValueError("a shared prefix and continuations of at least one token each are needed")
+        device = self.model.device
+        cache = DynamicCache(config=self.model.config)
+        head = self.model(input_ids=torch.tensor([list(prefix)], device=device), cache=cache, use_cache=True)
+        first = head.logits[0, -1].float().log_softmax(-1)
+        rows = len(continuations)
+        cache.batch_repeat_interleave(rows)
+        width = max(map(len, continuations))
+        input_ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, len(prefix) + width), dtype=torch.long)
+        mask[:, : len(prefix)] = 1
+        for i, c in enumerate(continuations):
+            input_ids[i, : len(c)] = torch.tensor(list(c))
+            mask[i, len(prefix) : len(prefix) + len(c)] = 1
+        logits = self.model(
+            input_ids=input_ids.to(device), attention_mask=mask.to(device), cache=cache, use_cache=True
+        ).logits
+        logps = logits.float().log_softmax(-1)
+        sums = []
+        for i, c in enumerate(continuations):
+            later = logps[i, torch.arange(len(c) - 1), torch.tensor(list(c[1:]), dtype=torch.long)]
+            sums.append(float(first[c[0]] + later.sum()))
+        return sums
 
     @torch.inference_mode()
     def next_token_logps(self, prefixes: Sequence[Sequence[int]]) -> torch.Tensor:

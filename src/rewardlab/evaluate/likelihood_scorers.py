@@ -131,16 +131,13 @@ class FollowUpScorer:
 
     def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
         follow_ups = [*self.positive, *self.negative]
-        prefixes, continuations = [], []
-        for prompt, reply in zip(prompts, replies, strict=True):
-            for follow_up in follow_ups:
-                prefix, continuation = follow_up_texts(self.lm, prompt, reply, follow_up)
-                prefixes.append(self.lm.tokens(prefix)[-self.lm.max_prompt_tokens :])
-                continuations.append(self.lm.tokens(continuation))
-        logps, _ = self.lm.continuation_logps(prefixes, continuations)
         k, p = len(follow_ups), len(self.positive)
         rewards = []
-        for start in range(0, len(logps), k):
-            row = logps[start : start + k]
-            rewards.append(sum(row[:p]) / p - sum(row[p:]) / (k - p))
+        for prompt, reply in zip(prompts, replies, strict=True):
+            texts = [follow_up_texts(self.lm, prompt, reply, f) for f in follow_ups]
+            if len({prefix for prefix, _ in texts}) != 1:
+                raise ValueError("the follow-ups of one reply must share the conversation before them")
+            prefix = self.lm.tokens(texts[0][0])[-self.lm.max_prompt_tokens :]
+            logps = self.lm.shared_prefix_logps(prefix, [self.lm.tokens(c) for _, c in texts])
+            rewards.append(sum(logps[:p]) / p - sum(logps[p:]) / (k - p))
         return rewards
