@@ -12,6 +12,7 @@ from rewardlab.cli import app
 from rewardlab.data import split_pairs
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.precision import resolve_precision
 
 torch.set_num_threads(1)
 
@@ -74,6 +75,7 @@ def test_dpo_trains_saves_and_reports(tiny_decoder_dir, tiny_encoder_dir, tmp_pa
     # the refusal is learned against: every held-out pair's chosen log-ratio beats its rejected one
     assert held["implicit_accuracy"]["accuracy"] == 1.0 and held["mean_implicit_margin"] > 0
     assert report["loss_args"] == {"beta": 0.5} and report["steps"] == 6
+    assert report["precision"] == resolve_precision("auto")  # bf16 passes where the CPU has them
     win = report["win_rate"]
     assert win["win_rate"]["n"] == len(win["samples"]) == 3
     assert 0 <= win["win_rate"]["accuracy"] <= 1
@@ -98,6 +100,7 @@ def test_dpo_lists_every_config_problem(tiny_decoder_dir, tmp_path):
     assert "train.loss" in result.output and "unknown policy loss 'nope'" in result.output
     assert "steps must be >= 1" in result.output
     assert not (tmp_path / "r").exists()
-    result = CliRunner().invoke(app, ["dpo", "train.steps=0", "eval.win_prompts=0", "nokey=1"])
+    result = CliRunner().invoke(app, ["dpo", "train.steps=0", "eval.win_prompts=0", "nokey=1", "--precision", "fp16"])
     assert result.exit_code == 2
     assert "unknown key 'nokey'" in result.output and "train.steps must be >= 1" in result.output
+    assert "train.precision = 'fp16' is not a valid auto or bf16 or fp32" in result.output

@@ -28,7 +28,7 @@ from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
-from rewardlab.policy.trainer import train_policy
+from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
 from rewardlab.training.trainer import RunExists
 
@@ -59,7 +59,8 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.yaml")
     started = time.perf_counter()
-    history = _train(model, base, tokenizer, train_pairs, config, out / "metrics.jsonl")
+    trained = _train(model, base, tokenizer, train_pairs, config, out / "metrics.jsonl")
+    history = trained.history
     train_seconds = time.perf_counter() - started
     if config.gradient_checkpointing:
         _checkpointing(model, enable=False)
@@ -74,6 +75,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
         "loss_args": config.train.loss_args,
         "data": data_info,
         "steps": len(history),
+        "precision": trained.precision,
         "train_seconds": train_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first_loss": history[0]["loss"],
@@ -123,7 +125,7 @@ def _train(
     pairs: list[Any],
     config: DPORunConfig,
     metrics_path: Path,
-) -> list[dict[str, float]]:
+) -> PolicyTrainResult:
     """``train_policy`` with a line of ``metrics.jsonl`` and a progress-bar update per step."""
     with (
         metrics_path.open("w", encoding="utf-8") as metrics,
@@ -139,7 +141,7 @@ def _train(
             last = now
             advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}")
 
-        return train_policy(model, tokenizer, pairs, config.train, reference_model=base, log=log).history
+        return train_policy(model, tokenizer, pairs, config.train, reference_model=base, log=log)
 
 
 def _evaluate(

@@ -17,7 +17,8 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         f"- data: {data['path']} ({data['pairs']} pairs; {data['train_pairs']} trained on, "
         f"{data['test_pairs']} held out; split {data['split']})",
-        f"- loss: {report['loss']} ({args}); {report['steps']} steps in {report['train_seconds']:.1f} s; "
+        f"- loss: {report['loss']} ({args}); {report['steps']} steps in {report['train_seconds']:.1f} s "
+        f"({report.get('precision', 'fp32')} passes); "
         f"peak memory {report['peak_rss_mb']:.0f} MB",
         f"- training loss: {report['first_loss']:.4f} at step 1 → {report['last_loss']:.4f} at the last step",
         "",

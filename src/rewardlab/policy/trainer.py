@@ -4,6 +4,12 @@ The loss is looked up by name (:mod:`rewardlab.policy.registry`) and says what i
 log-probabilities are computed once before training (and cached on disk when ``cache_dir`` is
 set), token-level guidance rewards from a guide model only for losses that read them. The policy's
 log-probabilities come from one packed pass per batch (:mod:`rewardlab.policy.logprobs`).
+
+Where the hardware multiplies bf16 fast (``precision="auto"``), the passes run on a bf16 copy of the
+policy while the optimiser keeps fp32 weights and moments (:class:`rewardlab.training.compute.ComputeWeights`,
+shared with reward-model training). The reference's log-probabilities are then computed in bf16 too,
+so that policy and reference agree exactly at the first step (the loss starts at log 2 for DPO), as
+they would if both ran in fp32.
 """
 
 from __future__ import annotations
@@ -19,11 +25,14 @@ from transformers import PreTrainedTokenizerBase
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.formatting import choose_format
+from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy.encoding import encode_pairs
 from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.reference import cached_reference_logps
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
+from rewardlab.precision import Precision, resolve_precision
+from rewardlab.training.compute import ComputeWeights
 
 
 @dataclass
@@ -46,6 +55,8 @@ class PolicyTrainConfig:
     """Where reference (and guide) log-probabilities are cached; None keeps them in memory only."""
     guide_beta: float = 0.1
     """β of the guide model's token rewards, for losses that need them (TGDPO)."""
+    precision: Precision = "auto"
+    """auto: bf16 passes (fp32 weights and optimiser) where the CPU/GPU multiplies bf16 fast; bf16; fp32."""
 
     def problems(self, loss: PolicyLoss | None) -> list[str]:
         """Every problem with this configuration, so all can be fixed at once (``loss=None``: the
@@ -58,6 +69,10 @@ class PolicyTrainConfig:
             found.append(f"lr must be > 0 (got {self.lr})")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             found.append(f"max_grad_norm must be > 0 or None (got {self.max_grad_norm})")
+        if self.max_row_tokens is not None and self.max_row_tokens < 1:
+            found.append(f"max_row_tokens must be >= 1 or None (got {self.max_row_tokens})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            found.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
         return found
 
 
@@ -65,6 +80,8 @@ class PolicyTrainConfig:
 class PolicyTrainResult:
     history: list[dict[str, float]]
     """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, kl, grad_norm."""
+    precision: str
+    """The precision the passes ran in (``auto`` resolved)."""
 
 
 def train_policy(
@@ -92,21 +109,26 @@ def train_policy(
 
     fmt = choose_format(tokenizer, config.text_format)
     tokens = encode_pairs(tokenizer, pairs, fmt, config.max_prompt_tokens, config.max_reply_tokens)
-    fixed = _fixed_fields(model, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
-    _disable_dropout(model)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
     device = next(model.parameters()).device
+    precision = resolve_precision(config.precision, device)
+    _disable_dropout(model)
+    fixed = _fixed_fields(model, tokens, tokenizer.pad_token_id, loss, config, precision, reference_model, guide_model)
+    compute = ComputeWeights(model, precision)
+    compute.module.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
     history = []
     for step, indices in enumerate(order, start=1):
-        policy = pair_logps(model, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
+        policy = pair_logps(compute.module, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
         batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
         out = loss(batch, **config.loss_args)
         out.losses.mean().backward()
-        grad_norm = _clip(model, config.max_grad_norm)
+        compute.accumulate_gradients()
+        grad_norm = _clip(trained, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        compute.refresh()
         values = {"loss": out.losses.mean().item(), "grad_norm": grad_norm}
         values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
         if "reference_chosen_logps" in batch:
@@ -114,7 +136,8 @@ def train_policy(
         history.append(values)
         if log is not None:
             log(step, values)
-    return PolicyTrainResult(history)
+    compute.release()
+    return PolicyTrainResult(history, precision)
 
 
 def kl_estimate(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
@@ -135,13 +158,20 @@ def _fixed_fields(
     pad_id: int,
     loss: PolicyLoss,
     config: PolicyTrainConfig,
+    precision: str,
     reference_model: torch.nn.Module | None,
     guide_model: torch.nn.Module | None,
 ) -> dict[str, Tensor]:
-    """Per-pair tensors computed once before training: the reference's log-probs and the guidance."""
+    """Per-pair tensors computed once before training: the reference's log-probs and the guidance,
+    in the precision the policy's passes run in."""
     if not loss.needs_reference:
         return {}
-    reference = reference_model if reference_model is not None else copy.deepcopy(model)
+    reference = reference_model if reference_model is not None else model
+    if precision == "bf16":
+        reference = bf16_copy(reference)
+        guide_model = bf16_copy(guide_model) if loss.needs_token_rewards else None
+    elif reference is model:
+        reference = copy.deepcopy(model)
     ref = cached_reference_logps(reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens)
     fields = {k: v for k, v in ref.logps.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
@@ -177,8 +207,8 @@ def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]
     return [order[i * size : (i + 1) * size] for i in range(steps)]
 
 
-def _clip(model: torch.nn.Module, max_norm: float | None) -> float:
-    params = [p for p in model.parameters() if p.grad is not None]
+def _clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
+    params = [p for p in trained if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
     return float(norm)
 
