@@ -1,7 +1,8 @@
 """One ``rewardlab dpo`` run: data → split → train → save → evaluate → report.
 
 The output folder holds ``config.yaml`` (the resolved configuration), ``metrics.jsonl`` (one line
-per step), ``policy/`` (the trained policy and its tokenizer, safetensors, written atomically) and
+per step), ``policy/`` (the trained policy and its tokenizer, safetensors, written atomically; with
+LoRA the merged model, so it loads without ``peft``) and
 ``report.json`` / ``report.md``.
 """
 
@@ -25,6 +26,7 @@ from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import RewardModel, _ensure_pad_token
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
+from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
@@ -53,15 +55,20 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     _ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    base = copy.deepcopy(model).eval().requires_grad_(False)
     if config.gradient_checkpointing:
         _checkpointing(model, enable=True)
+    if config.lora.enabled:
+        model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
+    else:
+        base = copy.deepcopy(model).eval().requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.yaml")
     started = time.perf_counter()
     trained = _train(model, base, tokenizer, train_pairs, config, out / "metrics.jsonl")
     history = trained.history
     train_seconds = time.perf_counter() - started
+    if config.lora.enabled:
+        model, base = merged_and_base(model)
     if config.gradient_checkpointing:
         _checkpointing(model, enable=False)
     model.eval()
@@ -73,6 +80,9 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
         "policy": config.policy,
         "loss": get_policy_loss(config.train.loss).name,
         "loss_args": config.train.loss_args,
+        "lora": {"r": config.lora.r, "alpha": config.lora.alpha, "target_modules": config.lora.target_modules}
+        if config.lora.enabled
+        else None,
         "data": data_info,
         "steps": len(history),
         "precision": trained.precision,
@@ -120,7 +130,7 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
 
 def _train(
     model: torch.nn.Module,
-    base: torch.nn.Module,
+    base: torch.nn.Module | None,
     tokenizer: Any,
     pairs: list[Any],
     config: DPORunConfig,

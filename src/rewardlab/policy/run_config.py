@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.policy.lora import LoraSettings
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
 from rewardlab.training.config import ConfigError, apply_overrides
@@ -57,6 +58,8 @@ class DPORunConfig:
     data: DPODataConfig = field(default_factory=DPODataConfig)
     train: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
     eval: DPOEvalConfig = field(default_factory=DPOEvalConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA adapters instead of full fine-tuning (lora.enabled=true); the saved policy is the merged model."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third more time."""
     num_threads: int | None = None
@@ -70,6 +73,7 @@ class DPORunConfig:
             loss = None
             problems.append(f"train.loss: {e}")
         problems += [f"train.{p}" for p in self.train.problems(loss)]
+        problems += [f"lora.{p}" for p in self.lora.problems()]
         fractions = (self.data.validation_fraction, self.data.test_fraction)
         if min(fractions) < 0 or sum(fractions) >= 1:
             problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")

@@ -28,6 +28,7 @@ from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy.encoding import encode_pairs
 from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
+from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.reference import cached_reference_logps
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
@@ -112,8 +113,8 @@ def train_policy(
     device = next(model.parameters()).device
     precision = resolve_precision(config.precision, device)
     _disable_dropout(model)
-    fixed = _fixed_fields(model, tokens, tokenizer.pad_token_id, loss, config, precision, reference_model, guide_model)
     compute = ComputeWeights(model, precision)
+    fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
     compute.module.train()
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
@@ -158,21 +159,28 @@ def _fixed_fields(
     pad_id: int,
     loss: PolicyLoss,
     config: PolicyTrainConfig,
-    precision: str,
     reference_model: torch.nn.Module | None,
     guide_model: torch.nn.Module | None,
 ) -> dict[str, Tensor]:
     """Per-pair tensors computed once before training: the reference's log-probs and the guidance,
-    in the precision the policy's passes run in."""
+    in the dtype of ``model``, the module the policy's passes run on.
+
+    Without a ``reference_model`` the reference is ``model`` as it is now: a LoRA model with its
+    adapters switched off (its base, no copy), any other model a frozen copy.
+    """
     if not loss.needs_reference:
         return {}
-    reference = reference_model if reference_model is not None else model
-    if precision == "bf16":
-        reference = bf16_copy(reference)
-        guide_model = bf16_copy(guide_model) if loss.needs_token_rewards else None
-    elif reference is model:
-        reference = copy.deepcopy(model)
-    ref = cached_reference_logps(reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens)
+    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    if reference_model is not None:
+        reference = bf16_copy(reference_model) if bf16 else reference_model
+    else:
+        reference = model if is_lora(model) else copy.deepcopy(model)
+    if guide_model is not None and bf16:
+        guide_model = bf16_copy(guide_model)
+    with adapters_off(reference):
+        ref = cached_reference_logps(
+            reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
+        )
     fields = {k: v for k, v in ref.logps.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
         guide = cached_reference_logps(
