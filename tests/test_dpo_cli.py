@@ -103,4 +103,4 @@ def test_dpo_lists_every_config_problem(tiny_decoder_dir, tmp_path):
     result = CliRunner().invoke(app, ["dpo", "train.steps=0", "eval.win_prompts=0", "nokey=1", "--precision", "fp16"])
     assert result.exit_code == 2
     assert "unknown key 'nokey'" in result.output and "train.steps must be >= 1" in result.output
-    assert "train.precision = 'fp16' is not a valid auto or bf16 or fp32" in result.output
+    assert "train.precision must be auto, bf16 or fp32 (got 'fp16')" in result.output

@@ -114,6 +114,7 @@ def dpo(
     precision: Annotated[
         str | None, typer.Option(help="auto (bf16 passes, fp32 weights, where the CPU/GPU has bf16), bf16 or fp32")
     ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
 ) -> None:
     """Train a policy from preferences (DPO family), then evaluate it on the held-out test split."""
@@ -130,7 +131,7 @@ def dpo(
         "train.precision": precision,
     }
     items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
-    result = run_dpo(load_dpo_config(config, items), overwrite=overwrite)
+    result = run_dpo(load_dpo_config(config, items), overwrite=overwrite, resume=resume)
     shown = [
         ("held-out implicit-reward accuracy", result.report["held_out"]["implicit_accuracy"]),
         ("held-out ranking accuracy", result.report["held_out"]["ranking_accuracy"]),

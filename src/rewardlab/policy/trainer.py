@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,7 +33,8 @@ from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.reference import cached_reference_logps
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
-from rewardlab.precision import Precision, resolve_precision
+from rewardlab.precision import resolve_precision
+from rewardlab.training.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeWeights
 
 
@@ -56,7 +58,9 @@ class PolicyTrainConfig:
     """Where reference (and guide) log-probabilities are cached; None keeps them in memory only."""
     guide_beta: float = 0.1
     """β of the guide model's token rewards, for losses that need them (TGDPO)."""
-    precision: Precision = "auto"
+    save_every: int = 50
+    """Checkpoint every this many steps (and at the last one) when ``train_policy`` has a ``checkpoint_dir``."""
+    precision: str = "auto"
     """auto: bf16 passes (fp32 weights and optimiser) where the CPU/GPU multiplies bf16 fast; bf16; fp32."""
 
     def problems(self, loss: PolicyLoss | None) -> list[str]:
@@ -70,6 +74,8 @@ class PolicyTrainConfig:
             found.append(f"lr must be > 0 (got {self.lr})")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             found.append(f"max_grad_norm must be > 0 or None (got {self.max_grad_norm})")
+        if self.save_every < 1:
+            found.append(f"save_every must be >= 1 (got {self.save_every})")
         if self.max_row_tokens is not None and self.max_row_tokens < 1:
             found.append(f"max_row_tokens must be >= 1 or None (got {self.max_row_tokens})")
         if self.precision not in ("auto", "bf16", "fp32"):
@@ -93,11 +99,19 @@ def train_policy(
     reference_model: torch.nn.Module | None = None,
     guide_model: torch.nn.Module | None = None,
     log: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> PolicyTrainResult:
     """Train ``model`` in place on ``pairs`` with the configured loss.
 
     ``reference_model`` defaults to a frozen copy of ``model`` as it is before training (the usual
     SFT starting point). ``guide_model`` (a DPO-trained policy) is needed only by token-guided losses.
+    With ``checkpoint_dir``, the fp32 weights, AdamW moments, random state, step and history are
+    saved there every ``save_every`` steps and at the end (:mod:`rewardlab.training.checkpoint`,
+    safetensors and JSON, atomic); ``resume=True`` continues from it, and since the batches are a
+    pure function of the seed, the resumed run ends with the weights of an uninterrupted one. Pass
+    ``model`` as it was before training (the reference is computed from it, or from
+    ``reference_model``), not a half-trained one.
     """
     loss = get_policy_loss(config.loss)
     problems = config.problems(loss)
@@ -119,8 +133,13 @@ def train_policy(
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
-    history = []
-    for step, indices in enumerate(order, start=1):
+    history: list[dict[str, float]] = []
+    checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and checkpoint is not None and (checkpoint / "state.json").is_file():
+        done = load_checkpoint(checkpoint, model, optimizer, None).step
+        history = checkpoint_extra(checkpoint)["history"][:done]
+        compute.refresh()
+    for step, indices in enumerate(order[len(history) :], start=len(history) + 1):
         policy = pair_logps(compute.module, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
         batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
         out = loss(batch, **config.loss_args)
@@ -137,6 +156,8 @@ def train_policy(
         history.append(values)
         if log is not None:
             log(step, values)
+        if checkpoint is not None and (step % config.save_every == 0 or step == config.steps):
+            save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
     compute.release()
     return PolicyTrainResult(history, precision)
 
