@@ -90,7 +90,7 @@ def test_dpo_command_with_lora_saves_a_plain_merged_policy(tiny_decoder_dir, tmp
     write_pairs(tmp_path / "pairs.jsonl")
     out = tmp_path / "run"
     args = ["--data", str(tmp_path / "pairs.jsonl"), "--policy", str(tiny_decoder_dir), "--output", str(out)]
-    result = run([*args, *COMMON, "lora.enabled=true", "lora.r=4", "train.lr=2e-2", "train.loss_args.beta=0.5"])
+    result = run([*args, *COMMON, "lora.enabled=true", "lora.r=4", "train.lr=5e-3", "train.loss_args.beta=0.5"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     assert report["lora"] == {"r": 4, "alpha": 32.0, "target_modules": "all-linear"}
