@@ -104,3 +104,18 @@ def test_dpo_lists_every_config_problem(tiny_decoder_dir, tmp_path):
     assert result.exit_code == 2
     assert "unknown key 'nokey'" in result.output and "train.steps must be >= 1" in result.output
     assert "train.precision must be auto, bf16 or fp32 (got 'fp16')" in result.output
+
+
+def test_dpo_can_be_evaluated_on_the_validation_split(tiny_decoder_dir, tmp_path):
+    """Options are chosen on validation pairs, so the test split stays unseen until the final run."""
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    out = tmp_path / "run"
+    args = ["--data", str(tmp_path / "pairs.jsonl"), "--policy", str(tiny_decoder_dir), "--output", str(out)]
+    result = run([*args, *COMMON, "train.steps=1", "eval.split=validation", "data.validation_fraction=0.25"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    validation = split_pairs(pairs, validation=0.25, test=0.2, seed=0).validation
+    assert report["data"]["evaluated_on"] == "validation"
+    assert report["held_out"]["implicit_accuracy"]["n"] == len(validation) == report["data"]["test_pairs"]
+    bad = run([*args, "eval.split=train", "--overwrite"])
+    assert bad.exit_code == 2 and "eval.split must be test or validation" in bad.output

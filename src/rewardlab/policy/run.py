@@ -129,7 +129,8 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
     )
     splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
     train = splits.train[: d.max_train_pairs] if d.max_train_pairs else splits.train
-    test = splits.test[: config.eval.max_pairs] if config.eval.max_pairs else splits.test
+    held = splits.validation if config.eval.split == "validation" else splits.test
+    test = held[: config.eval.max_pairs] if config.eval.max_pairs else held
     if not train:
         raise ValueError(f"{path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
     info = {
@@ -138,6 +139,7 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
         "skipped_rows": len(loaded.skipped),
         "train_pairs": len(train),
         "test_pairs": len(test),
+        "evaluated_on": config.eval.split,
         "split": {"validation": d.validation_fraction, "test": d.test_fraction, "seed": d.split_seed},
     }
     return train, test, info

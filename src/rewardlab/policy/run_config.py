@@ -37,8 +37,11 @@ class DPODataConfig:
 
 @dataclass
 class DPOEvalConfig:
+    split: str = "test"
+    """The held-out split the run is evaluated on: test, or validation (to choose options without
+    looking at the test split)."""
     max_pairs: int | None = None
-    """Held-out (test split) pairs to evaluate, the first N (None: all)."""
+    """Held-out pairs to evaluate, the first N of the split (None: all)."""
     judge_model: str | None = None
     """A saved rewardlab reward model: judges the trained policy's replies against the base policy's."""
     win_prompts: int = 32
@@ -88,6 +91,10 @@ class DPORunConfig:
         ):
             if value is not None and value < 1:
                 problems.append(f"{name} must be >= 1 (got {value})")
+        if self.eval.split not in ("test", "validation"):
+            problems.append(f"eval.split must be test or validation (got {self.eval.split!r})")
+        if self.eval.split == "validation" and self.data.validation_fraction <= 0:
+            problems.append("eval.split is validation but data.validation_fraction is 0")
         if self.eval.temperature < 0:
             problems.append(f"eval.temperature must be >= 0 (got {self.eval.temperature})")
         if problems:

@@ -199,19 +199,36 @@ def _fixed_fields(
     if guide_model is not None and bf16:
         guide_model = bf16_copy(guide_model)
     with adapters_off(reference):
-        ref = cached_reference_logps(
-            reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
-        )
-    fields = {k: v for k, v in ref.logps.batch_fields("reference_").items() if k.startswith("reference_")}
+        ref = _first_epoch_logps(reference, tokens, pad_id, config)
+    fields = {k: v for k, v in ref.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
-        guide = cached_reference_logps(
-            guide_model, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
-        ).logps
+        guide = _first_epoch_logps(guide_model, tokens, pad_id, config)
         for side in ("chosen", "rejected"):
             fields[f"{side}_token_rewards"] = dpo_token_rewards(
-                getattr(guide, f"{side}_token_logps"), getattr(ref.logps, f"{side}_token_logps"), config.guide_beta
+                getattr(guide, f"{side}_token_logps"), getattr(ref, f"{side}_token_logps"), config.guide_beta
             )
     return fields
+
+
+def _first_epoch_logps(model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig) -> PairLogps:
+    """A frozen model's log-probs of every pair (cached), read in the batches of the first epoch.
+
+    In bf16 a pair's log-probs move by a few tenths of a nat with the rows batched beside it; read
+    this way, the policy and the reference see the same rows at the first visit of every pair, so
+    the DPO loss starts at exactly log 2 in bf16 as in fp32.
+    """
+    order = first_epoch(len(tokens), config.seed)
+    back = torch.empty(len(order), dtype=torch.long)
+    back[order] = torch.arange(len(order))
+    logps = cached_reference_logps(
+        model, tokens.select(order), pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
+    ).logps
+    return PairLogps(*(getattr(logps, name)[back] for name in PairLogps.__dataclass_fields__))
+
+
+def _select(logps: PairLogps, index: Tensor) -> PairLogps:
+    """The pairs ``index`` of ``logps``, in that order."""
+    return PairLogps(*(getattr(logps, name)[index] for name in PairLogps.__dataclass_fields__))
 
 
 def _rows(fixed: dict[str, Tensor], indices: list[int], policy: PairLogps, device: torch.device) -> dict[str, Tensor]:
@@ -234,6 +251,11 @@ def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]
         order += torch.randperm(n, generator=generator).tolist()
     size = min(batch_pairs, n)
     return [order[i * size : (i + 1) * size] for i in range(steps)]
+
+
+def first_epoch(n: int, seed: int) -> list[int]:
+    """The order of the pairs in the first epoch of :func:`_batches` (whatever the number of steps)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 def _clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
