@@ -211,24 +211,28 @@ def _fixed_fields(
 
 
 def _first_epoch_logps(model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig) -> PairLogps:
-    """A frozen model's log-probs of every pair (cached), read in the batches of the first epoch.
+    """A frozen model's log-probs of the pairs training will visit (cached), read in the batches of
+    the first epoch; rows of pairs a short run never visits are NaN.
 
     In bf16 a pair's log-probs move by a few tenths of a nat with the rows batched beside it; read
     this way, the policy and the reference see the same rows at the first visit of every pair, so
-    the DPO loss starts at exactly log 2 in bf16 as in fp32.
+    the DPO loss starts at exactly log 2 in bf16 as in fp32. A run of fewer pairs than the data
+    (steps x batch_pairs) reads only those.
     """
-    order = first_epoch(len(tokens), config.seed)
-    back = torch.empty(len(order), dtype=torch.long)
-    back[order] = torch.arange(len(order))
+    n = len(tokens)
+    visited = first_epoch(n, config.seed)[: config.steps * min(config.batch_pairs, n)]
     logps = cached_reference_logps(
-        model, tokens.select(order), pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
+        model, tokens.select(visited), pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
     ).logps
-    return PairLogps(*(getattr(logps, name)[back] for name in PairLogps.__dataclass_fields__))
+    index = torch.tensor(visited)
 
+    def spread(values: Tensor) -> Tensor:
+        fill = False if values.dtype == torch.bool else float("nan")
+        out = torch.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+        out[index] = values
+        return out
 
-def _select(logps: PairLogps, index: Tensor) -> PairLogps:
-    """The pairs ``index`` of ``logps``, in that order."""
-    return PairLogps(*(getattr(logps, name)[index] for name in PairLogps.__dataclass_fields__))
+    return PairLogps(*(spread(getattr(logps, name)) for name in PairLogps.__dataclass_fields__))
 
 
 def _rows(fixed: dict[str, Tensor], indices: list[int], policy: PairLogps, device: torch.device) -> dict[str, Tensor]:
