@@ -18,7 +18,11 @@ What is measured
 (c) Peak resident memory (``ru_maxrss``) of each subprocess, model loading included.
 
 TRL runs at its CPU defaults (bf16 autocast and gradient checkpointing) and without gradient
-checkpointing in fp32 and in bf16; "TRL best" is the fastest. rewardlab trains in fp32.
+checkpointing in fp32 and in bf16; "TRL best" is the fastest. rewardlab runs at its defaults
+(``precision=auto``: bf16 passes on a bf16 copy with fp32 master weights and AdamW, where the CPU
+has AMX or AVX512-BF16) and, as ``rewardlab-fp32``, in fp32. The first-step losses of (a) are
+compared in fp32 in both tools, where they must agree to 1e-4; rewardlab's bf16 first-step loss on
+the same batch is reported beside them.
 
 Pairs: the embedded HH-RLHF harmless data, the training split of ``rewardlab train``'s split
 (seed 0), keeping only pairs whose prompt + reply fits ``--max-length`` tokens for both replies
@@ -184,7 +188,10 @@ def first_step_losses(args: argparse.Namespace, pairs: list[Any]) -> dict[str, A
         max_prompt_tokens=args.max_length,
         max_reply_tokens=args.max_length,
     )
+    config.precision = "fp32"
     ours = train_policy(copy.deepcopy(policy), tokenizer, batch, config, reference_model=reference).history[0]
+    config.precision = "auto"
+    auto = train_policy(copy.deepcopy(policy), tokenizer, batch, config, reference_model=reference)
 
     with tempfile.TemporaryDirectory() as out:
         trainer = trl_trainer(
@@ -212,6 +219,8 @@ def first_step_losses(args: argparse.Namespace, pairs: list[Any]) -> dict[str, A
         "trl_loss": theirs,
         "abs_difference": abs(ours["loss"] - theirs),
         "within_1e-4": abs(ours["loss"] - theirs) <= 1e-4,
+        "rewardlab_default_precision": auto.precision,
+        "rewardlab_default_loss": auto.history[0]["loss"],
     }
 
 
@@ -234,7 +243,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     ends: list[float] = []
     losses: list[float] = []
     steps, batch = spec["steps"], spec["batch"]
-    if spec["tool"] == "rewardlab":
+    if spec["tool"].startswith("rewardlab"):
         config = PolicyTrainConfig(
             loss="dpo",
             loss_args={"beta": spec["beta"]},
@@ -243,6 +252,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             lr=spec["lr"],
             max_prompt_tokens=spec["max_length"],
             max_reply_tokens=spec["max_length"],
+            precision="fp32" if spec["tool"] == "rewardlab-fp32" else "auto",
         )
 
         def log(step: int, values: dict[str, float]) -> None:
@@ -314,7 +324,8 @@ def render(report: dict[str, Any]) -> str:
         f"- pairs: {a['pairs']}; reference = policy + N(0, {a['reference_noise']}²) noise per weight",
         f"- same prompt/reply token ids in both tools: {a['same_token_ids']}",
         f"- rewardlab {a['rewardlab_loss']:.6f}, TRL {a['trl_loss']:.6f}, |difference| {a['abs_difference']:.2e} "
-        f"({'within' if a['within_1e-4'] else 'NOT within'} 1e-4)",
+        f"({'within' if a['within_1e-4'] else 'NOT within'} 1e-4), both in fp32",
+        f"- rewardlab at its default precision ({a['rewardlab_default_precision']}): {a['rewardlab_default_loss']:.6f}",
         "",
         "## (b, c) Speed and memory (one subprocess per run, alternating)",
         "",
@@ -327,7 +338,7 @@ def render(report: dict[str, Any]) -> str:
             f"| {r['tool']} | {r['repeat']} | {r['median_step_s']:.2f} | {r['pairs_per_s']:.3f} | "
             f"{r['pairs_per_s'] / best:.2f} | {r['peak_rss_gb']:.2f} | {r['losses'][0]:.4f} → {r['losses'][-1]:.4f} |"
         )
-    lines += ["", f"TRL best: {report['trl_best']}; rewardlab / TRL best throughput: {report['ratio']:.2f}"]
+    lines += ["", f"TRL best: {report['trl_best']}; rewardlab (defaults) / TRL best throughput: {report['ratio']:.2f}"]
     return "\n".join(lines) + "\n"
 
 
@@ -343,6 +354,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--reference-noise", type=float, default=2e-3)
     parser.add_argument("--trl", default="trl-fp32,trl-bf16,trl-defaults", help="TRL settings to time")
+    parser.add_argument("--rewardlab", default="rewardlab,rewardlab-fp32", help="rewardlab settings to time")
     parser.add_argument("--name", default="dpo_vs_trl")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--child-result", type=Path, help=argparse.SUPPRESS)
@@ -360,7 +372,7 @@ def main() -> None:
     pairs, fitting = select_pairs(tokenizer, args.max_length, args.steps * args.batch, seed=0)
     first = first_step_losses(args, pairs)
     print(json.dumps(first), flush=True)
-    tools = ["rewardlab", *[t for t in args.trl.split(",") if t]]
+    tools = [*[t for t in args.rewardlab.split(",") if t], *[t for t in args.trl.split(",") if t]]
     runs = []
     with tempfile.TemporaryDirectory() as work:
         for repeat in range(args.repeats):
@@ -379,7 +391,7 @@ def main() -> None:
                 }
                 runs.append(run_child(spec, Path(work)))
                 print(json.dumps({k: v for k, v in runs[-1].items() if k != "step_seconds"}), flush=True)
-    trl_runs = [r for r in runs if r["tool"] != "rewardlab"]
+    trl_runs = [r for r in runs if r["tool"].startswith("trl")]
     best = max(trl_runs, key=lambda r: r["pairs_per_s"])
     ours = statistics.median(r["pairs_per_s"] for r in runs if r["tool"] == "rewardlab")
     report = {

@@ -12,6 +12,7 @@ from rewardlab.cli import app
 from rewardlab.data import split_pairs
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.precision import resolve_precision
 
 torch.set_num_threads(1)
 
@@ -74,6 +75,7 @@ def test_dpo_trains_saves_and_reports(tiny_decoder_dir, tiny_encoder_dir, tmp_pa
     # the refusal is learned against: every held-out pair's chosen log-ratio beats its rejected one
     assert held["implicit_accuracy"]["accuracy"] == 1.0 and held["mean_implicit_margin"] > 0
     assert report["loss_args"] == {"beta": 0.5} and report["steps"] == 6
+    assert report["precision"] == resolve_precision("auto")  # bf16 passes where the CPU has them
     win = report["win_rate"]
     assert win["win_rate"]["n"] == len(win["samples"]) == 3
     assert 0 <= win["win_rate"]["accuracy"] <= 1
@@ -98,6 +100,22 @@ def test_dpo_lists_every_config_problem(tiny_decoder_dir, tmp_path):
     assert "train.loss" in result.output and "unknown policy loss 'nope'" in result.output
     assert "steps must be >= 1" in result.output
     assert not (tmp_path / "r").exists()
-    result = CliRunner().invoke(app, ["dpo", "train.steps=0", "eval.win_prompts=0", "nokey=1"])
+    result = CliRunner().invoke(app, ["dpo", "train.steps=0", "eval.win_prompts=0", "nokey=1", "--precision", "fp16"])
     assert result.exit_code == 2
     assert "unknown key 'nokey'" in result.output and "train.steps must be >= 1" in result.output
+    assert "train.precision must be auto, bf16 or fp32 (got 'fp16')" in result.output
+
+
+def test_dpo_can_be_evaluated_on_the_validation_split(tiny_decoder_dir, tmp_path):
+    """Options are chosen on validation pairs, so the test split stays unseen until the final run."""
+    pairs = write_pairs(tmp_path / "pairs.jsonl")
+    out = tmp_path / "run"
+    args = ["--data", str(tmp_path / "pairs.jsonl"), "--policy", str(tiny_decoder_dir), "--output", str(out)]
+    result = run([*args, *COMMON, "train.steps=1", "eval.split=validation", "data.validation_fraction=0.25"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    validation = split_pairs(pairs, validation=0.25, test=0.2, seed=0).validation
+    assert report["data"]["evaluated_on"] == "validation"
+    assert report["held_out"]["implicit_accuracy"]["n"] == len(validation) == report["data"]["test_pairs"]
+    bad = run([*args, "eval.split=train", "--overwrite"])
+    assert bad.exit_code == 2 and "eval.split must be test or validation" in bad.output

@@ -77,3 +77,16 @@ def test_configuration_problems_are_listed_together(tiny_decoder_dir):
     message = str(error.value)
     for part in ("has no option 'gamma'", "steps must be >= 1", "lr must be > 0", "pass a guide_model"):
         assert part in message
+
+
+def test_a_short_run_reads_the_reference_of_the_pairs_it_visits_only(tiny_decoder_dir, tmp_path):
+    """2 steps of 3 pairs visit 6 of 12 pairs: the reference pass (and its cache) covers those 6."""
+    from safetensors import safe_open
+
+    model, tokenizer = load(tiny_decoder_dir)
+    config = PolicyTrainConfig(steps=2, batch_pairs=3, lr=1e-3, cache_dir=str(tmp_path), precision="fp32")
+    history = train_policy(model, tokenizer, PAIRS * 3, config).history
+    assert history[0]["loss"] == pytest.approx(math.log(2), abs=1e-6) and all(math.isfinite(h["loss"]) for h in history)
+    (cached,) = tmp_path.glob("*.safetensors")
+    with safe_open(cached, framework="pt") as f:
+        assert f.metadata()["pairs"] == "6"

@@ -112,6 +112,10 @@ def dpo(
     gradient_checkpointing: Annotated[
         bool | None, typer.Option(help="Recompute activations in backward (less memory, slower)")
     ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="auto (bf16 passes, fp32 weights, where the CPU/GPU has bf16), bf16 or fp32")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its last checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
 ) -> None:
     """Train a policy from preferences (DPO family), then evaluate it on the held-out test split."""
@@ -125,9 +129,10 @@ def dpo(
         "train.loss": loss,
         "eval.judge_model": judge_model,
         "gradient_checkpointing": None if gradient_checkpointing is None else str(gradient_checkpointing).lower(),
+        "train.precision": precision,
     }
     items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
-    result = run_dpo(load_dpo_config(config, items), overwrite=overwrite)
+    result = run_dpo(load_dpo_config(config, items), overwrite=overwrite, resume=resume)
     shown = [
         ("held-out implicit-reward accuracy", result.report["held_out"]["implicit_accuracy"]),
         ("held-out ranking accuracy", result.report["held_out"]["ranking_accuracy"]),

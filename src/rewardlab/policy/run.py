@@ -1,13 +1,15 @@
 """One ``rewardlab dpo`` run: data → split → train → save → evaluate → report.
 
 The output folder holds ``config.yaml`` (the resolved configuration), ``metrics.jsonl`` (one line
-per step), ``policy/`` (the trained policy and its tokenizer, safetensors, written atomically) and
+per step), ``policy/`` (the trained policy and its tokenizer, safetensors, written atomically; with
+LoRA the merged model, so it loads without ``peft``) and
 ``report.json`` / ``report.md``.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import resource
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.atomic import atomic_directory, write_text_atomic
@@ -25,12 +28,14 @@ from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import RewardModel, _ensure_pad_token
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
+from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
-from rewardlab.policy.trainer import train_policy
+from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
-from rewardlab.training.trainer import RunExists
+from rewardlab.training.checkpoint import checkpoint_step
+from rewardlab.training.trainer import MetricLogger, RunExists
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,20 @@ class DPORunOutput:
     report: dict[str, Any]
 
 
-def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
+def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False) -> DPORunOutput:
+    """One run; ``resume=True`` continues the run in ``config.output_dir`` from its last checkpoint
+    (same configuration, except that ``train.steps`` may grow), or starts it when there is none."""
     config.validate()
     out = Path(config.output_dir)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunExists(f"{out} already holds a run; pass --overwrite to replace it, or choose another --output")
+    checkpoint = out / "checkpoint"
+    resuming = resume and (checkpoint / "state.json").is_file()
+    if resuming:
+        _check_same_run(out / "config.yaml", config)
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunExists(
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+            "or choose another --output"
+        )
     judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model else None
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
@@ -53,14 +67,23 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     _ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    base = copy.deepcopy(model).eval().requires_grad_(False)
     if config.gradient_checkpointing:
         _checkpointing(model, enable=True)
+    if config.lora.enabled:
+        torch.manual_seed(config.train.seed)  # the adapters start from seeded random A (and B = 0)
+        model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
+    else:
+        base = copy.deepcopy(model).eval().requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
     config.save(out / "config.yaml")
+    if resuming:
+        MetricLogger.truncate(out / "metrics.jsonl", checkpoint_step(checkpoint))
     started = time.perf_counter()
-    history = _train(model, base, tokenizer, train_pairs, config, out / "metrics.jsonl")
+    trained = _train(model, base, tokenizer, train_pairs, config, out, resuming)
+    history = trained.history
     train_seconds = time.perf_counter() - started
+    if config.lora.enabled:
+        model, base = merged_and_base(model)
     if config.gradient_checkpointing:
         _checkpointing(model, enable=False)
     model.eval()
@@ -72,8 +95,12 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False) -> DPORunOutput:
         "policy": config.policy,
         "loss": get_policy_loss(config.train.loss).name,
         "loss_args": config.train.loss_args,
+        "lora": {"r": config.lora.r, "alpha": config.lora.alpha, "target_modules": config.lora.target_modules}
+        if config.lora.enabled
+        else None,
         "data": data_info,
         "steps": len(history),
+        "precision": trained.precision,
         "train_seconds": train_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "first_loss": history[0]["loss"],
@@ -102,7 +129,8 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
     )
     splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
     train = splits.train[: d.max_train_pairs] if d.max_train_pairs else splits.train
-    test = splits.test[: config.eval.max_pairs] if config.eval.max_pairs else splits.test
+    held = splits.validation if config.eval.split == "validation" else splits.test
+    test = held[: config.eval.max_pairs] if config.eval.max_pairs else held
     if not train:
         raise ValueError(f"{path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
     info = {
@@ -111,6 +139,7 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
         "skipped_rows": len(loaded.skipped),
         "train_pairs": len(train),
         "test_pairs": len(test),
+        "evaluated_on": config.eval.split,
         "split": {"validation": d.validation_fraction, "test": d.test_fraction, "seed": d.split_seed},
     }
     return train, test, info
@@ -118,15 +147,21 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
 
 def _train(
     model: torch.nn.Module,
-    base: torch.nn.Module,
+    base: torch.nn.Module | None,
     tokenizer: Any,
     pairs: list[Any],
     config: DPORunConfig,
-    metrics_path: Path,
-) -> list[dict[str, float]]:
-    """``train_policy`` with a line of ``metrics.jsonl`` and a progress-bar update per step."""
+    out: Path,
+    resuming: bool,
+) -> PolicyTrainResult:
+    """``train_policy`` with a line of ``metrics.jsonl`` and a progress-bar update per step, checkpointing
+    into ``out/checkpoint`` and caching the reference log-probabilities in ``out/cache`` (unless
+    ``train.cache_dir`` says where)."""
+    train = config.train
+    if train.cache_dir is None:
+        train = dataclasses.replace(train, cache_dir=str(out / "cache"))
     with (
-        metrics_path.open("w", encoding="utf-8") as metrics,
+        (out / "metrics.jsonl").open("a" if resuming else "w", encoding="utf-8") as metrics,
         progress_bar(config.progress, "dpo", config.train.steps) as advance,
     ):
         last = time.perf_counter()
@@ -139,7 +174,41 @@ def _train(
             last = now
             advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}")
 
-        return train_policy(model, tokenizer, pairs, config.train, reference_model=base, log=log).history
+        checkpoint = out / "checkpoint"
+        return train_policy(
+            model, tokenizer, pairs, train, reference_model=base, log=log, checkpoint_dir=checkpoint, resume=resuming
+        )
+
+
+def _check_same_run(saved: Path, config: DPORunConfig) -> None:
+    """A resumed run must train what the interrupted one trained: every option that changes the
+    weights must be the same (``train.steps`` may grow; output, progress and evaluation may change)."""
+    if not saved.is_file():
+        raise ValueError(f"{saved}: missing; cannot check that --resume continues the same run")
+    before = _flat(yaml.safe_load(saved.read_text(encoding="utf-8")))
+    now = _flat(dataclasses.asdict(config))
+    weights = ("policy", "data.", "train.", "lora.", "gradient_checkpointing")
+    free = ("train.steps", "train.save_every")
+    changed = [
+        f"{key}: {before.get(key)!r} -> {value!r}"
+        for key, value in now.items()
+        if key.startswith(weights) and key not in free and before.get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"{saved.parent} was trained with other options; --resume needs the same ones: " + "; ".join(changed)
+        )
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1e-6}}`` as ``{"train.lr": 1e-6}`` (loss_args stays one value)."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and key != "loss_args":
+            out |= _flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
 
 
 def _evaluate(

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.policy.lora import LoraSettings
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
 from rewardlab.training.config import ConfigError, apply_overrides
@@ -36,8 +37,11 @@ class DPODataConfig:
 
 @dataclass
 class DPOEvalConfig:
+    split: str = "test"
+    """The held-out split the run is evaluated on: test, or validation (to choose options without
+    looking at the test split)."""
     max_pairs: int | None = None
-    """Held-out (test split) pairs to evaluate, the first N (None: all)."""
+    """Held-out pairs to evaluate, the first N of the split (None: all)."""
     judge_model: str | None = None
     """A saved rewardlab reward model: judges the trained policy's replies against the base policy's."""
     win_prompts: int = 32
@@ -57,6 +61,8 @@ class DPORunConfig:
     data: DPODataConfig = field(default_factory=DPODataConfig)
     train: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
     eval: DPOEvalConfig = field(default_factory=DPOEvalConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    """LoRA adapters instead of full fine-tuning (lora.enabled=true); the saved policy is the merged model."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third more time."""
     num_threads: int | None = None
@@ -70,6 +76,7 @@ class DPORunConfig:
             loss = None
             problems.append(f"train.loss: {e}")
         problems += [f"train.{p}" for p in self.train.problems(loss)]
+        problems += [f"lora.{p}" for p in self.lora.problems()]
         fractions = (self.data.validation_fraction, self.data.test_fraction)
         if min(fractions) < 0 or sum(fractions) >= 1:
             problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
@@ -84,6 +91,10 @@ class DPORunConfig:
         ):
             if value is not None and value < 1:
                 problems.append(f"{name} must be >= 1 (got {value})")
+        if self.eval.split not in ("test", "validation"):
+            problems.append(f"eval.split must be test or validation (got {self.eval.split!r})")
+        if self.eval.split == "validation" and self.data.validation_fraction <= 0:
+            problems.append("eval.split is validation but data.validation_fraction is 0")
         if self.eval.temperature < 0:
             problems.append(f"eval.temperature must be >= 0 (got {self.eval.temperature})")
         if problems:

@@ -16,9 +16,11 @@ def render_report(report: dict[str, Any]) -> str:
         f"# DPO-family run: {report['loss']} on {report['policy']}",
         "",
         f"- data: {data['path']} ({data['pairs']} pairs; {data['train_pairs']} trained on, "
-        f"{data['test_pairs']} held out; split {data['split']})",
-        f"- loss: {report['loss']} ({args}); {report['steps']} steps in {report['train_seconds']:.1f} s; "
+        f"{data['test_pairs']} held out from the {data.get('evaluated_on', 'test')} split; split {data['split']})",
+        f"- loss: {report['loss']} ({args}); {report['steps']} steps in {report['train_seconds']:.1f} s "
+        f"({report.get('precision', 'fp32')} passes); "
         f"peak memory {report['peak_rss_mb']:.0f} MB",
+        *([f"- LoRA: {report['lora']}"] if report.get("lora") else []),
         f"- training loss: {report['first_loss']:.4f} at step 1 → {report['last_loss']:.4f} at the last step",
         "",
         "## Held-out pairs",

@@ -4,6 +4,12 @@ The loss is looked up by name (:mod:`rewardlab.policy.registry`) and says what i
 log-probabilities are computed once before training (and cached on disk when ``cache_dir`` is
 set), token-level guidance rewards from a guide model only for losses that read them. The policy's
 log-probabilities come from one packed pass per batch (:mod:`rewardlab.policy.logprobs`).
+
+Where the hardware multiplies bf16 fast (``precision="auto"``), the passes run on a bf16 copy of the
+policy while the optimiser keeps fp32 weights and moments (:class:`rewardlab.training.compute.ComputeWeights`,
+shared with reward-model training). The reference's log-probabilities are then computed in bf16 too,
+so that policy and reference agree exactly at the first step (the loss starts at log 2 for DPO), as
+they would if both ran in fp32.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,11 +26,16 @@ from transformers import PreTrainedTokenizerBase
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.formatting import choose_format
+from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy.encoding import encode_pairs
 from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
+from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.reference import cached_reference_logps
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
+from rewardlab.precision import resolve_precision
+from rewardlab.training.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
+from rewardlab.training.compute import ComputeWeights
 
 
 @dataclass
@@ -46,6 +58,10 @@ class PolicyTrainConfig:
     """Where reference (and guide) log-probabilities are cached; None keeps them in memory only."""
     guide_beta: float = 0.1
     """β of the guide model's token rewards, for losses that need them (TGDPO)."""
+    save_every: int = 50
+    """Checkpoint every this many steps (and at the last one) when ``train_policy`` has a ``checkpoint_dir``."""
+    precision: str = "auto"
+    """auto: bf16 passes (fp32 weights and optimiser) where the CPU/GPU multiplies bf16 fast; bf16; fp32."""
 
     def problems(self, loss: PolicyLoss | None) -> list[str]:
         """Every problem with this configuration, so all can be fixed at once (``loss=None``: the
@@ -58,6 +74,12 @@ class PolicyTrainConfig:
             found.append(f"lr must be > 0 (got {self.lr})")
         if self.max_grad_norm is not None and not self.max_grad_norm > 0:
             found.append(f"max_grad_norm must be > 0 or None (got {self.max_grad_norm})")
+        if self.save_every < 1:
+            found.append(f"save_every must be >= 1 (got {self.save_every})")
+        if self.max_row_tokens is not None and self.max_row_tokens < 1:
+            found.append(f"max_row_tokens must be >= 1 or None (got {self.max_row_tokens})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            found.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
         return found
 
 
@@ -65,6 +87,8 @@ class PolicyTrainConfig:
 class PolicyTrainResult:
     history: list[dict[str, float]]
     """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, kl, grad_norm."""
+    precision: str
+    """The precision the passes ran in (``auto`` resolved)."""
 
 
 def train_policy(
@@ -75,11 +99,19 @@ def train_policy(
     reference_model: torch.nn.Module | None = None,
     guide_model: torch.nn.Module | None = None,
     log: Callable[[int, dict[str, float]], None] | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> PolicyTrainResult:
     """Train ``model`` in place on ``pairs`` with the configured loss.
 
     ``reference_model`` defaults to a frozen copy of ``model`` as it is before training (the usual
     SFT starting point). ``guide_model`` (a DPO-trained policy) is needed only by token-guided losses.
+    With ``checkpoint_dir``, the fp32 weights, AdamW moments, random state, step and history are
+    saved there every ``save_every`` steps and at the end (:mod:`rewardlab.training.checkpoint`,
+    safetensors and JSON, atomic); ``resume=True`` continues from it, and since the batches are a
+    pure function of the seed, the resumed run ends with the weights of an uninterrupted one. Pass
+    ``model`` as it was before training (the reference is computed from it, or from
+    ``reference_model``), not a half-trained one.
     """
     loss = get_policy_loss(config.loss)
     problems = config.problems(loss)
@@ -92,21 +124,31 @@ def train_policy(
 
     fmt = choose_format(tokenizer, config.text_format)
     tokens = encode_pairs(tokenizer, pairs, fmt, config.max_prompt_tokens, config.max_reply_tokens)
-    fixed = _fixed_fields(model, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
-    _disable_dropout(model)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
     device = next(model.parameters()).device
-    history = []
-    for step, indices in enumerate(order, start=1):
-        policy = pair_logps(model, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
+    precision = resolve_precision(config.precision, device)
+    _disable_dropout(model)
+    compute = ComputeWeights(model, precision)
+    fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
+    compute.module.train()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
+    history: list[dict[str, float]] = []
+    checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if resume and checkpoint is not None and (checkpoint / "state.json").is_file():
+        done = load_checkpoint(checkpoint, model, optimizer, None).step
+        history = checkpoint_extra(checkpoint)["history"][:done]
+        compute.refresh()
+    for step, indices in enumerate(order[len(history) :], start=len(history) + 1):
+        policy = pair_logps(compute.module, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
         batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
         out = loss(batch, **config.loss_args)
         out.losses.mean().backward()
-        grad_norm = _clip(model, config.max_grad_norm)
+        compute.accumulate_gradients()
+        grad_norm = _clip(trained, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        compute.refresh()
         values = {"loss": out.losses.mean().item(), "grad_norm": grad_norm}
         values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
         if "reference_chosen_logps" in batch:
@@ -114,7 +156,10 @@ def train_policy(
         history.append(values)
         if log is not None:
             log(step, values)
-    return PolicyTrainResult(history)
+        if checkpoint is not None and (step % config.save_every == 0 or step == config.steps):
+            save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
+    compute.release()
+    return PolicyTrainResult(history, precision)
 
 
 def kl_estimate(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
@@ -138,21 +183,56 @@ def _fixed_fields(
     reference_model: torch.nn.Module | None,
     guide_model: torch.nn.Module | None,
 ) -> dict[str, Tensor]:
-    """Per-pair tensors computed once before training: the reference's log-probs and the guidance."""
+    """Per-pair tensors computed once before training: the reference's log-probs and the guidance,
+    in the dtype of ``model``, the module the policy's passes run on.
+
+    Without a ``reference_model`` the reference is ``model`` as it is now: a LoRA model with its
+    adapters switched off (its base, no copy), any other model a frozen copy.
+    """
     if not loss.needs_reference:
         return {}
-    reference = reference_model if reference_model is not None else copy.deepcopy(model)
-    ref = cached_reference_logps(reference, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens)
-    fields = {k: v for k, v in ref.logps.batch_fields("reference_").items() if k.startswith("reference_")}
+    bf16 = next(model.parameters()).dtype == torch.bfloat16
+    if reference_model is not None:
+        reference = bf16_copy(reference_model) if bf16 else reference_model
+    else:
+        reference = model if is_lora(model) else copy.deepcopy(model)
+    if guide_model is not None and bf16:
+        guide_model = bf16_copy(guide_model)
+    with adapters_off(reference):
+        ref = _first_epoch_logps(reference, tokens, pad_id, config)
+    fields = {k: v for k, v in ref.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
-        guide = cached_reference_logps(
-            guide_model, tokens, pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
-        ).logps
+        guide = _first_epoch_logps(guide_model, tokens, pad_id, config)
         for side in ("chosen", "rejected"):
             fields[f"{side}_token_rewards"] = dpo_token_rewards(
-                getattr(guide, f"{side}_token_logps"), getattr(ref.logps, f"{side}_token_logps"), config.guide_beta
+                getattr(guide, f"{side}_token_logps"), getattr(ref, f"{side}_token_logps"), config.guide_beta
             )
     return fields
+
+
+def _first_epoch_logps(model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig) -> PairLogps:
+    """A frozen model's log-probs of the pairs training will visit (cached), read in the batches of
+    the first epoch; rows of pairs a short run never visits are NaN.
+
+    In bf16 a pair's log-probs move by a few tenths of a nat with the rows batched beside it; read
+    this way, the policy and the reference see the same rows at the first visit of every pair, so
+    the DPO loss starts at exactly log 2 in bf16 as in fp32. A run of fewer pairs than the data
+    (steps x batch_pairs) reads only those.
+    """
+    n = len(tokens)
+    visited = first_epoch(n, config.seed)[: config.steps * min(config.batch_pairs, n)]
+    logps = cached_reference_logps(
+        model, tokens.select(visited), pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
+    ).logps
+    index = torch.tensor(visited)
+
+    def spread(values: Tensor) -> Tensor:
+        fill = False if values.dtype == torch.bool else float("nan")
+        out = torch.full((n, *values.shape[1:]), fill, dtype=values.dtype)
+        out[index] = values
+        return out
+
+    return PairLogps(*(spread(getattr(logps, name)) for name in PairLogps.__dataclass_fields__))
 
 
 def _rows(fixed: dict[str, Tensor], indices: list[int], policy: PairLogps, device: torch.device) -> dict[str, Tensor]:
@@ -177,8 +257,13 @@ def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]
     return [order[i * size : (i + 1) * size] for i in range(steps)]
 
 
-def _clip(model: torch.nn.Module, max_norm: float | None) -> float:
-    params = [p for p in model.parameters() if p.grad is not None]
+def first_epoch(n: int, seed: int) -> list[int]:
+    """The order of the pairs in the first epoch of :func:`_batches` (whatever the number of steps)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+def _clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
+    params = [p for p in trained if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
     return float(norm)
 

@@ -23,22 +23,22 @@ import torch
 from rewardlab.models.reward_model import RewardModel, bf16_copy
 
 
-class ComputeModel:
-    """Pairs the fp32 ``master`` reward model (saved, checkpointed, optimised) with ``model``, the one
-    the training passes run on: a bf16 copy when ``precision == "bf16"``, else ``master`` itself."""
+class ComputeWeights:
+    """Pairs an fp32 ``master`` module (saved, checkpointed, optimised) with ``module``, the one the
+    training passes run on: a bf16 copy of it when ``precision == "bf16"``, else ``master`` itself.
 
-    def __init__(self, master: RewardModel, precision: str, device: torch.device) -> None:
+    Works for any module (reward models through :class:`ComputeModel`, causal-LM policies directly).
+    Only weights that require gradients are paired, so frozen weights (a LoRA base) are never copied back.
+    """
+
+    def __init__(self, master: torch.nn.Module, precision: str) -> None:
+        if precision not in ("bf16", "fp32"):
+            raise ValueError(f"precision must be bf16 or fp32 here (got {precision!r}); resolve 'auto' first")
         self.master = master
-        self._attention = master.model.config._attn_implementation
-        if precision == "bf16":
-            self.model = RewardModel(bf16_copy(master.model), master.tokenizer, master.info)
-        else:
-            self.model = master
-        if device.type == "cpu" and self._attention == "sdpa" and not master.shares_prefix:
-            self.model.model.set_attn_implementation("eager")
+        self.module = bf16_copy(master) if precision == "bf16" else master
         self._pairs = [
             (m, c)
-            for m, c in zip(master.model.parameters(), self.model.model.parameters(), strict=True)
+            for m, c in zip(master.parameters(), self.module.parameters(), strict=True)
             if m is not c and m.requires_grad
         ]
 
@@ -60,7 +60,36 @@ class ComputeModel:
             compute.copy_(master)
 
     def release(self) -> None:
+        """Drop the copy."""
+        self.module = self.master
+        self._pairs = []
+
+
+class ComputeModel:
+    """Pairs the fp32 ``master`` reward model (saved, checkpointed, optimised) with ``model``, the one
+    the training passes run on: a bf16 copy when ``precision == "bf16"``, else ``master`` itself."""
+
+    def __init__(self, master: RewardModel, precision: str, device: torch.device) -> None:
+        self.master = master
+        self._attention = master.model.config._attn_implementation
+        self._weights = ComputeWeights(master.model, precision)
+        if precision == "bf16":
+            self.model = RewardModel(self._weights.module, master.tokenizer, master.info)
+        else:
+            self.model = master
+        if device.type == "cpu" and self._attention == "sdpa" and not master.shares_prefix:
+            self.model.model.set_attn_implementation("eager")
+
+    def accumulate_gradients(self) -> None:
+        """Add the copy's gradients into the fp32 gradients and clear them (a no-op without a copy)."""
+        self._weights.accumulate_gradients()
+
+    def refresh(self) -> None:
+        """Copy the fp32 weights into the bf16 copy (after every optimiser step)."""
+        self._weights.refresh()
+
+    def release(self) -> None:
         """Give the master its attention back for scoring, and drop the copy."""
         self.master.model.set_attn_implementation(self._attention)
         self.model = self.master
-        self._pairs = []
+        self._weights.release()
