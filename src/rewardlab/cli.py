@@ -470,7 +470,7 @@ def overopt(
     temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 1.0,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply at most")] = 64,
     seed: Annotated[int, typer.Option(help="Sampling seed (combined with each prompt)")] = 0,
-    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 16,
+    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
     precision: PrecisionOption = "auto",
     uncertainty_weight: Annotated[float, typer.Option(help="Ensembles: λ of uwo (mean − λ·variance)")] = 1.0,
     cache_dir: Annotated[

@@ -33,7 +33,7 @@ class SampleConfig:
     max_new_tokens: int = 64
     temperature: float = 1.0
     seed: int = 0
-    chunk: int = 16
+    chunk: int = 64
     """Replies per ``generate`` call (bounds memory); changing it changes the random streams."""
 
     def errors(self) -> list[str]:

@@ -105,11 +105,12 @@ def selection_scores(proxy_scores: np.ndarray, uncertainty_weight: float) -> dic
 
 @dataclass
 class Curve:
-    """Per N: mean over prompts of the selecting score and of the gold score, with the gold's standard error."""
+    """Per N: mean over prompts of the selecting score and of the gold score, and the standard error
+    over prompts of the gold gain over N=1 (what the plot shows; the N=1 level is the same for every rule)."""
 
     proxy: list[float]
     gold: list[float]
-    gold_se: list[float]
+    gold_gain_se: list[float]
 
 
 def overopt_curves(rules: dict[str, np.ndarray], gold: np.ndarray, per_prompt: int, max_n: int) -> dict[str, Curve]:
@@ -120,7 +121,8 @@ def overopt_curves(rules: dict[str, np.ndarray], gold: np.ndarray, per_prompt: i
         rows = scores.reshape(-1, per_prompt)
         own = np.stack([best_of_n_curve(r, r, max_n) for r in rows])
         judged = np.stack([best_of_n_curve(r, g, max_n) for r, g in zip(rows, gold_rows, strict=True)])
-        se = judged.std(axis=0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.zeros(max_n)
+        gains = judged - judged[:, :1]
+        se = gains.std(axis=0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.zeros(max_n)
         curves[name] = Curve(own.mean(0).tolist(), judged.mean(0).tolist(), se.tolist())
     return curves
 

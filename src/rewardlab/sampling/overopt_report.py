@@ -54,7 +54,7 @@ def render_overopt_markdown(result: dict) -> str:
         cells = [str(n), f"{kl[n - 1]:.2f}"]
         for name in names:
             c = curves[name]
-            gold = f"{c['gold'][n - 1]:.3f} ± {c['gold_se'][n - 1]:.3f}"
+            gold = f"{c['gold'][n - 1]:.3f} ± {c['gold_gain_se'][n - 1]:.3f}"
             cells += [f"{c['proxy'][n - 1]:.3f}", gold] if name != ORACLE else [gold]
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "| selection | gold gain at N=n | best N for gold | gold gain there | within-prompt r with gold |"]
@@ -87,11 +87,13 @@ def overopt_png(result: dict) -> bytes:
             selected.plot(kl, [v - c["proxy"][0] for v in c["proxy"]], style, color=color, label=name)
         gains = [v - c["gold"][0] for v in c["gold"]]
         judged.plot(kl, gains, style, color=color, label=f"picked by {name}")
-        low = [g - s for g, s in zip(gains, c["gold_se"], strict=True)]
-        high = [g + s for g, s in zip(gains, c["gold_se"], strict=True)]
+        low = [g - s for g, s in zip(gains, c["gold_gain_se"], strict=True)]
+        high = [g + s for g, s in zip(gains, c["gold_gain_se"], strict=True)]
         judged.fill_between(kl, low, high, color=color, alpha=0.12, linewidth=0)
     selected.set(title="selecting score (proxy)", xlabel="KL_bon = log N − (N−1)/N (nats)", ylabel="gain over N = 1")
-    judged.set(title="gold reward of the picked reply (± s.e.)", xlabel="KL_bon (nats)", ylabel="gain over N = 1")
+    judged.set(
+        title="gold reward of the picked reply (± s.e. of the gain)", xlabel="KL_bon (nats)", ylabel="gain over N = 1"
+    )
     for ax in (selected, judged):
         ax.axhline(0, color="grey", linewidth=0.6)
         ax.legend(fontsize=8)
