@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve and data check."""
+"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve, overopt and data check."""
 
 from __future__ import annotations
 
@@ -542,6 +542,65 @@ def serve_command(
     if not (model / "config.json").is_file():
         raise FileNotFoundError(f"{model}: not a saved reward model (no config.json)")
     serve(str(model), host=host, port=port, config=config)
+
+
+@app.command()
+@user_errors
+def overopt(
+    gold: Annotated[Path, typer.Option(help="Gold reward model folder: the reward really wanted")],
+    proxy: Annotated[
+        list[Path] | None, typer.Option(help="Proxy reward model folder that picks the reply; repeat for an ensemble")
+    ] = None,
+    output: Annotated[Path, typer.Option(help="Folder for overopt.json, overopt.md and overopt.png")] = Path(
+        "runs/overopt"
+    ),
+    policy: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
+    data: Annotated[str, typer.Option(help="Preference data whose distinct prompts are used")] = "default",
+    split: SplitOption = "test",
+    prompts: Annotated[int, typer.Option(help="How many distinct prompts")] = 32,
+    n: Annotated[int, typer.Option("--n", help="Replies sampled per prompt: best-of-N for every N up to it")] = 64,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply at most")] = 64,
+    seed: Annotated[int, typer.Option(help="Sampling seed (combined with each prompt)")] = 0,
+    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
+    precision: PrecisionOption = "auto",
+    uncertainty_weight: Annotated[float, typer.Option(help="Ensembles: λ of uwo (mean − λ·variance)")] = 1.0,
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Where sampled replies are cached (default: OUTPUT/generations)")
+    ] = None,
+) -> None:
+    """Best-of-N against proxy reward models, judged by a gold one: the over-optimisation curves vs KL.
+
+    Replies are cached on disk, so a rerun with other reward models samples nothing again.
+    """
+    from rewardlab.policy.evaluation import distinct_prompts
+    from rewardlab.sampling.generation import SampleConfig
+    from rewardlab.sampling.overopt import OveroptConfig, run_overopt
+    from rewardlab.sampling.overopt_report import write_overopt_report
+
+    if prompts < 1:
+        raise ValueError(f"--prompts must be at least 1 (got {prompts})")
+    sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
+    sampling.validate()
+    chosen = distinct_prompts(_load_pairs(data, None, False, split), prompts)
+    config = OveroptConfig(
+        policy=policy,
+        gold=str(gold),
+        proxies=[str(p) for p in proxy or []],
+        prompts=chosen,
+        sampling=sampling,
+        precision=precision,  # type: ignore[arg-type]  # checked by errors()
+        uncertainty_weight=uncertainty_weight,
+        cache_dir=str(cache_dir or output / "generations"),
+        progress=True,
+    )
+    result = run_overopt(config)
+    paths = write_overopt_report(result, output)
+    cache = result["cache"]
+    out.print(f"{len(chosen)} prompts × {n} replies; {cache['reused_prompts']} prompts read from {cache['path']}")
+    for name, curve in result["curves"].items():
+        out.print(f"{name}: gold {curve['gold'][0]:.3f} at N=1 → {curve['gold'][-1]:.3f} at N={n}", highlight=False)
+    out.print("report: {}, {}, {}".format(*paths))
 
 
 @data_app.command("check")

@@ -1,0 +1,17 @@
+"""Sampling against a reward: N replies per prompt, best-of-N, rejection sampling, over-optimisation."""
+
+from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl, best_of_n_weights
+from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
+from rewardlab.sampling.rejection import rso_accept, rso_sample, tilted_distribution
+
+__all__ = [
+    "Sample",
+    "SampleConfig",
+    "best_of_n_curve",
+    "best_of_n_kl",
+    "best_of_n_weights",
+    "rso_accept",
+    "rso_sample",
+    "sample_replies",
+    "tilted_distribution",
+]

@@ -1,0 +1,192 @@
+"""Best-of-N against a proxy reward, judged by a gold reward: the over-optimisation curves of Gao et al. 2022.
+
+For each prompt, n replies are sampled from the policy once (cached, ``sampling/cache.py``) and
+scored by the gold model and every proxy. For every N ≤ n, the unbiased estimator of
+``best_of_n.best_of_n_curve`` gives the expected proxy score and the expected gold score of the
+reply the proxy picks among N, plotted against KL_bon(N) = log N − (N−1)/N. With several proxies
+(an ensemble, Coste et al. 2024), the reply is picked by the first proxy alone and by each
+aggregation of ``objectives.ensemble.aggregate_ensemble`` (mean, wco, uwo); the gold model's own
+pick is the ceiling.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rewardlab.data.records import Prompt
+from rewardlab.objectives.ensemble import aggregate_ensemble
+from rewardlab.precision import Precision, resolve_precision
+from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl
+from rewardlab.sampling.cache import GenerationCache, generation_key
+from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
+
+ORACLE = "gold (oracle)"
+"""Selection by the gold model itself: the best any proxy could do."""
+
+
+@dataclass
+class OveroptConfig:
+    policy: str
+    gold: str
+    proxies: list[str]
+    prompts: list[Prompt]
+    sampling: SampleConfig = field(default_factory=SampleConfig)
+    precision: Precision = "auto"
+    uncertainty_weight: float = 1.0
+    cache_dir: str = "."
+    progress: bool = False
+
+    def errors(self) -> list[str]:
+        problems = self.sampling.errors()
+        if not self.prompts:
+            problems.append("no prompts to sample from")
+        if not self.proxies:
+            problems.append("give at least one proxy reward model")
+        if self.uncertainty_weight < 0:
+            problems.append(f"uncertainty_weight must be ≥ 0 (got {self.uncertainty_weight})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        for role, path in [("gold", self.gold)] + [("proxy", p) for p in self.proxies]:
+            if not (Path(path) / "config.json").is_file():
+                problems.append(f"{role} {path}: not a saved reward model (no config.json)")
+        return problems
+
+
+@dataclass
+class Generations:
+    samples: list[list[Sample]]
+    cache_path: Path
+    reused_prompts: int
+    seconds: float
+
+
+def generate(config: OveroptConfig) -> Generations:
+    """The replies of every prompt: from the cache where present, sampled (and cached) where not."""
+    from rewardlab.evaluate.causal_lm import CausalLM
+
+    dtype = resolve_precision(config.precision)
+    key = generation_key(config.policy, config.prompts, config.sampling, dtype)
+    header = {"policy": config.policy, "sampling": config.sampling.as_dict(), "precision": dtype}
+    cache = GenerationCache(config.cache_dir, key, {**header, "prompts": len(config.prompts)})
+    done = cache.load(len(config.prompts))
+    missing = [i for i in range(len(config.prompts)) if i not in done]
+    start = time.perf_counter()
+    if missing:
+        lm = CausalLM.from_pretrained(config.policy)
+        if dtype == "bf16":
+            lm.model.to(torch.bfloat16)
+        sample_replies(
+            lm,
+            [config.prompts[i] for i in missing],
+            config.sampling,
+            progress=config.progress,
+            on_prompt=lambda j, samples: cache.add(missing[j], config.prompts[missing[j]], samples),
+        )
+    samples = [cache.records[i] for i in range(len(config.prompts))]
+    return Generations(samples, cache.path, len(done), time.perf_counter() - start)
+
+
+def selection_scores(proxy_scores: np.ndarray, uncertainty_weight: float) -> dict[str, np.ndarray]:
+    """What picks the reply: the proxy, or for an ensemble (M, S) the first member and each aggregation."""
+    if proxy_scores.shape[0] == 1:
+        return {"proxy": proxy_scores[0]}
+    members = torch.from_numpy(proxy_scores.T.copy())
+    rules = {"proxy 1 (single)": proxy_scores[0]}
+    for method in ("mean", "wco", "uwo"):
+        rules[f"ensemble {method}"] = aggregate_ensemble(members, method, uncertainty_weight)[0].numpy()
+    return rules
+
+
+@dataclass
+class Curve:
+    """Per N: mean over prompts of the selecting score and of the gold score, and the standard error
+    over prompts of the gold gain over N=1 (what the plot shows; the N=1 level is the same for every rule)."""
+
+    proxy: list[float]
+    gold: list[float]
+    gold_gain_se: list[float]
+
+
+def overopt_curves(rules: dict[str, np.ndarray], gold: np.ndarray, per_prompt: int, max_n: int) -> dict[str, Curve]:
+    """Best-of-N curves of every selection rule, averaged over prompts (scores are prompt-major)."""
+    gold_rows = gold.reshape(-1, per_prompt)
+    curves = {}
+    for name, scores in {**rules, ORACLE: gold}.items():
+        rows = scores.reshape(-1, per_prompt)
+        own = np.stack([best_of_n_curve(r, r, max_n) for r in rows])
+        judged = np.stack([best_of_n_curve(r, g, max_n) for r, g in zip(rows, gold_rows, strict=True)])
+        gains = judged - judged[:, :1]
+        se = gains.std(axis=0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.zeros(max_n)
+        curves[name] = Curve(own.mean(0).tolist(), judged.mean(0).tolist(), se.tolist())
+    return curves
+
+
+def within_prompt_correlation(scores: np.ndarray, gold: np.ndarray, per_prompt: int) -> float | None:
+    """Mean over prompts of Pearson's r between a selection score and gold among one prompt's replies:
+    what best-of-N can exploit (differences between prompts do not matter to it)."""
+    values = []
+    for r, g in zip(scores.reshape(-1, per_prompt), gold.reshape(-1, per_prompt), strict=True):
+        if r.std() > 0 and g.std() > 0:
+            values.append(float(np.corrcoef(r, g)[0, 1]))
+    return float(np.mean(values)) if values else None
+
+
+def score_all(paths: Sequence[str], prompts: list[Prompt], replies: list[str], config: OveroptConfig) -> np.ndarray:
+    """(models, replies) rewards, one model loaded at a time."""
+    from rewardlab.models.reward_model import RewardModel
+
+    rows = []
+    for path in paths:
+        model = RewardModel.from_pretrained(path)
+        rows.append(model.score(prompts, replies, precision=config.precision, progress=config.progress))
+        del model
+    return np.array(rows, dtype=np.float64)
+
+
+def run_overopt(config: OveroptConfig) -> dict[str, object]:
+    """Sample (or read back), score, and return the study as a JSON-ready dict."""
+    if problems := config.errors():
+        raise ValueError("; ".join(problems))
+    generations = generate(config)
+    n = config.sampling.n
+    prompts = [p for p in config.prompts for _ in range(n)]
+    replies = [s.text for samples in generations.samples for s in samples]
+    start = time.perf_counter()
+    scores = score_all([config.gold, *config.proxies], prompts, replies, config)
+    scoring_seconds = time.perf_counter() - start
+    rules = selection_scores(scores[1:], config.uncertainty_weight)
+    curves = overopt_curves(rules, scores[0], n, n)
+    flat = [s for samples in generations.samples for s in samples]
+    return {
+        "policy": config.policy,
+        "gold": config.gold,
+        "proxies": list(config.proxies),
+        "prompts": len(config.prompts),
+        "sampling": config.sampling.as_dict(),
+        "precision": resolve_precision(config.precision),
+        "uncertainty_weight": config.uncertainty_weight,
+        "n_values": list(range(1, n + 1)),
+        "kl": [best_of_n_kl(k) for k in range(1, n + 1)],
+        "curves": {name: curve.__dict__ for name, curve in curves.items()},
+        "replies": {
+            "count": len(flat),
+            "mean_tokens": float(np.mean([s.tokens for s in flat])),
+            "finished_fraction": float(np.mean([s.finished for s in flat])),
+            "empty": sum(not s.text for s in flat),
+        },
+        "within_prompt_correlation_with_gold": {
+            name: within_prompt_correlation(values, scores[0], n) for name, values in rules.items()
+        },
+        "cache": {
+            "path": str(generations.cache_path),
+            "reused_prompts": generations.reused_prompts,
+            "generation_seconds": round(generations.seconds, 1),
+        },
+        "scoring_seconds": round(scoring_seconds, 1),
+    }
