@@ -4,7 +4,12 @@ The gold model is trained on the whole training split of the embedded HH data; e
 only ``--pairs`` pairs drawn from that same training split (a different seeded sample per proxy),
 so a proxy is a weaker, differently wrong reward, and neither ever sees a held-out test prompt.
 
+``--length-noise F`` replaces the human label of a seeded fraction F of each proxy's pairs by
+"the longer reply is better": systematic label noise of the kind reward hacking exploits (length
+is the best documented one), where plain subsampling gives only random error.
+
     python benchmarks/overopt_proxy_data.py --pairs 300 --proxies 3 --output runs/overopt/data
+    python benchmarks/overopt_proxy_data.py --pairs 300 --proxies 3 --length-noise 0.5 --output runs/overopt/data-length
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=300, help="training pairs per proxy")
     parser.add_argument("--proxies", type=int, default=3, help="how many proxies (different samples)")
+    parser.add_argument("--length-noise", type=float, default=0.0, help="fraction of labels set to 'longer wins'")
     parser.add_argument("--output", type=Path, default=Path("runs/overopt/data"))
     args = parser.parse_args()
+    if not 0 <= args.length_noise <= 1:
+        raise SystemExit(f"--length-noise must be a fraction in [0, 1] (got {args.length_noise})")
     d = DataConfig()  # the split `rewardlab train` uses by default, so the test split stays held out
     loaded = load_preferences(None)
     train = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed).train
@@ -39,9 +47,16 @@ def main() -> None:
         raise SystemExit(f"--pairs must be between 1 and {len(train_rows)} (the training split)")
     for k in range(args.proxies):
         rows = random.Random(f"proxy:{k}").sample(train_rows, args.pairs)
+        noisy = random.Random(f"length-noise:{k}")
+        relabelled = 0
+        for i, row in enumerate(rows):
+            if noisy.random() < args.length_noise:
+                longer_first = len(row["chosen"]) >= len(row["rejected"])
+                rows[i] = row if longer_first else {**row, "chosen": row["rejected"], "rejected": row["chosen"]}
+                relabelled += not longer_first
         path = args.output / f"proxy-{k}.jsonl"
         write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        print(f"{path}: {len(rows)} of {len(train_rows)} training pairs")
+        print(f"{path}: {len(rows)} of {len(train_rows)} training pairs, {relabelled} labels flipped to 'longer wins'")
 
 
 if __name__ == "__main__":
