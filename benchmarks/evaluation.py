@@ -131,6 +131,14 @@ def write_table(results: Path, out: Path) -> None:
         precision = r.get("precision", "not recorded")
         cells = [r["scorer"], r["data"], r["pairs"], accuracy, precision, r["seconds"], r["date"]]
         lines.append("| " + " | ".join(map(str, cells)) + " |")
+    lines += [
+        "",
+        "Reading (rows of 2026-11-30). On the HH test split only the two models trained on HH's",
+        "training split are clearly above chance: the MiniLM reward model and CDR from the DPO-tuned",
+        "SmolLM2 (in distribution for both). The 135M judge is at chance on HH and only slightly above it",
+        "on UltraFeedback, where none of the scorers is clearly better than chance: HH-harmless training",
+        "does not transfer to UltraFeedback's helpfulness judgements.",
+    ]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
