@@ -374,6 +374,7 @@ def main() -> None:
     print(json.dumps(first), flush=True)
     tools = [*[t for t in args.rewardlab.split(",") if t], *[t for t in args.trl.split(",") if t]]
     runs = []
+    settings = {name: getattr(args, name) for name in ("steps", "batch", "max_length", "beta", "lr", "threads")}
     with tempfile.TemporaryDirectory() as work:
         for repeat in range(args.repeats):
             for tool in tools if repeat % 2 == 0 else tools[::-1]:
@@ -382,12 +383,7 @@ def main() -> None:
                     "repeat": repeat,
                     "model": args.model,
                     "pairs": [{"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected} for p in pairs],
-                    "steps": args.steps,
-                    "batch": args.batch,
-                    "max_length": args.max_length,
-                    "beta": args.beta,
-                    "lr": args.lr,
-                    "threads": args.threads,
+                    **settings,
                 }
                 runs.append(run_child(spec, Path(work)))
                 print(json.dumps({k: v for k, v in runs[-1].items() if k != "step_seconds"}), flush=True)
@@ -397,12 +393,7 @@ def main() -> None:
     report = {
         "command": "python " + " ".join([f"benchmarks/{Path(__file__).name}", *sys.argv[1:]]),
         "model": args.model,
-        "steps": args.steps,
-        "batch": args.batch,
-        "max_length": args.max_length,
-        "beta": args.beta,
-        "lr": args.lr,
-        "threads": args.threads,
+        **settings,
         "pairs_fitting": fitting,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
