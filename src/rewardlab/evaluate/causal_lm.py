@@ -205,8 +205,9 @@ class CausalLM:
 def bf16_body(model: PreTrainedModel) -> PreTrainedModel:
     """``model`` (in place) with bf16 weights for speed and its vocabulary layer in fp32.
 
-    On CPUs with AMX a 135M-parameter LM reads a 400-token prompt about 5x faster in bf16 than in
-    fp32 (measured: 0.3 vs 1.6 s). bf16 keeps about 3 significant digits; logits of 10–20 would
+    On CPUs with AMX SmolLM2-135M reads a 400-token prompt 1.6x faster this way than in fp32
+    (``benchmarks/lm_precision.py``: 0.36 vs 0.56 s, logits of every position included).
+    bf16 keeps about 3 significant digits; logits of 10–20 would
     come out off by several hundredths, and log-probabilities summed over a reply's tokens would
     add those errors up. The output layer therefore stays fp32 (its own copy of the weights when
     they are tied to the input embeddings) and reads the last hidden state in fp32.
