@@ -18,19 +18,11 @@ from rewardlab.atomic import write_text_atomic
 from rewardlab.policy.lora import LoraSettings
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
-from rewardlab.training.config import ConfigError, apply_overrides
+from rewardlab.training.config import ConfigError, SplitDataConfig, apply_overrides
 
 
 @dataclass
-class DPODataConfig:
-    path: str | None = None
-    """Preference file or folder; empty means the embedded HH-RLHF harmless pairs."""
-    columns: str | None = None
-    skip_bad_rows: bool = False
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 0
-    """The split of ``rewardlab train`` (same defaults), so reward models and policies share held-out pairs."""
+class DPODataConfig(SplitDataConfig):
     max_train_pairs: int | None = None
     """Train on the first N pairs of the training split only (None: all)."""
 
@@ -77,9 +69,7 @@ class DPORunConfig:
             problems.append(f"train.loss: {e}")
         problems += [f"train.{p}" for p in self.train.problems(loss)]
         problems += [f"lora.{p}" for p in self.lora.problems()]
-        fractions = (self.data.validation_fraction, self.data.test_fraction)
-        if min(fractions) < 0 or sum(fractions) >= 1:
-            problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
+        problems += self.data.problems()
         if self.data.test_fraction <= 0:
             problems.append("data.test_fraction must be > 0: the run is evaluated on the held-out test split")
         for name, value in (

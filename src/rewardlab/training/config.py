@@ -25,7 +25,10 @@ class ConfigError(ValueError):
 
 
 @dataclass
-class DataConfig:
+class SplitDataConfig:
+    """Which preference file to read and how to split it: shared by reward-model and policy runs,
+    so that with the same defaults both hold out the same pairs."""
+
     path: str | None = None
     """Preference file or folder; empty means the embedded HH-RLHF harmless pairs."""
     columns: str | None = None
@@ -34,6 +37,16 @@ class DataConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.2
     split_seed: int = 0
+
+    def problems(self) -> list[str]:
+        fractions = (self.validation_fraction, self.test_fraction)
+        if min(fractions) < 0 or sum(fractions) >= 1:
+            return [f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})"]
+        return []
+
+
+@dataclass
+class DataConfig(SplitDataConfig):
     bootstrap_seed: int | None = None
     """Train on a bootstrap resample of the training split (drawn with replacement, seeded): one
     member of an ensemble of independently trained models."""
@@ -122,9 +135,7 @@ class TrainConfig:
             problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
         if self.best_metric not in ("loss", "accuracy"):
             problems.append(f"best_metric must be loss or accuracy (got {self.best_metric!r})")
-        fractions = (self.data.validation_fraction, self.data.test_fraction)
-        if min(fractions) < 0 or sum(fractions) >= 1:
-            problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
+        problems += self.data.problems()
         from rewardlab.objectives import get_objective
 
         try:
