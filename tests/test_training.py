@@ -261,7 +261,7 @@ def test_accumulation_and_token_budget_give_the_same_update(backbone, request, s
     assert len(logs["whole"]) == 3 and all(norm > 0 for _, norm in logs["whole"])
     for name in ("pairs", "tokens"):
         for (loss, norm), (loss_ref, norm_ref) in zip(logs[name], logs["whole"], strict=True):
-            assert loss == pytest.approx(loss_ref, rel=1e-6) and norm == pytest.approx(norm_ref, rel=1e-5)
+            assert loss == pytest.approx(loss_ref, rel=1e-5) and norm == pytest.approx(norm_ref, rel=1e-5)
         assert weight_gap(weights[name], weights["whole"]) < 1e-5
 
 

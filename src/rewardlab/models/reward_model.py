@@ -213,9 +213,10 @@ class RewardModel:
         precision: Precision = "auto",
         tile_tokens: int = 8192,
         progress: bool = False,
+        head_inputs: bool = False,
     ) -> torch.Tensor:
         """The head's outputs for token sequences, (N,) or (N, D), computed in fixed-shape tiles
-        (see ``scoring_tiles``).
+        (see ``scoring_tiles``); with ``head_inputs``, the (N, hidden) vectors the head reads instead.
 
         A text's outputs do not depend on what else is scored with it, nor in which order, bit
         for bit, in fp32 and in bf16; ``tile_tokens`` only bounds memory.
@@ -225,14 +226,24 @@ class RewardModel:
         module = self.model
         if resolve_precision(precision, device) == "bf16" and module.dtype != torch.bfloat16:
             module = bf16_copy(module)
-        n_out = self.model.config.num_labels
-        outputs = torch.zeros((len(ids), n_out) if n_out > 1 else (len(ids),))
-        with progress_bar(progress, "scoring", len(ids)) as advance:
-            for tile in scoring_tiles([len(s) for s in ids], tile_tokens):
-                input_ids, mask = pad_tile([ids[i] for i in tile.indices], tile, self.tokenizer.pad_token_id)
-                values = sequence_rewards(module, input_ids.to(device), mask.to(device)).cpu()
-                outputs[tile.indices] = values[: len(tile.indices)]
-                advance(len(tile.indices))
+        head = scalar_head(module)
+        seen: list[torch.Tensor] = []
+        hook = head.register_forward_pre_hook(lambda _, args: seen.append(args[0])) if head_inputs else None
+        width = head.in_features if head_inputs else self.model.config.num_labels
+        outputs = torch.zeros((len(ids), width) if width > 1 else (len(ids),))
+        try:
+            with progress_bar(progress, "scoring", len(ids)) as advance:
+                for tile in scoring_tiles([len(s) for s in ids], tile_tokens):
+                    input_ids, mask = pad_tile([ids[i] for i in tile.indices], tile, self.tokenizer.pad_token_id)
+                    values = sequence_rewards(module, input_ids.to(device), mask.to(device))
+                    if head_inputs:  # a decoder's head reads every position: keep the last real token's
+                        values = seen.pop().float()
+                        values = values[torch.arange(len(values)), mask.sum(1) - 1] if values.dim() == 3 else values
+                    outputs[tile.indices] = values.cpu()[: len(tile.indices)]
+                    advance(len(tile.indices))
+        finally:
+            if hook is not None:
+                hook.remove()
         return outputs
 
     def score_ids(

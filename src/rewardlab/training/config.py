@@ -59,6 +59,10 @@ class ModelConfig:
     text_format: str = "auto"
     dropout: bool = False
     gradient_checkpointing: bool = False
+    head_init: str = "auto"
+    """``probe``: fit the new reward head on the frozen backbone's features before fine-tuning
+    (LP-FT, ``training/probe.py``); ``random``: start from the backbone's fresh head; ``auto``:
+    probe where it applies (one reward per reply, trained on pairs), else random."""
 
 
 @dataclass
@@ -86,7 +90,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    epochs: float = 2.0
+    epochs: float = 1.0
     max_steps: int | None = None
     batch_size: int = 8
     """Pairs per optimiser step, over all processes."""
@@ -97,7 +101,7 @@ class TrainConfig:
     precision: str = "auto"
     length_bucketing: bool = True
     """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
-    eval_every: int = 50
+    eval_every: int = 25
     save_every: int = 50
     log_every: int = 10
     keep_best: bool = True
@@ -136,10 +140,19 @@ class TrainConfig:
         if self.best_metric not in ("loss", "accuracy"):
             problems.append(f"best_metric must be loss or accuracy (got {self.best_metric!r})")
         problems += self.data.problems()
+        if self.model.head_init not in ("auto", "random", "probe"):
+            problems.append(f"model.head_init must be auto, random or probe (got {self.model.head_init!r})")
         from rewardlab.objectives import get_objective
+        from rewardlab.training.probe import probe_applies
 
         try:
-            problems += get_objective(self.objective.name).check_options(self.objective.args)
+            objective = get_objective(self.objective.name)
+            problems += objective.check_options(self.objective.args)
+            if self.model.head_init == "probe" and not probe_applies(objective):
+                problems.append(
+                    f"model.head_init=probe fits one reward per reply on pairs; objective {objective.name!r} "
+                    "needs another head or rankings (use model.head_init=random)"
+                )
         except ValueError as e:
             problems.append(str(e))
         if problems:

@@ -47,6 +47,7 @@ from rewardlab.training.batching import (
 from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import TrainConfig
+from rewardlab.training.probe import probe_applies, probe_head
 
 
 @dataclass
@@ -93,6 +94,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             f"{train_data.truncated} of {len(train_data)} training records were longer than "
             f"{config.model.max_length} tokens and were truncated from the left (none dropped)"
         )
+    probe = config.model.head_init == "probe" or (config.model.head_init == "auto" and probe_applies(objective))
+    if probe and not (resume and (out / "checkpoint").exists()):
+        fit = probe_head(model, train_data, valid_data, config.precision)
+        accelerator.print(f"reward head fitted on the frozen backbone's features (LP-FT): {fit}")
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
     optimizer, scheduler = build_optimizer(model, config, total_steps)

@@ -1,0 +1,101 @@
+"""Linear probing before fine-tuning (LP-FT): start training from a fitted head, not a random one.
+
+A freshly initialised head sends random gradients into the pretrained backbone for the first
+hundreds of steps, and on a small preference set those steps distort features the head could have
+used as they were. LP-FT (Kumar et al., 2022, "Fine-Tuning can Distort Pretrained Features and
+Underperform Out-of-Distribution") first fits the head alone on the frozen backbone's features,
+then fine-tunes everything from there. For a Bradley-Terry reward head r(x) = w·φ(x) + b the
+probe is L2-regularised logistic regression on feature differences:
+
+    w* = argmin_w  −(1/Σ_i v_i) Σ_i v_i log σ(w·(φ(x_i^c) − φ(x_i^r)))  +  λ‖w‖²
+
+(v_i the pair weights; b cancels in every difference and is set to 0), with λ chosen by the
+Bradley-Terry loss on the validation pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from rewardlab.models.reward_model import RewardModel, scalar_head
+from rewardlab.objectives import Objective
+from rewardlab.training.batching import EncodedPairs
+
+L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    l2: float
+    train_loss: float
+    validation_loss: float | None
+
+    def __str__(self) -> str:
+        held_out = f", validation loss {self.validation_loss:.4f}" if self.validation_loss is not None else ""
+        return f"training loss {self.train_loss:.4f}{held_out}, L2 {self.l2:g}"
+
+
+def probe_applies(objective: Objective) -> bool:
+    """The probe fits one reward per reply from ordered pairs: a scalar head trained on pairs."""
+    return objective.head == "reward" and "ranked" not in objective.inputs
+
+
+def pair_feature_differences(
+    model: RewardModel, data: EncodedPairs, precision: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """φ(chosen) − φ(rejected) per ordered pair (ties have no order and are left out), and the pairs' weights."""
+    keep = [i for i in range(len(data)) if not data.tie[i]]
+    ids = [data.chosen[i] for i in keep] + [data.rejected[i] for i in keep]
+    features = model.outputs_ids(ids, precision=precision, head_inputs=True)
+    n = len(keep)
+    return features[:n] - features[n:], torch.tensor([data.weight[i] for i in keep], dtype=torch.float32)
+
+
+def bradley_terry_loss(w: torch.Tensor, diffs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return -(weights * F.logsigmoid(diffs @ w)).sum() / weights.sum()
+
+
+def fit_linear_bt(diffs: torch.Tensor, weights: torch.Tensor, l2: float) -> torch.Tensor:
+    """w* of the module docstring, by L-BFGS (the objective is convex)."""
+    w = torch.zeros(diffs.shape[1], dtype=torch.float64, requires_grad=True)
+    diffs, weights = diffs.double(), weights.double()
+    optimiser = torch.optim.LBFGS([w], max_iter=500, tolerance_grad=1e-9, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = bradley_terry_loss(w, diffs, weights) + l2 * (w @ w)
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    return w.detach().float()
+
+
+def probe_head(
+    model: RewardModel, train: EncodedPairs, validation: EncodedPairs | None, precision: str = "auto"
+) -> ProbeResult:
+    """Set ``model``'s scalar head to the probe fitted on ``train`` (λ chosen on ``validation``; the
+    smallest of the grid without one) and report the fit."""
+    head = scalar_head(model.model)
+    if head is None or head.out_features != 1:
+        raise ValueError("a linear probe needs a scalar reward head (one output)")
+    diffs, weights = pair_feature_differences(model, train, precision)
+    if not len(diffs):
+        raise ValueError("a linear probe needs ordered (not tie-labelled) training pairs")
+    held_out = pair_feature_differences(model, validation, precision) if validation is not None else None
+    if held_out is not None and not len(held_out[0]):
+        held_out = None
+    fits = []
+    for l2 in L2_GRID if held_out is not None else L2_GRID[:1]:
+        w = fit_linear_bt(diffs, weights, l2)
+        score = float(bradley_terry_loss(w, *held_out)) if held_out is not None else None
+        fits.append((score, l2, w))
+    score, l2, w = min(fits, key=lambda fit: fit[0] if fit[0] is not None else 0.0)
+    with torch.no_grad():
+        head.weight.copy_(w[None].to(head.weight))
+        if head.bias is not None:
+            head.bias.zero_()
+    return ProbeResult(l2, float(bradley_terry_loss(w, diffs, weights)), score)
