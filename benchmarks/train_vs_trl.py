@@ -470,6 +470,7 @@ def rewardlab_overrides(spec: RunSpec) -> dict[str, Any]:
         "model.backbone": spec.backbone,
         "model.max_length": MAX_LENGTH,
         "model.text_format": spec.text_format,
+        "model.head_init": "random",  # TRL starts from the backbone's fresh head too: the same training, timed
         "batch_size": BATCH_SIZE,
         "optim.lr": LEARNING_RATE,
         "epochs": 1.0,
