@@ -116,6 +116,7 @@ class RunSpec:
     bf16: bool | None = None  # TRL only; None keeps RewardConfig's default
     group_by_length: bool = False  # TRL only
     text_format: str = "auto"  # rewardlab only: its default, or "plain" (TRL's raw-transcript text)
+    onednn_cache: int | None = None  # TRL only: oneDNN's kernel cache capacity (None: oneDNN's default, 1024)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -263,14 +264,14 @@ def plan_runs(backbone: str, files: dict[str, Path], work: Path) -> list[RunSpec
                 **rl,
             )
         )
+    grouped = {"gradient_checkpointing": False, "bf16": True, "group_by_length": True, **trl}
+    runs.append(RunSpec(key="trl-bf16-grouped", label="TRL, bf16, no grad. ckpt, length-grouped batches", **grouped))
     runs.append(
         RunSpec(
-            key="trl-bf16-grouped",
-            label="TRL, bf16, no grad. ckpt, length-grouped batches",
-            gradient_checkpointing=False,
-            bf16=True,
-            group_by_length=True,
-            **trl,
+            key="trl-bf16-grouped-cache16",
+            label="TRL, bf16, no grad. ckpt, length-grouped, oneDNN cache of 16 kernels (rewardlab's setting)",
+            onednn_cache=16,
+            **grouped,
         )
     )
     return runs
@@ -540,6 +541,17 @@ def child_main(spec_path: Path, result_path: Path) -> None:
 # -- parent: run, summarise, report ----------------------------------------------------------------
 
 
+def child_env(spec: RunSpec) -> dict[str, str]:
+    """The child's environment: rewardlab sets oneDNN's cache capacity when imported (here, in this
+    parent too); a TRL run gets oneDNN's default unless its spec asks for a capacity."""
+    env = os.environ | CHILD_ENV
+    if spec.tool == "trl":
+        env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
+        if spec.onednn_cache is not None:
+            env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(spec.onednn_cache)
+    return env
+
+
 def run_child(spec: RunSpec, work: Path, max_wait_s: float) -> dict[str, Any]:
     """Run one spec in a fresh interpreter, once the CPU is quiet; its output goes to a log file."""
     spec_path, result_path, log_path = (work / f"{spec.backbone}-{spec.key}.{ext}" for ext in ("spec", "json", "log"))
@@ -549,7 +561,7 @@ def run_child(spec: RunSpec, work: Path, max_wait_s: float) -> dict[str, Any]:
     print(f"[{now()}] {spec.backbone} {spec.key}: running (log {log_path})", flush=True)
     busy, own, started = cpu_busy_s(), own_cpu_s(), time.perf_counter()
     with log_path.open("w", encoding="utf-8") as log:
-        process = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ | CHILD_ENV, check=False)
+        process = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=child_env(spec), check=False)
     wall = time.perf_counter() - started
     if process.returncode != 0:
         tail = log_path.read_text(encoding="utf-8", errors="replace")[-4000:]
