@@ -542,13 +542,12 @@ def child_main(spec_path: Path, result_path: Path) -> None:
 
 
 def child_env(spec: RunSpec) -> dict[str, str]:
-    """The child's environment: rewardlab sets oneDNN's cache capacity when imported (here, in this
-    parent too); a TRL run gets oneDNN's default unless its spec asks for a capacity."""
+    """The child's environment: rewardlab sets oneDNN's cache capacity when imported unless it is set
+    already (and the TRL child imports rewardlab for its data), so a TRL run is given oneDNN's own
+    default, 1024, explicitly unless its spec asks for another capacity."""
     env = os.environ | CHILD_ENV
     if spec.tool == "trl":
-        env.pop("ONEDNN_PRIMITIVE_CACHE_CAPACITY", None)
-        if spec.onednn_cache is not None:
-            env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(spec.onednn_cache)
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = str(spec.onednn_cache or 1024)
     return env
 
 
@@ -803,6 +802,8 @@ def run_backbone(backbone: str, args: argparse.Namespace, work: Path) -> dict[st
     )
     rows = []
     for spec in plan_runs(backbone, files, work):
+        if args.runs and spec.key not in args.runs.split(","):
+            continue
         raw = run_undisturbed(spec, work, args)
         if spec.tool == "trl" and raw["trl_kept_indices"] != trl_set:
             raise RuntimeError(f"{spec.key}: TRL kept a different pair set than predicted")
@@ -952,6 +953,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"repeat a run at most this many times when other processes used over {DISTURBED_CORES} cores "
         "in its loop (default 2, 0 with --quick)",
     )
+    parser.add_argument("--runs", help="comma-separated run keys to run (default: all), e.g. trl-bf16-grouped,rewardlab")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (models, logs)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
