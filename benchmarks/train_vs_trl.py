@@ -953,7 +953,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"repeat a run at most this many times when other processes used over {DISTURBED_CORES} cores "
         "in its loop (default 2, 0 with --quick)",
     )
-    parser.add_argument("--runs", help="comma-separated keys of the runs to make (default: all), e.g. trl-bf16,rewardlab")
+    parser.add_argument("--runs", help="comma-separated keys of the runs to make (default: all)")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (models, logs)")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
