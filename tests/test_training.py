@@ -226,7 +226,9 @@ def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypa
         max_steps=1,
         batch_size=2,
         progress=False,
+        # the probe's decoder path is tested on a tiny decoder (test_probe.py); here it would only add a minute
         **{"model.max_length": 64, "data.test_fraction": 0.01, "data.validation_fraction": 0.0},
+        **{"model.head_init": "random"},
     )
     model = RewardModel.from_pretrained(result.model_dir)
     assert model.info.text_format == "chat" and model.model.config.model_type == "llama"
