@@ -23,6 +23,7 @@ from rewardlab.evaluate.metrics import bootstrap_ci, pairwise_correct
 from rewardlab.models.backbones import minilm_dir
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
+from rewardlab.training.probe import fit_linear_bt
 
 
 @torch.inference_mode()
@@ -42,21 +43,6 @@ def pair_features(encoder: torch.nn.Module, tokens: RewardModel, pairs) -> torch
     return chosen - rejected
 
 
-def fit_linear_bt(diffs: torch.Tensor, l2: float) -> torch.Tensor:
-    """argmax_w Σ log σ(w·(e_c − e_r)) − l2·|w|² (LBFGS)."""
-    w = torch.zeros(diffs.shape[1], requires_grad=True)
-    optimiser = torch.optim.LBFGS([w], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimiser.zero_grad()
-        loss = -F.logsigmoid(diffs @ w).mean() + l2 * (w @ w)
-        loss.backward()
-        return loss
-
-    optimiser.step(closure)
-    return w.detach()
-
-
 def main() -> None:
     torch.set_num_threads(2)
     splits = split_pairs(load_preferences().pairs)
@@ -70,7 +56,7 @@ def main() -> None:
 
     results = {}
     for l2 in (1e-4, 1e-3, 1e-2, 1e-1):
-        w = fit_linear_bt(train, l2)
+        w = fit_linear_bt(train, torch.ones(len(train)), l2)
         results[l2] = (float(accuracy(w, valid).mean()), w)
     best = max(results, key=lambda k: results[k][0])
     correct = accuracy(results[best][1], test)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective
+from rewardlab.objectives.bradley_terry import bradley_terry_loss
 from rewardlab.training.batching import EncodedPairs
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2)
@@ -54,8 +54,10 @@ def pair_feature_differences(
     return features[:n] - features[n:], torch.tensor([data.weight[i] for i in keep], dtype=torch.float32)
 
 
-def bradley_terry_loss(w: torch.Tensor, diffs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    return -(weights * F.logsigmoid(diffs @ w)).sum() / weights.sum()
+def probe_loss(w: torch.Tensor, diffs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The weighted mean Bradley-Terry loss of the linear reward w·φ (the objective's own loss)."""
+    gaps = diffs @ w
+    return (weights * bradley_terry_loss(gaps, torch.zeros_like(gaps)).losses).sum() / weights.sum()
 
 
 def fit_linear_bt(diffs: torch.Tensor, weights: torch.Tensor, l2: float) -> torch.Tensor:
@@ -66,7 +68,7 @@ def fit_linear_bt(diffs: torch.Tensor, weights: torch.Tensor, l2: float) -> torc
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad()
-        loss = bradley_terry_loss(w, diffs, weights) + l2 * (w @ w)
+        loss = probe_loss(w, diffs, weights) + l2 * (w @ w)
         loss.backward()
         return loss
 
@@ -86,16 +88,15 @@ def probe_head(
     if not len(diffs):
         raise ValueError("a linear probe needs ordered (not tie-labelled) training pairs")
     held_out = pair_feature_differences(model, validation, precision) if validation is not None else None
-    if held_out is not None and not len(held_out[0]):
-        held_out = None
-    fits = []
-    for l2 in L2_GRID if held_out is not None else L2_GRID[:1]:
+    if held_out is None or not len(held_out[0]):
+        l2, score = L2_GRID[0], None
         w = fit_linear_bt(diffs, weights, l2)
-        score = float(bradley_terry_loss(w, *held_out)) if held_out is not None else None
-        fits.append((score, l2, w))
-    score, l2, w = min(fits, key=lambda fit: fit[0] if fit[0] is not None else 0.0)
+    else:
+        fits = {l2: fit_linear_bt(diffs, weights, l2) for l2 in L2_GRID}
+        l2 = min(fits, key=lambda k: float(probe_loss(fits[k], *held_out)))
+        w, score = fits[l2], float(probe_loss(fits[l2], *held_out))
     with torch.no_grad():
         head.weight.copy_(w[None].to(head.weight))
         if head.bias is not None:
             head.bias.zero_()
-    return ProbeResult(l2, float(bradley_terry_loss(w, diffs, weights)), score)
+    return ProbeResult(l2, float(probe_loss(w, diffs, weights)), score)
