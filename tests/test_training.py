@@ -46,10 +46,10 @@ def synthetic_file(tmp_path_factory) -> Path:
     return write_jsonl(synthetic_pairs(600, seed=1), tmp_path_factory.mktemp("synthetic") / "pairs.jsonl")
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_learns_a_known_linear_reward(precision, tiny_encoder_dir, synthetic_file, tmp_path):
+@pytest.mark.parametrize(("precision", "head_init"), [("fp32", "probe"), ("bf16", "probe"), ("fp32", "random")])
+def test_learns_a_known_linear_reward(precision, head_init, tiny_encoder_dir, synthetic_file, tmp_path):
     """Pairs labelled by a known linear reward: the learned reward orders new pairs the same way,
-    in fp32 and with the bf16 training copy."""
+    in fp32 and with the bf16 training copy, from a probed head (LP-FT) and from a fresh one."""
     result = rewardlab.train(
         data=str(synthetic_file),
         backbone=str(tiny_encoder_dir),
@@ -58,7 +58,7 @@ def test_learns_a_known_linear_reward(precision, tiny_encoder_dir, synthetic_fil
         batch_size=16,
         eval_every=40,
         **{**FAST, "precision": precision},
-        **{"optim.lr": 3e-3, "model.max_length": 32},
+        **{"optim.lr": 3e-3, "model.max_length": 32, "model.head_init": head_init},
     )
     assert result.test is not None and result.test.overall.n == 120
     assert result.test.overall.accuracy >= 0.85
