@@ -46,10 +46,14 @@ def synthetic_file(tmp_path_factory) -> Path:
     return write_jsonl(synthetic_pairs(600, seed=1), tmp_path_factory.mktemp("synthetic") / "pairs.jsonl")
 
 
-@pytest.mark.parametrize(("precision", "head_init"), [("fp32", "probe"), ("bf16", "probe"), ("fp32", "random")])
-def test_learns_a_known_linear_reward(precision, head_init, tiny_encoder_dir, synthetic_file, tmp_path):
+@pytest.mark.parametrize(
+    ("precision", "head_init", "train_layers"),
+    [("fp32", "probe", None), ("bf16", "probe", None), ("fp32", "random", None), ("bf16", "probe", 1)],
+)
+def test_learns_a_known_linear_reward(precision, head_init, train_layers, tiny_encoder_dir, synthetic_file, tmp_path):
     """Pairs labelled by a known linear reward: the learned reward orders new pairs the same way,
-    in fp32 and with the bf16 training copy, from a probed head (LP-FT) and from a fresh one."""
+    in fp32 and with the bf16 training copy, from a probed head (LP-FT) and from a fresh one, and
+    training only the top block."""
     result = rewardlab.train(
         data=str(synthetic_file),
         backbone=str(tiny_encoder_dir),
@@ -58,7 +62,7 @@ def test_learns_a_known_linear_reward(precision, head_init, tiny_encoder_dir, sy
         batch_size=16,
         eval_every=40,
         **{**FAST, "precision": precision},
-        **{"optim.lr": 3e-3, "model.max_length": 32, "model.head_init": head_init},
+        **{"optim.lr": 3e-3, "model.max_length": 32, "model.head_init": head_init, "model.train_layers": train_layers},
     )
     assert result.test is not None and result.test.overall.n == 120
     assert result.test.overall.accuracy >= 0.85

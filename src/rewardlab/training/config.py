@@ -63,6 +63,9 @@ class ModelConfig:
     """``probe``: fit the new reward head on the frozen backbone's features before fine-tuning
     (LP-FT, ``training/probe.py``); ``random``: start from the backbone's fresh head; ``auto``:
     probe where it applies (one reward per reply, trained on pairs), else random."""
+    train_layers: int | None = None
+    """Train only the top N transformer blocks and the head, freezing the embeddings and the blocks
+    below (``training/partial.py``): faster steps, less memory; empty trains every weight."""
 
 
 @dataclass
@@ -121,8 +124,11 @@ class TrainConfig:
             "model.max_length": self.model.max_length,
         }
         problems += [f"{k} must be a positive integer (got {v})" for k, v in positive.items() if v < 1]
-        for name in ("micro_batch_size", "micro_batch_tokens"):
-            value = getattr(self, name)
+        for name, value in (
+            ("micro_batch_size", self.micro_batch_size),
+            ("micro_batch_tokens", self.micro_batch_tokens),
+            ("model.train_layers", self.model.train_layers),
+        ):
             if value is not None and value < 1:
                 problems.append(f"{name} must be positive (got {value})")
         if self.epochs <= 0 and self.max_steps is None:

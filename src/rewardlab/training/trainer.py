@@ -46,7 +46,8 @@ from rewardlab.training.batching import (
 )
 from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
-from rewardlab.training.config import TrainConfig
+from rewardlab.training.config import ConfigError, TrainConfig
+from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
 
 
@@ -179,6 +180,13 @@ def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objec
     )
     model.info.objective = objective.name
     model.info.objective_args = {**objective.options, **config.objective.args}
+    if config.model.train_layers is not None:
+        try:
+            trained = train_top_blocks(model.model, config.model.train_layers)
+        except ValueError as e:
+            raise ConfigError([f"{e} (backbone {config.model.backbone!r})"]) from None
+        total = sum(w.numel() for w in model.model.parameters())
+        accelerator.print(f"training the top {config.model.train_layers} blocks and the head: {trained:,} of {total:,}")
     if config.model.gradient_checkpointing:
         model.model.gradient_checkpointing_enable()
     model.model.to(accelerator.device)
@@ -190,7 +198,7 @@ def build_optimizer(model: RewardModel, config: TrainConfig, total_steps: int):
     warmup then cosine decay to zero."""
     module = scalar_head(model.model)
     head = set(module.parameters()) if module is not None else set()
-    params = list(model.model.parameters())
+    params = [p for p in model.model.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p not in head]},
         {"params": [p for p in params if p in head], "lr": config.optim.head_lr or config.optim.lr},
