@@ -117,6 +117,7 @@ class RunSpec:
     group_by_length: bool = False  # TRL only
     text_format: str = "auto"  # rewardlab only: its default, or "plain" (TRL's raw-transcript text)
     onednn_cache: int | None = None  # TRL only: oneDNN's kernel cache capacity (None: oneDNN's default, 1024)
+    train_layers: int | None = None  # rewardlab only: train the top blocks only (None: every weight, the default)
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -264,6 +265,17 @@ def plan_runs(backbone: str, files: dict[str, Path], work: Path) -> list[RunSpec
                 **rl,
             )
         )
+    top_third = {"minilm": 2, "smollm2": 10}[backbone]  # of 6 and 30 blocks
+    runs.append(
+        RunSpec(
+            key="rewardlab-top-third",
+            label=f"rewardlab, training only the top {top_third} blocks (model.train_layers), on TRL's pairs",
+            data_path=str(files["kept"]),
+            pair_set="trl_kept",
+            train_layers=top_third,
+            **rl,
+        )
+    )
     grouped = {"gradient_checkpointing": False, "bf16": True, "group_by_length": True, **trl}
     runs.append(RunSpec(key="trl-bf16-grouped", label="TRL, bf16, no grad. ckpt, length-grouped batches", **grouped))
     runs.append(
@@ -472,6 +484,7 @@ def rewardlab_overrides(spec: RunSpec) -> dict[str, Any]:
         "model.max_length": MAX_LENGTH,
         "model.text_format": spec.text_format,
         "model.head_init": "random",  # TRL starts from the backbone's fresh head too: the same training, timed
+        "model.train_layers": spec.train_layers,
         "batch_size": BATCH_SIZE,
         "optim.lr": LEARNING_RATE,
         "epochs": 1.0,
