@@ -42,7 +42,9 @@ def test_trained_blocks_get_the_gradients_of_full_fine_tuning(backbone, request)
     assert not partial.get_input_embeddings().weight.requires_grad
 
 
-def test_training_the_top_block_leaves_the_rest_as_it_was(tiny_encoder_dir, tmp_path):
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_training_the_top_block_leaves_the_rest_as_it_was(checkpointing, tiny_encoder_dir, tmp_path):
+    """Only the top block moves, with and without gradient checkpointing."""
     data = write_jsonl(synthetic_pairs(80, seed=4), tmp_path / "pairs.jsonl")
     result = rewardlab.train(
         data=str(data),
@@ -51,7 +53,7 @@ def test_training_the_top_block_leaves_the_rest_as_it_was(tiny_encoder_dir, tmp_
         max_steps=4,
         precision="bf16",
         progress=False,
-        **{"model.train_layers": 1, "optim.lr": 1e-2},
+        **{"model.train_layers": 1, "model.gradient_checkpointing": checkpointing, "optim.lr": 1e-2},
     )
     before = load_file(tiny_encoder_dir / "model.safetensors")
     after = {k.removeprefix("bert."): v for k, v in load_file(result.model_dir / "model.safetensors").items()}
