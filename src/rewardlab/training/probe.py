@@ -93,8 +93,9 @@ def probe_head(
         w = fit_linear_bt(diffs, weights, l2)
     else:
         fits = {l2: fit_linear_bt(diffs, weights, l2) for l2 in L2_GRID}
-        l2 = min(fits, key=lambda k: float(probe_loss(fits[k], *held_out)))
-        w, score = fits[l2], float(probe_loss(fits[l2], *held_out))
+        losses = {l2: float(probe_loss(w, *held_out)) for l2, w in fits.items()}
+        l2 = min(losses, key=losses.__getitem__)
+        w, score = fits[l2], losses[l2]
     with torch.no_grad():
         head.weight.copy_(w[None].to(head.weight))
         if head.bias is not None:
