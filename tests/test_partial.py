@@ -42,8 +42,8 @@ def test_trained_blocks_get_the_gradients_of_full_fine_tuning(backbone, request)
 
 
 @pytest.mark.parametrize("checkpointing", [False, True])
-def test_training_the_top_block_leaves_the_rest_as_it_was(checkpointing, tiny_encoder_dir, tmp_path):
-    """Only the top block moves, with and without gradient checkpointing."""
+def test_training_the_top_block_leaves_the_rest_as_it_was(checkpointing, tiny_encoder_dir, tmp_path, recwarn):
+    """Only the top block moves, with and without gradient checkpointing (turned on by its current name)."""
     data = write_jsonl(synthetic_pairs(80, seed=4), tmp_path / "pairs.jsonl")
     result = rewardlab.train(
         data=str(data),
@@ -61,6 +61,7 @@ def test_training_the_top_block_leaves_the_rest_as_it_was(checkpointing, tiny_en
     assert frozen and trained
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     assert all(not torch.equal(before[k], after[k]) for k in trained)
+    assert not [w for w in recwarn if "gradient_checkpointing_enable" in str(w.message)]
 
 
 def test_train_layers_out_of_range_is_a_config_error(tiny_encoder_dir, tmp_path):

@@ -12,8 +12,8 @@ from test_dpo_cli import COMMON, run, write_pairs
 from test_policy_trainer import PAIRS, load
 from transformers import AutoModelForCausalLM
 
+from rewardlab.models.backbones import set_activation_checkpointing
 from rewardlab.policy.lora import LoraSettings, add_lora
-from rewardlab.policy.run import _checkpointing
 from rewardlab.policy.trainer import PolicyTrainConfig, train_policy
 
 torch.set_num_threads(1)
@@ -110,7 +110,7 @@ def test_gradient_checkpointing_recomputes_the_layers_and_trains_the_same_weight
     for checkpointing in (False, True):
         model, tokenizer = load(tiny_decoder_dir)
         if checkpointing:
-            _checkpointing(model, enable=True)
+            set_activation_checkpointing(model, enable=True)
         torch.manual_seed(0)
         if lora:
             model = add_lora(model, LoraSettings(enabled=True, r=4))

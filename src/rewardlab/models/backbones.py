@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BACKBONE = "minilm"
 KNOWN_BACKBONES = {
@@ -64,3 +65,12 @@ def _hub_cache(repo_id: str) -> Path | None:
     except (LocalEntryNotFoundError, HFValidationError, OSError):
         return None
     return path if (path / "config.json").is_file() else None
+
+
+def set_activation_checkpointing(model: Any, enable: bool) -> None:
+    """Turn activation (gradient) checkpointing on or off; transformers 5 renamed the method, and the old
+    name warns, so use the new one where it exists."""
+    verb = "enable" if enable else "disable"
+    new, old = f"activation_checkpointing_{verb}", f"gradient_checkpointing_{verb}"
+    method = getattr(model, new, None) or getattr(model, old)
+    method()

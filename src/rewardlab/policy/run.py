@@ -24,7 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from rewardlab.atomic import atomic_directory, write_text_atomic
 from rewardlab.data import ColumnMap, load_preferences, split_pairs
 from rewardlab.evaluate.causal_lm import CausalLM
-from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.backbones import resolve_backbone, set_activation_checkpointing
 from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import RewardModel, _ensure_pad_token
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
@@ -68,7 +68,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     _ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if config.gradient_checkpointing:
-        _checkpointing(model, enable=True)
+        set_activation_checkpointing(model, enable=True)
     if config.lora.enabled:
         torch.manual_seed(config.train.seed)  # the adapters start from seeded random A (and B = 0)
         model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
@@ -85,7 +85,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     if config.lora.enabled:
         model, base = merged_and_base(model)
     if config.gradient_checkpointing:
-        _checkpointing(model, enable=False)
+        set_activation_checkpointing(model, enable=False)
     model.eval()
     policy_dir = out / "policy"
     with atomic_directory(policy_dir) as tmp:
@@ -110,15 +110,6 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(out / "report.md", render_report(report))
     return DPORunOutput(out, policy_dir, report)
-
-
-def _checkpointing(model: Any, enable: bool) -> None:
-    """transformers 5 renamed gradient checkpointing to activation checkpointing; use what exists."""
-    verb = "enable" if enable else "disable"
-    method = getattr(model, f"activation_checkpointing_{verb}", None) or getattr(
-        model, f"gradient_checkpointing_{verb}"
-    )
-    method()
 
 
 def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:

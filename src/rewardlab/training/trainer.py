@@ -31,6 +31,7 @@ from rewardlab.data.split import Splits, split_pairs
 from rewardlab.evaluate.calibration import fit_temperature
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs, score_pairs
 from rewardlab.evaluate.report import write_report
+from rewardlab.models.backbones import set_activation_checkpointing
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
@@ -188,7 +189,7 @@ def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objec
         total = sum(w.numel() for w in model.model.parameters())
         accelerator.print(f"training the top {config.model.train_layers} blocks and the head: {trained:,} of {total:,}")
     if config.model.gradient_checkpointing:
-        model.model.gradient_checkpointing_enable()
+        set_activation_checkpointing(model.model, enable=True)
     model.model.to(accelerator.device)
     return model
 
