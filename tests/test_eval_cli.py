@@ -11,11 +11,12 @@ import torch
 from typer.testing import CliRunner
 
 from rewardlab.asgi import running_server
-from rewardlab.cli import SCORER_NAMES, app
+from rewardlab.cli import SCORER_NAMES, PairChecks, app
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.causal_lm import CausalLM
 from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 from rewardlab.evaluate.pairwise import evaluate_pairs
+from rewardlab.evaluate.policy_ranking import policy_ranking
 from rewardlab.evaluate.scorers import SCORER_KINDS
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.serve import ServeConfig, create_app
@@ -152,6 +153,35 @@ def test_implicit_scorer_from_the_command_line(tiny_decoder_dir, tmp_path):
     )  # fmt: skip
     ideal = float(expected / 0.5 + math.log(0.6 / 0.4) / 0.1 > 0)
     assert f"idealised ranking accuracy of the DPO optimum (β = 0.1, p = 0.6): {ideal:.4f}" in output.replace("\n", "")
+
+
+def test_policy_ranking_reuses_the_implicit_rewards_log_probabilities(tiny_decoder_dir):
+    """--policy-ranking reads each reply's log-probabilities once, under the policy and the reference,
+    and reports what plain evaluation and ``policy_ranking`` report separately."""
+    pairs = [
+        PreferencePair("hello", "Hi, how can I help you today?", "Go away."),
+        PreferencePair("2 + 2?", "4", "It is 5, I think."),
+    ]
+    policy, reference = CausalLM.from_pretrained(tiny_decoder_dir), CausalLM.from_pretrained(tiny_decoder_dir)
+    with torch.no_grad():
+        for w in reference.model.parameters():
+            w.add_(0.05 * torch.randn_like(w))
+    passes = []
+    for lm in (policy, reference):
+        count = lm.continuation_logps
+        lm.continuation_logps = lambda *a, _count=count, **k: passes.append(1) or _count(*a, **k)
+    scorer = ImplicitRewardScorer(policy, reference, beta=0.1, mode="dpo")
+    checks = PairChecks(policy_ranking=True, ranking_p=0.7)
+    result = checks.run(scorer, pairs, data="", columns=None, skip=False, split="all")
+    assert len(passes) == 4  # chosen and rejected replies, policy and reference
+    plain = evaluate_pairs(scorer, pairs)
+    assert result.chosen_scores == plain.chosen_scores and result.rejected_scores == plain.rejected_scores
+    expected = policy_ranking(
+        policy.model, policy.tokenizer, pairs, reference=reference.model, p=0.7, beta=0.1, fmt=policy.text_format
+    )
+    ranking = result.extras["policy_ranking"]
+    assert ranking.ranking_accuracy == expected.ranking_accuracy
+    assert ranking.idealized_ranking_accuracy == expected.idealized_ranking_accuracy
 
 
 def test_judge_and_remote_scorers_from_the_command_line(tiny_decoder_dir, model_dir, tmp_path):

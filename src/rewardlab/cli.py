@@ -289,28 +289,31 @@ class PairChecks:
             is_split = fit_on in ("train", "validation", "test")
             fit_pairs = _load_pairs(data if is_split else fit_on, columns, skip, fit_on if is_split else "all")
             validation = pair_scores(as_scorer, fit_pairs)
-        result = evaluate_pairs(scorer, pairs, precision=precision, progress=True, validation_scores=validation)
+        if self.policy_ranking:
+            result, ranking = _with_policy_ranking(scorer, pairs, self.ranking_p, validation)
+            result.extras["policy_ranking"] = ranking
+        else:
+            result = evaluate_pairs(scorer, pairs, precision=precision, progress=True, validation_scores=validation)
         if contrast_pairs is not None:
             result.extras["contrast"] = evaluate_contrast(as_scorer, contrast_pairs)
         if self.invariance:
             result.extras["invariance"] = invariance_checks(as_scorer, pairs, batch_size=1)
-        if self.policy_ranking:
-            result.extras["policy_ranking"] = _policy_ranking(scorer, pairs, self.ranking_p)
         return result
 
 
-def _policy_ranking(scorer: Any, pairs: list, p: float) -> Any:
-    """Ranking accuracy of an implicit-reward scorer's policy (Chen et al. 2024), idealised with its reference."""
+def _with_policy_ranking(scorer: Any, pairs: list, p: float, validation: Any) -> tuple[Any, Any]:
+    """An implicit-reward scorer's evaluation and its policy's ranking accuracy (Chen et al. 2024),
+    idealised with its reference, both from one computation of the log-probabilities."""
+    from rewardlab.evaluate.pairwise import summarise_scores
     from rewardlab.evaluate.policy_ranking import ranking_output
 
-    def logps(lm: Any) -> tuple[list[float], list[float]]:
-        prompts = [x.prompt for x in pairs]
-        chosen, _ = lm.reply_logps(prompts, [x.chosen for x in pairs])
-        rejected, _ = lm.reply_logps(prompts, [x.rejected for x in pairs])
-        return chosen, rejected
-
-    reference = logps(scorer.reference) if scorer.reference is not None else None
-    return ranking_output(*logps(scorer.policy), reference, p=p, beta=scorer.beta)
+    prompts = [x.prompt for x in pairs]
+    chosen = scorer.reply_logps(prompts, [x.chosen for x in pairs])
+    rejected = scorer.reply_logps(prompts, [x.rejected for x in pairs])
+    rewards = scorer.rewards(chosen), scorer.rewards(rejected)
+    result = summarise_scores(pairs, *rewards, precision=scorer.precision, validation_scores=validation)
+    reference = (chosen.reference, rejected.reference) if chosen.reference is not None else None
+    return result, ranking_output(chosen.policy, rejected.policy, reference, p=p, beta=scorer.beta)
 
 
 def _evaluate_reward_model(

@@ -41,6 +41,15 @@ DEFAULT_NEGATIVE_FOLLOW_UPS = (
 )
 
 
+@dataclass(frozen=True)
+class ReplyLogps:
+    """log π(y|x) of each reply, its token count, and log π_ref(y|x) when there is a reference."""
+
+    policy: list[float]
+    lengths: list[int]
+    reference: list[float] | None
+
+
 @dataclass
 class ImplicitRewardScorer:
     """β·(log π − log π_ref) (``dpo``), β·log π (``sum``) or β·log π/|y| (``mean``) of each reply."""
@@ -64,14 +73,22 @@ class ImplicitRewardScorer:
         if not self.beta > 0:
             raise ValueError(f"beta must be positive (got {self.beta})")
 
-    def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
+    def reply_logps(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> ReplyLogps:
+        """The log-probabilities the rewards are made of (also what the policy's ranking accuracy reads)."""
         logps, lengths = self.policy.reply_logps(prompts, replies)
+        reference = self.reference.reply_logps(prompts, replies)[0] if self.reference is not None else None
+        return ReplyLogps(logps, lengths, reference)
+
+    def rewards(self, logps: ReplyLogps) -> list[float]:
+        """Each reply's implicit reward from its log-probabilities."""
         if self.mode == "sum":
-            return [self.beta * lp for lp in logps]
+            return [self.beta * lp for lp in logps.policy]
         if self.mode == "mean":
-            return [self.beta * lp / n for lp, n in zip(logps, lengths, strict=True)]
-        reference, _ = self.reference.reply_logps(prompts, replies)  # type: ignore[union-attr]
-        return [self.beta * (lp - ref) for lp, ref in zip(logps, reference, strict=True)]
+            return [self.beta * lp / n for lp, n in zip(logps.policy, logps.lengths, strict=True)]
+        return [self.beta * (lp - ref) for lp, ref in zip(logps.policy, logps.reference or [], strict=True)]
+
+    def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
+        return self.rewards(self.reply_logps(prompts, replies))
 
 
 @dataclass
