@@ -140,7 +140,8 @@ def test_resume_after_kill_gives_identical_weights(precision, tiny_encoder_dir, 
 
 
 def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
-    """Data-parallel over 2 CPU processes (gloo) gives the update of one process with the same global batch."""
+    """Data-parallel over 2 CPU processes (gloo) gives the update of one process with the same global batch,
+    including the head probe, whose features the two processes compute half each and gather."""
     args = [
         "--data",
         str(synthetic_file),

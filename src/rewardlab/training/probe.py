@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from accelerate import Accelerator
 
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective
@@ -44,14 +45,32 @@ def probe_applies(objective: Objective) -> bool:
 
 
 def pair_feature_differences(
-    model: RewardModel, data: EncodedPairs, precision: str
+    model: RewardModel, data: EncodedPairs, precision: str, accelerator: Accelerator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """φ(chosen) − φ(rejected) per ordered pair (ties have no order and are left out), and the pairs' weights."""
     keep = [i for i in range(len(data)) if not data.tie[i]]
     ids = [data.chosen[i] for i in keep] + [data.rejected[i] for i in keep]
-    features = model.outputs_ids(ids, precision=precision, head_inputs=True)
+    features = _head_inputs(model, ids, precision, accelerator)
     n = len(keep)
     return features[:n] - features[n:], torch.tensor([data.weight[i] for i in keep], dtype=torch.float32)
+
+
+def _head_inputs(
+    model: RewardModel, ids: list[list[int]], precision: str, accelerator: Accelerator | None
+) -> torch.Tensor:
+    """φ of every sequence. With several processes each computes every world-th one and all gather them:
+    the same features, bit for bit (scoring does not depend on what else is in a batch), in 1/world of the time."""
+    world = accelerator.num_processes if accelerator is not None else 1
+    if world == 1:
+        return model.outputs_ids(ids, precision=precision, head_inputs=True)
+    rank = accelerator.process_index
+    mine = model.outputs_ids(ids[rank::world], precision=precision, head_inputs=True)
+    padded = accelerator.pad_across_processes(mine.to(accelerator.device), dim=0)
+    gathered = accelerator.gather(padded).cpu().view(world, *padded.shape)
+    features = torch.empty(len(ids), gathered.shape[-1])
+    for r in range(world):
+        features[r::world] = gathered[r, : len(range(r, len(ids), world))]
+    return features
 
 
 def probe_loss(w: torch.Tensor, diffs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -77,17 +96,22 @@ def fit_linear_bt(diffs: torch.Tensor, weights: torch.Tensor, l2: float) -> torc
 
 
 def probe_head(
-    model: RewardModel, train: EncodedPairs, validation: EncodedPairs | None, precision: str = "auto"
+    model: RewardModel,
+    train: EncodedPairs,
+    validation: EncodedPairs | None,
+    precision: str = "auto",
+    accelerator: Accelerator | None = None,
 ) -> ProbeResult:
     """Set ``model``'s scalar head to the probe fitted on ``train`` (λ chosen on ``validation``; the
-    smallest of the grid without one) and report the fit."""
+    smallest of the grid without one) and report the fit. With several processes (``accelerator``)
+    they share the feature pass; each then fits the same head from the same features."""
     head = scalar_head(model.model)
     if head is None or head.out_features != 1:
         raise ValueError("a linear probe needs a scalar reward head (one output)")
-    diffs, weights = pair_feature_differences(model, train, precision)
+    diffs, weights = pair_feature_differences(model, train, precision, accelerator)
     if not len(diffs):
         raise ValueError("a linear probe needs ordered (not tie-labelled) training pairs")
-    held_out = pair_feature_differences(model, validation, precision) if validation is not None else None
+    held_out = pair_feature_differences(model, validation, precision, accelerator) if validation is not None else None
     if held_out is None or not len(held_out[0]):
         l2, score = L2_GRID[0], None
         w = fit_linear_bt(diffs, weights, l2)

@@ -98,7 +98,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         )
     probe = config.model.head_init == "probe" or (config.model.head_init == "auto" and probe_applies(objective))
     if probe and not (resume and (out / "checkpoint").exists()):
-        fit = probe_head(model, train_data, valid_data, config.precision)
+        fit = probe_head(model, train_data, valid_data, config.precision, accelerator)
         accelerator.print(f"reward head fitted on the frozen backbone's features (LP-FT): {fit}")
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
