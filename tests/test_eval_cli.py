@@ -163,6 +163,7 @@ def test_policy_ranking_reuses_the_implicit_rewards_log_probabilities(tiny_decod
         PreferencePair("2 + 2?", "4", "It is 5, I think."),
     ]
     policy, reference = CausalLM.from_pretrained(tiny_decoder_dir), CausalLM.from_pretrained(tiny_decoder_dir)
+    torch.manual_seed(0)
     with torch.no_grad():
         for w in reference.model.parameters():
             w.add_(0.05 * torch.randn_like(w))
