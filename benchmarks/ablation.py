@@ -1,4 +1,4 @@
-"""What each training technique contributes on MiniLM, and how close a step gets to the matmul peak.
+"""What each training technique contributes (MiniLM, SmolLM2), and how close a step gets to the matmul peak.
 
 The same 160 training pairs (8 a step, the embedded HH-RLHF data, max length 256) go through a full
 training step (forward, backward, clipping, AdamW) under cumulative settings, from what a plain
@@ -12,7 +12,12 @@ query instead of the scores and adds the mask in place (two fewer passes over th
 length x length scores), and ``torch.compile`` with dynamic shapes (its first pass, which compiles,
 is reported apart).
 
-    python benchmarks/ablation.py [--threads 2] [--output benchmarks/results/ablation.json]
+With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (48 pairs by default, 6
+steps) with the decoder's own settings: every setting keeps fused attention (rewardlab's choice for
+decoders), and the last one computes each pair's prompt once (one row a pair) where the others put
+each reply in its own row after its prompt. FLOP rates are reported for MiniLM only.
+
+    python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--threads 2] [--output PATH]
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from transformers.masking_utils import eager_mask
 
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.sequences import pad_batch
 from rewardlab.training.batching import encode_pairs
 from rewardlab.training.compute import ComputeModel
 
-PAIRS, STEP = 160, 8
+STEP = 8
+PAIRS = {"minilm": 160, "smollm2": 48}
 
 SETTINGS = [
     ("padded batches, fp32, fused attention, AdamW per tensor", {}),
@@ -46,6 +53,17 @@ DEFAULTS = SETTINGS[-1][1]
 NOT_KEPT = [
     ("defaults + query scaled, mask added in place (not kept)", {**DEFAULTS, "attention": "scaled_query"}),
     ("defaults + torch.compile, dynamic shapes (not kept)", {**DEFAULTS, "compile": True}),
+]
+
+DECODER_SETTINGS = [
+    ("two padded rows a pair, fp32, AdamW per tensor", {"separate": True}),
+    ("+ batches of similar length", {"separate": True, "bucketing": True}),
+    ("+ bf16 copy with fp32 master weights", {"separate": True, "bucketing": True, "copy": True}),
+    ("+ fused AdamW", {"separate": True, "bucketing": True, "copy": True, "fused": True}),
+    (
+        "+ the prompt computed once, one row a pair (rewardlab's defaults)",
+        {"bucketing": True, "copy": True, "fused": True},
+    ),
 ]
 
 
@@ -86,6 +104,12 @@ def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int])
     return total
 
 
+def two_rows_a_pair(model: RewardModel, chosen: list, rejected: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rewards with each reply in its own padded row after its prompt (a decoder's prompt read twice)."""
+    ids, mask = pad_batch([*chosen, *rejected], model.tokenizer.pad_token_id)
+    return model.rewards(ids, mask).split(len(chosen))
+
+
 def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dict:
     torch.manual_seed(0)
     master = RewardModel(type(base.model)(base.model.config), base.tokenizer, base.info)
@@ -94,8 +118,9 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
         compute = ComputeModel(master, "bf16", torch.device("cpu"))
     else:
         compute = ComputeModel(master, "fp32", torch.device("cpu"))
-    attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
-    compute.model.model.set_attn_implementation(attention)
+    if not base.shares_prefix:  # an encoder: the setting says which attention (decoders keep fused attention)
+        attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
+        compute.model.model.set_attn_implementation(attention)
     if options.get("compile"):
         compute.model.model.compile(dynamic=True)
     optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
@@ -107,10 +132,12 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
     for _ in range(2):
         start = time.perf_counter()
         for batch in batches:
+            pair = [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
-                chosen, rejected, _ = compute.model.pair_rewards(
-                    [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
-                )
+                if options.get("separate"):
+                    chosen, rejected = two_rows_a_pair(compute.model, *pair)
+                else:
+                    chosen, rejected, _ = compute.model.pair_rewards(*pair)
             (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
             compute.accumulate_gradients()
             torch.nn.utils.clip_grad_norm_(master.model.parameters(), 1.0)
@@ -121,10 +148,10 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
     seconds = min(passes)
     real = sum(len(data.chosen[i]) + len(data.rejected[i]) for i in order)
     padded = sum(2 * len(b) * max(data.lengths[i] for i in b) for b in batches)
-    return {
-        "first_pass_s": passes[0],
-        "pairs_per_s": len(order) / seconds,
-        "real_tokens_per_s": real / seconds,
+    row = {"first_pass_s": passes[0], "pairs_per_s": len(order) / seconds, "real_tokens_per_s": real / seconds}
+    if base.shares_prefix:
+        return row
+    return row | {
         "padding_fraction": 1 - real / padded,
         "flops_per_s": step_flops(base, batches, data.lengths) / seconds,
     }
@@ -132,37 +159,54 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", choices=sorted(PAIRS), default="minilm")
+    parser.add_argument("--pairs", type=int, help="training pairs (default: 160 for MiniLM, 48 for SmolLM2)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/ablation.json"))
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = RewardModel.from_backbone("minilm", max_length=256)
+    pairs = args.pairs or PAIRS[args.backbone]
+    encoder = args.backbone == "minilm"
+    output = args.output or Path("benchmarks/results", "ablation.json" if encoder else f"ablation_{args.backbone}.json")
+    base = RewardModel.from_backbone(args.backbone, max_length=256)
     data = encode_pairs(base, load_preferences().pairs)
-    order = random.Random(0).sample(range(len(data)), PAIRS)
-    peaks = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)}
+    order = random.Random(0).sample(range(len(data)), pairs)
+    settings, defaults = (SETTINGS + NOT_KEPT, len(SETTINGS) - 1) if encoder else (DECODER_SETTINGS, -1)
+    peaks = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)} if encoder else {}
     rows = []
-    for label, options in SETTINGS + NOT_KEPT:
+    for label, options in settings:
         row = {"setting": label, **run_setting(base, data, order, options)}
-        row["fraction_of_peak"] = (
-            row["flops_per_s"] / peaks["bf16" if options.get("copy") or options.get("autocast") else "fp32"]
-        )
+        if encoder:
+            bf16 = options.get("copy") or options.get("autocast")
+            row["fraction_of_peak"] = row["flops_per_s"] / peaks["bf16" if bf16 else "fp32"]
         rows.append(row)
         print(json.dumps(row), flush=True)
     for row in rows:
         row["speedup"] = row["pairs_per_s"] / rows[0]["pairs_per_s"]
-        row["of_defaults"] = row["pairs_per_s"] / rows[len(SETTINGS) - 1]["pairs_per_s"]
-    result = {"threads": args.threads, "pairs": PAIRS, "pairs_per_step": STEP, "matmul_peak_flops": peaks, "rows": rows}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
-    print("| setting | pairs/s | speed-up | of the defaults | first pass | padding | GFLOP/s | of the matmul peak |")
-    print("|---|---|---|---|---|---|---|---|")
+        row["of_defaults"] = row["pairs_per_s"] / rows[defaults]["pairs_per_s"]
+    result = {
+        "backbone": args.backbone,
+        "threads": args.threads,
+        "pairs": pairs,
+        "pairs_per_step": STEP,
+        "matmul_peak_flops": peaks,
+        "rows": rows,
+    }
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    if encoder:
+        print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+    extra = " padding | GFLOP/s | of the matmul peak |" if encoder else ""
+    print("| setting | pairs/s | speed-up | of the defaults | first pass |" + extra)
+    print("|---" * (5 + 3 * encoder) + "|")
     for r in rows:
-        print(
+        line = (
             f"| {r['setting']} | {r['pairs_per_s']:.2f} | {r['speedup']:.2f}x | {r['of_defaults']:.2f}x "
-            f"| {r['first_pass_s']:.1f} s | {r['padding_fraction']:.0%} | {r['flops_per_s'] / 1e9:.0f} "
-            f"| {r['fraction_of_peak']:.0%} |"
+            f"| {r['first_pass_s']:.1f} s |"
         )
+        if encoder:
+            line += f" {r['padding_fraction']:.0%} | {r['flops_per_s'] / 1e9:.0f} | {r['fraction_of_peak']:.0%} |"
+        print(line)
 
 
 if __name__ == "__main__":
