@@ -12,7 +12,7 @@ query instead of the scores and adds the mask in place (two fewer passes over th
 length x length scores), and ``torch.compile`` with dynamic shapes (its first pass, which compiles,
 is reported apart).
 
-With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (48 pairs by default, 6
+With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (96 pairs by default, 12
 steps) with the decoder's own settings: every setting keeps fused attention (rewardlab's choice for
 decoders), and the last one computes each pair's prompt once (one row a pair) where the others put
 each reply in its own row after its prompt. FLOP rates are reported for MiniLM only.
@@ -39,7 +39,7 @@ from rewardlab.training.batching import encode_pairs
 from rewardlab.training.compute import ComputeModel
 
 STEP = 8
-PAIRS = {"minilm": 160, "smollm2": 48}
+PAIRS = {"minilm": 160, "smollm2": 96}
 
 SETTINGS = [
     ("padded batches, fp32, fused attention, AdamW per tensor", {}),
@@ -160,7 +160,7 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", choices=sorted(PAIRS), default="minilm")
-    parser.add_argument("--pairs", type=int, help="training pairs (default: 160 for MiniLM, 48 for SmolLM2)")
+    parser.add_argument("--pairs", type=int, help="training pairs (default: 160 for MiniLM, 96 for SmolLM2)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2].json")
     args = parser.parse_args()
