@@ -34,7 +34,6 @@ from transformers.masking_utils import eager_mask
 
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.sequences import pad_batch
 from rewardlab.training.batching import encode_pairs
 from rewardlab.training.compute import ComputeModel
 
@@ -104,12 +103,6 @@ def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int])
     return total
 
 
-def two_rows_a_pair(model: RewardModel, chosen: list, rejected: list) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rewards with each reply in its own padded row after its prompt (a decoder's prompt read twice)."""
-    ids, mask = pad_batch([*chosen, *rejected], model.tokenizer.pad_token_id)
-    return model.rewards(ids, mask).split(len(chosen))
-
-
 def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dict:
     torch.manual_seed(0)
     master = RewardModel(type(base.model)(base.model.config), base.tokenizer, base.info)
@@ -134,10 +127,8 @@ def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dic
         for batch in batches:
             pair = [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
-                if options.get("separate"):
-                    chosen, rejected = two_rows_a_pair(compute.model, *pair)
-                else:
-                    chosen, rejected, _ = compute.model.pair_rewards(*pair)
+                rewards = compute.model.separate_pair_rewards if options.get("separate") else compute.model.pair_rewards
+                chosen, rejected, _ = rewards(*pair)
             (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
             compute.accumulate_gradients()
             torch.nn.utils.clip_grad_norm_(master.model.parameters(), 1.0)

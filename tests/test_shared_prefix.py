@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
+from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.shared_prefix import common_prefix_length, pack_pairs, packed_pair_rewards, split_pair
 
 
@@ -53,3 +54,14 @@ def test_packed_rewards_and_gradients_equal_separate_passes(attention, tiny_deco
     for name, param in model.named_parameters():
         if param.grad is not None:
             assert torch.allclose(packed_grads[name], param.grad, atol=1e-5), name
+
+
+def test_a_reward_models_shared_and_separate_pair_rewards_agree(tiny_decoder_dir):
+    """``RewardModel.pair_rewards`` (prompt read once) equals ``separate_pair_rewards`` (each text in its row)."""
+    model = RewardModel.from_backbone(str(tiny_decoder_dir), max_length=64)
+    chosen, rejected = random_pairs(5, model.model.config.vocab_size, seed=2)
+    r_c, r_r, shared_tokens = model.pair_rewards(chosen, rejected)
+    s_c, s_r, separate_tokens = model.separate_pair_rewards(chosen, rejected)
+    assert model.shares_prefix and shared_tokens < separate_tokens == sum(map(len, chosen + rejected))
+    assert r_c.tolist() == pytest.approx(s_c.tolist(), abs=1e-5)
+    assert r_r.tolist() == pytest.approx(s_r.tolist(), abs=1e-5)

@@ -196,11 +196,17 @@ class RewardModel:
         self, chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]
     ) -> tuple[torch.Tensor, torch.Tensor, int]:
         """Rewards of the chosen and rejected reply of each pair, and how many real tokens were computed."""
-        device = self.model.device
         if self.shares_prefix:
             packed = pack_pairs(chosen, rejected, self.tokenizer.pad_token_id)
             chosen_rewards, rejected_rewards = packed_pair_rewards(self.model, packed)
             return chosen_rewards, rejected_rewards, packed.real_tokens
+        return self.separate_pair_rewards(chosen, rejected)
+
+    def separate_pair_rewards(
+        self, chosen: Sequence[Sequence[int]], rejected: Sequence[Sequence[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """As :meth:`pair_rewards`, with every text in its own padded row (a decoder's prompt read twice)."""
+        device = self.model.device
         input_ids, mask = pad_batch([*chosen, *rejected], self.tokenizer.pad_token_id)
         chosen_rewards, rejected_rewards = self.rewards(input_ids.to(device), mask.to(device)).split(len(chosen))
         return chosen_rewards, rejected_rewards, int(mask.sum())
