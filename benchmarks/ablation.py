@@ -2,22 +2,25 @@
 
 The same 160 training pairs (8 a step, the embedded HH-RLHF data, max length 256) go through a full
 training step (forward, backward, clipping, AdamW) under cumulative settings, from what a plain
-PyTorch loop does to rewardlab's defaults. Each setting runs the 20 steps twice in a row and keeps
-the faster pass (the first warms the allocator). The matmul peak is measured on MiniLM's own feed-forward
-shape in fp32 and bf16; a step's useful work is 6 FLOPs per weight per padded token for the
-linear layers plus attention's score and value products (forward and backward).
+PyTorch loop does to rewardlab's defaults. Every setting is prepared first, then the settings take
+each training step in turn, one after the other, and the 20 steps are run ``--rounds`` times (this
+shared machine's speed drifts by tens of percent within minutes; taking turns a step at a time
+spreads a drift over all settings alike); each setting keeps its fastest pass. The
+matmul peak is measured on MiniLM's own feed-forward shape in fp32 and bf16; a step's work is 6 FLOPs
+per weight per padded token for the linear layers plus attention's score and value products
+(forward and backward), counting only what is computed (the last layer at the first token only).
 
-The last two rows were tried on top of the defaults and not kept: eager attention that scales the
-query instead of the scores and adds the mask in place (two fewer passes over the batch x heads x
-length x length scores), and ``torch.compile`` with dynamic shapes (its first pass, which compiles,
-is reported apart).
+The last three rows were tried on top of the defaults and not kept: PyTorch's fused attention
+instead of eager attention, eager attention that scales the query instead of the scores and adds
+the mask in place (two fewer passes over the batch x heads x length x length scores), and
+``torch.compile`` with dynamic shapes (its first pass, which compiles, is reported apart).
 
 With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (96 pairs by default, 12
 steps) with the decoder's own settings: every setting keeps fused attention (rewardlab's choice for
 decoders), and the last one computes each pair's prompt once (one row a pair) where the others put
 each reply in its own row after its prompt. FLOP rates are reported for MiniLM only.
 
-    python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--threads 2] [--output PATH]
+    python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--rounds 3] [--threads 2] [--output PATH]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.masking_utils import eager_mask
 
 from rewardlab.data import load_preferences
+from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.batching import encode_pairs
 from rewardlab.training.compute import ComputeModel
@@ -46,10 +50,15 @@ SETTINGS = [
     ("+ bf16 autocast (fp32 weights)", {"bucketing": True, "autocast": True}),
     ("+ eager attention", {"bucketing": True, "autocast": True, "eager": True}),
     ("bf16 copy with fp32 master weights instead of autocast", {"bucketing": True, "copy": True, "eager": True}),
-    ("+ fused AdamW (rewardlab's defaults)", {"bucketing": True, "copy": True, "eager": True, "fused": True}),
+    ("+ fused AdamW", {"bucketing": True, "copy": True, "eager": True, "fused": True}),
+    (
+        "+ last layer at the first token only (rewardlab's defaults)",
+        {"bucketing": True, "copy": True, "eager": True, "fused": True, "first_token": True},
+    ),
 ]
 DEFAULTS = SETTINGS[-1][1]
 NOT_KEPT = [
+    ("defaults with fused attention (not kept)", {**DEFAULTS, "eager": False}),
     ("defaults + query scaled, mask added in place (not kept)", {**DEFAULTS, "attention": "scaled_query"}),
     ("defaults + torch.compile, dynamic shapes (not kept)", {**DEFAULTS, "compile": True}),
 ]
@@ -90,62 +99,77 @@ def matmul_rate(dtype: torch.dtype, tokens: int = 4096, d: int = 384, ff: int = 
     return 2 * tokens * d * ff / best
 
 
-def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int]) -> float:
-    """Useful FLOPs of the training steps: linear layers (6 per weight per token) plus attention."""
+def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int], first_token: bool) -> float:
+    """FLOPs the training steps compute: the layers' matrices (6 per weight per token, backward costs
+    twice the forward) plus attention's products; with ``first_token`` the last layer computes its keys
+    and values for every token and the rest for the first token of each row."""
     config = model.model.config
-    weights = sum(p.numel() for n, p in model.model.named_parameters() if p.dim() == 2 and "embeddings" not in n)
+    layers, hidden = config.num_hidden_layers, config.hidden_size
+    per_layer = sum(p.numel() for n, p in model.model.named_parameters() if p.dim() == 2 and ".layer." in n) / layers
+    keys_values = 2 * hidden * hidden
     total = 0.0
     for batch in batches:
-        width = max(lengths[i] for i in batch)
-        tokens = 2 * len(batch) * width
-        attention = 2 * 2 * width * config.hidden_size * config.num_hidden_layers  # QK^T and PV per token
-        total += 3 * tokens * (2 * weights + attention)  # backward costs twice the forward
+        width, rows = max(lengths[i] for i in batch), 2 * len(batch)
+        tokens = rows * width
+        attention = 2 * 2 * width * hidden  # QK^T and PV, per query token and layer
+        if first_token:
+            last = keys_values * tokens + (per_layer - keys_values) * rows
+            forward = 2 * ((layers - 1) * per_layer * tokens + last) + attention * ((layers - 1) * tokens + rows)
+        else:
+            forward = 2 * layers * per_layer * tokens + attention * layers * tokens
+        total += 3 * forward
     return total
 
 
-def run_setting(base: RewardModel, data, order: list[int], options: dict) -> dict:
-    torch.manual_seed(0)
-    master = RewardModel(type(base.model)(base.model.config), base.tokenizer, base.info)
-    master.model.load_state_dict(base.model.state_dict())
-    if options.get("copy"):
-        compute = ComputeModel(master, "bf16", torch.device("cpu"))
-    else:
-        compute = ComputeModel(master, "fp32", torch.device("cpu"))
-    if not base.shares_prefix:  # an encoder: the setting says which attention (decoders keep fused attention)
-        attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
-        compute.model.model.set_attn_implementation(attention)
-    if options.get("compile"):
-        compute.model.model.compile(dynamic=True)
-    optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
-    if options.get("bucketing"):
-        order = sorted(order, key=lambda i: data.lengths[i])
-    batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]
-    random.Random(0).shuffle(batches)
-    passes = []
-    for _ in range(2):
+class Setting:
+    """One cumulative setting: its own copy of the model, optimiser and batches, timed a pass at a time."""
+
+    def __init__(self, base: RewardModel, data, order: list[int], options: dict) -> None:
+        torch.manual_seed(0)
+        master = RewardModel(type(base.model)(base.model.config), base.tokenizer, base.info)
+        if options.get("first_token"):
+            compute_first_token_only(master.model)
+        master.model.load_state_dict(base.model.state_dict())
+        self.compute = ComputeModel(master, "bf16" if options.get("copy") else "fp32", torch.device("cpu"))
+        if not base.shares_prefix:  # an encoder: the setting says which attention (decoders keep fused attention)
+            attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
+            self.compute.model.model.set_attn_implementation(attention)
+        if options.get("compile"):
+            self.compute.model.model.compile(dynamic=True)
+        self.optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
+        if options.get("bucketing"):
+            order = sorted(order, key=lambda i: data.lengths[i])
+        self.batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]
+        random.Random(0).shuffle(self.batches)
+        self.base, self.data, self.order, self.options = base, data, order, options
+        self.passes: list[float] = []
+
+    def step(self, index: int) -> float:
+        """Train on batch ``index``; return its seconds."""
+        compute, options, data, batch = self.compute, self.options, self.data, self.batches[index]
+        rewards = compute.model.separate_pair_rewards if options.get("separate") else compute.model.pair_rewards
         start = time.perf_counter()
-        for batch in batches:
-            pair = [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
-                rewards = compute.model.separate_pair_rewards if options.get("separate") else compute.model.pair_rewards
-                chosen, rejected, _ = rewards(*pair)
-            (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
-            compute.accumulate_gradients()
-            torch.nn.utils.clip_grad_norm_(master.model.parameters(), 1.0)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            compute.refresh()
-        passes.append(time.perf_counter() - start)
-    seconds = min(passes)
-    real = sum(len(data.chosen[i]) + len(data.rejected[i]) for i in order)
-    padded = sum(2 * len(b) * max(data.lengths[i] for i in b) for b in batches)
-    row = {"first_pass_s": passes[0], "pairs_per_s": len(order) / seconds, "real_tokens_per_s": real / seconds}
-    if base.shares_prefix:
-        return row
-    return row | {
-        "padding_fraction": 1 - real / padded,
-        "flops_per_s": step_flops(base, batches, data.lengths) / seconds,
-    }
+        pair = [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
+            chosen, rejected, _ = rewards(*pair)
+        (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
+        compute.accumulate_gradients()
+        torch.nn.utils.clip_grad_norm_(compute.master.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        compute.refresh()
+        return time.perf_counter() - start
+
+    def row(self) -> dict:
+        """Throughput of the fastest pass (the first warms the allocator, and compiles under torch.compile)."""
+        data, order, seconds = self.data, self.order, min(self.passes)
+        real = sum(len(data.chosen[i]) + len(data.rejected[i]) for i in order)
+        padded = sum(2 * len(b) * max(data.lengths[i] for i in b) for b in self.batches)
+        row = {"first_pass_s": self.passes[0], "pairs_per_s": len(order) / seconds, "real_tokens_per_s": real / seconds}
+        if self.base.shares_prefix:
+            return row
+        flops = step_flops(self.base, self.batches, data.lengths, bool(self.options.get("first_token")))
+        return row | {"padding_fraction": 1 - real / padded, "flops_per_s": flops / seconds}
 
 
 def main() -> None:
@@ -153,6 +177,7 @@ def main() -> None:
     parser.add_argument("--backbone", choices=sorted(PAIRS), default="minilm")
     parser.add_argument("--pairs", type=int, help="training pairs (default: 160 for MiniLM, 96 for SmolLM2)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes of each setting, taken in turn")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -164,9 +189,17 @@ def main() -> None:
     order = random.Random(0).sample(range(len(data)), pairs)
     settings, defaults = (SETTINGS + NOT_KEPT, len(SETTINGS) - 1) if encoder else (DECODER_SETTINGS, -1)
     peaks = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)} if encoder else {}
+    prepared = [Setting(base, data, order, options) for _, options in settings]
+    for _ in range(args.rounds):  # step by step in turn, so that a drift in the machine's speed hits all alike
+        passes = [0.0] * len(prepared)
+        for index in range(len(prepared[0].batches)):
+            for i, setting in enumerate(prepared):
+                passes[i] += setting.step(index)
+        for setting, seconds in zip(prepared, passes, strict=True):
+            setting.passes.append(seconds)
     rows = []
-    for label, options in settings:
-        row = {"setting": label, **run_setting(base, data, order, options)}
+    for (label, options), setting in zip(settings, prepared, strict=True):
+        row = {"setting": label, **setting.row()}
         if encoder:
             bf16 = options.get("copy") or options.get("autocast")
             row["fraction_of_peak"] = row["flops_per_s"] / peaks["bf16" if bf16 else "fp32"]
@@ -180,6 +213,7 @@ def main() -> None:
         "threads": args.threads,
         "pairs": pairs,
         "pairs_per_step": STEP,
+        "rounds": args.rounds,
         "matmul_peak_flops": peaks,
         "rows": rows,
     }

@@ -1,8 +1,9 @@
 """Scoring throughput: rewardlab's scorer against a RewardBench-style loop, on the same model and texts.
 
 RewardBench scores a dataset in fixed batches in file order, each padded to its longest text, in
-fp32. rewardlab sorts texts into fixed-shape tiles by length (little padding, and scores that do
-not depend on batch composition) and uses bf16 where the CPU has native bf16. Both score the same
+fp32, with transformers' own model class. rewardlab sorts texts into fixed-shape tiles by length
+(little padding, and scores that do not depend on batch composition), uses bf16 where the CPU has
+native bf16, and computes an encoder's last layer at the first token only. Both score the same
 token ids (the 1,850 embedded HH-RLHF pairs, both replies, left-truncated to 256 tokens) with the
 same model, alternating, with torch threads fixed; the report gives texts/s, the ratio, the
 largest score difference between the two, and the agreement of the pairwise decisions.
@@ -18,20 +19,28 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
 
 
+def plain_transformers(model: RewardModel) -> PreTrainedModel:
+    """The same weights in transformers' own sequence classifier, as RewardBench loads them (without
+    rewardlab's changes, such as computing an encoder's last layer at the first token only)."""
+    plain = AutoModelForSequenceClassification.from_config(model.model.config)
+    plain.load_state_dict(model.model.state_dict())
+    return plain.eval()
+
+
 @torch.inference_mode()
-def rewardbench_style(model: RewardModel, ids: list[list[int]], batch_size: int) -> list[float]:
+def rewardbench_style(model: PreTrainedModel, ids: list[list[int]], batch_size: int, pad_id: int) -> list[float]:
     """Fixed batches in input order, padded to the longest, fp32 (RewardBench's pipeline shape)."""
-    model.model.eval()
     scores: list[float] = []
     for start in range(0, len(ids), batch_size):
-        input_ids, mask = pad_batch(ids[start : start + batch_size], model.tokenizer.pad_token_id)
-        scores += model.rewards(input_ids, mask).tolist()
+        input_ids, mask = pad_batch(ids[start : start + batch_size], pad_id)
+        scores += model(input_ids=input_ids, attention_mask=mask).logits[:, 0].tolist()
     return scores
 
 
@@ -56,9 +65,10 @@ def main() -> None:
     prompts = [p.prompt for p in pairs] * 2
     replies = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     ids = model.encode(prompts, replies).ids
+    plain = plain_transformers(model)
     runs: dict[str, list[float]] = {"rewardbench": [], "rewardlab": []}
     for _ in range(args.repeats):  # alternate, so drift in machine load hits both
-        baseline, seconds = timed(rewardbench_style, model, ids, args.batch_size)
+        baseline, seconds = timed(rewardbench_style, plain, ids, args.batch_size, model.tokenizer.pad_token_id)
         runs["rewardbench"].append(seconds)
         ours, seconds = timed(model.score_ids, ids)
         runs["rewardlab"].append(seconds)

@@ -23,6 +23,7 @@ from transformers import logging as hf_logging
 from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
 from rewardlab.models.sequences import Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
@@ -111,6 +112,7 @@ class RewardModel:
         if not dropout:
             disable_dropout(model)
         info = RewardModelInfo(choose_format(tokenizer, text_format), max_length, backbone=str(backbone), head=head)
+        compute_first_token_only(model)
         return cls(model, tokenizer, info)
 
     @classmethod
@@ -153,6 +155,7 @@ class RewardModel:
             },
         )
         model.eval()
+        compute_first_token_only(model)
         return cls(model, tokenizer, info)
 
     def save_pretrained(self, path: str | Path) -> Path:
