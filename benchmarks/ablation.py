@@ -122,7 +122,7 @@ def step_flops(model: RewardModel, batches: list[list[int]], lengths: list[int],
 
 
 class Setting:
-    """One cumulative setting: its own copy of the model, optimiser and batches, timed a pass at a time."""
+    """One cumulative setting: its own copy of the model, optimiser and batches, timed a step at a time."""
 
     def __init__(self, base: RewardModel, data, order: list[int], options: dict) -> None:
         torch.manual_seed(0)
