@@ -11,9 +11,9 @@ round away, accumulate in fp32 as in ordinary mixed-precision training.
 Encoders train with eager attention on CPUs: with a padding mask, PyTorch's fused CPU attention
 has a fast forward but a slow backward, while the eager backward is plain matrix multiplies
 (`benchmarks/ablation.py`, MiniLM, 8 pairs a step: rewardlab's defaults at 23.9 pairs/s, 15.4 with
-fused attention instead). Decoders keep fused
-attention: with the packed pairs' mask on SmolLM2's shapes it is slightly the faster of the two
-(forward and backward of 8 rows of 383 tokens: 93–96 ms against 100 ms, `benchmarks/RESULTS.md`).
+fused attention instead). Decoders keep fused attention: with the packed pairs' mask on SmolLM2's
+shapes it is slightly the faster of the two (forward and backward of 8 rows of 383 tokens: 93–96 ms
+against 100 ms, `benchmarks/RESULTS.md`).
 """
 
 from __future__ import annotations
