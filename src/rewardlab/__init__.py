@@ -14,11 +14,13 @@ os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 # gain in speed (benchmarks/RESULTS.md). Read when oneDNN first runs; a user's own value wins.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
 
-
+from rewardlab.allocator import keep_freed_memory
 from rewardlab.api import train
 from rewardlab.data import PreferencePair, load_preferences
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.config import TrainConfig
+
+keep_freed_memory()  # large tensors reuse freed memory instead of page-faulting fresh pages (allocator.py)
 
 __all__ = ["PreferencePair", "RewardModel", "TrainConfig", "load_preferences", "train"]
 __version__ = "0.1.0"
