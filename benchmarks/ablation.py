@@ -3,12 +3,13 @@
 The same 160 training pairs (8 a step, the embedded HH-RLHF data, max length 256) go through a full
 training step (forward, backward, clipping, AdamW) under cumulative settings, from what a plain
 PyTorch loop does to rewardlab's defaults. Every setting is prepared first, then the settings take
-each training step in turn, one after the other, and the 20 steps are run ``--rounds`` times (this
-shared machine's speed drifts by tens of percent within minutes; taking turns a step at a time
-spreads a drift over all settings alike); each setting keeps its fastest pass. The
-matmul peak is measured on MiniLM's own feed-forward shape in fp32 and bf16; a step's work is 6 FLOPs
-per weight per padded token for the linear layers plus attention's score and value products
-(forward and backward), counting only what is computed (the last layer at the first token only).
+each training step in turn, one after the other (the one that starts a turn rotates), and the 20
+steps are run ``--rounds`` times (this shared machine's speed drifts by tens of percent within
+minutes; taking turns a step at a time spreads a drift over all settings alike); each setting keeps
+its fastest pass. The matmul peak is measured on MiniLM's own feed-forward shape in fp32 and bf16;
+a step's work is 6 FLOPs per weight per padded token for the linear layers plus attention's score
+and value products (forward and backward), counting only what is computed (the last layer at the
+first token only).
 
 The last three rows were tried on top of the defaults and not kept: PyTorch's fused attention
 instead of eager attention, eager attention that scales the query instead of the scores and adds
@@ -193,8 +194,9 @@ def main() -> None:
     for _ in range(args.rounds):  # step by step in turn, so that a drift in the machine's speed hits all alike
         passes = [0.0] * len(prepared)
         for index in range(len(prepared[0].batches)):
-            for i, setting in enumerate(prepared):
-                passes[i] += setting.step(index)
+            for k in range(len(prepared)):  # who goes first rotates: the first of a turn runs a few % slower
+                i = (index + k) % len(prepared)
+                passes[i] += prepared[i].step(index)
         for setting, seconds in zip(prepared, passes, strict=True):
             setting.passes.append(seconds)
     rows = []
