@@ -1,9 +1,9 @@
 """What keeping freed memory in glibc's heap (``rewardlab/allocator.py``) does to training speed and memory.
 
-``rewardlab.train`` at its defaults (MiniLM unless ``--backbone``, max length 384, 8 pairs a step, a
-random head, no validation) for ``--steps`` steps, in a fresh process each time, alternating between rewardlab's
-allocator setting and glibc's default (kept by setting a neutral glibc tunable, which rewardlab
-takes as the user's own allocator choice). Reports the training loop's pairs/s and peak RSS.
+``rewardlab.train`` at its defaults (MiniLM unless ``--backbone``, max length 384, 8 pairs a step,
+a random head, no validation) for ``--steps`` steps, in a fresh process each time, alternating
+between rewardlab's allocator setting and glibc's default (kept by setting a neutral glibc tunable,
+which rewardlab takes as the user's own allocator choice). Reports the training loop's pairs/s and peak RSS.
 
     python benchmarks/allocator.py [--backbone minilm] [--steps 60] [--rounds 3] [--max-length 384]
 """

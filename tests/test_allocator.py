@@ -1,11 +1,12 @@
 """Importing rewardlab makes large freed tensors reuse their memory instead of faulting in fresh pages."""
 
 import os
-import platform
 import subprocess
 import sys
 
 import pytest
+
+from rewardlab.allocator import uses_glibc
 
 PAGES = 64 * 2**20 // 4096  # a 64 MB tensor, over glibc's largest mmap threshold (32 MB)
 
@@ -27,7 +28,7 @@ def late_faults(env: dict[str, str]) -> int:
     return int(out.stdout.split()[-1])
 
 
-@pytest.mark.skipif(sys.platform != "linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.skipif(not uses_glibc(), reason="glibc's malloc only")
 def test_large_blocks_are_reused_unless_the_user_set_the_allocator():
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
     assert late_faults(env) < PAGES // 10  # reused: no fresh page for most of three 64 MB tensors

@@ -29,15 +29,18 @@ USER_SETTINGS = (
 )
 
 
+def uses_glibc() -> bool:
+    """True on Linux with glibc, the only allocator these settings are for."""
+    return sys.platform == "linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Tell glibc's malloc to reuse freed large blocks; True if it did.
 
     Leaves the allocator alone outside Linux with glibc, and wherever the user chose allocator
     settings of their own (one of ``USER_SETTINGS`` set, such as a preloaded jemalloc or tcmalloc).
     """
-    if sys.platform != "linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    if any(os.environ.get(name) for name in USER_SETTINGS):
+    if not uses_glibc() or any(os.environ.get(name) for name in USER_SETTINGS):
         return False
     libc = ctypes.CDLL("libc.so.6")
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
