@@ -17,9 +17,9 @@ the mask in place (two fewer passes over the batch x heads x length x length sco
 ``torch.compile`` with dynamic shapes (its first pass, which compiles, is reported apart).
 
 With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (96 pairs by default, 12
-steps) with the decoder's own settings: every setting keeps fused attention (rewardlab's choice for
-decoders), and the last one computes each pair's prompt once (one row a pair) where the others put
-each reply in its own row after its prompt. FLOP rates are reported for MiniLM only.
+steps) with the decoder's own settings: each reply in its own row after its prompt (batches grouped
+by the longer reply), then each pair's prompt computed once (one row a pair, batches grouped by that
+row's width), then eager attention. FLOP rates are reported for MiniLM only.
 
     python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--rounds 3] [--threads 2] [--output PATH]
 """
@@ -65,14 +65,12 @@ NOT_KEPT = [
 ]
 
 DECODER_SETTINGS = [
-    ("two padded rows a pair, fp32, AdamW per tensor", {"separate": True}),
+    ("two padded rows a pair, fp32, fused attention, AdamW per tensor", {"separate": True}),
     ("+ batches of similar length", {"separate": True, "bucketing": True}),
     ("+ bf16 copy with fp32 master weights", {"separate": True, "bucketing": True, "copy": True}),
     ("+ fused AdamW", {"separate": True, "bucketing": True, "copy": True, "fused": True}),
-    (
-        "+ the prompt computed once, one row a pair (rewardlab's defaults)",
-        {"bucketing": True, "copy": True, "fused": True},
-    ),
+    ("+ the prompt computed once, one row a pair", {"bucketing": True, "copy": True, "fused": True}),
+    ("+ eager attention (rewardlab's defaults)", {"bucketing": True, "copy": True, "fused": True, "eager": True}),
 ]
 
 
@@ -132,14 +130,14 @@ class Setting:
             compute_first_token_only(master.model)
         master.model.load_state_dict(base.model.state_dict())
         self.compute = ComputeModel(master, "bf16" if options.get("copy") else "fp32", torch.device("cpu"))
-        if not base.shares_prefix:  # an encoder: the setting says which attention (decoders keep fused attention)
-            attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
-            self.compute.model.model.set_attn_implementation(attention)
+        attention = options.get("attention") or ("eager" if options.get("eager") else "sdpa")
+        self.compute.model.model.set_attn_implementation(attention)
         if options.get("compile"):
             self.compute.model.model.compile(dynamic=True)
         self.optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
-        if options.get("bucketing"):
-            order = sorted(order, key=lambda i: data.lengths[i])
+        if options.get("bucketing"):  # two rows a pair are as wide as the longer reply, a packed row as itself
+            width = (lambda i: max(len(data.chosen[i]), len(data.rejected[i]))) if options.get("separate") else None
+            order = sorted(order, key=width or (lambda i: data.lengths[i]))
         self.batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]
         random.Random(0).shuffle(self.batches)
         self.base, self.data, self.order, self.options = base, data, order, options

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny_models import minilm_model_dir
 
@@ -62,3 +63,15 @@ def test_refresh_copies_updates_and_each_copy_runs_its_own_head(tiny_encoder_dir
         scalar_head(compute.model.model).weight.mul_(-1)
     assert compute.model.score_ids(CHOSEN, precision="fp32") != copy_before
     assert master.score_ids(CHOSEN, precision="fp32") == after
+
+
+@pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_training_passes_use_eager_attention_and_release_gives_the_master_its_own(backbone, precision, request):
+    """CPU training runs eager attention (its backward is plain matmuls); scoring gets the fused one back."""
+    master = RewardModel.from_backbone(str(request.getfixturevalue(backbone)), max_length=32)
+    assert master.model.config._attn_implementation == "sdpa"
+    compute = ComputeModel(master, precision, torch.device("cpu"))
+    assert compute.model.model.config._attn_implementation == "eager"
+    compute.release()
+    assert master.model.config._attn_implementation == "sdpa"

@@ -65,3 +65,22 @@ def test_a_reward_models_shared_and_separate_pair_rewards_agree(tiny_decoder_dir
     assert model.shares_prefix and shared_tokens < separate_tokens == sum(map(len, chosen + rejected))
     assert r_c.tolist() == pytest.approx(s_c.tolist(), abs=1e-5)
     assert r_r.tolist() == pytest.approx(s_r.tolist(), abs=1e-5)
+
+
+def test_packed_pairs_are_batched_by_their_rows_width():
+    """A decoder's pair is one row (prompt once): batches are grouped, and the token budget counted,
+    by that row's width, so a pass's packed rows never exceed the budget."""
+    from rewardlab.training.batching import EncodedPairs, micro_batches
+
+    chosen, rejected = random_pairs(40, 50, seed=3)
+    data = EncodedPairs(chosen, rejected, [None] * 40, [1.0] * 40, [False] * 40, 0, packed=True)
+    rows = [pack_pairs([c], [r], pad_id=0).input_ids for c, r in zip(chosen, rejected, strict=True)]
+    assert data.lengths == [row.shape[1] for row in rows]
+    assert data.reply_counts == [1] * 40
+    assert sum(data.lengths) < sum(map(len, chosen + rejected)), "each prompt is in one row, not two"
+    groups = micro_batches(range(40), data.lengths, data.reply_counts, None, 120)
+    assert sorted(i for g in groups for i in g) == list(range(40))
+    for group in groups:
+        rows = pack_pairs([chosen[i] for i in group], [rejected[i] for i in group], pad_id=0).input_ids
+        assert rows.numel() <= 120 or len(group) == 1
+    assert any(len(g) > 1 for g in groups)

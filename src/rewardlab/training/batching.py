@@ -17,6 +17,7 @@ import torch
 from rewardlab.data.records import PreferencePair, Ranking, Rating
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
+from rewardlab.models.shared_prefix import split_pair
 from rewardlab.objectives import Objective
 
 
@@ -33,18 +34,24 @@ class EncodedPairs:
     strength: list[float | None] = field(default_factory=list)
     chosen_rating: list[Rating | None] = field(default_factory=list)
     rejected_rating: list[Rating | None] = field(default_factory=list)
+    packed: bool = False
+    """Each pair is one row, its prompt read once (``RewardModel.shares_prefix``), not two padded rows."""
 
     def __len__(self) -> int:
         return len(self.chosen)
 
     @cached_property
     def lengths(self) -> list[int]:
-        """The longer side of each pair: a padded batch of pairs is as wide as its longest reply."""
+        """The width of each pair's rows, which batches of similar pairs are grouped by: the longer side
+        (a padded batch is as wide as its longest reply), or the packed row (prompt once, both replies)."""
+        if self.packed:
+            return [sum(map(len, split_pair(c, r))) for c, r in zip(self.chosen, self.rejected, strict=True)]
         return [max(len(c), len(r)) for c, r in zip(self.chosen, self.rejected, strict=True)]
 
     @property
     def reply_counts(self) -> list[int]:
-        return [2] * len(self)
+        """Rows a pair takes in a forward pass."""
+        return [1 if self.packed else 2] * len(self)
 
     def labels(self, indices: Sequence[int]) -> dict[str, torch.Tensor | None]:
         """The per-pair fields an objective may ask for (a field no pair has is ``None``).
@@ -140,6 +147,7 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
         strength=[p.strength for p in pairs],
         chosen_rating=[p.chosen_rating for p in pairs],
         rejected_rating=[p.rejected_rating for p in pairs],
+        packed=model.shares_prefix,
     )
 
 
@@ -214,17 +222,17 @@ def micro_batches(
 ):
     """Split one process's share of a step into forward passes by record count and padded-token budget.
 
-    Records (pairs, or rankings of ``reply_counts[i]`` replies) are grouped by length so each pass pads
+    Records (pairs, or rankings, of ``reply_counts[i]`` rows each) are grouped by length so each pass pads
     little; the loss is normalised by the records of the whole step, so the grouping changes speed
     and memory, never the update.
     """
     ordered = sorted(indices, key=lambda i: lengths[i])
     groups: list[list[int]] = []
-    rows = 0  # replies in the current group
+    rows = 0  # rows in the current group
     for i in ordered:
         current = groups[-1] if groups else None
         fits = current is not None and (max_pairs is None or len(current) < max_pairs)
-        if fits and max_tokens is not None:  # every reply of the group, padded to the longest
+        if fits and max_tokens is not None:  # every row of the group, padded to the longest
             fits = lengths[i] * (rows + reply_counts[i]) <= max_tokens
         if fits:
             current.append(i)

@@ -8,12 +8,11 @@ each forward pass the bf16 gradients are added into fp32 gradients, and after ea
 the fp32 weights are copied into the bf16 copy. Updates much smaller than a weight, which bf16 would
 round away, accumulate in fp32 as in ordinary mixed-precision training.
 
-Encoders train with eager attention on CPUs: with a padding mask, PyTorch's fused CPU attention
-has a fast forward but a slow backward, while the eager backward is plain matrix multiplies
-(`benchmarks/ablation.py`, MiniLM, 8 pairs a step: rewardlab's defaults at 23.9 pairs/s, 15.4 with
-fused attention instead). Decoders keep fused attention: with the packed pairs' mask on SmolLM2's
-shapes it is slightly the faster of the two (forward and backward of 8 rows of 383 tokens: 93–96 ms
-against 100 ms, `benchmarks/RESULTS.md`).
+Training on CPUs runs eager attention: with a mask, PyTorch's fused CPU attention has a fast
+forward but a slow backward, while the eager backward is plain matrix multiplies. MiniLM, 8 pairs a
+step: rewardlab's defaults at 23.9 pairs/s, 15.4 with fused attention (`benchmarks/ablation.py`).
+SmolLM2's packed pairs, forward and backward of the attention alone on 8 rows of 256-512 tokens:
+eager 1.5-2.1x faster (AMD EPYC; `benchmarks/RESULTS.md`), a whole step 12 % faster.
 """
 
 from __future__ import annotations
@@ -77,7 +76,7 @@ class ComputeModel:
             self.model = RewardModel(self._weights.module, master.tokenizer, master.info)
         else:
             self.model = master
-        if device.type == "cpu" and self._attention == "sdpa" and not master.shares_prefix:
+        if device.type == "cpu" and self._attention == "sdpa":
             self.model.model.set_attn_implementation("eager")
 
     def accumulate_gradients(self) -> None:

@@ -100,7 +100,8 @@ class TrainConfig:
     micro_batch_size: int | None = None
     """Pairs per forward pass and process; fewer than ``batch_size`` means gradient accumulation."""
     micro_batch_tokens: int | None = None
-    """Cap on padded tokens (every reply of a pair or ranking) per forward pass; bounds memory whatever the lengths."""
+    """Cap on padded tokens (every row of a pair or ranking; a decoder packs a pair in one) per forward pass;
+    bounds memory whatever the lengths."""
     precision: str = "auto"
     length_bucketing: bool = True
     """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
