@@ -39,7 +39,7 @@ from transformers.masking_utils import eager_mask
 from rewardlab.data import load_preferences
 from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.training.batching import encode_pairs
+from rewardlab.training.batching import encode_pairs, micro_batches
 from rewardlab.training.compute import ComputeModel
 
 STEP = 8
@@ -53,8 +53,12 @@ SETTINGS = [
     ("bf16 copy with fp32 master weights instead of autocast", {"bucketing": True, "copy": True, "eager": True}),
     ("+ fused AdamW", {"bucketing": True, "copy": True, "eager": True, "fused": True}),
     (
-        "+ last layer at the first token only (rewardlab's defaults)",
+        "+ last layer at the first token only",
         {"bucketing": True, "copy": True, "eager": True, "fused": True, "first_token": True},
+    ),
+    (
+        "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
+        {"bucketing": True, "copy": True, "eager": True, "fused": True, "first_token": True, "budget": 2048},
     ),
 ]
 DEFAULTS = SETTINGS[-1][1]
@@ -70,7 +74,11 @@ DECODER_SETTINGS = [
     ("+ bf16 copy with fp32 master weights", {"separate": True, "bucketing": True, "copy": True}),
     ("+ fused AdamW", {"separate": True, "bucketing": True, "copy": True, "fused": True}),
     ("+ the prompt computed once, one row a pair", {"bucketing": True, "copy": True, "fused": True}),
-    ("+ eager attention (rewardlab's defaults)", {"bucketing": True, "copy": True, "fused": True, "eager": True}),
+    ("+ eager attention", {"bucketing": True, "copy": True, "fused": True, "eager": True}),
+    (
+        "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
+        {"bucketing": True, "copy": True, "fused": True, "eager": True, "budget": 2048},
+    ),
 ]
 
 
@@ -135,24 +143,32 @@ class Setting:
         if options.get("compile"):
             self.compute.model.model.compile(dynamic=True)
         self.optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
-        if options.get("bucketing"):  # two rows a pair are as wide as the longer reply, a packed row as itself
-            width = (lambda i: max(len(data.chosen[i]), len(data.rejected[i]))) if options.get("separate") else None
-            order = sorted(order, key=width or (lambda i: data.lengths[i]))
+        # two rows a pair are as wide as the longer reply, a packed row as itself
+        separate = [max(len(c), len(r)) for c, r in zip(data.chosen, data.rejected, strict=True)]
+        self.lengths = separate if options.get("separate") else data.lengths
+        self.rows = [2] * len(data) if options.get("separate") else data.reply_counts
+        if options.get("bucketing"):
+            order = sorted(order, key=lambda i: self.lengths[i])
         self.batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]
         random.Random(0).shuffle(self.batches)
         self.base, self.data, self.order, self.options = base, data, order, options
         self.passes: list[float] = []
+
+    def forward_passes(self, batch: list[int]) -> list[list[int]]:
+        """The forward passes a step of ``batch`` takes (one, unless the setting has a token budget)."""
+        return micro_batches(batch, self.lengths, self.rows, None, self.options.get("budget"))
 
     def step(self, index: int) -> float:
         """Train on batch ``index``; return its seconds."""
         compute, options, data, batch = self.compute, self.options, self.data, self.batches[index]
         rewards = compute.model.separate_pair_rewards if options.get("separate") else compute.model.pair_rewards
         start = time.perf_counter()
-        pair = [data.chosen[i] for i in batch], [data.rejected[i] for i in batch]
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
-            chosen, rejected, _ = rewards(*pair)
-        (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
-        compute.accumulate_gradients()
+        for part in self.forward_passes(batch):  # the loss is averaged over the step's pairs, whatever the passes
+            pair = [data.chosen[i] for i in part], [data.rejected[i] for i in part]
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bool(options.get("autocast"))):
+                chosen, rejected, _ = rewards(*pair)
+            (-torch.nn.functional.logsigmoid(chosen - rejected).sum() / len(batch)).backward()
+            compute.accumulate_gradients()
         torch.nn.utils.clip_grad_norm_(compute.master.model.parameters(), 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -163,11 +179,12 @@ class Setting:
         """Throughput of the fastest pass (the first warms the allocator, and compiles under torch.compile)."""
         data, order, seconds = self.data, self.order, min(self.passes)
         real = sum(len(data.chosen[i]) + len(data.rejected[i]) for i in order)
-        padded = sum(2 * len(b) * max(data.lengths[i] for i in b) for b in self.batches)
+        parts = [part for batch in self.batches for part in self.forward_passes(batch)]
+        padded = sum(2 * len(p) * max(data.lengths[i] for i in p) for p in parts)
         row = {"first_pass_s": self.passes[0], "pairs_per_s": len(order) / seconds, "real_tokens_per_s": real / seconds}
         if self.base.shares_prefix:
             return row
-        flops = step_flops(self.base, self.batches, data.lengths, bool(self.options.get("first_token")))
+        flops = step_flops(self.base, parts, data.lengths, bool(self.options.get("first_token")))
         return row | {"padding_fraction": 1 - real / padded, "flops_per_s": flops / seconds}
 
 

@@ -275,11 +275,13 @@ def test_accumulation_and_token_budget_give_the_same_update(backbone, request, s
     moved = max((trained[k] - start[k]).abs().max().item() for k in start if k.startswith(("bert.", "model.")))
     assert moved > 1e-5, "training must have changed the weights for the comparison to mean anything"
     for name in ("pairs", "tokens"):
-        for (loss, norm), (loss_ref, norm_ref) in zip(logs[name], logs["whole"], strict=True):
-            assert loss == pytest.approx(loss_ref, rel=1e-5) and norm == pytest.approx(norm_ref, rel=1e-5)
-        # Loss and gradient norm agree to 1e-5 at every step. A weight whose gradient nearly cancels
-        # (the pooler's bias of this tiny encoder) gets Adam steps of about ±lr whose sign rounding
-        # decides, so weights are checked only to have moved alike.
+        # The first step starts from the same weights, so only the grouping differs: loss and gradient
+        # norm agree to 1e-5. A weight whose gradient nearly cancels (the tiny encoder's pooler bias)
+        # gets Adam steps of about ±lr whose sign rounding decides, so later steps agree to 1e-4, and
+        # weights are checked only to have moved alike.
+        for step, ((loss, norm), (loss_ref, norm_ref)) in enumerate(zip(logs[name], logs["whole"], strict=True)):
+            tolerance = 1e-5 if step == 0 else 1e-4
+            assert loss == pytest.approx(loss_ref, rel=tolerance) and norm == pytest.approx(norm_ref, rel=tolerance)
         assert weight_gap(weights[name], weights["whole"]) < 0.5 * moved
 
 
