@@ -19,7 +19,8 @@ the mask in place (two fewer passes over the batch x heads x length x length sco
 With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (96 pairs by default, 12
 steps) with the decoder's own settings: each reply in its own row after its prompt (batches grouped
 by the longer reply), then each pair's prompt computed once (one row a pair, batches grouped by that
-row's width), then eager attention. FLOP rates are reported for MiniLM only.
+row's width), then attention as matrix products (``models/attention.py``), then forward passes of at
+most 2,048 tokens. FLOP rates are reported for MiniLM only.
 
     python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--rounds 3] [--threads 2] [--output PATH]
 """
@@ -37,6 +38,7 @@ from transformers import AttentionInterface, AttentionMaskInterface
 from transformers.masking_utils import eager_mask
 
 from rewardlab.data import load_preferences
+from rewardlab.models.attention import NAME
 from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.batching import encode_pairs, micro_batches
@@ -74,10 +76,10 @@ DECODER_SETTINGS = [
     ("+ bf16 copy with fp32 master weights", {"separate": True, "bucketing": True, "copy": True}),
     ("+ fused AdamW", {"separate": True, "bucketing": True, "copy": True, "fused": True}),
     ("+ the prompt computed once, one row a pair", {"bucketing": True, "copy": True, "fused": True}),
-    ("+ eager attention", {"bucketing": True, "copy": True, "fused": True, "eager": True}),
+    ("+ attention as matrix products (models/attention.py)", {"bucketing": True, "copy": True, "fused": True, "attention": NAME}),
     (
         "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
-        {"bucketing": True, "copy": True, "fused": True, "eager": True, "budget": 2048},
+        {"bucketing": True, "copy": True, "fused": True, "attention": NAME, "budget": 2048},
     ),
 ]
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForSequenceClassification
 
+from rewardlab.models.attention import NAME
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.shared_prefix import common_prefix_length, pack_pairs, packed_pair_rewards, split_pair
 
@@ -28,7 +29,8 @@ def random_pairs(n: int, vocab: int, seed: int) -> tuple[list[list[int]], list[l
     return chosen, rejected
 
 
-@pytest.mark.parametrize("attention", ["sdpa", "eager"])  # eager adds the mask to the logits: it needs a float mask
+# eager adds the mask to the logits (a float mask); rewardlab's training attention takes either
+@pytest.mark.parametrize("attention", ["sdpa", "eager", NAME])
 def test_packed_rewards_and_gradients_equal_separate_passes(attention, tiny_decoder_dir):
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(

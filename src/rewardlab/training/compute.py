@@ -8,17 +8,18 @@ each forward pass the bf16 gradients are added into fp32 gradients, and after ea
 the fp32 weights are copied into the bf16 copy. Updates much smaller than a weight, which bf16 would
 round away, accumulate in fp32 as in ordinary mixed-precision training.
 
-Training on CPUs runs eager attention: with a mask, PyTorch's fused CPU attention has a fast
-forward but a slow backward, while the eager backward is plain matrix multiplies. MiniLM, 8 pairs a
-step: rewardlab's defaults at 23.9 pairs/s, 15.4 with fused attention (`benchmarks/ablation.py`).
-SmolLM2's packed pairs, forward and backward of the attention alone on 8 rows of 256-512 tokens:
-eager 1.5-2.1x faster (AMD EPYC; `benchmarks/RESULTS.md`), a whole step 12 % faster.
+Training on CPUs runs attention as matrix products: with a mask, PyTorch's fused CPU attention has
+a fast forward but a slow backward. MiniLM, 8 pairs a step: rewardlab's defaults at 23.9 pairs/s,
+15.4 with fused attention (`benchmarks/ablation.py`). Encoders use transformers' eager attention,
+decoders ``models.attention`` (the same products without copying shared key/value heads, keeping
+one copy of the probabilities).
 """
 
 from __future__ import annotations
 
 import torch
 
+from rewardlab.models import attention
 from rewardlab.models.reward_model import RewardModel, bf16_copy
 
 
@@ -77,7 +78,7 @@ class ComputeModel:
         else:
             self.model = master
         if device.type == "cpu" and self._attention == "sdpa":
-            self.model.model.set_attn_implementation("eager")
+            self.model.model.set_attn_implementation(attention.NAME if master.shares_prefix else "eager")
 
     def accumulate_gradients(self) -> None:
         """Add the copy's gradients into the fp32 gradients and clear them (a no-op without a copy)."""
