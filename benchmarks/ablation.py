@@ -76,7 +76,10 @@ DECODER_SETTINGS = [
     ("+ bf16 copy with fp32 master weights", {"separate": True, "bucketing": True, "copy": True}),
     ("+ fused AdamW", {"separate": True, "bucketing": True, "copy": True, "fused": True}),
     ("+ the prompt computed once, one row a pair", {"bucketing": True, "copy": True, "fused": True}),
-    ("+ attention as matrix products (models/attention.py)", {"bucketing": True, "copy": True, "fused": True, "attention": NAME}),
+    (
+        "+ attention as matrix products (models/attention.py)",
+        {"bucketing": True, "copy": True, "fused": True, "attention": NAME},
+    ),
     (
         "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
         {"bucketing": True, "copy": True, "fused": True, "attention": NAME, "budget": 2048},
