@@ -68,7 +68,7 @@ def test_refresh_copies_updates_and_each_copy_runs_its_own_head(tiny_encoder_dir
 
 @pytest.mark.parametrize("backbone", ["tiny_encoder_dir", "tiny_decoder_dir"])
 @pytest.mark.parametrize("precision", ["bf16", "fp32"])
-def test_training_passes_use_eager_attention_and_release_gives_the_master_its_own(backbone, precision, request):
+def test_training_passes_use_matmul_attention_and_release_gives_the_master_its_own(backbone, precision, request):
     """CPU training runs attention as matmuls (a fast backward); scoring gets the fused one back."""
     master = RewardModel.from_backbone(str(request.getfixturevalue(backbone)), max_length=32)
     assert master.model.config._attn_implementation == "sdpa"

@@ -255,7 +255,9 @@ def test_accumulation_and_token_budget_give_the_same_update(backbone, request, s
     """Splitting each step into smaller forward passes (by pairs or by tokens) changes nothing but memory."""
     path = str(request.getfixturevalue(backbone))
     weights, logs = {}, {}
-    for name, split in {"whole": {}, "pairs": {"micro_batch_size": 3}, "tokens": {"micro_batch_tokens": 60}}.items():
+    whole = {"micro_batch_tokens": None}  # one pass a step
+    splits = {"whole": whole, "pairs": {**whole, "micro_batch_size": 3}, "tokens": {"micro_batch_tokens": 60}}
+    for name, split in splits.items():
         result = rewardlab.train(
             data=str(synthetic_file),
             backbone=path,

@@ -102,7 +102,7 @@ class TrainConfig:
     micro_batch_tokens: int | None = 2048
     """Cap on padded tokens per forward pass (every row of a pair or ranking; a decoder packs a pair in one
     row), bounding memory whatever the lengths; ``null``: no cap. MiniLM trained as fast with 2048 as
-    without a cap, in 9 % less memory; SmolLM2 in 7.4 instead of 10.3 GB (``benchmarks/RESULTS.md``)."""
+    without a cap, in 9 % less memory; SmolLM2 in 6.1 instead of 7.9 GB (``benchmarks/RESULTS.md``)."""
     precision: str = "auto"
     length_bucketing: bool = True
     """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
