@@ -1,7 +1,7 @@
 """Decoder attention for training on CPUs: matrix products, one kept copy of the probabilities.
 
 PyTorch's fused CPU attention has a fast forward but, with a mask such as the packed pairs', a slow
-backward: on SmolLM2's shapes eager matrix products run forward and backward 1.4-2x faster
+backward: on SmolLM2's shapes eager matrix products run forward and backward about 1.4x faster
 (``benchmarks/attention.py``). transformers' eager attention, though, copies each key and value
 head for every query head that shares it (grouped-query attention) and keeps the probabilities
 twice for the backward, the fp32 softmax and its bf16 cast: SmolLM2's training peak passed TRL's.
