@@ -28,6 +28,7 @@ most 2,048 tokens. FLOP rates are reported for MiniLM only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import time
@@ -148,10 +149,9 @@ class Setting:
         if options.get("compile"):
             self.compute.model.model.compile(dynamic=True)
         self.optimizer = torch.optim.AdamW(master.model.parameters(), lr=2e-5, fused=bool(options.get("fused")))
-        # two rows a pair are as wide as the longer reply, a packed row as itself
-        separate = [max(len(c), len(r)) for c, r in zip(data.chosen, data.rejected, strict=True)]
-        self.lengths = separate if options.get("separate") else data.lengths
-        self.rows = [2] * len(data) if options.get("separate") else data.reply_counts
+        # a decoder's pair in two padded rows (as wide as the longer reply) or in one packed row
+        layout = dataclasses.replace(data, packed=False) if options.get("separate") else data
+        self.lengths, self.rows = layout.lengths, layout.reply_counts
         if options.get("bucketing"):
             order = sorted(order, key=lambda i: self.lengths[i])
         self.batches = [order[i : i + STEP] for i in range(0, len(order), STEP)]

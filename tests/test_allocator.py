@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rewardlab.allocator import uses_glibc
+from rewardlab.allocator import USER_SETTINGS, uses_glibc
 
 PAGES = 64 * 2**20 // 4096  # a 64 MB tensor, over glibc's largest mmap threshold (32 MB)
 
@@ -30,7 +30,7 @@ def late_faults(env: dict[str, str]) -> int:
 
 @pytest.mark.skipif(not uses_glibc(), reason="glibc's malloc only")
 def test_large_blocks_are_reused_unless_the_user_set_the_allocator():
-    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    env = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
     assert late_faults(env) < PAGES // 10  # reused: no fresh page for most of three 64 MB tensors
     # a user's own allocator setting (here a neutral glibc tunable) leaves glibc's default: unmapped on free
     assert late_faults({**env, "GLIBC_TUNABLES": "glibc.malloc.perturb=0"}) >= 3 * PAGES * 0.9
