@@ -37,8 +37,10 @@ Why the comparison is fair
 - TRL is compared at its best, not its defaults: it runs at its defaults (bf16 autocast and
   gradient checkpointing on a CPU), without gradient checkpointing in fp32 and in bf16, and with
   length-grouped batches (``train_sampling_strategy="group_by_length"`` with a precomputed
-  ``length`` column and ``remove_unused_columns=False``, without which it cannot run); the fastest
-  of these is "TRL best" and ratios are rewardlab / TRL best.
+  ``length`` column and ``remove_unused_columns=False``, without which it cannot run) in bf16 and in
+  fp32; the fastest of these is "TRL best" and ratios are rewardlab / TRL best. On a CPU without
+  bf16 units (no AMX, no AVX512-BF16), where bf16 matrix products are emulated at a few GFLOP/s and
+  rewardlab computes in fp32, TRL's bf16 runs stop after ``--emulated-bf16-steps`` steps, unscored.
 - Same text, where it matters: rewardlab renders SmolLM2's input with the model's chat template by
   default, which makes a pair longer than TRL's raw transcript; real tokens/s covers that, and
   rewardlab also runs with TRL's text format (``model.text_format=plain``) on SmolLM2.
@@ -52,9 +54,11 @@ Usage
     python benchmarks/train_vs_trl.py --backbones minilm --rounds 2   # each run twice, in turn
     python benchmarks/train_vs_trl.py --backbones smollm2 --smollm2-steps 10
     python benchmarks/train_vs_trl.py --quick          # smoke test: 3 steps' worth of pairs per run
+    python benchmarks/train_vs_trl.py --runs rewardlab --rewardlab-set micro_batch_tokens=null
 
 Results go to ``benchmarks/results/train_vs_trl.{md,json}`` (``train_vs_trl_quick`` with
-``--quick``); a section per backbone, so running the backbones one at a time fills one report.
+``--quick``, another name with ``--output``); a section per backbone, so running the backbones one
+at a time fills one report.
 """
 
 from __future__ import annotations
@@ -119,6 +123,8 @@ class RunSpec:
     text_format: str = "auto"  # rewardlab only: its default, or "plain" (TRL's raw-transcript text)
     onednn_cache: int | None = None  # TRL only: oneDNN's kernel cache capacity (None: oneDNN's default, 1024)
     train_layers: int | None = None  # rewardlab only: train the top blocks only (None: every weight, the default)
+    max_steps: int | None = None  # TRL only: stop after this many steps (None: the whole epoch)
+    overrides: tuple[tuple[str, Any], ...] = ()  # rewardlab only: settings changed from its defaults
 
 
 # -- data ------------------------------------------------------------------------------------------
@@ -219,8 +225,15 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 # -- plan ------------------------------------------------------------------------------------------
 
 
-def plan_runs(backbone: str, files: dict[str, Path], work: Path) -> list[RunSpec]:
-    """The runs for one backbone, TRL and rewardlab alternating."""
+def plan_runs(
+    backbone: str, files: dict[str, Path], work: Path, emulated_bf16_steps: int | None = None
+) -> list[RunSpec]:
+    """The runs for one backbone, TRL and rewardlab alternating.
+
+    With ``emulated_bf16_steps`` (a CPU without bf16 units, where bf16 matrix products run at a few
+    GFLOP/s and one epoch would take hours), TRL's bf16 runs stop after that many steps and are not
+    scored: their speed is measured, their accuracy is not.
+    """
     evaluate = backbone == "minilm"
     common = {"backbone": backbone, "evaluate": evaluate, "work_dir": str(work)}
     trl = {"tool": "trl", "data_path": str(files["trl"]), "pair_set": "trl_kept", **common}
@@ -287,7 +300,32 @@ def plan_runs(backbone: str, files: dict[str, Path], work: Path) -> list[RunSpec
             **grouped,
         )
     )
+    runs.append(
+        RunSpec(
+            key="trl-fp32-grouped",
+            label="TRL, fp32, no grad. ckpt, length-grouped batches",
+            **grouped | {"bf16": False},
+        )
+    )
+    if emulated_bf16_steps:
+        runs = [cap_emulated_bf16(run, emulated_bf16_steps) for run in runs]
     return runs
+
+
+def with_overrides(run: RunSpec, overrides: list[tuple[str, Any]]) -> RunSpec:
+    """A rewardlab run with ``--rewardlab-set`` settings, named in its label."""
+    if run.tool != "rewardlab" or not overrides:
+        return run
+    named = ", ".join(f"{key}={value}" for key, value in overrides)
+    return dataclasses.replace(run, overrides=run.overrides + tuple(overrides), label=f"{run.label}; {named}")
+
+
+def cap_emulated_bf16(run: RunSpec, steps: int) -> RunSpec:
+    """A TRL bf16 run (RewardConfig's default is bf16) cut to ``steps`` steps and not scored."""
+    if run.tool != "trl" or run.bf16 is False:
+        return run
+    label = f"{run.label}; {steps} step{'s' if steps > 1 else ''} only (bf16 is emulated on this CPU)"
+    return dataclasses.replace(run, max_steps=steps, evaluate=False, label=label)
 
 
 # -- child: one training run ------------------------------------------------------------------------
@@ -319,6 +357,8 @@ def trl_arguments(spec: RunSpec, output_dir: Path) -> dict[str, Any]:
         args["gradient_checkpointing"] = spec.gradient_checkpointing
     if spec.bf16 is not None:
         args["bf16"] = spec.bf16
+    if spec.max_steps is not None:
+        args["max_steps"] = spec.max_steps
     if spec.group_by_length:
         # TRL's dataset has no input_ids column, so the sampler needs a precomputed "length" column,
         # which Trainer would drop as unused before building the sampler.
@@ -495,7 +535,7 @@ def rewardlab_overrides(spec: RunSpec) -> dict[str, Any]:
         "seed": SEED,
         "num_threads": THREADS,
         "progress": False,
-    }
+    } | dict(spec.overrides)
 
 
 def run_rewardlab(spec: RunSpec) -> dict[str, Any]:
@@ -543,7 +583,8 @@ def child_main(spec_path: Path, result_path: Path) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
-    spec = RunSpec(**json.loads(spec_path.read_text(encoding="utf-8")))
+    fields = json.loads(spec_path.read_text(encoding="utf-8"))
+    spec = RunSpec(**fields | {"overrides": tuple(tuple(kv) for kv in fields["overrides"])})
     started = time.perf_counter()
     result = run_trl(spec) if spec.tool == "trl" else run_rewardlab(spec)
     result["child_s"] = time.perf_counter() - started
@@ -725,9 +766,12 @@ def summarise_run(spec: RunSpec, raw: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def add_ratios(rows: list[dict[str, Any]]) -> str:
-    """Mark the fastest TRL run (pairs/s) and add each comparable run's ratio to it; returns its key."""
-    best = max((r for r in rows if r["tool"] == "trl"), key=lambda r: r["pairs_per_s"])
+def add_ratios(rows: list[dict[str, Any]]) -> str | None:
+    """Add each comparable run's ratio to the fastest TRL run (pairs/s); returns its key (None: no TRL run)."""
+    trl_rows = [r for r in rows if r["tool"] == "trl"]
+    if not trl_rows:
+        return None
+    best = max(trl_rows, key=lambda r: r["pairs_per_s"])
     for row in rows:
         if row["pair_set"] == "trl_kept":
             row["ratio_pairs_per_s"] = row["pairs_per_s"] / best["pairs_per_s"]
@@ -735,11 +779,11 @@ def add_ratios(rows: list[dict[str, Any]]) -> str:
     return best["key"]
 
 
-def paired_rows(rows: list[dict[str, Any]], best_key: str) -> list[dict[str, Any]]:
+def paired_rows(rows: list[dict[str, Any]], best_key: str | None) -> list[dict[str, Any]]:
     """rewardlab's runs against TRL best, pair by pair on the held-out set."""
     by_key = {r["key"]: r for r in rows}
-    best = by_key[best_key]
-    if "correct" not in best:
+    best = by_key.get(best_key)
+    if best is None or "correct" not in best:
         return []
     return [
         {"a": r["key"], "b": best_key, **paired_comparison(r["correct"], best["correct"])}
@@ -814,7 +858,10 @@ def run_backbone(backbone: str, args: argparse.Namespace, work: Path) -> dict[st
         f"{len(test)} held out",
         flush=True,
     )
-    specs = [spec for spec in plan_runs(backbone, files, work) if not args.runs or spec.key in args.runs.split(",")]
+    from rewardlab.precision import cpu_has_fast_bf16
+
+    planned = plan_runs(backbone, files, work, None if cpu_has_fast_bf16() else args.emulated_bf16_steps)
+    specs = [with_overrides(s, args.rewardlab_set) for s in planned if not args.runs or s.key in args.runs.split(",")]
     raws: dict[str, list[dict[str, Any]]] = {spec.key: [] for spec in specs}
     for _ in range(args.rounds):  # every configuration once a round, in turn, so drift reaches them all
         for spec in specs:
@@ -885,7 +932,7 @@ def section_markdown(section: dict[str, Any]) -> str:
     env = section["environment"]
     pairs = section["pairs"]
     name = {"minilm": "all-MiniLM-L6-v2", "smollm2": "SmolLM2-135M-Instruct"}[section["backbone"]]
-    best = next(r for r in section["runs"] if r["key"] == section["trl_best"])
+    best = next((r for r in section["runs"] if r["key"] == section["trl_best"]), {"label": "no TRL run"})
     lines = [
         f"### {name}, {section['schedule']}",
         "",
@@ -942,10 +989,10 @@ def report_markdown(sections: dict[str, dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def write_report(sections: dict[str, dict[str, Any]], quick: bool) -> Path:
-    """Merge the new sections into the stored results (other backbones' sections are kept)."""
+def write_report(sections: dict[str, dict[str, Any]], name: str) -> Path:
+    """Merge the new sections into the stored results ``name``.{json,md} (other backbones' sections are kept)."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS_DIR / ("train_vs_trl_quick" if quick else "train_vs_trl")
+    stem = RESULTS_DIR / name
     json_path = stem.with_suffix(".json")
     stored = json.loads(json_path.read_text(encoding="utf-8")) if json_path.exists() else {}
     stored = stored | sections
@@ -982,6 +1029,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", help="comma-separated keys of the runs to make (default: all)")
     parser.add_argument("--rounds", type=int, default=1, help="runs of each configuration, taken in turn")
     parser.add_argument("--keep-work", action="store_true", help="keep the temporary folder (models, logs)")
+    parser.add_argument(
+        "--output",
+        help="results file name in benchmarks/results, without extension (default train_vs_trl, or "
+        "train_vs_trl_quick with --quick)",
+    )
+    parser.add_argument(
+        "--rewardlab-set",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help="change one rewardlab setting from its default in every rewardlab run, e.g. "
+        "micro_batch_tokens=null (repeatable; the value is JSON)",
+    )
+    parser.add_argument(
+        "--emulated-bf16-steps",
+        type=int,
+        default=3,
+        help="on a CPU without bf16 units, TRL's bf16 runs stop after this many steps (unscored)",
+    )
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -995,7 +1061,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown backbone(s) {sorted(unknown)}; choose from {', '.join(BACKBONES)}")
     if args.smollm2_steps < 1:
         parser.error("--smollm2-steps must be at least 1")
+    if args.emulated_bf16_steps < 1:
+        parser.error("--emulated-bf16-steps must be at least 1")
+    args.rewardlab_set = [parse_setting(parser, text) for text in args.rewardlab_set]
     return args
+
+
+def parse_setting(parser: argparse.ArgumentParser, text: str) -> tuple[str, Any]:
+    """``KEY=JSON`` as (key, value); a value that is not JSON is taken as a string."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        parser.error(f"--rewardlab-set expects KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1010,7 +1090,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    path = write_report(sections, args.quick)
+    path = write_report(sections, args.output or ("train_vs_trl_quick" if args.quick else "train_vs_trl"))
     print()
     print(report_markdown(sections))
     print(f"written to {path} and {path.with_suffix('.json')}")

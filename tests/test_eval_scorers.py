@@ -344,6 +344,7 @@ def test_shared_prefix_logps_equal_separate_passes(policy_dir):
     continuations = [lm.tokens(text) for text in (" Then bake it.", "!", " Knead the dough for ten minutes first.")]
     shared = lm.shared_prefix_logps(prefix, continuations)
     separate, _ = lm.continuation_logps([prefix] * 3, continuations)
-    assert shared == pytest.approx(separate, abs=1e-5)
+    # sums of about 20 log-probabilities near -140: fp32 resolves them to about 1e-5, hence relative 1e-6
+    assert shared == pytest.approx(separate, rel=1e-6, abs=1e-5)
     with pytest.raises(ValueError, match="at least one token"):
         lm.shared_prefix_logps(prefix, [continuations[0], []])
