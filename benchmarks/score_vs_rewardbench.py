@@ -7,8 +7,10 @@ native bf16, and computes an encoder's last layer at the first token only. Both 
 token ids (the 1,850 embedded HH-RLHF pairs, both replies, left-truncated to 256 tokens) with the
 same model, alternating, with torch threads fixed; the report gives texts/s, the ratio, the
 largest score difference between the two, and the agreement of the pairwise decisions.
+``--tile-tokens 2048,8192`` also times rewardlab's scorer at other pass sizes (the first is reported
+against the baseline; other sizes change the matrix shapes, so scores may differ in the last bits).
 
-    python benchmarks/score_vs_rewardbench.py [--model DIR] [--repeats 2]
+    python benchmarks/score_vs_rewardbench.py [--model DIR] [--repeats 2] [--tile-tokens N[,N...]]
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.sequences import pad_batch
+from rewardlab.models.sequences import TILE_TOKENS, pad_batch
 
 
 def plain_transformers(model: RewardModel) -> PreTrainedModel:
@@ -57,7 +59,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/score_vs_rewardbench.json"))
+    parser.add_argument(
+        "--tile-tokens", default=str(TILE_TOKENS), help="comma-separated pass sizes for rewardlab's scorer"
+    )
     args = parser.parse_args()
+    tiles = [int(t) for t in args.tile_tokens.split(",")]
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     model = RewardModel.from_pretrained(args.model) if args.model else RewardModel.from_backbone("minilm")
@@ -66,20 +72,28 @@ def main() -> None:
     replies = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     ids = model.encode(prompts, replies).ids
     plain = plain_transformers(model)
-    runs: dict[str, list[float]] = {"rewardbench": [], "rewardlab": []}
-    for _ in range(args.repeats):  # alternate, so drift in machine load hits both
+    runs: dict[str, list[float]] = {"rewardbench": []} | {f"rewardlab_tile{t}": [] for t in tiles}
+    scores = {}
+    for _ in range(args.repeats):  # alternate, so drift in machine load hits every run
         baseline, seconds = timed(rewardbench_style, plain, ids, args.batch_size, model.tokenizer.pad_token_id)
         runs["rewardbench"].append(seconds)
-        ours, seconds = timed(model.score_ids, ids)
-        runs["rewardlab"].append(seconds)
+        for t in tiles:
+            scores[t], seconds = timed(model.score_ids, ids, tile_tokens=t)
+            runs[f"rewardlab_tile{t}"].append(seconds)
+    ours = scores[tiles[0]]
     n = len(pairs)
-    base_t, ours_t = min(runs["rewardbench"]), min(runs["rewardlab"])
+    base_t, ours_t = min(runs["rewardbench"]), min(runs[f"rewardlab_tile{tiles[0]}"])
     agree = sum((baseline[i] > baseline[n + i]) == (ours[i] > ours[n + i]) for i in range(n)) / n
     result = {
         "texts": len(ids),
         "real_tokens": sum(map(len, ids)),
         "rewardbench_style_texts_per_s": len(ids) / base_t,
         "rewardlab_texts_per_s": len(ids) / ours_t,
+        "tile_tokens": tiles[0],
+        "rewardlab_texts_per_s_by_tile_tokens": {t: len(ids) / min(runs[f"rewardlab_tile{t}"]) for t in tiles},
+        "max_abs_score_difference_between_tile_sizes": max(
+            abs(a - b) for t in tiles for a, b in zip(scores[t], ours, strict=True)
+        ),
         "ratio": base_t / ours_t,
         "max_abs_score_difference": max(abs(a - b) for a, b in zip(baseline, ours, strict=True)),
         "pairwise_decisions_agreeing": agree,

@@ -37,9 +37,11 @@ def test_every_problem_is_reported_at_once(tmp_path):
 
 def test_validation_lists_value_problems_together():
     with pytest.raises(ConfigError) as error:
-        load_config(None, ["batch_size=0", "objective.args.smoothing=0.1", "precision=fp16", "optim.head_lr=0"])
+        bad = ["batch_size=0", "objective.args.smoothing=0.1", "precision=fp16", "optim.head_lr=0"]
+        load_config(None, [*bad, "micro_batch_tokens=all"])
     problems = error.value.problems
-    assert len(problems) == 4
+    assert len(problems) == 5
+    assert any("micro_batch_tokens must be a positive integer, auto or null (got 'all')" in p for p in problems)
     assert any("optim.head_lr must be positive" in p for p in problems)
     assert any("batch_size must be a positive integer" in p for p in problems)
     assert any("has no option 'smoothing'" in p for p in problems)

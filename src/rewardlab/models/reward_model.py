@@ -25,7 +25,7 @@ from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
-from rewardlab.models.sequences import Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
+from rewardlab.models.sequences import TILE_TOKENS, Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.objectives import aggregate_ensemble, combine_attributes, gpm_preference_logit
 from rewardlab.precision import Precision, resolve_precision
@@ -220,7 +220,7 @@ class RewardModel:
         ids: Sequence[Sequence[int]],
         *,
         precision: Precision = "auto",
-        tile_tokens: int = 8192,
+        tile_tokens: int = TILE_TOKENS,
         progress: bool = False,
         head_inputs: bool = False,
     ) -> torch.Tensor:
@@ -228,7 +228,8 @@ class RewardModel:
         (see ``scoring_tiles``); with ``head_inputs``, the (N, hidden) vectors the head reads instead.
 
         A text's outputs do not depend on what else is scored with it, nor in which order, bit
-        for bit, in fp32 and in bf16; ``tile_tokens`` only bounds memory.
+        for bit, in fp32 and in bf16, at a given ``tile_tokens`` (another pass size changes the matrix
+        shapes, and so the last bits).
         """
         self.model.eval()
         device = self.model.device
@@ -260,7 +261,7 @@ class RewardModel:
         ids: Sequence[Sequence[int]],
         *,
         precision: Precision = "auto",
-        tile_tokens: int = 8192,
+        tile_tokens: int = TILE_TOKENS,
         progress: bool = False,
         direction: Sequence[float] | None = None,
     ) -> list[float]:

@@ -73,7 +73,12 @@ class Tile:
     width: int
 
 
-def scoring_tiles(lengths: Sequence[int], tile_tokens: int = 8192, granularity: int = 32) -> list[Tile]:
+TILE_TOKENS = 2048
+"""Tokens in one scoring pass. Filler rows fill every pass, so a small call wastes up to a pass per width;
+on a CPU 2,048-token passes already run the matrix kernels at full speed (``benchmarks/RESULTS.md``)."""
+
+
+def scoring_tiles(lengths: Sequence[int], tile_tokens: int = TILE_TOKENS, granularity: int = 32) -> list[Tile]:
     """Group sequences into forward passes whose shape depends only on each sequence's own length.
 
     A sequence of length n is padded to the width w = n rounded up to ``granularity``, and every

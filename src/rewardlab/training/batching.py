@@ -213,6 +213,14 @@ def plan_epoch(
     return batches
 
 
+def token_budget(setting: int | str | None, precision: str) -> int | None:
+    """The padded tokens a forward pass may hold: ``micro_batch_tokens`` with ``auto`` resolved for the
+    precision the passes run in, 2,048 in bf16 and 1,024 in fp32 (activations of twice the size)."""
+    if setting == "auto":
+        return 2048 if precision == "bf16" else 1024
+    return setting  # type: ignore[return-value]  # config.validate() allows only auto among strings
+
+
 def micro_batches(
     indices: Sequence[int],
     lengths: Sequence[int],

@@ -99,10 +99,11 @@ class TrainConfig:
     """Pairs per optimiser step, over all processes."""
     micro_batch_size: int | None = None
     """Pairs per forward pass and process; fewer than ``batch_size`` means gradient accumulation."""
-    micro_batch_tokens: int | None = 2048
+    micro_batch_tokens: int | str | None = "auto"
     """Cap on padded tokens per forward pass (every row of a pair or ranking; a decoder packs a pair in one
-    row), bounding memory whatever the lengths; ``null``: no cap. MiniLM trained as fast with 2048 as
-    without a cap, in 9 % less memory; SmolLM2 in 6.1 instead of 7.9 GB (``benchmarks/RESULTS.md``)."""
+    row), bounding memory whatever the lengths; ``null``: no cap; ``auto``: 2,048 in bf16, 1,024 in fp32.
+    MiniLM trained as fast with 2,048 bf16 tokens as without a cap, in 9 % less memory; SmolLM2 in fp32
+    faster and in 8.2 instead of 10.5 GB with 1,024 than with 2,048 (``benchmarks/RESULTS.md``)."""
     precision: str = "auto"
     length_bucketing: bool = True
     """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
@@ -131,8 +132,12 @@ class TrainConfig:
             ("micro_batch_tokens", self.micro_batch_tokens),
             ("model.train_layers", self.model.train_layers),
         ):
-            if value is not None and value < 1:
+            if isinstance(value, int) and value < 1:
                 problems.append(f"{name} must be positive (got {value})")
+        if isinstance(self.micro_batch_tokens, str) and self.micro_batch_tokens != "auto":
+            problems.append(
+                f"micro_batch_tokens must be a positive integer, auto or null (got {self.micro_batch_tokens!r})"
+            )
         if self.epochs <= 0 and self.max_steps is None:
             problems.append(f"epochs must be positive (got {self.epochs})")
         if self.max_steps is not None and self.max_steps < 1:

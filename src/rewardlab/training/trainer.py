@@ -44,6 +44,7 @@ from rewardlab.training.batching import (
     encode_rankings,
     micro_batches,
     plan_epoch,
+    token_budget,
 )
 from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
@@ -113,7 +114,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         out.mkdir(parents=True, exist_ok=True)
         config.save(out / "config.yaml")
 
-    compute = ComputeModel(model, resolve_precision(config.precision, accelerator.device), accelerator.device)
+    precision = resolve_precision(config.precision, accelerator.device)
+    compute = ComputeModel(model, precision, accelerator.device)
+    max_tokens = token_budget(config.micro_batch_tokens, precision)
     logger = MetricLogger(out / "metrics.jsonl", config.tensorboard) if main else None
     plans: dict[int, list[list[int]]] = {}
     window = Window()
@@ -128,7 +131,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                         train_data.lengths, config.batch_size, config.seed, epoch, bucketing=config.length_bucketing
                     )
                 }
-            _train_step(compute, train_data, plans[epoch][index], objective, config, accelerator, window)
+            _train_step(compute, train_data, plans[epoch][index], objective, config, max_tokens, accelerator, window)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.model.parameters(), config.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -245,6 +248,7 @@ def _train_step(
     global_batch: list[int],
     objective: Objective,
     config: TrainConfig,
+    max_tokens: int | None,
     accelerator: Accelerator,
     window: Window,
 ) -> None:
@@ -253,9 +257,7 @@ def _train_step(
     local = global_batch[accelerator.process_index :: accelerator.num_processes]
     model = compute.model
     model.model.train()
-    for indices in micro_batches(
-        local, data.lengths, data.reply_counts, config.micro_batch_size, config.micro_batch_tokens
-    ):
+    for indices in micro_batches(local, data.lengths, data.reply_counts, config.micro_batch_size, max_tokens):
         batch, tokens = data.forward(model, indices)
         output = objective(batch, **config.objective.args)
         loss = (output.losses * batch["weight"]).sum() / len(global_batch)
