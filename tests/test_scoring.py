@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -172,14 +173,16 @@ def test_data_check_summarises_the_embedded_data():
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    for args in (
+    cases = (
         ["data", "check", str(empty)],
         ["train", "--data", str(empty)],
         ["train", "optim.lr=fast"],
         ["train", "--backbone", "org/not-here"],
         ["eval", str(tmp_path / "nothing"), "default"],
         ["compare", str(tmp_path / "nothing"), str(tmp_path / "nothing"), "default"],
-    ):
-        done = run_cli(*args)
+    )
+    with ThreadPoolExecutor(len(cases)) as pool:  # the commands are independent: start them together
+        results = list(pool.map(lambda args: run_cli(*args), cases))
+    for args, done in zip(cases, results, strict=True):
         assert done.returncode == 2, (args, done.stderr)
         assert "error:" in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)

@@ -206,13 +206,13 @@ def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_
 @pytest.mark.slow
 def test_real_minilm_backbone_trains_a_few_steps(tmp_path):
     """The default path end to end: embedded HH data, the real MiniLM encoder, the probe, bf16 where
-    supported (texts cut to 64 tokens: the probe reads every training pair, in fp32 on CPUs without bf16 units)."""
+    supported (texts cut to 32 tokens: the probe reads every training pair, in fp32 on CPUs without bf16 units)."""
     result = rewardlab.train(
         output_dir=tmp_path / "run",
         max_steps=3,
         batch_size=4,
         progress=False,
-        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01, "model.max_length": 64},
+        **{"data.test_fraction": 0.02, "data.validation_fraction": 0.01, "model.max_length": 32},
     )
     assert result.test is not None and result.test.overall.n == 37
     model = RewardModel.from_pretrained(result.model_dir)
