@@ -524,7 +524,7 @@ def serve_command(
     max_text_chars: Annotated[int, typer.Option(help="Characters per text at most (413 beyond)")] = 32_768,
     max_body_bytes: Annotated[int, typer.Option(help="Request body size at most (413 beyond)")] = 8 * 1024 * 1024,
     tile_tokens: Annotated[
-        int | None, typer.Option(help="Tokens per forward pass [default: `rewardlab score`'s, the same rewards]")
+        int | None, typer.Option(help="Tokens per forward pass (default: `rewardlab score`'s, so the same rewards)")
     ] = None,
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
 ) -> None:
