@@ -18,5 +18,6 @@ $(BIN)/rewardlab: pyproject.toml
 run: $(BIN)/rewardlab
 	$(BIN)/rewardlab train --output runs/default --overwrite
 
+# one worker per core (at most 4), each single-threaded; worksteal evens out the few slow real-model tests
 test: $(BIN)/rewardlab
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal

@@ -162,7 +162,7 @@ def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
         "-m",
         "torch.distributed.run",
         "--nproc_per_node=2",
-        "--master_port=29533",
+        "--standalone",  # a free port: parallel test runs must not collide
         "-m",
         "rewardlab",
         "train",

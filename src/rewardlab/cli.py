@@ -17,8 +17,9 @@ from rich.table import Table
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learn, measure and use reward models.")
 data_app = typer.Typer(no_args_is_help=True, help="Inspect preference datasets.")
 app.add_typer(data_app, name="data")
-console = Console(stderr=True)
-out = Console()
+# soft wrap: lines are left for the terminal to wrap, so paths and reports piped to a file stay whole
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
