@@ -6,7 +6,8 @@ PyTorch loop does to rewardlab's defaults. Every setting is prepared first, then
 each training step in turn, one after the other (the one that starts a turn rotates), and the 20
 steps are run ``--rounds`` times (this shared machine's speed drifts by tens of percent within
 minutes; taking turns a step at a time spreads a drift over all settings alike); each setting keeps
-its fastest pass. The matmul peak is measured on MiniLM's own feed-forward shape in fp32 and bf16;
+its fastest pass. The matmul peak is measured on MiniLM's own feed-forward shape in fp32 and bf16,
+before and after the steps (the higher kept);
 a step's work is 6 FLOPs per weight per padded token for the linear layers plus attention's score
 and value products (forward and backward), counting only what is computed (the last layer at the
 first token only).
@@ -16,13 +17,18 @@ instead of eager attention, eager attention that scales the query instead of the
 the mask in place (two fewer passes over the batch x heads x length x length scores), and
 ``torch.compile`` with dynamic shapes (its first pass, which compiles, is reported apart).
 
+Where the CPU has no bf16 units (rewardlab's ``auto`` precision is fp32 there; or ``--precision
+fp32``), the MiniLM ladder stays in fp32: the bf16 rows are left out (emulated bf16 runs 24x slower,
+not a setting anyone would use) and the defaults' forward passes hold 1,024 tokens, as they do in fp32.
+
 With ``--backbone smollm2`` the same steps run on SmolLM2-135M-Instruct (96 pairs by default, 12
 steps) with the decoder's own settings: each reply in its own row after its prompt (batches grouped
 by the longer reply), then each pair's prompt computed once (one row a pair, batches grouped by that
 row's width), then attention as matrix products (``models/attention.py``), then forward passes of at
 most 2,048 tokens. FLOP rates are reported for MiniLM only.
 
-    python benchmarks/ablation.py [--backbone minilm] [--pairs 160] [--rounds 3] [--threads 2] [--output PATH]
+    python benchmarks/ablation.py [--backbone minilm] [--precision auto] [--pairs 160] [--rounds 3] [--threads 2]
+                                  [--output PATH]
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from rewardlab.data import load_preferences
 from rewardlab.models.attention import NAME
 from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.training.batching import encode_pairs, micro_batches
+from rewardlab.precision import resolve_precision
+from rewardlab.training.batching import encode_pairs, micro_batches, token_budget
 from rewardlab.training.compute import ComputeModel
 
 STEP = 8
@@ -71,6 +78,18 @@ NOT_KEPT = [
     ("defaults + torch.compile, dynamic shapes (not kept)", {**DEFAULTS, "compile": True}),
 ]
 
+FP32_DEFAULTS = {"bucketing": True, "eager": True, "fused": True, "first_token": True}
+FP32_DEFAULTS["budget"] = token_budget("auto", "fp32")
+FP32_SETTINGS = [
+    ("padded batches, fp32, fused attention, AdamW per tensor", {}),
+    ("+ batches of similar length", {"bucketing": True}),
+    ("+ eager attention", {"bucketing": True, "eager": True}),
+    ("+ fused AdamW", {"bucketing": True, "eager": True, "fused": True}),
+    ("+ last layer at the first token only", {"bucketing": True, "eager": True, "fused": True, "first_token": True}),
+    ("+ forward passes of at most 1,024 tokens (rewardlab's defaults in fp32)", FP32_DEFAULTS),
+]
+FP32_NOT_KEPT = [("defaults with fused attention (not kept)", {**FP32_DEFAULTS, "eager": False})]
+
 DECODER_SETTINGS = [
     ("two padded rows a pair, fp32, fused attention, AdamW per tensor", {"separate": True}),
     ("+ batches of similar length", {"separate": True, "bucketing": True}),
@@ -98,6 +117,9 @@ def scaled_query_attention(module, query, key, value, attention_mask, scaling=No
 
 AttentionInterface.register("scaled_query", scaled_query_attention)
 AttentionMaskInterface.register("scaled_query", eager_mask)
+
+
+DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
 
 
 def matmul_rate(dtype: torch.dtype, tokens: int = 4096, d: int = 384, ff: int = 1536) -> float:
@@ -197,6 +219,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backbone", choices=sorted(PAIRS), default="minilm")
     parser.add_argument("--pairs", type=int, help="training pairs (default: 160 for MiniLM, 96 for SmolLM2)")
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="MiniLM's ladder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes of each setting, taken in turn")
     parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2].json")
@@ -204,12 +227,21 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     pairs = args.pairs or PAIRS[args.backbone]
     encoder = args.backbone == "minilm"
-    output = args.output or Path("benchmarks/results", "ablation.json" if encoder else f"ablation_{args.backbone}.json")
+    in_bf16 = resolve_precision(args.precision) == "bf16"
+    name = "ablation" + ("" if encoder else f"_{args.backbone}") + ("_fp32" if encoder and not in_bf16 else "")
+    output = args.output or Path("benchmarks/results", f"{name}.json")
     base = RewardModel.from_backbone(args.backbone, max_length=256)
     data = encode_pairs(base, load_preferences().pairs)
     order = random.Random(0).sample(range(len(data)), pairs)
-    settings, defaults = (SETTINGS + NOT_KEPT, len(SETTINGS) - 1) if encoder else (DECODER_SETTINGS, -1)
-    peaks = {"fp32": matmul_rate(torch.float32), "bf16": matmul_rate(torch.bfloat16)} if encoder else {}
+    if not encoder:
+        settings, defaults = DECODER_SETTINGS, -1
+    elif in_bf16:
+        settings, defaults = SETTINGS + NOT_KEPT, len(SETTINGS) - 1
+    else:
+        settings, defaults = FP32_SETTINGS + FP32_NOT_KEPT, len(FP32_SETTINGS) - 1
+    peaks = {"fp32": matmul_rate(torch.float32)} if encoder else {}
+    if encoder and in_bf16:
+        peaks["bf16"] = matmul_rate(torch.bfloat16)
     prepared = [Setting(base, data, order, options) for _, options in settings]
     for _ in range(args.rounds):  # step by step in turn, so that a drift in the machine's speed hits all alike
         passes = [0.0] * len(prepared)
@@ -219,6 +251,8 @@ def main() -> None:
                 passes[i] += prepared[i].step(index)
         for setting, seconds in zip(prepared, passes, strict=True):
             setting.passes.append(seconds)
+    # measured again after the steps, the best kept: a first measurement after loading can read low
+    peaks = {name: max(rate, matmul_rate(getattr(torch, DTYPES[name]))) for name, rate in peaks.items()}
     rows = []
     for (label, options), setting in zip(settings, prepared, strict=True):
         row = {"setting": label, **setting.row()}
@@ -242,7 +276,7 @@ def main() -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(result, indent=2) + "\n")
     if encoder:
-        print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s")
+        print("matmul peak: " + ", ".join(f"{k} {v / 1e9:.0f} GFLOP/s" for k, v in peaks.items()))
     extra = " padding | GFLOP/s | of the matmul peak |" if encoder else ""
     print("| setting | pairs/s | speed-up | of the defaults | first pass |" + extra)
     print("|---" * (5 + 3 * encoder) + "|")

@@ -114,7 +114,9 @@ def test_eval_cli_reports_accuracy_ci_subsets_and_writes_files(encoder_model, tm
     assert overall["n"] == 30 and overall["ci_low"] <= overall["accuracy"] <= overall["ci_high"]
     assert set(report["per_subset"]) == {"even", "odd"}
     assert sum(s["n"] for s in report["per_subset"].values()) == 30
-    assert "pairwise accuracy" in (tmp_path / "report" / "eval.md").read_text()
+    markdown = (tmp_path / "report" / "eval.md").read_text()
+    assert "pairwise accuracy" in markdown
+    assert done.stdout.startswith(markdown)  # printed as written (rows whole, no progress bar) when piped
 
 
 def test_eval_cli_reports_calibration_and_length_bias(encoder_model, tmp_path):
@@ -171,7 +173,9 @@ def test_data_check_summarises_the_embedded_data():
 
 
 def test_user_errors_are_one_line_not_a_traceback(tmp_path):
-    empty = tmp_path / "empty.jsonl"
+    folder = tmp_path / "a-folder-whose-name-takes-the-path-past-the-eighty-columns-of-a-pipe"
+    folder.mkdir()
+    empty = folder / "empty.jsonl"
     empty.write_text("")
     cases = (
         ["data", "check", str(empty)],
@@ -186,3 +190,4 @@ def test_user_errors_are_one_line_not_a_traceback(tmp_path):
     for args, done in zip(cases, results, strict=True):
         assert done.returncode == 2, (args, done.stderr)
         assert "error:" in done.stderr and "Traceback" not in done.stderr, (args, done.stderr)
+    assert str(empty) in results[0].stderr  # whole: a path cut across lines cannot be copied

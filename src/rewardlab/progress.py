@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,7 +18,8 @@ from rich.progress import (
 
 @contextlib.contextmanager
 def progress_bar(enabled: bool, label: str, total: int) -> Iterator[Callable[..., None]]:
-    """Yield ``advance(n=1, **fields)``; with ``enabled`` false nothing is drawn."""
+    """Yield ``advance(n=1, **fields)``; with ``enabled`` false nothing is drawn. The bar goes to
+    stderr, so that what a command prints (a report, JSON) can be piped or redirected clean."""
     if not enabled:
         yield lambda n=1, **fields: None
         return
@@ -29,7 +31,7 @@ def progress_bar(enabled: bool, label: str, total: int) -> Iterator[Callable[...
         TimeRemainingColumn(),
         TextColumn("{task.fields[status]}"),
     )
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(label, total=total, status="")
 
         def advance(n: int = 1, **fields: str) -> None:
