@@ -119,7 +119,7 @@ AttentionInterface.register("scaled_query", scaled_query_attention)
 AttentionMaskInterface.register("scaled_query", eager_mask)
 
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16"}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def matmul_rate(dtype: torch.dtype, tokens: int = 4096, d: int = 384, ff: int = 1536) -> float:
@@ -222,7 +222,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="MiniLM's ladder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes of each setting, taken in turn")
-    parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2].json")
+    parser.add_argument("--output", type=Path, help="default: benchmarks/results/ablation[_smollm2|_fp32].json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     pairs = args.pairs or PAIRS[args.backbone]
@@ -239,9 +239,8 @@ def main() -> None:
         settings, defaults = SETTINGS + NOT_KEPT, len(SETTINGS) - 1
     else:
         settings, defaults = FP32_SETTINGS + FP32_NOT_KEPT, len(FP32_SETTINGS) - 1
-    peaks = {"fp32": matmul_rate(torch.float32)} if encoder else {}
-    if encoder and in_bf16:
-        peaks["bf16"] = matmul_rate(torch.bfloat16)
+    measured = ("fp32", "bf16") if in_bf16 else ("fp32",)
+    peaks = {name: matmul_rate(DTYPES[name]) for name in measured} if encoder else {}
     prepared = [Setting(base, data, order, options) for _, options in settings]
     for _ in range(args.rounds):  # step by step in turn, so that a drift in the machine's speed hits all alike
         passes = [0.0] * len(prepared)
@@ -252,7 +251,7 @@ def main() -> None:
         for setting, seconds in zip(prepared, passes, strict=True):
             setting.passes.append(seconds)
     # measured again after the steps, the best kept: a first measurement after loading can read low
-    peaks = {name: max(rate, matmul_rate(getattr(torch, DTYPES[name]))) for name, rate in peaks.items()}
+    peaks = {name: max(rate, matmul_rate(DTYPES[name])) for name, rate in peaks.items()}
     rows = []
     for (label, options), setting in zip(settings, prepared, strict=True):
         row = {"setting": label, **setting.row()}
