@@ -14,8 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Learn, measure and use reward models.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect preference datasets.")
+# markdown: a docstring's paragraphs flow to the terminal's width (rich mode keeps their source line breaks)
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="Learn, measure and use reward models.",
+)
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode="markdown", help="Inspect preference datasets.")
 app.add_typer(data_app, name="data")
 # soft wrap: lines are left for the terminal to wrap, so paths and reports piped to a file stay whole
 console = Console(stderr=True, soft_wrap=True)

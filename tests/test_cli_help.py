@@ -1,0 +1,31 @@
+"""``--help`` of every command reads as prose, not as the docstring's source lines."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import click
+import typer
+from typer.testing import CliRunner
+
+from rewardlab.cli import app
+
+
+def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name), command
+
+
+def test_help_shows_each_docstring_paragraph_as_one_line_on_a_wide_terminal():
+    """Typer's rich mode kept the docstrings' line breaks, and then wrapped those lines again at
+    the terminal's width, so a paragraph read as fragments of uneven length."""
+    for path, command in commands(typer.main.get_command(app)):
+        shown = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "2000"})
+        assert shown.exit_code == 0, shown.output
+        lines = [line.strip() for line in shown.output.splitlines()]
+        for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
+            assert " ".join(paragraph.replace("`", "").split()) in lines, (path, paragraph)
