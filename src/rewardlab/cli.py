@@ -57,7 +57,7 @@ def quiet_libraries() -> None:
 
 ColumnsOption = Annotated[
     str | None,
-    typer.Option(help="Field names in your data, e.g. prompt=question,chosen=response_j,rejected=response_k"),
+    typer.Option(help="Where your data keeps each field, as name=field pairs, e.g. prompt=question,chosen=response_j"),
 ]
 DataArgument = Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
@@ -80,8 +80,10 @@ def train(
     backbone: Annotated[str | None, typer.Option(help="minilm, smollm2, or a local model folder")] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder for the model, logs and report")] = None,
     objective: Annotated[str | None, typer.Option(help="Objective name (see `rewardlab objectives`)")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its last checkpoint")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
 ) -> None:
     """Train a reward model, then evaluate it on the held-out test split."""
     from rewardlab.training.config import load_config
@@ -122,8 +124,10 @@ def dpo(
     precision: Annotated[
         str | None, typer.Option(help="auto (bf16 passes, fp32 weights, where the CPU/GPU has bf16), bf16 or fp32")
     ] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --output from its last checkpoint")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace a previous run in --output")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
 ) -> None:
     """Train a policy from preferences (DPO family), then evaluate it on the held-out test split."""
     from rewardlab.policy.run import run_dpo
@@ -191,7 +195,9 @@ def evaluate(
     beta: Annotated[float, typer.Option(help="implicit*: β of β·(log π − log π_ref)")] = 0.1,
     judge: Annotated[str | None, typer.Option(help="judge: causal LM folder, or smollm2 (default)")] = None,
     principle: Annotated[str | None, typer.Option(help="judge: principle or rubric text, or @FILE")] = None,
-    reasoning: Annotated[bool, typer.Option(help="judge: write a short rationale before the verdict")] = False,
+    reasoning: Annotated[
+        bool, typer.Option("--reasoning", help="judge: write a short rationale before the verdict")
+    ] = False,
     reasoning_tokens: Annotated[int, typer.Option(help="judge: rationale length at most")] = 64,
     temperature: Annotated[float, typer.Option(help="judge: rationale sampling temperature (0: greedy)")] = 0.0,
     seed: Annotated[int, typer.Option(help="judge: seed of sampled rationales")] = 0,
@@ -209,10 +215,16 @@ def evaluate(
         Path | None, typer.Option(help="Contrast pairs (JSONL: prompt_a, chosen_a, prompt_b, chosen_b): consistency")
     ] = None,
     invariance: Annotated[
-        bool, typer.Option(help="Check that whitespace, candidate order and batch size do not change preferences")
+        bool,
+        typer.Option(
+            "--invariance", help="Check that whitespace, candidate order and batch size do not change preferences"
+        ),
     ] = False,
     policy_ranking: Annotated[
-        bool, typer.Option(help="implicit*: ranking accuracy of the policy (and idealised, with a reference)")
+        bool,
+        typer.Option(
+            "--policy-ranking", help="implicit*: ranking accuracy of the policy (and idealised, with a reference)"
+        ),
     ] = False,
     ranking_p: Annotated[
         float, typer.Option(help="--policy-ranking: share of raters preferring the chosen reply, for the ideal")
