@@ -131,7 +131,7 @@ def test_missing_models_and_damaged_cache_are_named(tiny_decoder_dir, reward_dir
     missing = tmp_path / "nowhere"
     result = run([*common(tiny_decoder_dir, missing, tmp_path / "x"), "--proxy", str(proxy)])
     assert result.exit_code == 2
-    assert said(result, f"gold {missing}: not a saved reward model")
+    assert said(result, f"gold {missing}: no such folder")
     result = run(common(tiny_decoder_dir, gold, tmp_path / "x"))
     assert result.exit_code == 2
     assert said(result, "give at least one proxy")

@@ -240,6 +240,13 @@ def test_cli_serve_refuses_a_folder_without_a_model(tmp_path):
     result = CliRunner().invoke(app, ["serve", str(tmp_path)])
     assert result.exit_code == 2
     assert "not a saved reward model (no config.json)" in " ".join(result.output.split())
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'nowhere'}: no such folder" in " ".join(result.output.split())
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    result = CliRunner().invoke(app, ["serve", str(tmp_path / "model.safetensors")])
+    assert result.exit_code == 2
+    assert "model.safetensors: is a file; a saved reward model is a folder" in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["serve", str(tmp_path), "--max-batch-items", "0", "--max-wait-ms", "-1"])
     assert result.exit_code == 2
     message = " ".join(result.output.split())

@@ -561,8 +561,10 @@ def serve_command(
         **({} if tile_tokens is None else {"tile_tokens": tile_tokens}),
     )
     config.validate()
-    if not (model / "config.json").is_file():
-        raise FileNotFoundError(f"{model}: not a saved reward model (no config.json)")
+    from rewardlab.models.reward_model import saved_model_problem
+
+    if problem := saved_model_problem(model):
+        raise FileNotFoundError(f"{model}: {problem}")
     serve(str(model), host=host, port=port, config=config)
 
 

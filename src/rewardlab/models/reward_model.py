@@ -119,8 +119,8 @@ class RewardModel:
     def from_pretrained(cls, path: str | Path) -> RewardModel:
         """Load a saved reward model (rewardlab's or any local one-label sequence classifier)."""
         path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path}: not a saved reward model (no config.json)")
+        if problem := saved_model_problem(path):
+            raise FileNotFoundError(f"{path}: {problem}")
         tokenizer = AutoTokenizer.from_pretrained(path)
         _ensure_pad_token(tokenizer)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -324,6 +324,19 @@ class RewardModel:
         outputs = self.outputs_ids(self.encode(prompts, replies).ids, precision=precision)
         reward, variance = self.reduce(outputs)
         return reward.tolist(), variance.tolist()
+
+
+def saved_model_problem(path: str | Path) -> str | None:
+    """Why ``path`` is not a saved model folder, or None when it is one (checked before loading, so
+    that the user reads which path is wrong rather than transformers' guess that it names a hub model)."""
+    path = Path(path)
+    if not path.exists():
+        return "no such folder"
+    if not path.is_dir():
+        return "is a file; a saved reward model is a folder"
+    if not (path / "config.json").is_file():
+        return "not a saved reward model (no config.json)"
+    return None
 
 
 def sequence_rewards(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,8 @@ class OveroptConfig:
     progress: bool = False
 
     def errors(self) -> list[str]:
+        from rewardlab.models.reward_model import saved_model_problem
+
         problems = self.sampling.errors()
         if not self.prompts:
             problems.append("no prompts to sample from")
@@ -53,8 +55,8 @@ class OveroptConfig:
         if self.precision not in ("auto", "bf16", "fp32"):
             problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
         for role, path in [("gold", self.gold)] + [("proxy", p) for p in self.proxies]:
-            if not (Path(path) / "config.json").is_file():
-                problems.append(f"{role} {path}: not a saved reward model (no config.json)")
+            if problem := saved_model_problem(path):
+                problems.append(f"{role} {path}: {problem}")
         return problems
 
 
