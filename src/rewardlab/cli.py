@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.table import Column, Table
 
 # markdown: a docstring's paragraphs flow to the terminal's width (rich mode keeps their source line breaks)
 app = typer.Typer(
@@ -686,8 +686,10 @@ def objectives() -> None:
     """List the registered objectives and their options."""
     from rewardlab.objectives import get_objective, objective_names
 
-    table = Table("name", "options", "what it is")
-    for name in objective_names():
+    names = objective_names()
+    # the name is what users type: shown whole, the other columns wrap
+    table = Table(Column("name", min_width=max(map(len, names)), no_wrap=True), "options", "what it is")
+    for name in names:
         objective = get_objective(name)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in objective.options.items()), objective.summary)
     out.print(table)

@@ -1,4 +1,4 @@
-"""``--help`` of every command reads as prose, not as the docstring's source lines."""
+"""What the CLI prints for people reads whole: help as prose, names never cut."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
+from rewardlab.objectives import objective_names
 
 
 def commands(group: click.Group, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], click.Command]]:
@@ -29,3 +30,11 @@ def test_help_shows_each_docstring_paragraph_as_one_line_on_a_wide_terminal():
         lines = [line.strip() for line in shown.output.splitlines()]
         for paragraph in inspect.cleandoc(command.help or "").split("\n\n"):
             assert " ".join(paragraph.replace("`", "").split()) in lines, (path, paragraph)
+
+
+def test_objectives_listing_shows_every_name_whole_on_an_80_column_terminal():
+    """The name is what users pass as ``objective=``; rich cut the longest to 'multi_attribute_regres…'."""
+    shown = CliRunner().invoke(app, ["objectives"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    first_cells = {line.split("│")[1].strip() for line in shown.output.splitlines() if line.startswith("│")}
+    assert set(objective_names()) <= first_cells
