@@ -54,6 +54,7 @@ from rewardlab.training.compute import ComputeModel
 
 STEP = 8
 PAIRS = {"minilm": 160, "smollm2": 96}
+BF16_BUDGET = token_budget("auto", "bf16")  # rewardlab's default forward pass where it computes in bf16
 
 SETTINGS = [
     ("padded batches, fp32, fused attention, AdamW per tensor", {}),
@@ -68,7 +69,7 @@ SETTINGS = [
     ),
     (
         "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
-        {"bucketing": True, "copy": True, "eager": True, "fused": True, "first_token": True, "budget": 2048},
+        {"bucketing": True, "copy": True, "eager": True, "fused": True, "first_token": True, "budget": BF16_BUDGET},
     ),
 ]
 DEFAULTS = SETTINGS[-1][1]
@@ -78,8 +79,13 @@ NOT_KEPT = [
     ("defaults + torch.compile, dynamic shapes (not kept)", {**DEFAULTS, "compile": True}),
 ]
 
-FP32_DEFAULTS = {"bucketing": True, "eager": True, "fused": True, "first_token": True}
-FP32_DEFAULTS["budget"] = token_budget("auto", "fp32")
+FP32_DEFAULTS = {
+    "bucketing": True,
+    "eager": True,
+    "fused": True,
+    "first_token": True,
+    "budget": token_budget("auto", "fp32"),
+}
 FP32_SETTINGS = [
     ("padded batches, fp32, fused attention, AdamW per tensor", {}),
     ("+ batches of similar length", {"bucketing": True}),
@@ -102,7 +108,7 @@ DECODER_SETTINGS = [
     ),
     (
         "+ forward passes of at most 2,048 tokens (rewardlab's defaults)",
-        {"bucketing": True, "copy": True, "fused": True, "attention": NAME, "budget": 2048},
+        {"bucketing": True, "copy": True, "fused": True, "attention": NAME, "budget": BF16_BUDGET},
     ),
 ]
 
@@ -228,8 +234,8 @@ def main() -> None:
     pairs = args.pairs or PAIRS[args.backbone]
     encoder = args.backbone == "minilm"
     in_bf16 = resolve_precision(args.precision) == "bf16"
-    name = "ablation" + ("" if encoder else f"_{args.backbone}") + ("_fp32" if encoder and not in_bf16 else "")
-    output = args.output or Path("benchmarks/results", f"{name}.json")
+    stem = "ablation" + ("" if encoder else f"_{args.backbone}") + ("_fp32" if encoder and not in_bf16 else "")
+    output = args.output or Path("benchmarks/results", f"{stem}.json")
     base = RewardModel.from_backbone(args.backbone, max_length=256)
     data = encode_pairs(base, load_preferences().pairs)
     order = random.Random(0).sample(range(len(data)), pairs)
