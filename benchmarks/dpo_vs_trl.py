@@ -77,10 +77,10 @@ def model_dir(name: str) -> Path:
 def load_tokenizer(path: Path) -> Any:
     from transformers import AutoTokenizer
 
-    from rewardlab.models.reward_model import _ensure_pad_token
+    from rewardlab.models.reward_model import ensure_pad_token
 
     tokenizer = AutoTokenizer.from_pretrained(path)
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
     return tokenizer
 
 
@@ -88,7 +88,7 @@ def select_pairs(tokenizer: Any, max_length: int, count: int, seed: int) -> tupl
     """``count`` training-split pairs that fit ``max_length`` untruncated, and how many fit in all."""
     from rewardlab.data import load_preferences, split_pairs
     from rewardlab.models.formatting import choose_format
-    from rewardlab.policy.encoding import encode_pairs
+    from rewardlab.models.pair_encoding import encode_pairs
 
     train = split_pairs(load_preferences(None).pairs, validation=0.1, test=0.2, seed=0).train
     tokens = encode_pairs(tokenizer, train, choose_format(tokenizer), 10**6, 10**6)
@@ -105,7 +105,7 @@ def select_pairs(tokenizer: Any, max_length: int, count: int, seed: int) -> tupl
 
 def trl_rows(pairs: list[Any]) -> list[dict[str, Any]]:
     """The pairs in TRL's conversational preference format (prompt messages, one assistant reply)."""
-    from rewardlab.evaluate.causal_lm import as_messages
+    from rewardlab.models.causal_lm import as_messages
 
     return [
         {
@@ -168,7 +168,7 @@ def first_step_losses(args: argparse.Namespace, pairs: list[Any]) -> dict[str, A
     from transformers import AutoModelForCausalLM
 
     from rewardlab.models.formatting import choose_format
-    from rewardlab.policy.encoding import encode_pairs
+    from rewardlab.models.pair_encoding import encode_pairs
     from rewardlab.policy.trainer import PolicyTrainConfig, train_policy
 
     torch.manual_seed(0)

@@ -15,7 +15,7 @@ import time
 import torch
 
 from rewardlab.data import load_preferences, split_pairs
-from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.models.causal_lm import CausalLM
 
 
 def median_pass_seconds(lm: CausalLM, ids: torch.Tensor) -> float:

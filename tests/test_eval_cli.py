@@ -10,16 +10,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rewardlab.asgi import running_server
 from rewardlab.cli import SCORER_NAMES, PairChecks, app
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.causal_lm import CausalLM
 from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.evaluate.policy_ranking import policy_ranking
 from rewardlab.evaluate.scorers import SCORER_KINDS
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.serve import ServeConfig, create_app
+from rewardlab.serve.asgi import running_server
+from rewardlab.serve.server import ServeConfig, create_app
 
 torch.set_num_threads(1)
 

@@ -17,9 +17,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
-from rewardlab.asgi import running_server
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.causal_lm import CausalLM
 from rewardlab.evaluate.judge import JudgeScorer, answer_token_ids
 from rewardlab.evaluate.likelihood_scorers import (
     DensityRatioScorer,
@@ -38,8 +36,10 @@ from rewardlab.evaluate.scorers import (
     pair_scores,
 )
 from rewardlab.evaluate.text_overlap import sentence_bleu
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.serve import ServeConfig, create_app
+from rewardlab.serve.asgi import running_server
+from rewardlab.serve.server import ServeConfig, create_app
 
 torch.set_num_threads(1)
 

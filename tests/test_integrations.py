@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from datasets import Dataset
 
-from rewardlab.integrations import trl_reward_function, verl_compute_score
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.transforms import apply_transform
+from rewardlab.rewards.transforms import apply_transform
+from rewardlab.serve.integrations import trl_reward_function, verl_compute_score
 
 
 @pytest.fixture(scope="module")

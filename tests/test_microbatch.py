@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from rewardlab.microbatch import MicroBatcher
+from rewardlab.serve.microbatch import MicroBatcher
 
 
 class Doubler:

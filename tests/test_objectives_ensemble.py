@@ -4,9 +4,10 @@ import pytest
 import torch
 from fitting import minimise
 
-from rewardlab.objectives import aggregate_ensemble, bootstrap_weights, get_objective
+from rewardlab.objectives import bootstrap_weights, get_objective
 from rewardlab.objectives.bradley_terry import bradley_terry_loss
 from rewardlab.objectives.ensemble import ensemble_bradley_terry_loss
+from rewardlab.rewards.aggregate import aggregate_ensemble
 
 
 def test_ensemble_bradley_terry_hand_computed():

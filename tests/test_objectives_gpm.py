@@ -6,9 +6,10 @@ import pytest
 import torch
 from fitting import descend, minimise
 
-from rewardlab.objectives import get_objective, gpm_preference_logit
+from rewardlab.objectives import get_objective
 from rewardlab.objectives.bradley_terry import bradley_terry_loss
 from rewardlab.objectives.general_preference import gpm_loss
+from rewardlab.rewards.aggregate import gpm_preference_logit
 
 
 def test_gpm_hand_computed():

@@ -5,8 +5,9 @@ import torch
 from fitting import minimise
 from scipy.stats import kendalltau
 
-from rewardlab.objectives import combine_attributes, get_objective
+from rewardlab.objectives import get_objective
 from rewardlab.objectives.multi_attribute import multi_attribute_regression_loss
+from rewardlab.rewards.aggregate import combine_attributes
 
 
 def test_combine_attributes_hand_computed():

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
 

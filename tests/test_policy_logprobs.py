@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rewardlab.policy.logprobs import (
+from rewardlab.models.logprobs import (
     PairTokens,
     assign_rows,
     model_attention_mask,

@@ -13,8 +13,8 @@ from test_policy_trainer import PAIRS, load
 from transformers import AutoModelForCausalLM
 
 from rewardlab.models.formatting import choose_format
-from rewardlab.policy.encoding import encode_pairs
-from rewardlab.policy.logprobs import pair_logps
+from rewardlab.models.logprobs import pair_logps
+from rewardlab.models.pair_encoding import encode_pairs
 from rewardlab.policy.lora import LoraSettings, adapters_off, add_lora, is_lora, merged_and_base
 from rewardlab.policy.trainer import PolicyTrainConfig, train_policy
 

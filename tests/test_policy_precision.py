@@ -11,10 +11,10 @@ import torch
 from test_policy_trainer import PAIRS, load
 
 from rewardlab.models.formatting import choose_format
+from rewardlab.models.logprobs import pair_logps
+from rewardlab.models.pair_encoding import encode_pairs
 from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy import get_policy_loss
-from rewardlab.policy.encoding import encode_pairs
-from rewardlab.policy.logprobs import pair_logps
 from rewardlab.policy.trainer import PolicyTrainConfig, train_policy
 
 torch.set_num_threads(1)
@@ -148,7 +148,7 @@ def test_smollm2_bf16_first_step_starts_at_log2_with_shuffled_batches():
 
     from rewardlab.data import load_preferences
     from rewardlab.models.backbones import resolve_backbone
-    from rewardlab.models.reward_model import _ensure_pad_token
+    from rewardlab.models.reward_model import ensure_pad_token
 
     path = resolve_backbone("smollm2")
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
@@ -158,7 +158,7 @@ def test_smollm2_bf16_first_step_starts_at_log2_with_shuffled_batches():
     for name, weight in model.named_parameters():
         weight.requires_grad_(name.startswith(top) or name == "model.norm.weight")
     tokenizer = AutoTokenizer.from_pretrained(path)
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
     pairs = load_preferences(None).pairs[:12]
     config = PolicyTrainConfig(steps=1, batch_pairs=4, lr=1e-6, precision="bf16", max_prompt_tokens=96)
     config.max_reply_tokens = 64

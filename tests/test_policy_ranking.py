@@ -16,8 +16,8 @@ from rewardlab.evaluate.policy_ranking import (
     ranking_accuracy,
     sequence_logps,
 )
-from rewardlab.policy.encoding import encode_pairs
-from rewardlab.policy.logprobs import plain_pair_logps
+from rewardlab.models.logprobs import plain_pair_logps
+from rewardlab.models.pair_encoding import encode_pairs
 
 torch.set_num_threads(1)
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from rewardlab.policy.logprobs import PairTokens, plain_pair_logps
-from rewardlab.policy.reference import cached_reference_logps, model_fingerprint, tokens_fingerprint
+from rewardlab.models.logprobs import PairTokens, plain_pair_logps
+from rewardlab.models.reference import cached_reference_logps, model_fingerprint, tokens_fingerprint
 
 torch.set_num_threads(1)
 

@@ -10,8 +10,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.data.records import PreferencePair
+from rewardlab.models.pair_encoding import encode_pairs, prompt_and_reply_texts
 from rewardlab.policy import policy_loss_names
-from rewardlab.policy.encoding import encode_pairs, prompt_and_reply_texts
 from rewardlab.policy.trainer import PolicyTrainConfig, train_policy
 
 torch.set_num_threads(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.sampling.generation import SampleConfig, chunk_seed, prompt_prefix, sample_prompt
 
 torch.set_num_threads(1)

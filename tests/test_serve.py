@@ -21,11 +21,11 @@ import pytest
 from synthetic import synthetic_pairs
 from typer.testing import CliRunner
 
-from rewardlab.asgi import running_server
 from rewardlab.cli import app
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.serve import ServeConfig, create_app
-from rewardlab.transforms import apply_transform
+from rewardlab.rewards.transforms import apply_transform
+from rewardlab.serve.asgi import running_server
+from rewardlab.serve.server import ServeConfig, create_app
 
 CONFIG = ServeConfig(max_batch_items=16, max_wait_ms=20, max_items=64, max_text_chars=2000, max_body_bytes=100_000)
 

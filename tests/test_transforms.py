@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewardlab.transforms import (
+from rewardlab.rewards.transforms import (
     RewardStats,
     TransformError,
     apply_transform,

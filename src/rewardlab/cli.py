@@ -492,9 +492,9 @@ def score(
     writes each reward's 'uncertainty': the variance across members.
     """
     from rewardlab.atomic import write_text_atomic
+    from rewardlab.data.scoring import read_scoring_rows
     from rewardlab.models.ensemble import RewardEnsemble
     from rewardlab.models.reward_model import RewardModel
-    from rewardlab.scoring import read_scoring_rows
 
     rows = read_scoring_rows(input, prompt_field, response_field)
     prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
@@ -548,7 +548,7 @@ def serve_command(
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
-    from rewardlab.serve import ServeConfig, serve
+    from rewardlab.serve.server import ServeConfig, serve
 
     config = ServeConfig(
         max_batch_items=max_batch_items,

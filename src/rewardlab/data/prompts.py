@@ -7,9 +7,11 @@ model needs the prompt and the two replies apart, so these pure functions cut th
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Hashable
 
-from rewardlab.data.records import Message
+from rewardlab.data.records import Message, Prompt
 
 ASSISTANT_MARKER = "\n\nAssistant:"
 """Where an assistant turn starts in an HH-style transcript."""
@@ -100,3 +102,8 @@ def transcript_to_messages(text: str) -> tuple[Message, ...]:
     if len(messages) > 1 and messages[-1] == {"role": "assistant", "content": ""}:
         messages.pop()
     return tuple(messages)
+
+
+def prompt_key(prompt: Prompt) -> Hashable:
+    """A hashable key for a prompt: the text itself, or the conversation as canonical JSON."""
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)

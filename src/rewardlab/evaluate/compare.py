@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from rewardlab.data.records import PreferencePair, Prompt
+from rewardlab.data.prompts import prompt_key
+from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.paired import PairedComparison, compare_paired
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
 from rewardlab.evaluate.starc import starc_distance
@@ -34,11 +34,6 @@ class ModelComparison:
             "paired": asdict(self.paired),
             "starc_distance": self.starc_distance,
         }
-
-
-def prompt_key(prompt: Prompt) -> Hashable:
-    """A hashable key for a prompt: the text itself, or the conversation as canonical JSON."""
-    return prompt if isinstance(prompt, str) else json.dumps(prompt, sort_keys=True, ensure_ascii=False)
 
 
 def compare_models(

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from rewardlab.data.records import Prompt
-from rewardlab.evaluate.causal_lm import CausalLM, as_messages, with_system
+from rewardlab.models.causal_lm import CausalLM, as_messages, with_system
 from rewardlab.models.formatting import format_text
 
 ImplicitMode = Literal["dpo", "sum", "mean"]

@@ -19,8 +19,8 @@ from transformers import PreTrainedTokenizerBase
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.formatting import TextFormat
-from rewardlab.policy.encoding import encode_pairs
-from rewardlab.policy.reference import cached_reference_logps
+from rewardlab.models.pair_encoding import encode_pairs
+from rewardlab.models.reference import cached_reference_logps
 
 
 def _pairs_of(chosen: ArrayLike, rejected: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:

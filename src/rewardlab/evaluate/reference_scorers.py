@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from rewardlab.data.prompts import prompt_key
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import _MISSING, ColumnMap, _describe, _lookup, parse_prompt
-from rewardlab.evaluate.compare import prompt_key
 from rewardlab.evaluate.text_overlap import rouge_l, sentence_bleu
 
 OverlapMetric = Literal["bleu", "rouge-l"]

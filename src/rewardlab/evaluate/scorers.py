@@ -241,16 +241,16 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
     if kind == "reward-model":
         return reward_model_scorer(RewardModel.from_pretrained(spec.model), spec.precision)  # type: ignore[arg-type]
     if kind.startswith("implicit"):
-        from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
+        from rewardlab.models.causal_lm import CausalLM
 
         reference = CausalLM.from_pretrained(spec.reference, precision=spec.precision) if spec.reference else None
         mode = {"implicit": "dpo", "implicit-sum": "sum", "implicit-mean": "mean"}[kind]
         policy = CausalLM.from_pretrained(spec.policy, precision=spec.precision)  # type: ignore[arg-type]
         return ImplicitRewardScorer(policy, reference, spec.beta, mode)  # type: ignore[arg-type]
     if kind == "judge":
-        from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.judge import DEFAULT_JUDGE, JudgeScorer
+        from rewardlab.models.causal_lm import CausalLM
 
         return JudgeScorer(
             CausalLM.from_pretrained(spec.judge or DEFAULT_JUDGE, precision=spec.precision),
@@ -267,15 +267,15 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
             raise ValueError(f"scorer {kind} needs reference answers (read them with read_references)")
         return ReferenceScorer(kind, spec.references)  # type: ignore[arg-type]
     if kind == "cdr":
-        from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.likelihood_scorers import DensityRatioScorer
+        from rewardlab.models.causal_lm import CausalLM
 
         strong = CausalLM.from_pretrained(spec.strong, precision=spec.precision)  # type: ignore[arg-type]
         weak = CausalLM.from_pretrained(spec.weak, precision=spec.precision)  # type: ignore[arg-type]
         return DensityRatioScorer(strong, weak, read_text_option(spec.instruction))
     if kind == "flr":
-        from rewardlab.evaluate.causal_lm import CausalLM
         from rewardlab.evaluate.likelihood_scorers import FollowUpScorer
+        from rewardlab.models.causal_lm import CausalLM
 
         positive, negative = read_follow_ups(spec.follow_ups) if spec.follow_ups else (None, None)
         options = {"positive": positive, "negative": negative} if positive else {}

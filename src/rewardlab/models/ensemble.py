@@ -14,8 +14,8 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.objectives import aggregate_ensemble
 from rewardlab.precision import Precision
+from rewardlab.rewards.aggregate import aggregate_ensemble
 
 
 class RewardEnsemble:

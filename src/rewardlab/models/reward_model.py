@@ -27,9 +27,9 @@ from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
-from rewardlab.objectives import aggregate_ensemble, combine_attributes, gpm_preference_logit
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
+from rewardlab.rewards.aggregate import aggregate_ensemble, combine_attributes, gpm_preference_logit
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class RewardModel:
         """A new reward model: pretrained ``backbone`` plus a freshly initialised head of ``outputs`` values."""
         path = resolve_backbone(backbone)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        _ensure_pad_token(tokenizer)
+        ensure_pad_token(tokenizer)
         with _quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=outputs, trust_remote_code=False, dtype=torch.float32
@@ -122,7 +122,7 @@ class RewardModel:
         if problem := saved_model_problem(path):
             raise FileNotFoundError(f"{path}: {problem}")
         tokenizer = AutoTokenizer.from_pretrained(path)
-        _ensure_pad_token(tokenizer)
+        ensure_pad_token(tokenizer)
         model = AutoModelForSequenceClassification.from_pretrained(
             path, trust_remote_code=False, use_safetensors=True, dtype=torch.float32
         )
@@ -381,7 +381,7 @@ def _fp32_head_forward(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Ten
         return type(head).forward(head, hidden.float())
 
 
-def _ensure_pad_token(tokenizer) -> None:
+def ensure_pad_token(tokenizer) -> None:
     """Decoders often ship without a pad token; padding needs one (it is masked out)."""
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:

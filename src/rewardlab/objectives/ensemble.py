@@ -8,36 +8,6 @@ from torch import Tensor
 
 from rewardlab.objectives.registry import ObjectiveOutput, head_size_option, register_objective
 
-AGGREGATIONS = ("mean", "wco", "uwo")
-
-
-def aggregate_ensemble(rewards: Tensor, method: str = "mean", uncertainty_weight: float = 1.0) -> tuple[Tensor, Tensor]:
-    """One conservative reward and the members' variance from (..., M) member rewards.
-
-        mean: R̄ = (1/M)·Σ_m R_m
-        wco:  min_m R_m                      (worst-case optimisation)
-        uwo:  R̄ - λ·Var,  Var = (1/M)·Σ_m (R_m - R̄)²   (uncertainty-weighted optimisation)
-
-    Coste et al. 2024, "Reward Model Ensembles Help Mitigate Overoptimization": a policy
-    optimised against wco or uwo is penalised where the members disagree, i.e. off the data the
-    reward was fitted on. The variance is the population variance (divided by M), as in the paper.
-    By construction wco ≤ mean ≤ max member and uwo ≤ mean. The same function combines an
-    M-output head or M separately trained models (stack their scores on the last dimension).
-    """
-    if method not in AGGREGATIONS:
-        raise ValueError(f"method must be one of {', '.join(AGGREGATIONS)} (got {method!r})")
-    if uncertainty_weight < 0:
-        raise ValueError(
-            f"uncertainty_weight must be ≥ 0 (got {uncertainty_weight}); a negative one would reward disagreement"
-        )
-    mean = rewards.mean(dim=-1)
-    variance = rewards.var(dim=-1, correction=0)
-    if method == "wco":
-        return rewards.amin(dim=-1), variance
-    if method == "uwo":
-        return mean - uncertainty_weight * variance, variance
-    return mean, variance
-
 
 def bootstrap_weights(pairs: int, members: int, seed: int, kind: str = "poisson") -> Tensor:
     """(pairs, members) resampling weights with mean 1, the same for the same arguments.

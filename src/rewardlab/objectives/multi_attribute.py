@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
 from torch import Tensor
 
 from rewardlab.objectives.registry import ObjectiveOutput, head_size_option, register_objective
 from rewardlab.objectives.regression import rating_squared_errors
-
-
-def combine_attributes(rewards: Tensor, direction: Tensor | Sequence[float]) -> Tensor:
-    """rewards · u with u = direction / ‖direction‖: one scalar reward from (..., A) attribute rewards.
-
-    Directional Preference Alignment (Wang et al. 2024, "Arithmetic Control of LLMs for Diverse
-    User Preferences"): a user's preference is a unit vector in attribute space and the reward is
-    the projection on it, so (1, 0) ranks by the first attribute, (0, 1) by the second, and the
-    angle between them trades one for the other. Scaling the direction does not change the reward.
-    """
-    u = torch.as_tensor(direction, dtype=rewards.dtype, device=rewards.device)
-    if u.dim() != 1 or u.shape[0] != rewards.shape[-1]:
-        raise ValueError(f"direction needs one weight per attribute ({rewards.shape[-1]}), got shape {tuple(u.shape)}")
-    norm = u.norm()
-    if not bool(torch.isfinite(norm)) or norm == 0:
-        raise ValueError(f"direction must be a finite, non-zero vector (got {u.tolist()})")
-    return rewards @ (u / norm)
-
+from rewardlab.rewards.aggregate import combine_attributes
 
 ATTRIBUTE_COUNT = head_size_option("attributes")
 

@@ -20,12 +20,12 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from rewardlab.data.records import PreferencePair, Prompt
-from rewardlab.evaluate.causal_lm import CausalLM
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.formatting import TextFormat
+from rewardlab.models.pair_encoding import encode_pairs, prompt_and_reply_texts
+from rewardlab.models.reference import cached_reference_logps
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.policy.encoding import encode_pairs, prompt_and_reply_texts
-from rewardlab.policy.reference import cached_reference_logps
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,10 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.atomic import atomic_directory, write_text_atomic
 from rewardlab.data import ColumnMap, load_preferences, split_pairs
-from rewardlab.evaluate.causal_lm import CausalLM
 from rewardlab.models.backbones import resolve_backbone, set_activation_checkpointing
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.formatting import choose_format
-from rewardlab.models.reward_model import RewardModel, _ensure_pad_token
+from rewardlab.models.reward_model import RewardModel, ensure_pad_token
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
 from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
@@ -65,7 +65,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     train_pairs, test_pairs, data_info = _load_split(config)
     model_dir = resolve_backbone(config.policy)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    _ensure_pad_token(tokenizer)
+    ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if config.gradient_checkpointing:
         set_activation_checkpointing(model, enable=True)

@@ -3,7 +3,7 @@
 The loss is looked up by name (:mod:`rewardlab.policy.registry`) and says what it needs: reference
 log-probabilities are computed once before training (and cached on disk when ``cache_dir`` is
 set), token-level guidance rewards from a guide model only for losses that read them. The policy's
-log-probabilities come from one packed pass per batch (:mod:`rewardlab.policy.logprobs`).
+log-probabilities come from one packed pass per batch (:mod:`rewardlab.models.logprobs`).
 
 Where the hardware multiplies bf16 fast (``precision="auto"``), the passes run on a bf16 copy of the
 policy while the optimiser keeps fp32 weights and moments (:class:`rewardlab.training.compute.ComputeWeights`,
@@ -26,12 +26,12 @@ from transformers import PreTrainedTokenizerBase
 
 from rewardlab.data.records import PreferencePair
 from rewardlab.models.formatting import choose_format
+from rewardlab.models.logprobs import PairLogps, PairTokens, pair_logps
+from rewardlab.models.pair_encoding import encode_pairs
+from rewardlab.models.reference import cached_reference_logps
 from rewardlab.models.reward_model import bf16_copy
-from rewardlab.policy.encoding import encode_pairs
-from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
 from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards
-from rewardlab.policy.reference import cached_reference_logps
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.precision import resolve_precision
 from rewardlab.training.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint

@@ -21,7 +21,7 @@ import torch
 from transformers import DynamicCache
 
 from rewardlab.data.records import Prompt
-from rewardlab.evaluate.causal_lm import CausalLM
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.progress import progress_bar
 
 

@@ -5,7 +5,7 @@ scored by the gold model and every proxy. For every N ≤ n, the unbiased estima
 ``best_of_n.best_of_n_curve`` gives the expected proxy score and the expected gold score of the
 reply the proxy picks among N, plotted against KL_bon(N) = log N − (N−1)/N. With several proxies
 (an ensemble, Coste et al. 2024), the reply is picked by the first proxy alone and by each
-aggregation of ``objectives.ensemble.aggregate_ensemble`` (mean, wco, uwo); the gold model's own
+aggregation of ``rewards.aggregate.aggregate_ensemble`` (mean, wco, uwo); the gold model's own
 pick is the ceiling.
 """
 
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from rewardlab.data.records import Prompt
-from rewardlab.objectives.ensemble import aggregate_ensemble
 from rewardlab.precision import Precision, resolve_precision
+from rewardlab.rewards.aggregate import aggregate_ensemble
 from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl
 from rewardlab.sampling.cache import GenerationCache, generation_key
 from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
@@ -70,7 +70,7 @@ class Generations:
 
 def generate(config: OveroptConfig) -> Generations:
     """The replies of every prompt: from the cache where present, sampled (and cached) where not."""
-    from rewardlab.evaluate.causal_lm import CausalLM
+    from rewardlab.models.causal_lm import CausalLM
 
     dtype = resolve_precision(config.precision)
     key = generation_key(config.policy, config.prompts, config.sampling, dtype)

@@ -3,7 +3,7 @@
 Endpoints: ``POST /score`` (items of prompt and response, optionally transformed),
 ``POST /get_reward`` (OpenRLHF's remote reward-model protocol), ``GET /health``, ``GET /info``,
 and FastAPI's ``/openapi.json`` and ``/docs``. Requests are merged into batches across clients
-(``rewardlab.microbatch``), tokenised in one thread and scored in another, so the event loop
+(``rewardlab.serve.microbatch``), tokenised in one thread and scored in another, so the event loop
 never waits on the model. Every mistake in a request gets a 4xx answer naming the field:
 ``{"error": "items[2].response: ...", "errors": [{"field": ..., "message": ...}]}``.
 """
@@ -26,14 +26,14 @@ from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rewardlab.asgi import BodySizeLimit, RequestError, add_error_handlers
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
-from rewardlab.microbatch import BatchStats, MicroBatcher
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
 from rewardlab.precision import Precision
-from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
+from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
+from rewardlab.serve.asgi import BodySizeLimit, RequestError, add_error_handlers
+from rewardlab.serve.microbatch import BatchStats, MicroBatcher
 
 
 @dataclass(frozen=True)

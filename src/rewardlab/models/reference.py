@@ -21,7 +21,7 @@ from safetensors.torch import save as save_safetensors
 from torch import Tensor
 
 from rewardlab.atomic import write_bytes_atomic
-from rewardlab.policy.logprobs import PairLogps, PairTokens, pair_logps
+from rewardlab.models.logprobs import PairLogps, PairTokens, pair_logps
 
 CACHE_FORMAT = "rewardlab-reference-logps-1"
 """Part of every key: changing how log-probabilities are computed or stored must change it."""

@@ -1,7 +1,7 @@
 """Rewards for other trainers: TRL's ``GRPOTrainer(reward_funcs=...)`` and verl's ``compute_score``.
 
 Both load a saved reward model once, score in the precision chosen once (bf16 where the hardware
-has it), and can apply a named transform (``rewardlab.transforms``) on the way out. For a policy
+has it), and can apply a named transform (``rewardlab.rewards.transforms``) on the way out. For a policy
 trained in another process or on another machine, serve the model instead
 (``rewardlab serve``) and point the trainer at ``/score`` or OpenRLHF's ``/get_reward``.
 """
@@ -16,7 +16,7 @@ from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.precision import Precision
-from rewardlab.transforms import RewardStats, TransformError, apply_transform, get_transform
+from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform
 
 
 class _Scorer:

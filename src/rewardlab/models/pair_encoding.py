@@ -17,7 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from rewardlab.data.prompts import transcript_to_messages
 from rewardlab.data.records import PreferencePair, Prompt
 from rewardlab.models.formatting import TextFormat
-from rewardlab.policy.logprobs import PairTokens
+from rewardlab.models.logprobs import PairTokens
 
 
 def prompt_and_reply_texts(

@@ -23,9 +23,9 @@ from rewardlab.data.prompts import transcript_to_messages
 from rewardlab.data.records import Message, Prompt
 from rewardlab.models.backbones import resolve_backbone
 from rewardlab.models.formatting import TextFormat, choose_format
-from rewardlab.models.reward_model import _ensure_pad_token
-from rewardlab.policy.encoding import prompt_and_reply_texts
-from rewardlab.policy.logprobs import reply_logps
+from rewardlab.models.logprobs import reply_logps
+from rewardlab.models.pair_encoding import prompt_and_reply_texts
+from rewardlab.models.reward_model import ensure_pad_token
 from rewardlab.precision import Precision, resolve_precision
 
 
@@ -67,7 +67,7 @@ class CausalLM:
         ``precision="auto"`` computes in bf16 where the hardware does so natively."""
         path = resolve_backbone(str(name_or_path))
         tokenizer = AutoTokenizer.from_pretrained(path)
-        _ensure_pad_token(tokenizer)
+        ensure_pad_token(tokenizer)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         resolved = resolve_precision(precision, model.device)
         if resolved == "bf16":
