@@ -25,7 +25,7 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.calibration import expected_calibration_error, preference_probabilities
 from rewardlab.evaluate.html_report import reliability_bins, reliability_png, render_html
 from rewardlab.evaluate.pairwise import PairwiseEval, summarise_scores
-from rewardlab.evaluate.report import write_report
+from rewardlab.evaluate.report import render_markdown, write_report
 from rewardlab.models.reward_model import RewardModel
 
 torch.set_num_threads(1)
@@ -85,7 +85,8 @@ def images(page: str) -> list[str]:
 
 
 def test_page_is_self_contained_escaped_and_has_every_plot():
-    page = render_html(fake_eval(), "runs/<script>alert(1)</script>", "data & more.jsonl")
+    model, data = "runs/<script>alert(1)</script>", "data & more.jsonl"
+    page = render_html(fake_eval(), model, data, render_markdown(fake_eval(), model, data))
     assert images(page) == ["reliability", "histogram", "subsets", "length"]
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "data &amp; more.jsonl" in page
@@ -97,7 +98,7 @@ def test_page_is_self_contained_escaped_and_has_every_plot():
 
 
 def test_page_without_subsets_leaves_that_plot_out():
-    assert images(render_html(fake_eval(subsets=False), "m", "d")) == ["reliability", "histogram", "length"]
+    assert images(render_html(fake_eval(subsets=False), "m", "d", "")) == ["reliability", "histogram", "length"]
 
 
 def test_page_when_every_pair_is_a_tie_has_numbers_but_no_plots(tmp_path):

@@ -24,15 +24,15 @@ from typing import Any
 
 from rewardlab.data.records import DataError, PreferencePair, Prompt, Ranking
 from rewardlab.data.schema import (
-    _MISSING,
+    MISSING,
     ColumnMap,
-    _describe,
-    _label,
-    _lookup,
-    _present,
-    _text,
+    describe_value,
+    lookup_field,
     parse_pair,
     parse_prompt,
+    present_fields,
+    read_label,
+    read_text,
 )
 
 SLIGHTLY_BETTER = 0.75
@@ -70,11 +70,13 @@ def parse_row(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedR
 
 def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> PreferencePair:
     prompt = _prompt(row, location, columns)
-    a = _text(_required(row, location, columns.response_a), location, columns.response_a)
-    b = _text(_required(row, location, columns.response_b), location, columns.response_b)
+    a = read_text(_required(row, location, columns.response_a), location, columns.response_a)
+    b = read_text(_required(row, location, columns.response_b), location, columns.response_b)
     label = _required(row, location, columns.preference)
     if label not in GRADES:
-        raise DataError(location, f"is {_describe(label)} (expected one of: {', '.join(GRADES)})", columns.preference)
+        raise DataError(
+            location, f"is {describe_value(label)} (expected one of: {', '.join(GRADES)})", columns.preference
+        )
     winner, strength = GRADES[label]
     if a == b and winner is not None:
         raise DataError(
@@ -87,9 +89,9 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
         rejected,
         tie=winner is None,
         strength=strength,
-        id=_label(row, location, columns.id),
-        subset=_label(row, location, columns.subset),
-        annotator=_label(row, location, columns.annotator),
+        id=read_label(row, location, columns.id),
+        subset=read_label(row, location, columns.subset),
+        annotator=read_label(row, location, columns.annotator),
         source=location,
     )
 
@@ -99,33 +101,35 @@ def _kwise(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
     responses = _responses(row, location, columns)
     k = len(responses)
     common = {
-        "subset": _label(row, location, columns.subset),
-        "annotator": _label(row, location, columns.annotator),
+        "subset": read_label(row, location, columns.subset),
+        "annotator": read_label(row, location, columns.annotator),
         "group": _group(row, location, columns, prompt, responses),
         "source": location,
     }
-    ranking, judgements = _lookup(row, columns.ranking), _lookup(row, columns.judgements)
-    if (ranking is _MISSING) == (judgements is _MISSING):
-        given = "both" if ranking is not _MISSING else "neither"
+    ranking, judgements = lookup_field(row, columns.ranking), lookup_field(row, columns.judgements)
+    if (ranking is MISSING) == (judgements is MISSING):
+        given = "both" if ranking is not MISSING else "neither"
         raise DataError(
             location,
             f'has {given} of "{columns.ranking}" and "{columns.judgements}" (a k-wise record needs exactly one)',
             columns.ranking,
         )
-    if ranking is not _MISSING:
+    if ranking is not MISSING:
         if not _is_permutation(ranking, k):
             raise DataError(
                 location,
-                f"is {_describe(ranking)} (expected each index 0..{k - 1} once, best reply first)",
+                f"is {describe_value(ranking)} (expected each index 0..{k - 1} once, best reply first)",
                 columns.ranking,
             )
-        ordered = Ranking(prompt, tuple(responses[i] for i in ranking), id=_label(row, location, columns.id), **common)
+        ordered = Ranking(
+            prompt, tuple(responses[i] for i in ranking), id=read_label(row, location, columns.id), **common
+        )
         return ParsedRow(ordered.pairs(), ordered)
     expected = k * (k - 1) // 2
     if not isinstance(judgements, list) or len(judgements) != expected:
         raise DataError(
             location,
-            f"is {_describe(judgements)} (expected {expected} judgements for {k} replies, in the order "
+            f"is {describe_value(judgements)} (expected {expected} judgements for {k} replies, in the order "
             "(1,2), (1,3), ... each 1, 2 or 0)",
             columns.judgements,
         )
@@ -134,7 +138,9 @@ def _kwise(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
     for index, ((i, j), verdict) in enumerate(zip(order, judgements, strict=True)):
         if verdict not in (0, 1, 2) or isinstance(verdict, bool):
             raise DataError(
-                location, f"item [{index}] is {_describe(verdict)} (expected 1, 2 or 0 for neither)", columns.judgements
+                location,
+                f"item [{index}] is {describe_value(verdict)} (expected 1, 2 or 0 for neither)",
+                columns.judgements,
             )
         if responses[i] == responses[j] and verdict:
             continue  # the same text twice carries no preference, whatever the label says
@@ -145,7 +151,7 @@ def _kwise(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
     ranking = _implied_ranking(responses, order, judgements)
     if ranking is None:
         return ParsedRow(pairs)
-    stated = Ranking(prompt, ranking, id=_label(row, location, columns.id), **common)
+    stated = Ranking(prompt, ranking, id=read_label(row, location, columns.id), **common)
     return ParsedRow(pairs, stated)
 
 
@@ -170,9 +176,9 @@ def _implied_ranking(
 
 def _tree(row: dict[str, Any], location: str, columns: ColumnMap) -> list[PreferencePair]:
     prompt = _prompt(row, location, columns)
-    nodes = _lookup(row, columns.nodes)
+    nodes = lookup_field(row, columns.nodes)
     if not isinstance(nodes, list) or not nodes:
-        raise DataError(location, f"is {_describe(nodes)} (expected a list of nodes)", columns.nodes)
+        raise DataError(location, f"is {describe_value(nodes)} (expected a list of nodes)", columns.nodes)
     parents: dict[str, str | None] = {}
     texts: dict[str, str] = {}
     for index, node in enumerate(nodes):
@@ -182,22 +188,24 @@ def _tree(row: dict[str, Any], location: str, columns: ColumnMap) -> list[Prefer
             or not isinstance(node.get("id"), str | int)
             or not isinstance(node.get("text"), str)
         ):
-            raise DataError(location, f"{where} needs an id and a text (got {_describe(node)})", columns.nodes)
+            raise DataError(location, f"{where} needs an id and a text (got {describe_value(node)})", columns.nodes)
         key = str(node["id"])
         if key in texts:
             raise DataError(location, f"{where} repeats the id {key!r}", columns.nodes)
         parent = node.get("parent")
         parents[key], texts[key] = (None if parent is None else str(parent)), node["text"]
     paths = {key: _path_text(key, parents, texts, location, columns.nodes) for key in texts}
-    comparisons = _lookup(row, columns.comparisons)
+    comparisons = lookup_field(row, columns.comparisons)
     if not isinstance(comparisons, list) or not comparisons:
-        raise DataError(location, f"is {_describe(comparisons)} (expected a list of comparisons)", columns.comparisons)
+        raise DataError(
+            location, f"is {describe_value(comparisons)} (expected a list of comparisons)", columns.comparisons
+        )
     group = _group(row, location, columns, prompt, sorted(paths.values()))
     pairs = []
     for index, item in enumerate(comparisons):
         where = f"item [{index}]"
         if not isinstance(item, dict):
-            raise DataError(location, f"{where} is {_describe(item)} (expected an object)", columns.comparisons)
+            raise DataError(location, f"{where} is {describe_value(item)} (expected an object)", columns.comparisons)
         ids = [str(item.get(side)) for side in ("chosen", "rejected")]
         unknown = [i for i in ids if i not in paths]
         if unknown:
@@ -214,8 +222,8 @@ def _tree(row: dict[str, Any], location: str, columns: ColumnMap) -> list[Prefer
                 paths[ids[1]],
                 tie=tie,
                 strength=0.5 if tie else None,
-                subset=_label(row, location, columns.subset),
-                annotator=_label(row, location, columns.annotator),
+                subset=read_label(row, location, columns.subset),
+                annotator=read_label(row, location, columns.annotator),
                 group=group,
                 source=location,
             )
@@ -244,11 +252,11 @@ def _path_text(key: str, parents: dict[str, str | None], texts: dict[str, str], 
 def _responses(row: dict[str, Any], location: str, columns: ColumnMap) -> list[str]:
     names = [n.strip() for n in columns.responses.split("|")]
     if len(names) > 1:
-        return [_text(_required(row, location, n), location, n) for n in names]
+        return [read_text(_required(row, location, n), location, n) for n in names]
     values = _required(row, location, names[0])
     if not isinstance(values, list) or len(values) < 2:
-        raise DataError(location, f"is {_describe(values)} (expected a list of at least two replies)", names[0])
-    return [_text(v, location, f"{names[0]}[{i}]") for i, v in enumerate(values)]
+        raise DataError(location, f"is {describe_value(values)} (expected a list of at least two replies)", names[0])
+    return [read_text(v, location, f"{names[0]}[{i}]") for i, v in enumerate(values)]
 
 
 def _prompt(row: dict[str, Any], location: str, columns: ColumnMap) -> Prompt:
@@ -256,14 +264,14 @@ def _prompt(row: dict[str, Any], location: str, columns: ColumnMap) -> Prompt:
 
 
 def _required(row: dict[str, Any], location: str, name: str) -> Any:
-    value = _lookup(row, name)
-    if value is _MISSING or value is None:
-        raise DataError(location, f"is missing ({_present(row)})", field=name)
+    value = lookup_field(row, name)
+    if value is MISSING or value is None:
+        raise DataError(location, f"is missing ({present_fields(row)})", field=name)
     return value
 
 
 def _has(row: dict[str, Any], name: str) -> bool:
-    return _lookup(row, name) is not _MISSING
+    return lookup_field(row, name) is not MISSING
 
 
 def _is_permutation(value: Any, k: int) -> bool:
@@ -273,7 +281,7 @@ def _is_permutation(value: Any, k: int) -> bool:
 
 def _group(row: dict[str, Any], location: str, columns: ColumnMap, prompt: Prompt, replies: list[str]) -> str:
     """The record's id if it has one, else a digest of its content: stable when the file is reordered."""
-    given = _label(row, location, columns.id)
+    given = read_label(row, location, columns.id)
     if given is not None:
         return given
     content = json.dumps([prompt if isinstance(prompt, str) else list(prompt), replies], ensure_ascii=False)

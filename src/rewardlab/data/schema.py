@@ -15,7 +15,8 @@ from typing import Any
 from rewardlab.data.prompts import ROLES, SplitError, split_shared_messages, split_shared_prefix
 from rewardlab.data.records import DataError, Message, PreferencePair, Prompt
 
-_MISSING = object()
+MISSING = object()
+"""Stands for a field a row does not have (``None`` is a JSON null the row does have)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
     ):
         raise DataError(
             location,
-            f'has {_describe(rejected_rating)} but "{columns.chosen_rating}" has {_describe(chosen_rating)} '
+            f'has {describe_value(rejected_rating)} but "{columns.chosen_rating}" has {describe_value(chosen_rating)} '
             "(both replies need ratings of the same shape)",
             field=columns.rejected_rating,
         )
@@ -122,26 +123,26 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         strength=0.5 if tie and strength is None else strength,
         chosen_rating=chosen_rating,
         rejected_rating=rejected_rating,
-        id=_label(row, location, columns.id),
-        subset=_label(row, location, columns.subset),
-        annotator=_label(row, location, columns.annotator),
+        id=read_label(row, location, columns.id),
+        subset=read_label(row, location, columns.subset),
+        annotator=read_label(row, location, columns.annotator),
         source=location,
     )
 
 
 def _prompt_and_replies(row: dict[str, Any], location: str, columns: ColumnMap) -> tuple[Prompt, str, str]:
-    prompt = _lookup(row, columns.prompt)
-    if prompt is _MISSING and columns.prompt != _DEFAULT.prompt:
-        raise DataError(location, f"is missing ({_present(row)})", field=columns.prompt)
-    if prompt is not _MISSING:
+    prompt = lookup_field(row, columns.prompt)
+    if prompt is MISSING and columns.prompt != _DEFAULT.prompt:
+        raise DataError(location, f"is missing ({present_fields(row)})", field=columns.prompt)
+    if prompt is not MISSING:
         prompt = parse_prompt(prompt, location, columns.prompt)
     chosen = _required(row, location, columns.chosen)
     rejected = _required(row, location, columns.rejected)
     if isinstance(chosen, list) or isinstance(rejected, list):
         return _conversation_form(prompt, chosen, rejected, location, columns)
-    _text(chosen, location, columns.chosen)
-    _text(rejected, location, columns.rejected)
-    if prompt is not _MISSING:
+    read_text(chosen, location, columns.chosen)
+    read_text(rejected, location, columns.rejected)
+    if prompt is not MISSING:
         return prompt, chosen, rejected
     shared, chosen_reply, rejected_reply = split_shared_prefix(chosen, rejected)
     if not shared.strip():
@@ -158,7 +159,7 @@ def _prompt_and_replies(row: dict[str, Any], location: str, columns: ColumnMap) 
 def parse_prompt(value: Any, location: str, field_name: str) -> Prompt:
     """Validate a prompt given as non-empty text or as a list of messages (kept as a tuple)."""
     if isinstance(value, str):
-        return _text(value, location, field_name)
+        return read_text(value, location, field_name)
     return _messages(value, location, field_name)
 
 
@@ -170,7 +171,7 @@ def _conversation_form(
         if not isinstance(value, list):
             raise DataError(
                 location,
-                f"is {_describe(value)}, but the other reply is a list of messages (give both in one form)",
+                f"is {describe_value(value)}, but the other reply is a list of messages (give both in one form)",
                 field=field_name,
             )
     chosen = _messages(chosen, location, columns.chosen)
@@ -178,7 +179,7 @@ def _conversation_form(
     if isinstance(prompt, str):
         prompt = ({"role": "user", "content": prompt},)
     bare_replies = all(m["role"] == "assistant" for m in (*chosen, *rejected))
-    if prompt is not _MISSING and bare_replies:
+    if prompt is not MISSING and bare_replies:
         # Replies without their conversation follow the given prompt; full conversations carry their own.
         chosen, rejected = (*prompt, *chosen), (*prompt, *rejected)
     try:
@@ -202,28 +203,28 @@ def _conversation_form(
 def _messages(value: Any, location: str, field_name: str) -> tuple[Message, ...]:
     """Check a message list and keep only each message's role and content."""
     if not isinstance(value, list):
-        raise DataError(location, f"is {_describe(value)} (expected text or a list of messages)", field_name)
+        raise DataError(location, f"is {describe_value(value)} (expected text or a list of messages)", field_name)
     if not value:
         raise DataError(location, "is an empty list of messages", field=field_name)
     messages = []
     for index, message in enumerate(value):
         where = f"message [{index}]"
         if not isinstance(message, dict):
-            raise DataError(location, f"{where} is {_describe(message)} (expected an object)", field_name)
-        role, content = message.get("role", _MISSING), message.get("content", _MISSING)
+            raise DataError(location, f"{where} is {describe_value(message)} (expected an object)", field_name)
+        role, content = message.get("role", MISSING), message.get("content", MISSING)
         if role not in ROLES:
-            seen = "no role" if role is _MISSING else f"role {_describe(role)}"
+            seen = "no role" if role is MISSING else f"role {describe_value(role)}"
             raise DataError(location, f"{where} has {seen} (expected one of: {', '.join(ROLES)})", field_name)
         if not isinstance(content, str):
-            seen = "no content" if content is _MISSING else f"content {_describe(content)}"
+            seen = "no content" if content is MISSING else f"content {describe_value(content)}"
             raise DataError(location, f"{where} has {seen} (expected text)", field_name)
         messages.append({"role": role, "content": content})
     return tuple(messages)
 
 
-def _text(value: Any, location: str, field_name: str) -> str:
+def read_text(value: Any, location: str, field_name: str) -> str:
     if not isinstance(value, str):
-        raise DataError(location, f"is {_describe(value)} (expected text)", field=field_name)
+        raise DataError(location, f"is {describe_value(value)} (expected text)", field=field_name)
     if not value.strip():
         raise DataError(
             location,
@@ -243,7 +244,7 @@ def _number(row: dict[str, Any], location: str, field_name: str) -> float | None
     except ValueError:  # text that is not a number
         number = math.nan
     if not math.isfinite(number):
-        raise DataError(location, f"is {_describe(value)} (expected a finite number)", field=field_name)
+        raise DataError(location, f"is {describe_value(value)} (expected a finite number)", field=field_name)
     return number
 
 
@@ -258,7 +259,9 @@ def rating(row: dict[str, Any], location: str, field_name: str) -> float | tuple
     for index, item in enumerate(value):
         ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
         if not ok:
-            raise DataError(location, f"item [{index}] is {_describe(item)} (expected a finite number)", field_name)
+            raise DataError(
+                location, f"item [{index}] is {describe_value(item)} (expected a finite number)", field_name
+            )
         numbers.append(float(item))
     return tuple(numbers)
 
@@ -273,22 +276,22 @@ def _tie(row: dict[str, Any], location: str, field_name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
-    raise DataError(location, f"is {_describe(value)} (expected true or false)", field=field_name)
+    raise DataError(location, f"is {describe_value(value)} (expected true or false)", field=field_name)
 
 
-def _label(row: dict[str, Any], location: str, field_name: str) -> str | None:
+def read_label(row: dict[str, Any], location: str, field_name: str) -> str | None:
     value = _optional(row, field_name)
     if value is None:
         return None
     if isinstance(value, dict | list):
-        raise DataError(location, f"is {_describe(value)} (expected text or a number)", field=field_name)
+        raise DataError(location, f"is {describe_value(value)} (expected text or a number)", field=field_name)
     return str(value)
 
 
 def _required(row: dict[str, Any], location: str, field_name: str) -> Any:
-    value = _lookup(row, field_name)
-    if value is _MISSING:
-        raise DataError(location, f"is missing ({_present(row)})", field=field_name)
+    value = lookup_field(row, field_name)
+    if value is MISSING:
+        raise DataError(location, f"is missing ({present_fields(row)})", field=field_name)
     if value is None:
         raise DataError(location, "is null (expected text or a list of messages)", field=field_name)
     return value
@@ -296,29 +299,29 @@ def _required(row: dict[str, Any], location: str, field_name: str) -> Any:
 
 def _optional(row: dict[str, Any], field_name: str) -> Any:
     """An optional field's value, or None when absent, null, or an empty CSV cell."""
-    value = _lookup(row, field_name)
-    return None if value is _MISSING or value == "" else value
+    value = lookup_field(row, field_name)
+    return None if value is MISSING or value == "" else value
 
 
-def _lookup(row: dict[str, Any], field_name: str) -> Any:
+def lookup_field(row: dict[str, Any], field_name: str) -> Any:
     """Find ``field_name`` in ``row``: a key as written, else a dotted path into nested objects."""
     if field_name in row:
         return row[field_name]
     value: Any = row
     for part in field_name.split("."):
         if not isinstance(value, dict) or part not in value:
-            return _MISSING
+            return MISSING
         value = value[part]
     return value
 
 
-def _present(row: dict[str, Any]) -> str:
+def present_fields(row: dict[str, Any]) -> str:
     names = list(row)
     shown = ", ".join(f'"{n}"' for n in names[:12]) + (", ..." if len(names) > 12 else "")
     return f"this row has {shown}" if names else "this row has no fields"
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     """Name a value's type the way a JSON or CSV user would, with a short preview."""
     if value is None:
         return "null"

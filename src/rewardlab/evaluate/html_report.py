@@ -33,7 +33,6 @@ from numpy.typing import ArrayLike
 from rewardlab.atomic import write_text_atomic
 from rewardlab.evaluate.calibration import preference_probabilities
 from rewardlab.evaluate.pairwise import PairwiseEval
-from rewardlab.evaluate.report import render_markdown
 
 CHOSEN_COLOUR, REJECTED_COLOUR, ACCENT_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
 
@@ -186,12 +185,13 @@ STYLE = (
 )
 
 
-def render_html(result: PairwiseEval, model: str, data: str) -> str:
-    """The page: title, a summary line, the plots, then the full Markdown report as preformatted text.
+def render_html(result: PairwiseEval, model: str, data: str, numbers: str) -> str:
+    """The page: title, a summary line, the plots, then ``numbers`` (the full Markdown report) as
+    preformatted text.
 
     When every pair is labelled a tie there is no order to plot: the page says so and keeps the numbers.
     """
-    return _page(model, data, _figures(result) if any(result.ordered) else NO_PLOTS, result)
+    return _page(model, data, _figures(result) if any(result.ordered) else NO_PLOTS, result, numbers)
 
 
 NO_PLOTS = "<p><em>No plots: every pair is labelled a tie, so no pair has an order to measure.</em></p>"
@@ -221,7 +221,7 @@ def _figures(result: PairwiseEval) -> str:
     return f'<div class="plots">{figures}</div>'
 
 
-def _page(model: str, data: str, figures: str, result: PairwiseEval) -> str:
+def _page(model: str, data: str, figures: str, result: PairwiseEval, numbers: str) -> str:
     o = result.overall
     summary = (
         f"Pairwise accuracy <strong>{o.accuracy:.4f}</strong> (95 % bootstrap CI {o.ci_low:.4f} – {o.ci_high:.4f}, "
@@ -233,11 +233,11 @@ def _page(model: str, data: str, figures: str, result: PairwiseEval) -> str:
         f"<h1>Reward model evaluation</h1><p>Model <code>{html.escape(model)}</code> on "
         f"<code>{html.escape(data)}</code>.</p><p>{summary}</p>"
         f"{figures}"
-        f"<h2>All numbers</h2><pre>{html.escape(render_markdown(result, model, data))}</pre></body></html>\n"
+        f"<h2>All numbers</h2><pre>{html.escape(numbers)}</pre></body></html>\n"
     )
 
 
-def write_html_report(result: PairwiseEval, directory: str | Path, model: str, data: str) -> Path:
+def write_html_report(result: PairwiseEval, directory: str | Path, model: str, data: str, numbers: str) -> Path:
     path = Path(directory) / "eval.html"
-    write_text_atomic(path, render_html(result, model, data))
+    write_text_atomic(path, render_html(result, model, data, numbers))
     return path

@@ -16,7 +16,7 @@ from typing import Literal
 from rewardlab.data.prompts import prompt_key
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, Prompt
-from rewardlab.data.schema import _MISSING, ColumnMap, _describe, _lookup, parse_prompt
+from rewardlab.data.schema import MISSING, ColumnMap, describe_value, lookup_field, parse_prompt
 from rewardlab.evaluate.text_overlap import rouge_l, sentence_bleu
 
 OverlapMetric = Literal["bleu", "rouge-l"]
@@ -31,16 +31,16 @@ def read_references(path: str | Path, columns: ColumnMap | None = None) -> dict[
     columns = columns or ColumnMap()
     found: dict[Hashable, list[str]] = {}
     for location, row in iter_rows(path):
-        value = _lookup(row, columns.reference)
-        if value is _MISSING or value is None or value == "":
+        value = lookup_field(row, columns.reference)
+        if value is MISSING or value is None or value == "":
             continue
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
             raise DataError(
-                location, f"is {_describe(value)} (expected a reference text or a list of them)", columns.reference
+                location, f"is {describe_value(value)} (expected a reference text or a list of them)", columns.reference
             )
-        prompt_value = _lookup(row, columns.prompt)
-        if prompt_value is _MISSING or prompt_value is None:
+        prompt_value = lookup_field(row, columns.prompt)
+        if prompt_value is MISSING or prompt_value is None:
             raise DataError(location, "is missing (a reference belongs to a prompt)", columns.prompt)
         key = prompt_key(parse_prompt(prompt_value, location, columns.prompt))
         known = found.setdefault(key, [])

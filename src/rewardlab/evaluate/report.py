@@ -96,8 +96,9 @@ def write_report(result: PairwiseEval, directory: str | Path, model: str, data: 
     payload = {"model": model, "data": data, **result.to_dict()}
     json_path, md_path = directory / "eval.json", directory / "eval.md"
     write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
-    write_text_atomic(md_path, render_markdown(result, model, data))
-    return json_path, md_path, write_html_report(result, directory, model, data)
+    numbers = render_markdown(result, model, data)
+    write_text_atomic(md_path, numbers)
+    return json_path, md_path, write_html_report(result, directory, model, data, numbers)
 
 
 def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_b: str, data: str) -> str:

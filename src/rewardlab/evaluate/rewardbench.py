@@ -31,7 +31,15 @@ import numpy as np
 
 from rewardlab.data.readers import iter_rows, read_json_file
 from rewardlab.data.records import DataError, PreferencePair, Prompt
-from rewardlab.data.schema import _MISSING, ColumnMap, _describe, _label, _lookup, _present, parse_prompt
+from rewardlab.data.schema import (
+    MISSING,
+    ColumnMap,
+    describe_value,
+    lookup_field,
+    parse_prompt,
+    present_fields,
+    read_label,
+)
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate
 
 DEFAULT_SECTIONS: dict[str, tuple[str, ...]] = {
@@ -103,7 +111,7 @@ def load_section_map(path: str | Path) -> SectionMap:
     name = str(path)
     raw = read_json_file(path)
     if not isinstance(raw, dict) or not raw:
-        raise DataError(name, f"is {_describe(raw)} (expected an object of section name → list of subsets)")
+        raise DataError(name, f"is {describe_value(raw)} (expected an object of section name → list of subsets)")
     nested = set(raw) <= {"sections", "weights"} and isinstance(raw.get("sections"), dict)
     sections_raw, weights_raw = (raw["sections"], raw.get("weights", {})) if nested else (raw, {})
     errors: list[str] = []
@@ -112,24 +120,24 @@ def load_section_map(path: str | Path) -> SectionMap:
     for section, subsets in sections_raw.items():
         where = f'sections["{section}"]' if nested else f'"{section}"'
         if not isinstance(subsets, list) or not subsets:
-            errors.append(f"{where} is {_describe(subsets)} (expected a non-empty list of subset names)")
+            errors.append(f"{where} is {describe_value(subsets)} (expected a non-empty list of subset names)")
             continue
         for index, subset in enumerate(subsets):
             if not isinstance(subset, str) or not subset:
-                errors.append(f"{where}[{index}] is {_describe(subset)} (expected a subset name)")
+                errors.append(f"{where}[{index}] is {describe_value(subset)} (expected a subset name)")
             elif subset in owner:
                 errors.append(f'{where}[{index}]: subset "{subset}" is already in section "{owner[subset]}"')
             else:
                 owner[subset] = section
         sections[section] = tuple(s for s in subsets if isinstance(s, str))
     if not isinstance(weights_raw, dict):
-        errors.append(f"weights is {_describe(weights_raw)} (expected an object of subset → weight)")
+        errors.append(f"weights is {describe_value(weights_raw)} (expected an object of subset → weight)")
         weights_raw = {}
     weights: dict[str, float] = {}
     for subset, weight in weights_raw.items():
         ok = isinstance(weight, int | float) and not isinstance(weight, bool) and math.isfinite(weight) and weight > 0
         if not ok:
-            errors.append(f'weights["{subset}"] is {_describe(weight)} (expected a positive number)')
+            errors.append(f'weights["{subset}"] is {describe_value(weight)} (expected a positive number)')
         else:
             weights[subset] = float(weight)
     if errors:
@@ -240,17 +248,17 @@ def read_best_of_n(path: str | Path, columns: ColumnMap | None = None) -> list[B
     columns = columns or ColumnMap()
     records = []
     for location, row in iter_rows(path):
-        prompt_value = _lookup(row, columns.prompt)
-        if prompt_value is _MISSING or prompt_value is None:
-            raise DataError(location, f"is missing ({_present(row)})", columns.prompt)
+        prompt_value = lookup_field(row, columns.prompt)
+        if prompt_value is MISSING or prompt_value is None:
+            raise DataError(location, f"is missing ({present_fields(row)})", columns.prompt)
         prompt = parse_prompt(prompt_value, location, columns.prompt)
         replies = [_replies(row, location, name) for name in (columns.chosen, columns.rejected)]
         records.append(
             BestOfNRecord(
                 prompt,
                 *replies,
-                subset=_label(row, location, columns.subset),
-                id=_label(row, location, columns.id),
+                subset=read_label(row, location, columns.subset),
+                id=read_label(row, location, columns.id),
                 source=location,
             )
         )
@@ -258,15 +266,15 @@ def read_best_of_n(path: str | Path, columns: ColumnMap | None = None) -> list[B
 
 
 def _replies(row: dict[str, Any], location: str, name: str) -> tuple[str, ...]:
-    value = _lookup(row, name)
+    value = lookup_field(row, name)
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not value:
-        seen = "missing" if value is _MISSING else _describe(value)
+        seen = "missing" if value is MISSING else describe_value(value)
         raise DataError(location, f"is {seen} (expected a non-empty list of replies)", name)
     for index, reply in enumerate(value):
         if not isinstance(reply, str) or not reply.strip():
-            raise DataError(location, f"item [{index}] is {_describe(reply)} (expected non-empty text)", name)
+            raise DataError(location, f"item [{index}] is {describe_value(reply)} (expected non-empty text)", name)
     return tuple(value)
 
 
