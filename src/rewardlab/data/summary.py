@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections import Counter
 from typing import Any
 
 from rewardlab.data.loading import LoadedPreferences
+from rewardlab.data.prompts import prompt_key
 from rewardlab.data.records import Prompt
 from rewardlab.data.split import content_key
 
@@ -48,7 +48,7 @@ def summarize(loaded: LoadedPreferences, *, sample: int = 5) -> dict[str, Any]:
         "with_annotator": sum(pair.annotator is not None for pair in pairs),
         "subsets": dict(Counter(pair.subset for pair in pairs if pair.subset is not None).most_common()),
         "duplicate_pairs": sum(count - 1 for count in contents.values()),
-        "distinct_prompts": len({_prompt_key(pair.prompt) for pair in pairs}),
+        "distinct_prompts": len({prompt_key(pair.prompt) for pair in pairs}),
     }
 
 
@@ -68,6 +68,3 @@ def _stats(values: list[int]) -> dict[str, float]:
 def _prompt_length(prompt: Prompt) -> int:
     return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
 
-
-def _prompt_key(prompt: Prompt) -> str:
-    return prompt if isinstance(prompt, str) else json.dumps(list(prompt), sort_keys=True)

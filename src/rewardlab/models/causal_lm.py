@@ -3,9 +3,9 @@ log-probabilities, and short seeded generations.
 
 Implicit rewards, density ratios and follow-up likelihoods all reduce to log p(continuation |
 prefix) under some LM; judges reduce to the next-token distribution after a prompt. Prompts and
-replies are rendered as a policy sees them at generation time (``policy/encoding.py``: the chat
+replies are rendered as a policy sees them at generation time (``models/pair_encoding.py``: the chat
 template's generation prompt, then the reply up to its end-of-turn token), and the log-probability
-of a reply is the plain ``prompt + reply`` computation of ``policy/logprobs.py``, the one the
+of a reply is the plain ``prompt + reply`` computation of ``models/logprobs.py``, the one the
 packed trainer computation is tested against.
 """
 
@@ -46,7 +46,7 @@ class CausalLM:
     """A causal LM, its tokenizer and text format, and the token limits applied to its inputs.
 
     Prompts are cut from the left (the latest turns matter most) and replies from the right, as
-    ``policy.encoding.encode_pairs`` cuts them; ``batch_tokens`` bounds the padded tokens per pass.
+    ``pair_encoding.encode_pairs`` cuts them; ``batch_tokens`` bounds the padded tokens per pass.
     ``precision`` is what the model computes in: ``bf16`` (see :func:`bf16_body`) or ``fp32``.
     """
 

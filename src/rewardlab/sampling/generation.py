@@ -1,7 +1,7 @@
 """N sampled replies per prompt from a causal LM, reproducible per prompt.
 
 Each prompt is rendered as the policy sees it at generation time (its chat template's generation
-prompt, ``policy/encoding.py``) and its N replies come from ``generate`` calls of at most
+prompt, ``models/pair_encoding.py``) and its N replies come from ``generate`` calls of at most
 ``chunk`` sequences of that one prompt (no padding, so no left-padding effects). Every call is
 seeded from (seed, prompt tokens, chunk index), as ``CausalLM.generate`` seeds a single reply, so
 a prompt's replies do not depend on which other prompts are sampled, or in what order, and the
