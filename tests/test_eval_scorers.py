@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
 from rewardlab.data.records import PreferencePair
+from rewardlab.evaluate import scorers
 from rewardlab.evaluate.judge import JudgeScorer, answer_token_ids
 from rewardlab.evaluate.likelihood_scorers import (
     DensityRatioScorer,
@@ -29,15 +30,21 @@ from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.evaluate.reference_scorers import ReferenceScorer, read_references
 from rewardlab.evaluate.remote import RemoteScorer, reward_url
 from rewardlab.evaluate.scorers import (
+    SCORERS,
     RewardModelScorer,
+    ScorerKind,
     ScorerSpec,
     build_scorer,
     grouped_scores,
     pair_scores,
+    register_scorer,
+    scorer_key,
+    scorer_names,
 )
 from rewardlab.evaluate.text_overlap import sentence_bleu
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.registry import Registry
 from rewardlab.serve.asgi import running_server
 from rewardlab.serve.server import ServeConfig, create_app
 
@@ -312,39 +319,49 @@ def test_scorer_spec_lists_every_problem():
         "scorer implicit needs --reference",
         "--beta must be positive (got 0)",
     ]
-    assert ScorerSpec(kind="nope").errors()[0].startswith("unknown scorer 'nope' (known: reward-model, implicit")
+    assert ScorerSpec(kind="nope").errors()[0].startswith("unknown scorer 'nope'; registered scorers: bleu, cdr, flr")
     assert ScorerSpec(kind="judge", model="DIR").resolved().judge == "DIR"
     with pytest.raises(ValueError, match="scorer cdr needs --weak"):
         build_scorer(ScorerSpec(kind="cdr", model="DIR"))
+    assert ScorerSpec(kind="implicit-sum", policy="P", reference="R").errors() == [
+        "scorer implicit-sum is reference-free: drop --reference (or use --scorer implicit)"
+    ]
+    assert ScorerSpec(kind="bleu", model="M").errors() == [
+        "scorer bleu takes no MODEL (it compares replies with reference answers)"
+    ]
+    assert ScorerSpec(reasoning_tokens=0, model="M").errors() == ["--reasoning-tokens must be at least 1 (got 0)"]
 
 
-def test_bf16_language_models_keep_their_vocabulary_layer_in_fp32(policy_dir):
-    """bf16 reads prompts faster; the log-probabilities stay close to fp32's because the
-    vocabulary layer (tied to the input embeddings in SmolLM2) keeps its own fp32 weights."""
-    exact = CausalLM.from_pretrained(policy_dir, precision="fp32")
-    fast = CausalLM.from_pretrained(policy_dir, precision="bf16")
-    assert (exact.precision, fast.precision) == ("fp32", "bf16")
-    head = fast.model.get_output_embeddings()
-    assert head.weight.dtype == torch.float32 and fast.model.get_input_embeddings().weight.dtype == torch.bfloat16
-    assert torch.equal(head.weight, exact.model.get_output_embeddings().weight)
-    logps_exact, lengths = exact.reply_logps(PROMPTS, REPLIES)
-    logps_fast, lengths_fast = fast.reply_logps(PROMPTS, REPLIES)
-    assert lengths == lengths_fast
-    for a, b, n in zip(logps_exact, logps_fast, lengths, strict=True):
-        assert abs(a - b) < 0.02 * n  # summed over n tokens; bf16 hidden states, fp32 logits
-    judges = [JudgeScorer(lm).compare(PROMPTS, REPLIES, ["No."] * 3) for lm in (exact, fast)]
-    assert judges[0] == pytest.approx(judges[1], abs=0.05)
-    assert JudgeScorer(fast).precision == "bf16"
+def test_scorer_kinds_are_registered_entries_that_name_and_describe_themselves():
+    """Every kind carries its description; names forgive case and '_'; reports name the scorer by
+    its options (the judge by its default model when none is given)."""
+    names = scorer_names()
+    assert names == sorted(names) and {"reward-model", "implicit", "judge", "rouge-l", "remote"} <= set(names)
+    assert all(SCORERS.get(name).description for name in names)
+    assert ScorerSpec(kind="ROUGE_L").resolved().kind == "rouge-l" and ScorerSpec(kind="rouge_l").needs_references
+    assert not ScorerSpec(kind="judge").needs_references
+    assert ScorerSpec(model="runs/rm").describe() == "runs/rm"
+    assert ScorerSpec(kind="judge", reasoning=True).describe() == "judge(judge=smollm2, reasoning=True)"
+    assert (
+        ScorerSpec(kind="implicit", model="pol", reference="ref").describe()
+        == "implicit(policy=pol, reference=ref, beta=0.1)"
+    )
+    with pytest.raises(ValueError, match="scorer name 'bleu' is already registered"):
+        register_scorer(SCORERS.get("bleu"))
 
 
-def test_shared_prefix_logps_equal_separate_passes(policy_dir):
-    """Reading a prefix once for several continuations gives each one's plain log-probability."""
-    lm = CausalLM.from_pretrained(policy_dir, precision="fp32")
-    prefix = lm.tokens("<|im_start|>user\nHow do I bake bread?<|im_end|>\n<|im_start|>assistant\nMix flour.")
-    continuations = [lm.tokens(text) for text in (" Then bake it.", "!", " Knead the dough for ten minutes first.")]
-    shared = lm.shared_prefix_logps(prefix, continuations)
-    separate, _ = lm.continuation_logps([prefix] * 3, continuations)
-    # sums of about 20 log-probabilities near -140: fp32 resolves them to about 1e-5, hence relative 1e-6
-    assert shared == pytest.approx(separate, rel=1e-6, abs=1e-5)
-    with pytest.raises(ValueError, match="at least one token"):
-        lm.shared_prefix_logps(prefix, [continuations[0], []])
+def test_a_registered_scorer_kind_is_built_by_name(monkeypatch):
+    """A kind added with ``register_scorer`` is checked and built like the built-in ones (here in a
+    registry of its own, so the kind does not outlive the test)."""
+    monkeypatch.setattr(scorers, "SCORERS", Registry("scorer", normalise=scorer_key))
+
+    class LengthScorer:
+        def score(self, prompts, replies):
+            return [float(len(r)) for r in replies]
+
+    register_scorer(
+        ScorerKind("length-test", "reply length in characters", lambda spec: LengthScorer(), needs=("url",))
+    )
+    assert ScorerSpec(kind="Length_Test").errors() == ["scorer length-test needs --url"]
+    assert build_scorer(ScorerSpec(kind="length-test", url="unused")).score(["p"], ["abc"]) == [3.0]
+    assert scorers.scorer_names() == ["length-test"]

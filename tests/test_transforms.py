@@ -241,8 +241,9 @@ def test_apply_transform_by_name_and_its_errors():
     assert apply_transform("par", [1.0, 1.0], references=[[1.0, 1.0], [0.0, 2.0]]) == pytest.approx([0.5, 0.5])
     assert apply_transform("step_delta", [0.7, 0.2]) == pytest.approx([0.5, 0.0])
     assert set(transform_names()) == {"normalize", "clip", "whiten", "lsc", "par", "step_clip", "step_delta"}
+    assert apply_transform("Step-Clip", [0.5], args={"eta": 0.2}) == pytest.approx([0.0])  # names as everywhere
     cases = [
-        (("nope", [1.0]), {}, "transform: unknown transform 'nope'; known: clip, lsc"),
+        (("nope", [1.0]), {}, "transform: unknown transform 'nope'; registered transforms: clip, lsc"),
         (("clip", [1.0]), {"args": {"lo": 1}}, "unknown option 'lo' for 'clip' (options: low, high)"),
         (("clip", [1.0]), {"args": {"low": "x"}}, "option 'low' must be a finite number"),
         (("clip", [1.0]), {"args": {"low": 2, "high": 1}}, "low must not exceed high"),

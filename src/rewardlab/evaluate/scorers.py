@@ -13,20 +13,25 @@ Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classif
 ``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
 ``judge`` (a generative judge), ``bleu`` / ``rouge-l`` (against reference answers),
 ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood) and ``remote`` (an HTTP
-endpoint in OpenRLHF's protocol).
+endpoint in OpenRLHF's protocol). Each is a registered ``ScorerKind`` carrying its description,
+its checks and its builder; other installed packages add kinds through the ``rewardlab.scorers``
+entry-point group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rewardlab.data.readers import read_json_file
 from rewardlab.data.records import DataError, PreferencePair, Prompt
-from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import Precision, resolve_precision
+from rewardlab.registry import Registry
+
+if TYPE_CHECKING:  # loaded when a reward-model scorer is built, so listing the scorers stays light
+    from rewardlab.models.reward_model import RewardModel
 
 
 @runtime_checkable
@@ -149,19 +154,6 @@ def _checked(values: Sequence[float], expected: int, method: str) -> list[float]
 
 # -- scorers by name --------------------------------------------------------------------------------------
 
-SCORER_KINDS: dict[str, str] = {
-    "reward-model": "a local reward model folder (AutoModelForSequenceClassification): MODEL",
-    "implicit": "a DPO policy's implicit reward β·(log π − log π_ref): --policy, --reference, --beta",
-    "implicit-sum": "reference-free implicit reward β·log π(y|x): --policy, --beta",
-    "implicit-mean": "reference-free, length-normalised β·log π(y|x)/|y|: --policy, --beta",
-    "judge": "a generative judge, P(A) vs P(B) in both orders: --judge (default smollm2), --principle, --reasoning",
-    "bleu": "sentence BLEU against the prompt's reference answers (--columns reference=FIELD)",
-    "rouge-l": "ROUGE-L F against the prompt's reference answers (--columns reference=FIELD)",
-    "cdr": "density ratio log π_strong(y|x) − log π_weak(y|x): --strong, --weak, --instruction",
-    "flr": "follow-up likelihood: positive minus negative user follow-ups: --lm, --follow-ups",
-    "remote": "an OpenRLHF-protocol endpoint (e.g. rewardlab serve's /get_reward): --url",
-}
-
 
 @dataclass
 class ScorerSpec:
@@ -188,47 +180,95 @@ class ScorerSpec:
     references: Mapping[Hashable, Sequence[str]] | None = field(default=None, repr=False)
 
     def resolved(self) -> ScorerSpec:
-        """The spec with MODEL standing in for the kind's main model when that option is not given."""
-        main = {
-            "implicit": "policy",
-            "implicit-sum": "policy",
-            "implicit-mean": "policy",
-            "judge": "judge",
-            "cdr": "strong",
-            "flr": "lm",
-            "remote": "url",
-        }.get(self.kind)
+        """The spec with the kind's registered name, its defaults, and MODEL standing in for the
+        kind's main model when that option is not given."""
         spec = ScorerSpec(**{**self.__dict__})
-        if main and self.model and getattr(spec, main) is None:
-            setattr(spec, main, self.model)
+        if self.kind not in SCORERS:
+            return spec
+        kind = SCORERS.get(self.kind)
+        spec.kind = kind.name
+        if kind.main and self.model and getattr(spec, kind.main) is None:
+            setattr(spec, kind.main, self.model)
+        for option, value in kind.defaults.items():
+            if getattr(spec, option) is None:
+                setattr(spec, option, value)
         return spec
+
+    @property
+    def needs_references(self) -> bool:
+        """Whether the scorer compares replies with reference answers, to be read into ``references``."""
+        return self.kind in SCORERS and SCORERS.get(self.kind).needs_references
 
     def errors(self) -> list[str]:
         """Every problem with the spec, all at once."""
-        if self.kind not in SCORER_KINDS:
-            return [f"unknown scorer {self.kind!r} (known: {', '.join(SCORER_KINDS)})"]
+        if self.kind not in SCORERS:
+            return [SCORERS.unknown(self.kind)]
         spec = self.resolved()
-        needs = {
-            "reward-model": ["model"],
-            "implicit": ["policy", "reference"],
-            "implicit-sum": ["policy"],
-            "implicit-mean": ["policy"],
-            "cdr": ["strong", "weak"],
-            "flr": ["lm"],
-            "remote": ["url"],
-        }.get(self.kind, [])
+        kind = SCORERS.get(spec.kind)
         errors = [
-            f"scorer {self.kind} needs --{name.replace('_', '-')}" for name in needs if getattr(spec, name) is None
+            f"scorer {kind.name} needs --{name.replace('_', '-')}" for name in kind.needs if getattr(spec, name) is None
         ]
-        if self.kind in ("implicit-sum", "implicit-mean") and self.reference is not None:
-            errors.append(f"scorer {self.kind} is reference-free: drop --reference (or use --scorer implicit)")
-        if self.kind in ("bleu", "rouge-l") and self.model is not None:
-            errors.append(f"scorer {self.kind} takes no MODEL (it compares replies with reference answers)")
-        if self.kind.startswith("implicit") and not self.beta > 0:
-            errors.append(f"--beta must be positive (got {self.beta})")
+        errors += kind.check(spec)
         if self.reasoning_tokens < 1:
             errors.append(f"--reasoning-tokens must be at least 1 (got {self.reasoning_tokens})")
         return errors
+
+    def describe(self) -> str:
+        """The scorer as a report names it: the model folder of a reward model, else the kind with
+        the options that identify it."""
+        spec = self.resolved()
+        kind = SCORERS.get(spec.kind)
+        if kind.main == "model":
+            return str(spec.model)
+        shown = [f"{k}={getattr(spec, k)}" for k in kind.shown if getattr(spec, k) not in (None, False)]
+        return f"{kind.name}({', '.join(shown)})"
+
+
+def no_problems(spec: ScorerSpec) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class ScorerKind:
+    """One way of scoring, offered by name: what it is, which options it needs, and how it is built.
+
+    ``build`` receives the resolved spec, already checked. ``main`` is the option the positional
+    MODEL stands for (``"model"`` when MODEL itself is the main model, ``None`` when the kind takes
+    no model); ``defaults`` fill options left unset; ``shown`` are the options that name the scorer
+    in reports; ``check`` lists further problems with a spec of this kind.
+    """
+
+    name: str
+    description: str
+    build: Callable[[ScorerSpec], Scorer | Comparer]
+    main: str | None = "model"
+    needs: tuple[str, ...] = ()
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    shown: tuple[str, ...] = ()
+    check: Callable[[ScorerSpec], list[str]] = no_problems
+    needs_references: bool = False
+
+
+def scorer_key(name: str) -> str:
+    """Scorer names are written with '-' (``rouge-l``); '_' and case are forgiven."""
+    return name.strip().lower().replace("_", "-")
+
+
+SCORERS: Registry[ScorerKind] = Registry("scorer", group="rewardlab.scorers", normalise=scorer_key)
+"""The kinds below and those of every ``rewardlab.scorers`` entry-point plugin (a module that calls
+``register_scorer``), loaded on the first lookup."""
+
+SCORER_KINDS = SCORERS
+"""The former name: iterating over it gives the scorer names."""
+
+
+def register_scorer(kind: ScorerKind) -> None:
+    """Offer ``kind`` by its name; a name already taken is refused."""
+    SCORERS.add(kind.name, replace(kind, name=scorer_key(kind.name)))
+
+
+def scorer_names() -> list[str]:
+    return SCORERS.names()
 
 
 def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
@@ -237,52 +277,174 @@ def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
     if errors:
         raise ValueError("; ".join(errors))
     spec = spec.resolved()
-    kind = spec.kind
-    if kind == "reward-model":
-        return reward_model_scorer(RewardModel.from_pretrained(spec.model), spec.precision)  # type: ignore[arg-type]
-    if kind.startswith("implicit"):
+    return SCORERS.get(spec.kind).build(spec)
+
+
+def _reward_model(spec: ScorerSpec) -> Scorer | Comparer:
+    from rewardlab.models.reward_model import RewardModel
+
+    return reward_model_scorer(RewardModel.from_pretrained(spec.model), spec.precision)  # type: ignore[arg-type]
+
+
+def _implicit(mode: str) -> Callable[[ScorerSpec], Scorer]:
+    def build(spec: ScorerSpec) -> Scorer:
         from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
         from rewardlab.models.causal_lm import CausalLM
 
         reference = CausalLM.from_pretrained(spec.reference, precision=spec.precision) if spec.reference else None
-        mode = {"implicit": "dpo", "implicit-sum": "sum", "implicit-mean": "mean"}[kind]
         policy = CausalLM.from_pretrained(spec.policy, precision=spec.precision)  # type: ignore[arg-type]
         return ImplicitRewardScorer(policy, reference, spec.beta, mode)  # type: ignore[arg-type]
-    if kind == "judge":
-        from rewardlab.evaluate.judge import DEFAULT_JUDGE, JudgeScorer
-        from rewardlab.models.causal_lm import CausalLM
 
-        return JudgeScorer(
-            CausalLM.from_pretrained(spec.judge or DEFAULT_JUDGE, precision=spec.precision),
-            principle=read_text_option(spec.principle),
-            reasoning=spec.reasoning,
-            reasoning_tokens=spec.reasoning_tokens,
-            temperature=spec.temperature,
-            seed=spec.seed,
-        )
-    if kind in ("bleu", "rouge-l"):
-        from rewardlab.evaluate.reference_scorers import ReferenceScorer
+    return build
 
-        if spec.references is None:
-            raise ValueError(f"scorer {kind} needs reference answers (read them with read_references)")
-        return ReferenceScorer(kind, spec.references)  # type: ignore[arg-type]
-    if kind == "cdr":
-        from rewardlab.evaluate.likelihood_scorers import DensityRatioScorer
-        from rewardlab.models.causal_lm import CausalLM
 
-        strong = CausalLM.from_pretrained(spec.strong, precision=spec.precision)  # type: ignore[arg-type]
-        weak = CausalLM.from_pretrained(spec.weak, precision=spec.precision)  # type: ignore[arg-type]
-        return DensityRatioScorer(strong, weak, read_text_option(spec.instruction))
-    if kind == "flr":
-        from rewardlab.evaluate.likelihood_scorers import FollowUpScorer
-        from rewardlab.models.causal_lm import CausalLM
+def _positive_beta(spec: ScorerSpec) -> list[str]:
+    return [] if spec.beta > 0 else [f"--beta must be positive (got {spec.beta})"]
 
-        positive, negative = read_follow_ups(spec.follow_ups) if spec.follow_ups else (None, None)
-        options = {"positive": positive, "negative": negative} if positive else {}
-        return FollowUpScorer(CausalLM.from_pretrained(spec.lm, precision=spec.precision), **options)  # type: ignore[arg-type]
+
+def _reference_free(spec: ScorerSpec) -> list[str]:
+    problems = _positive_beta(spec)
+    if spec.reference is not None:
+        problems.append(f"scorer {spec.kind} is reference-free: drop --reference (or use --scorer implicit)")
+    return problems
+
+
+def _judge(spec: ScorerSpec) -> Comparer:
+    from rewardlab.evaluate.judge import JudgeScorer
+    from rewardlab.models.causal_lm import CausalLM
+
+    return JudgeScorer(
+        CausalLM.from_pretrained(spec.judge, precision=spec.precision),  # type: ignore[arg-type]
+        principle=read_text_option(spec.principle),
+        reasoning=spec.reasoning,
+        reasoning_tokens=spec.reasoning_tokens,
+        temperature=spec.temperature,
+        seed=spec.seed,
+    )
+
+
+def _overlap(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.reference_scorers import ReferenceScorer
+
+    if spec.references is None:
+        raise ValueError(f"scorer {spec.kind} needs reference answers (read them with read_references)")
+    return ReferenceScorer(spec.kind, spec.references)  # type: ignore[arg-type]
+
+
+def _takes_no_model(spec: ScorerSpec) -> list[str]:
+    if spec.model is None:
+        return []
+    return [f"scorer {spec.kind} takes no MODEL (it compares replies with reference answers)"]
+
+
+def _density_ratio(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.likelihood_scorers import DensityRatioScorer
+    from rewardlab.models.causal_lm import CausalLM
+
+    strong = CausalLM.from_pretrained(spec.strong, precision=spec.precision)  # type: ignore[arg-type]
+    weak = CausalLM.from_pretrained(spec.weak, precision=spec.precision)  # type: ignore[arg-type]
+    return DensityRatioScorer(strong, weak, read_text_option(spec.instruction))
+
+
+def _follow_up(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.likelihood_scorers import FollowUpScorer
+    from rewardlab.models.causal_lm import CausalLM
+
+    positive, negative = read_follow_ups(spec.follow_ups) if spec.follow_ups else (None, None)
+    options = {"positive": positive, "negative": negative} if positive else {}
+    return FollowUpScorer(CausalLM.from_pretrained(spec.lm, precision=spec.precision), **options)  # type: ignore[arg-type]
+
+
+def _remote(spec: ScorerSpec) -> Scorer:
     from rewardlab.evaluate.remote import RemoteScorer
 
     return RemoteScorer(spec.url)  # type: ignore[arg-type]
+
+
+for _kind in (
+    ScorerKind(
+        "reward-model",
+        "a local reward model folder (AutoModelForSequenceClassification): MODEL",
+        _reward_model,
+        needs=("model",),
+    ),
+    ScorerKind(
+        "implicit",
+        "a DPO policy's implicit reward β·(log π − log π_ref): --policy, --reference, --beta",
+        _implicit("dpo"),
+        main="policy",
+        needs=("policy", "reference"),
+        shown=("policy", "reference", "beta"),
+        check=_positive_beta,
+    ),
+    ScorerKind(
+        "implicit-sum",
+        "reference-free implicit reward β·log π(y|x): --policy, --beta",
+        _implicit("sum"),
+        main="policy",
+        needs=("policy",),
+        shown=("policy", "beta"),
+        check=_reference_free,
+    ),
+    ScorerKind(
+        "implicit-mean",
+        "reference-free, length-normalised β·log π(y|x)/|y|: --policy, --beta",
+        _implicit("mean"),
+        main="policy",
+        needs=("policy",),
+        shown=("policy", "beta"),
+        check=_reference_free,
+    ),
+    ScorerKind(
+        "judge",
+        "a generative judge, P(A) vs P(B) in both orders: --judge (default smollm2), --principle, --reasoning",
+        _judge,
+        main="judge",
+        defaults={"judge": "smollm2"},
+        shown=("judge", "principle", "reasoning"),
+    ),
+    ScorerKind(
+        "bleu",
+        "sentence BLEU against the prompt's reference answers (--columns reference=FIELD)",
+        _overlap,
+        main=None,
+        check=_takes_no_model,
+        needs_references=True,
+    ),
+    ScorerKind(
+        "rouge-l",
+        "ROUGE-L F against the prompt's reference answers (--columns reference=FIELD)",
+        _overlap,
+        main=None,
+        check=_takes_no_model,
+        needs_references=True,
+    ),
+    ScorerKind(
+        "cdr",
+        "density ratio log π_strong(y|x) − log π_weak(y|x): --strong, --weak, --instruction",
+        _density_ratio,
+        main="strong",
+        needs=("strong", "weak"),
+        shown=("strong", "weak", "instruction"),
+    ),
+    ScorerKind(
+        "flr",
+        "follow-up likelihood: positive minus negative user follow-ups: --lm, --follow-ups",
+        _follow_up,
+        main="lm",
+        needs=("lm",),
+        shown=("lm", "follow_ups"),
+    ),
+    ScorerKind(
+        "remote",
+        "an OpenRLHF-protocol endpoint (e.g. rewardlab serve's /get_reward): --url",
+        _remote,
+        main="url",
+        needs=("url",),
+        shown=("url",),
+    ),
+):
+    register_scorer(_kind)
 
 
 def read_text_option(value: str | None) -> str | None:

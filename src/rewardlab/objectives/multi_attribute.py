@@ -21,6 +21,7 @@ def multi_attribute_regression_loss(
     scale: float | list[float] = 1.0,
     shift: float | list[float] = 0.0,
     direction: list[float] | None = None,
+    tie: Tensor | None = None,
 ) -> ObjectiveOutput:
     """Mean squared error of each attribute's reward against its standardised rating, per pair.
 
@@ -30,8 +31,10 @@ def multi_attribute_regression_loss(
     ArmoRM's first stage (Wang et al. 2024, "Interpretable Preferences via Multi-Objective Reward
     Modeling and Mixture-of-Experts"): A outputs regressed on A attribute ratings (helpfulness,
     verbosity...). A NaN rating (attribute not rated) is left out. Accuracy is that of
-    ``combine_attributes`` along ``direction`` (default: all attributes weighted equally).
+    ``combine_attributes`` along ``direction`` (default: all attributes weighted equally). Ratings
+    carry no order, so a pair labelled as a tie trains like any other (``tie`` is taken to say so).
     """
+    del tie
     count = ATTRIBUTE_COUNT({"attributes": attributes})
     if chosen.dim() != 2 or chosen.shape[-1] != count:
         raise ValueError(

@@ -3,7 +3,9 @@
 An objective is a pure function of tensors. Its parameters say what it needs: parameters named
 after a batch field (``chosen``, ``rejected``, ``margin``, ``tie``...) receive that field, the
 others are options the user sets in the config (``objective.args``). The trainer only asks the
-registry; it never branches on an objective's name.
+registry; it never branches on an objective's name. A new objective is one module in this
+package (found without being listed anywhere) or in another installed package that names it in the
+``rewardlab.objectives`` entry-point group.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from torch import Tensor
+
+from rewardlab.registry import Registry
+from rewardlab.registry import normalise_name as normalise_name  # the old home of the name
 
 BATCH_FIELDS = frozenset(
     {"chosen", "rejected", "margin", "tie", "strength", "chosen_rating", "rejected_rating", "ranked", "ranked_mask"}
@@ -57,6 +62,17 @@ class Objective:
     ``ensemble`` (one reward per member, aggregated) or ``preference`` (preference embeddings:
     the model scores pairs, not single replies)."""
 
+    @property
+    def pairwise(self) -> bool:
+        """Whether it reads pairs (``chosen``/``rejected``) rather than rankings."""
+        return "chosen" in self.inputs
+
+    @property
+    def uses_ties(self) -> bool:
+        """Whether it can learn from a pair labelled as a tie: it takes the ``tie`` input. Tied pairs are
+        left out of training for one that does not, which would read them as preferences."""
+        return "tie" in self.inputs
+
     def outputs(self, options: Mapping[str, Any]) -> int:
         """Head size for these user options (defaults filled in)."""
         if callable(self.head_size):
@@ -92,12 +108,12 @@ def head_size_option(option: str, *, per_unit: int = 1, meaning: str = "") -> Ca
     return size
 
 
-_OBJECTIVES: dict[str, Objective] = {}
+OBJECTIVES: Registry[Objective] = Registry(
+    "objective", packages=("rewardlab.objectives",), group="rewardlab.objectives"
+)
+"""Every module of this package and every ``rewardlab.objectives`` entry-point plugin, found on the
+first lookup: a new objective is one file here (or in another installed package), nothing else."""
 HEADS = ("reward", "attributes", "ensemble", "preference")
-
-
-def normalise_name(name: str) -> str:
-    return name.strip().lower().replace("-", "_")
 
 
 def register_objective(
@@ -112,28 +128,23 @@ def register_objective(
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
-        key = normalise_name(name)
-        if key in _OBJECTIVES:
-            raise ValueError(f"objective {key!r} is already registered")
-        params = inspect.signature(fn).parameters.values()
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)} (got {head!r})")
+        params = inspect.signature(fn).parameters.values()
         inputs = tuple(p.name for p in params if p.name in BATCH_FIELDS)
         required = tuple(p.name for p in params if p.name in BATCH_FIELDS and p.default is inspect.Parameter.empty)
         options = {p.name: p.default for p in params if p.name not in BATCH_FIELDS}
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _OBJECTIVES[key] = Objective(key, fn, inputs, options, summary, required, head_size, head)
+        key = OBJECTIVES.normalise(name)
+        OBJECTIVES.add(key, Objective(key, fn, inputs, options, summary, required, head_size, head))
         return fn
 
     return decorate
 
 
 def get_objective(name: str) -> Objective:
-    key = normalise_name(name)
-    if key not in _OBJECTIVES:
-        raise ValueError(f"unknown objective {name!r}; registered objectives: {', '.join(sorted(_OBJECTIVES))}")
-    return _OBJECTIVES[key]
+    return OBJECTIVES.get(name)
 
 
 def objective_names() -> list[str]:
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()

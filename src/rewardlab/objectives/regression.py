@@ -43,6 +43,7 @@ def regression_loss(
     rejected_rating: Tensor | None = None,
     scale: float = 1.0,
     shift: float = 0.0,
+    tie: Tensor | None = None,
 ) -> ObjectiveOutput:
     """Mean squared error of each reply's reward against its standardised rating, per pair.
 
@@ -51,7 +52,10 @@ def regression_loss(
     The regression-style reward model of HelpSteer2 (Wang et al. 2024, "HelpSteer2-Preference:
     Complementing Ratings with Preferences", SteerLM Regression): the reward predicts the rating.
     A reply without a rating (NaN) is left out of its pair's mean; a pair with none has loss 0.
+    Ratings carry no order, so a pair labelled as a tie trains like any other (``tie`` is taken to
+    say so: tied pairs are kept for this objective).
     """
+    del tie
     chosen_errors, chosen_rated = rating_squared_errors(chosen, chosen_rating, scale, shift)
     rejected_errors, rejected_rated = rating_squared_errors(rejected, rejected_rating, scale, shift)
     rated = (chosen_rated.to(chosen.dtype) + rejected_rated.to(chosen.dtype)).clamp(min=1)

@@ -1,6 +1,8 @@
-"""Preference-trained policies: DPO-family losses over log-probabilities, looked up by name."""
+"""Preference-trained policies: DPO-family losses over log-probabilities, looked up by name.
 
-from rewardlab.policy import losses  # noqa: F401  (registers the losses)
+The losses register themselves when :mod:`rewardlab.policy.losses` is imported, which the registry
+does on the first lookup."""
+
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.registry import (
     PolicyLoss,

@@ -5,6 +5,8 @@ A policy loss is a pure function of log-probabilities. As for reward objectives
 batch field (``chosen_logps``, ``reference_chosen_logps``, ``chosen_lengths``...) receive that
 field, the others are options the user sets. The trainer asks the registered loss what it needs
 (``needs_reference``, ``token_level``, ``needs_token_rewards``) instead of branching on its name.
+A new loss is a function in :mod:`rewardlab.policy.losses`, or in another installed package that
+names its module in the ``rewardlab.policy_losses`` entry-point group.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from torch import Tensor
 
-from rewardlab.objectives.registry import normalise_name
+from rewardlab.registry import Registry
 
 SEQUENCE_FIELDS = frozenset(
     {
@@ -122,8 +124,14 @@ class PolicyLoss:
         return self.fn(**{name: batch.get(name) for name in self.inputs}, **options)
 
 
-_LOSSES: dict[str, PolicyLoss] = {}
-_ALIASES: dict[str, str] = {}
+POLICY_LOSSES: Registry[PolicyLoss] = Registry(
+    "policy loss",
+    plural="policy losses",
+    packages=("rewardlab.policy.losses",),
+    group="rewardlab.policy_losses",
+)
+"""The losses of :mod:`rewardlab.policy.losses` and every ``rewardlab.policy_losses`` entry-point
+plugin, found on the first lookup."""
 
 
 def register_policy_loss(
@@ -132,11 +140,7 @@ def register_policy_loss(
     """Register ``fn`` under ``name`` (and ``aliases``); a name already taken is refused."""
 
     def decorate(fn: Callable[..., PolicyLossOutput]) -> Callable[..., PolicyLossOutput]:
-        key = normalise_name(name)
-        keys = [key, *(normalise_name(a) for a in aliases)]
-        taken = [k for k in keys if k in _LOSSES or k in _ALIASES]
-        if taken:
-            raise ValueError(f"policy loss name {taken[0]!r} is already registered")
+        key = POLICY_LOSSES.normalise(name)
         params = list(inspect.signature(fn).parameters.values())
         inputs = tuple(p.name for p in params if p.name in BATCH_FIELDS)
         required = tuple(p.name for p in params if p.name in BATCH_FIELDS and p.default is inspect.Parameter.empty)
@@ -145,21 +149,16 @@ def register_policy_loss(
         if no_default:
             raise ValueError(f"policy loss {key!r}: option(s) {', '.join(no_default)} need a default value")
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _LOSSES[key] = PolicyLoss(key, fn, inputs, required, options, summary, tuple(keys[1:]))
-        for alias in keys[1:]:
-            _ALIASES[alias] = key
+        alias_keys = tuple(POLICY_LOSSES.normalise(a) for a in aliases)
+        POLICY_LOSSES.add(key, PolicyLoss(key, fn, inputs, required, options, summary, alias_keys), alias_keys)
         return fn
 
     return decorate
 
 
 def get_policy_loss(name: str) -> PolicyLoss:
-    key = normalise_name(name)
-    key = _ALIASES.get(key, key)
-    if key not in _LOSSES:
-        raise ValueError(f"unknown policy loss {name!r}; registered policy losses: {', '.join(policy_loss_names())}")
-    return _LOSSES[key]
+    return POLICY_LOSSES.get(name)
 
 
 def policy_loss_names() -> list[str]:
-    return sorted(_LOSSES)
+    return POLICY_LOSSES.names()

@@ -3,7 +3,8 @@
 A reward model trained with Bradley-Terry is only defined up to a shift, its scale is arbitrary,
 and past some point more reward stops meaning a better reply. Each function here is pure (tensors
 in, tensors out, no model, no I/O) and carries the equation it computes and the paper it comes
-from. ``apply_transform`` applies one by name, which is how the scoring server offers them.
+from. ``apply_transform`` applies one by name, which is how the scoring server offers them; other
+installed packages add transforms through the ``rewardlab.transforms`` entry-point group.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.nn.functional import logsigmoid
+
+from rewardlab.registry import Registry, UnknownNameError
 
 # -- scale and range -------------------------------------------------------------------------------
 
@@ -226,14 +229,14 @@ def _par(rewards: Tensor, references: Tensor) -> Tensor:
     return par_rewards(rewards, references)
 
 
-_TRANSFORMS: dict[str, NamedTransform] = {}
+TRANSFORMS: Registry[NamedTransform] = Registry("transform", group="rewardlab.transforms")
+"""The transforms below, and those of every ``rewardlab.transforms`` entry-point plugin (a module
+that calls ``register_transform``), loaded on the first lookup."""
 
 
 def register_transform(transform: NamedTransform) -> None:
-    name = transform.name.strip().lower()
-    if name in _TRANSFORMS:
-        raise ValueError(f"transform {name!r} is already registered")
-    _TRANSFORMS[name] = transform
+    """Offer ``transform`` by its name; a name already taken is refused."""
+    TRANSFORMS.add(transform.name, replace(transform, name=TRANSFORMS.normalise(transform.name)))
 
 
 for _transform in (
@@ -249,14 +252,14 @@ for _transform in (
 
 
 def transform_names() -> list[str]:
-    return sorted(_TRANSFORMS)
+    return TRANSFORMS.names()
 
 
 def get_transform(name: str) -> NamedTransform:
     try:
-        return _TRANSFORMS[name.strip().lower()]
-    except KeyError:
-        raise TransformError(f"unknown transform {name!r}; known: {', '.join(transform_names())}") from None
+        return TRANSFORMS.get(name)
+    except UnknownNameError as error:
+        raise TransformError(str(error)) from None
 
 
 def apply_transform(

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import torch
 
 from rewardlab.data.records import PreferencePair, Ranking, Rating
+from rewardlab.data.split import Splits
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
 from rewardlab.models.shared_prefix import split_pair
@@ -188,6 +189,26 @@ def check_fields(objective: Objective, options: dict, pairs: Sequence[Preference
             f"objective {objective.name!r} needs {'one rating' if wanted == 1 else f'{wanted} ratings'} per reply, "
             f"but the {what} pairs have ratings of size {', '.join(map(str, sorted(sizes)))}"
         )
+
+
+def trainable_pairs(objective: Objective, splits: Splits, report: Callable[[str], object] = print) -> Splits:
+    """The splits with the tie-labelled training and validation pairs left out, with a count reported,
+    when the objective cannot learn from ties (``Objective.uses_ties``): it would read each as a
+    preference for whichever reply happens to be listed first. Refuses data left with no training pair."""
+    if objective.uses_ties:
+        return splits
+    train = [p for p in splits.train if not p.tie]
+    validation = [p for p in splits.validation if not p.tie]
+    ties = len(splits.train) - len(train) + len(splits.validation) - len(validation)
+    if not ties:
+        return splits
+    if not train:
+        raise ValueError(
+            f"objective {objective.name!r} cannot learn from ties, and all {len(splits.train)} training pairs are "
+            "tie-labelled; use an objective that takes ties (e.g. bradley_terry or davidson)"
+        )
+    report(f"{ties} tie-labelled pairs left out: objective {objective.name!r} cannot learn from ties")
+    return replace(splits, train=train, validation=validation)
 
 
 def plan_epoch(
