@@ -18,11 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.atomic import atomic_directory, write_text_atomic
-from rewardlab.data import ColumnMap, load_preferences, split_pairs
 from rewardlab.models.backbones import resolve_backbone, set_activation_checkpointing
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.formatting import choose_format
@@ -34,8 +32,21 @@ from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
 from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
-from rewardlab.training.checkpoint import checkpoint_step
-from rewardlab.training.trainer import MetricLogger, RunExists
+from rewardlab.runs.checkpoint import checkpoint_step
+from rewardlab.runs.config import flat_options
+from rewardlab.runs.data import load_split
+from rewardlab.runs.folder import RunFolder, RunRules, claim_run_folder, holds_anything
+from rewardlab.runs.metrics import MetricLogger
+from rewardlab.runs.trackers import start_trackers, tracker_names
+
+WEIGHTS = ("policy", "data.", "train.", "lora.", "gradient_checkpointing")
+"""Options that change the trained weights: a resumed run keeps them, except the two below."""
+GROWABLE = ("train.steps", "train.save_every")
+RULES = RunRules(
+    occupied=holds_anything,
+    may_change=lambda key: not key.startswith(WEIGHTS) or key in GROWABLE,
+)
+"""A policy run's folder: taken once it holds anything; ``--overwrite`` writes over it, removing nothing."""
 
 
 @dataclass(frozen=True)
@@ -48,17 +59,9 @@ class DPORunOutput:
 def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False) -> DPORunOutput:
     """One run; ``resume=True`` continues the run in ``config.output_dir`` from its last checkpoint
     (same configuration, except that ``train.steps`` may grow), or starts it when there is none."""
-    config.validate()
-    out = Path(config.output_dir)
-    checkpoint = out / "checkpoint"
-    resuming = resume and (checkpoint / "state.json").is_file()
-    if resuming:
-        _check_same_run(out / "config.yaml", config)
-    elif out.exists() and any(out.iterdir()) and not overwrite:
-        raise RunExists(
-            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
-            "or choose another --output"
-        )
+    config.check()
+    folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
+    out = folder.path
     judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model else None
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
@@ -75,11 +78,9 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     else:
         base = copy.deepcopy(model).eval().requires_grad_(False)
     out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "config.yaml")
-    if resuming:
-        MetricLogger.truncate(out / "metrics.jsonl", checkpoint_step(checkpoint))
+    config.save(folder.config)
     started = time.perf_counter()
-    trained = _train(model, base, tokenizer, train_pairs, config, out, resuming)
+    trained = _train(model, base, tokenizer, train_pairs, config, folder)
     history = trained.history
     train_seconds = time.perf_counter() - started
     if config.lora.enabled:
@@ -114,20 +115,15 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
 
 def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
     d = config.data
-    path = None if d.path in (None, "", "default") else d.path
-    loaded = load_preferences(
-        path, columns=ColumnMap.parse(d.columns) if d.columns else None, skip_bad_rows=d.skip_bad_rows
-    )
-    splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
-    train = splits.train[: d.max_train_pairs] if d.max_train_pairs else splits.train
-    held = splits.validation if config.eval.split == "validation" else splits.test
+    data = load_split(d, say=lambda message: None)  # the count of skipped rows goes to the report
+    data.require_training_pairs()
+    train = data.splits.train[: d.max_train_pairs] if d.max_train_pairs else data.splits.train
+    held = data.part(config.eval.split)
     test = held[: config.eval.max_pairs] if config.eval.max_pairs else held
-    if not train:
-        raise ValueError(f"{path or 'embedded data'}: the training split is empty ({len(loaded.pairs)} pairs)")
     info = {
-        "path": path or "embedded HH-RLHF harmless",
-        "pairs": len(loaded.pairs),
-        "skipped_rows": len(loaded.skipped),
+        "path": d.path if d.path not in (None, "", "default") else "embedded HH-RLHF harmless",
+        "pairs": len(data.loaded.pairs),
+        "skipped_rows": len(data.loaded.skipped),
         "train_pairs": len(train),
         "test_pairs": len(test),
         "evaluated_on": config.eval.split,
@@ -142,17 +138,19 @@ def _train(
     tokenizer: Any,
     pairs: list[Any],
     config: DPORunConfig,
-    out: Path,
-    resuming: bool,
+    folder: RunFolder,
 ) -> PolicyTrainResult:
-    """``train_policy`` with a line of ``metrics.jsonl`` and a progress-bar update per step, checkpointing
-    into ``out/checkpoint`` and caching the reference log-probabilities in ``out/cache`` (unless
+    """``train_policy`` with a line of ``metrics.jsonl`` and a progress update per step, checkpointing
+    into ``checkpoint/`` and caching the reference log-probabilities in ``cache/`` (unless
     ``train.cache_dir`` says where)."""
     train = config.train
     if train.cache_dir is None:
-        train = dataclasses.replace(train, cache_dir=str(out / "cache"))
+        train = dataclasses.replace(train, cache_dir=str(folder.path / "cache"))
+    step = checkpoint_step(folder.checkpoint) if folder.resuming else 0
+    trackers = start_trackers(tracker_names(config.report_to), folder.path, "rewardlab-dpo", flat_options(config))
+    per_step = min(train.batch_pairs, len(pairs))
     with (
-        (out / "metrics.jsonl").open("a" if resuming else "w", encoding="utf-8") as metrics,
+        MetricLogger(folder.metrics, resume_step=step, trackers=trackers) as metrics,
         progress_bar(config.progress, "dpo", config.train.steps) as advance,
     ):
         last = time.perf_counter()
@@ -160,46 +158,21 @@ def _train(
         def log(step: int, values: dict[str, float]) -> None:
             nonlocal last
             now = time.perf_counter()
-            metrics.write(json.dumps({"step": step, **values, "seconds": now - last}) + "\n")
-            metrics.flush()
+            metrics.log(step, {**values, "seconds": now - last})
+            rate = {"pairs/s": f"{per_step / max(now - last, 1e-9):.1f}"}
+            advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}", **rate)
             last = now
-            advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}")
 
-        checkpoint = out / "checkpoint"
         return train_policy(
-            model, tokenizer, pairs, train, reference_model=base, log=log, checkpoint_dir=checkpoint, resume=resuming
+            model,
+            tokenizer,
+            pairs,
+            train,
+            reference_model=base,
+            log=log,
+            checkpoint_dir=folder.checkpoint,
+            resume=folder.resuming,
         )
-
-
-def _check_same_run(saved: Path, config: DPORunConfig) -> None:
-    """A resumed run must train what the interrupted one trained: every option that changes the
-    weights must be the same (``train.steps`` may grow; output, progress and evaluation may change)."""
-    if not saved.is_file():
-        raise ValueError(f"{saved}: missing; cannot check that --resume continues the same run")
-    before = _flat(yaml.safe_load(saved.read_text(encoding="utf-8")))
-    now = _flat(dataclasses.asdict(config))
-    weights = ("policy", "data.", "train.", "lora.", "gradient_checkpointing")
-    free = ("train.steps", "train.save_every")
-    changed = [
-        f"{key}: {before.get(key)!r} -> {value!r}"
-        for key, value in now.items()
-        if key.startswith(weights) and key not in free and before.get(key) != value
-    ]
-    if changed:
-        raise ValueError(
-            f"{saved.parent} was trained with other options; --resume needs the same ones: " + "; ".join(changed)
-        )
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 1e-6}}`` as ``{"train.lr": 1e-6}`` (loss_args stays one value)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and key != "loss_args":
-            out |= _flat(value, f"{prefix}{key}.")
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 def _evaluate(

@@ -2,23 +2,22 @@
 
 The training options are :class:`rewardlab.policy.trainer.PolicyTrainConfig` itself (under
 ``train.``), so the command line and the Python API cannot drift apart. Every problem is reported
-at once (:class:`rewardlab.training.config.ConfigError`).
+at once (:class:`rewardlab.runs.config.ConfigError`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import yaml
-
-from rewardlab.atomic import write_text_atomic
 from rewardlab.policy.lora import LoraSettings
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
-from rewardlab.training.config import ConfigError, SplitDataConfig, apply_overrides
+from rewardlab.runs.config import RunConfig, load_run_config
+from rewardlab.runs.data import SplitDataConfig
+from rewardlab.runs.trackers import report_to_problems
 
 
 @dataclass
@@ -46,7 +45,7 @@ class DPOEvalConfig:
 
 
 @dataclass
-class DPORunConfig:
+class DPORunConfig(RunConfig):
     output_dir: str = "runs/dpo"
     policy: str = "smollm2"
     """smollm2, or a local causal LM folder."""
@@ -58,9 +57,12 @@ class DPORunConfig:
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: less memory, about a third more time."""
     num_threads: int | None = None
+    report_to: str = "none"
+    """Experiment trackers that also receive the metrics: none, or tensorboard, wandb, mlflow, trackio
+    (comma-separated); each needs its extra, e.g. ``pip install 'rewardlab[tensorboard]'``."""
     progress: bool = True
 
-    def validate(self) -> None:
+    def problems(self) -> list[str]:
         problems: list[str] = []
         try:
             loss = get_policy_loss(self.train.loss)
@@ -87,21 +89,10 @@ class DPORunConfig:
             problems.append("eval.split is validation but data.validation_fraction is 0")
         if self.eval.temperature < 0:
             problems.append(f"eval.temperature must be >= 0 (got {self.eval.temperature})")
-        if problems:
-            raise ConfigError(problems)
-
-    def save(self, path: str | Path) -> None:
-        write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+        problems += report_to_problems(self.report_to)
+        return problems
 
 
-def load_dpo_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> DPORunConfig:
-    """Defaults, then the YAML file, then ``key.sub=value`` overrides; validated, all problems at once."""
-    config = DPORunConfig()
-    problems = apply_overrides(config, path, overrides)
-    try:
-        config.validate()
-    except ConfigError as e:
-        problems += e.problems
-    if problems:
-        raise ConfigError(problems)
-    return config
+def load_dpo_config(path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> DPORunConfig:
+    """Defaults, then the YAML file, then ``key.sub=value`` overrides; checked, all problems at once."""
+    return load_run_config(DPORunConfig(), path, overrides)

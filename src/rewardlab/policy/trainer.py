@@ -34,7 +34,7 @@ from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.precision import resolve_precision
-from rewardlab.training.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
+from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeWeights
 
 
@@ -107,7 +107,7 @@ def train_policy(
     ``reference_model`` defaults to a frozen copy of ``model`` as it is before training (the usual
     SFT starting point). ``guide_model`` (a DPO-trained policy) is needed only by token-guided losses.
     With ``checkpoint_dir``, the fp32 weights, AdamW moments, random state, step and history are
-    saved there every ``save_every`` steps and at the end (:mod:`rewardlab.training.checkpoint`,
+    saved there every ``save_every`` steps and at the end (:mod:`rewardlab.runs.checkpoint`,
     safetensors and JSON, atomic); ``resume=True`` continues from it, and since the batches are a
     pure function of the seed, the resumed run ends with the weights of an uninterrupted one. Pass
     ``model`` as it was before training (the reference is computed from it, or from

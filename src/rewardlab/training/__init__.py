@@ -1,1 +1,2 @@
-"""Training reward models: config, batching, checkpoints and the loop."""
+"""Training reward models: config, batching and the loop (run folders, metrics and checkpoints are
+:mod:`rewardlab.runs`, shared with policy runs)."""

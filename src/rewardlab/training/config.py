@@ -1,48 +1,21 @@
-"""Training configuration: nested dataclasses, read from YAML, overridden by ``key.sub=value``.
+"""Reward-model training configuration: nested dataclasses, read from YAML, overridden by
+``key.sub=value`` (the reading and the overrides are :mod:`rewardlab.runs.config`, shared with policy runs).
 
 Every problem is collected and reported at once, so a user fixes a config in one go.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from rewardlab.runs.config import ConfigError, RunConfig, load_run_config
+from rewardlab.runs.data import SplitDataConfig
+from rewardlab.runs.trackers import report_to_problems
 
-from rewardlab.atomic import write_text_atomic
-
-
-class ConfigError(ValueError):
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
-
-
-@dataclass
-class SplitDataConfig:
-    """Which preference file to read and how to split it: shared by reward-model and policy runs,
-    so that with the same defaults both hold out the same pairs."""
-
-    path: str | None = None
-    """Preference file or folder; empty means the embedded HH-RLHF harmless pairs."""
-    columns: str | None = None
-    """Field mapping, e.g. ``prompt=question,chosen=response_j,rejected=response_k``."""
-    skip_bad_rows: bool = False
-    validation_fraction: float = 0.1
-    test_fraction: float = 0.2
-    split_seed: int = 0
-
-    def problems(self) -> list[str]:
-        fractions = (self.validation_fraction, self.test_fraction)
-        if min(fractions) < 0 or sum(fractions) >= 1:
-            return [f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})"]
-        return []
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "ObjectiveConfig", "OptimConfig", "TrainConfig", "load_config"]
 
 
 @dataclass
@@ -87,7 +60,7 @@ class OptimConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
     output_dir: str = "runs/reward-model"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -114,10 +87,18 @@ class TrainConfig:
     best_metric: str = "loss"
     seed: int = 0
     num_threads: int | None = None
+    report_to: str = "none"
+    """Experiment trackers that also receive the metrics: none, or tensorboard, wandb, mlflow, trackio
+    (comma-separated); each needs its extra, e.g. ``pip install 'rewardlab[tensorboard]'``."""
     tensorboard: bool = False
+    """Same as adding ``tensorboard`` to ``report_to`` (kept for configs written before it)."""
     progress: bool = True
 
-    def validate(self) -> None:
+    def trackers(self) -> str:
+        """``report_to``, with the older ``tensorboard: true`` folded in."""
+        return f"{self.report_to},tensorboard" if self.tensorboard else self.report_to
+
+    def problems(self) -> list[str]:
         problems = []
         positive = {
             "batch_size": self.batch_size,
@@ -153,6 +134,7 @@ class TrainConfig:
         if self.best_metric not in ("loss", "accuracy"):
             problems.append(f"best_metric must be loss or accuracy (got {self.best_metric!r})")
         problems += self.data.problems()
+        problems += report_to_problems(self.trackers())
         if self.model.head_init not in ("auto", "random", "probe"):
             problems.append(f"model.head_init must be auto, random or probe (got {self.model.head_init!r})")
         from rewardlab.objectives import get_objective
@@ -168,127 +150,9 @@ class TrainConfig:
                 )
         except ValueError as e:
             problems.append(str(e))
-        if problems:
-            raise ConfigError(problems)
-
-    def save(self, path: str | Path) -> None:
-        write_text_atomic(path, yaml.safe_dump(dataclasses.asdict(self), sort_keys=False))
+        return problems
 
 
 def load_config(path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> TrainConfig:
-    """Defaults, then the YAML file, then overrides (``key.sub=value`` strings or a mapping); validated."""
-    config = TrainConfig()
-    problems: list[str] = []
-    if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            raise ConfigError([f"{path}: cannot read the config: {e}"]) from e
-        if not isinstance(raw, dict):
-            raise ConfigError([f"{path}: the config must be a mapping of keys to values"])
-        problems += _apply_mapping(config, raw, prefix="", source=str(path))
-    if not isinstance(overrides, Mapping):
-        parsed, bad = parse_overrides(overrides)
-        problems += bad
-        overrides = parsed
-    for key, value in overrides.items():
-        problems += _set(config, key, value, source="override")
-    if problems:
-        raise ConfigError(problems)
-    config.validate()
-    return config
-
-
-def parse_overrides(items: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
-    """``["optim.lr=1e-5", "epochs=1"]`` → values (read as YAML scalars) and any malformed items."""
-    values, problems = {}, []
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            problems.append(f"override {item!r} is not key=value (e.g. optim.lr=1e-5)")
-            continue
-        try:
-            values[key.strip()] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            values[key.strip()] = value
-    return values, problems
-
-
-def apply_overrides(root: Any, path: str | Path | None, overrides: Sequence[str]) -> list[str]:
-    """Apply a YAML file, then ``key.sub=value`` overrides, to any nested config dataclass ``root``;
-    every problem found, as for :func:`load_config` (which does this for :class:`TrainConfig`)."""
-    problems: list[str] = []
-    if path is not None:
-        try:
-            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as e:
-            return [f"{path}: cannot read the config: {e}"]
-        if not isinstance(raw, dict):
-            return [f"{path}: the config must be a mapping of keys to values"]
-        problems += _apply_mapping(root, raw, prefix="", source=str(path))
-    parsed, bad = parse_overrides(overrides)
-    problems += bad
-    for key, value in parsed.items():
-        problems += _set(root, key, value, source="override")
-    return problems
-
-
-def _apply_mapping(target: Any, raw: dict, prefix: str, source: str) -> list[str]:
-    problems = []
-    for key, value in raw.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and dataclasses.is_dataclass(getattr(target, str(key), None)):
-            problems += _apply_mapping(getattr(target, key), value, f"{name}.", source)
-        else:
-            problems += _set(target, str(key), value, source, full_name=name)
-    return problems
-
-
-def _set(root: Any, dotted: str, value: Any, source: str, full_name: str | None = None) -> list[str]:
-    """Set ``a.b.c`` on nested dataclasses, checking the value against the field's type."""
-    full_name = full_name or dotted
-    *parents, leaf = dotted.split(".")
-    target = root
-    for part in parents:
-        child = getattr(target, part, None)
-        if isinstance(child, dict):  # free-form options, e.g. objective.args.label_smoothing
-            child[leaf] = value
-            return []
-        if not dataclasses.is_dataclass(child):
-            return [f"{source}: unknown key {full_name!r}"]
-        target = child
-    fields = {f.name: f for f in dataclasses.fields(target)}
-    if leaf not in fields:
-        return [f"{source}: unknown key {full_name!r} (known here: {', '.join(fields)})"]
-    hint = typing.get_type_hints(type(target))[leaf]
-    ok, converted = _coerce(value, hint)
-    if not ok:
-        return [f"{source}: {full_name} = {value!r} is not a valid {_type_name(hint)}"]
-    setattr(target, leaf, converted)
-    return []
-
-
-def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
-    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    if value is None:
-        return (type(None) in options), None
-    for option in options:
-        origin = typing.get_origin(option) or option
-        if origin is bool and isinstance(value, bool):
-            return True, value
-        if origin is int and isinstance(value, int) and not isinstance(value, bool):
-            return True, value
-        if origin is float and isinstance(value, int | float | str) and not isinstance(value, bool):
-            try:  # YAML reads 1e-5 (no dot) as a string
-                return True, float(value)
-            except ValueError:
-                continue
-        if origin is str and isinstance(value, str | int | float) and not isinstance(value, bool):
-            return True, str(value)
-        if origin is dict and isinstance(value, dict):
-            return True, dict(value)
-    return False, None
-
-
-def _type_name(hint: Any) -> str:
-    return " or ".join(getattr(t, "__name__", str(t)) for t in typing.get_args(hint) or (hint,))
+    """Defaults, then the YAML file, then overrides (``key.sub=value`` strings or a mapping); checked."""
+    return load_run_config(TrainConfig(), path, overrides)

@@ -8,11 +8,9 @@ so the update is the same however the pairs are split or accumulated.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import resource
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +21,8 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from transformers import get_cosine_schedule_with_warmup
 
-from rewardlab.atomic import write_text_atomic
-from rewardlab.data.loading import load_preferences
 from rewardlab.data.records import PreferencePair, Ranking
-from rewardlab.data.schema import ColumnMap
-from rewardlab.data.split import Splits, split_pairs
+from rewardlab.data.split import Splits
 from rewardlab.evaluate.calibration import fit_temperature
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs, score_pairs
 from rewardlab.evaluate.report import write_report
@@ -36,6 +31,12 @@ from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
 from rewardlab.progress import progress_bar
+from rewardlab.runs.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from rewardlab.runs.config import flat_options
+from rewardlab.runs.data import load_split
+from rewardlab.runs.folder import RunExists, RunRules, claim_run_folder, holds_checkpoint
+from rewardlab.runs.metrics import MetricLogger
+from rewardlab.runs.trackers import start_trackers, tracker_names
 from rewardlab.training.batching import (
     EncodedPairs,
     EncodedRankings,
@@ -45,8 +46,8 @@ from rewardlab.training.batching import (
     micro_batches,
     plan_epoch,
     token_budget,
+    trainable_pairs,
 )
-from rewardlab.training.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.partial import train_top_blocks
@@ -70,17 +71,24 @@ class TrainResult:
 
 Encoded = EncodedPairs | EncodedRankings
 
+__all__ = ["MetricLogger", "RunExists", "TrainResult", "build_optimizer", "train", "validation_metrics"]
 
-class RunExists(RuntimeError):
-    pass
+RESUMABLE = {"output_dir", "progress", "num_threads", "report_to", "tensorboard", "log_every", "save_every"}
+"""Options a resumed run may change: where and how it reports and saves, not what it trains."""
+RULES = RunRules(
+    occupied=holds_checkpoint,
+    may_change=RESUMABLE.__contains__,
+    owned=("checkpoint", "model", "metrics.jsonl", "report"),
+)
+"""A reward-model run's folder: taken once it holds a checkpoint; ``--overwrite`` clears what a run writes."""
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
     """Train a reward model as ``config`` says, then evaluate it on the held-out test split."""
-    config.validate()
+    config.check()
     started = time.perf_counter()
-    out = Path(config.output_dir)
-    _claim_output_dir(out, resume, overwrite)
+    folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
+    out = folder.path
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -98,30 +106,28 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             f"{config.model.max_length} tokens and were truncated from the left (none dropped)"
         )
     probe = config.model.head_init == "probe" or (config.model.head_init == "auto" and probe_applies(objective))
-    if probe and not (resume and (out / "checkpoint").exists()):
+    if probe and not folder.resuming:
         fit = probe_head(model, train_data, valid_data, config.precision, accelerator)
         accelerator.print(f"reward head fitted on the frozen backbone's features (LP-FT): {fit}")
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
     optimizer, scheduler = build_optimizer(model, config, total_steps)
     state = TrainState()
-    if resume and (out / "checkpoint").exists():
-        state = load_checkpoint(out / "checkpoint", model.model, optimizer, scheduler)
-        if main:
-            MetricLogger.truncate(out / "metrics.jsonl", state.step)
+    if folder.resuming:
+        state = load_checkpoint(folder.checkpoint, model.model, optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} of {total_steps}")
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        config.save(out / "config.yaml")
+        config.save(folder.config)
 
     precision = resolve_precision(config.precision, accelerator.device)
     compute = ComputeModel(model, precision, accelerator.device)
     max_tokens = token_budget(config.micro_batch_tokens, precision)
-    logger = MetricLogger(out / "metrics.jsonl", config.tensorboard) if main else None
+    logger = _metric_logger(config, folder.metrics, state.step) if main else None
     plans: dict[int, list[list[int]]] = {}
     window = Window()
     loop_started = time.perf_counter()
-    with progress_bar(show, "training", total_steps) as advance:
+    with progress_bar(show, "training", total_steps, every=config.log_every) as advance:
         advance(state.step)
         while state.step < total_steps:
             epoch, index = divmod(state.step, steps_per_epoch)
@@ -146,8 +152,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
                     "grad_norm": float(grad_norm),
                 }
                 if logger:
-                    logger.log(state.step, "train", record)
-                advance(0, loss=f"{record['loss']:.4f}", acc=f"{record['accuracy']:.3f}")
+                    logger.log(state.step, record, "train")
+                shown = {"loss": f"{record['loss']:.4f}", "acc": f"{record['accuracy']:.3f}"}
+                advance(0, **shown, **{"pairs/s": f"{record['pairs_per_s']:.1f}"})
             if (state.step % config.eval_every == 0 or last) and main:
                 _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
             if state.step % config.save_every == 0 or last:
@@ -157,6 +164,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
             advance(1)
 
     loop_seconds = time.perf_counter() - loop_started
+    if logger:
+        logger.close()
     compute.release()
     test, report_dir = _finish(model, splits, config, state, out) if main else (None, None)
     accelerator.wait_for_everyone()
@@ -171,6 +180,14 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         loop_seconds,
         _peak_rss_mb(),
     )
+
+
+def _metric_logger(config: TrainConfig, path: Path, step: int) -> MetricLogger:
+    """``metrics.jsonl`` kept up to ``step`` (the checkpoint a resumed run starts from), mirrored to
+    the trackers ``report_to`` names."""
+    options = flat_options(config)
+    trackers = start_trackers(tracker_names(config.trackers()), path.parent, "rewardlab-train", options)
+    return MetricLogger(path, resume_step=step, trackers=trackers)
 
 
 def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objective) -> RewardModel:
@@ -300,6 +317,7 @@ def _encode(
     of two; pairs labelled as ties have no order to rank and are left out, with a count printed.
     """
     if "ranked" not in objective.inputs:
+        splits = trainable_pairs(objective, splits, accelerator.print)  # ties left out where not learnable
         check_fields(objective, args, splits.train, "training")
         check_fields(objective, args, splits.validation, "validation")
         valid = encode_pairs(model, splits.validation) if splits.validation else None
@@ -333,7 +351,7 @@ def _evaluate_and_keep_best(
         return
     metrics = validation_metrics(model, data, objective, config.objective.args, config.precision)
     if logger:
-        logger.log(state.step, "validation", metrics)
+        logger.log(state.step, metrics, "validation")
     value = metrics[config.best_metric]
     sign = 1 if config.best_metric == "loss" else -1
     if state.best_value is None or sign * value < sign * state.best_value:
@@ -382,71 +400,19 @@ def _finish(
 
 
 def _load_splits(config: TrainConfig, accelerator: Accelerator) -> Splits:
-    columns = ColumnMap.parse(config.data.columns) if config.data.columns else None
-    loaded = load_preferences(config.data.path, columns=columns, skip_bad_rows=config.data.skip_bad_rows)
-    if loaded.skipped:
-        accelerator.print(loaded.skip_summary())
-    splits = split_pairs(
-        loaded.pairs,
-        validation=config.data.validation_fraction,
-        test=config.data.test_fraction,
-        seed=config.data.split_seed,
-        rankings=loaded.rankings,
-    )
-    if not splits.train:
-        raise ValueError(f"{loaded.path}: no training pairs left after splitting off validation and test")
+    data = load_split(config.data, accelerator.print)
+    data.require_training_pairs()
+    splits = data.splits
     if config.data.bootstrap_seed is not None:
         rng = random.Random(f"bootstrap:{config.data.bootstrap_seed}")
         splits.train = [rng.choice(splits.train) for _ in splits.train]
         splits.train_rankings = [rng.choice(splits.train_rankings) for _ in splits.train_rankings]
     accelerator.print(
-        f"{len(loaded.pairs)} pairs: {len(splits.train)} train, "
+        f"{len(data.loaded.pairs)} pairs: {len(splits.train)} train, "
         f"{len(splits.validation)} validation, {len(splits.test)} test"
     )
     return splits
 
 
-def _claim_output_dir(out: Path, resume: bool, overwrite: bool) -> None:
-    if (out / "checkpoint").exists() and not (resume or overwrite):
-        raise RunExists(
-            f"{out} already holds a training run; pass --resume to continue it, "
-            "--overwrite to start again, or choose another --output"
-        )
-    if overwrite and not resume:
-        for name in ("checkpoint", "model", "metrics.jsonl", "report"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-
-
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-class MetricLogger:
-    """Append-only JSONL log of metrics (one line per record), mirrored to TensorBoard if asked."""
-
-    def __init__(self, path: Path, tensorboard: bool) -> None:
-        self.path = path
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(path.parent / "tensorboard"))
-
-    @staticmethod
-    def truncate(path: Path, step: int) -> None:
-        """Drop lines logged after ``step``: a resumed run logs those steps again."""
-        if path.exists():
-            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            write_text_atomic(path, "".join(line for line in lines if json.loads(line)["step"] <= step))
-
-    def log(self, step: int, split: str, values: dict[str, float]) -> None:
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"step": step, "split": split, **values}) + "\n")
-        if self.writer:
-            for key, value in values.items():
-                self.writer.add_scalar(f"{split}/{key}", value, step)
-            self.writer.flush()
