@@ -1,26 +1,61 @@
-"""rewardlab: learn, measure and use reward models from human preference data."""
+"""rewardlab: learn, measure and use reward models from human preference data.
 
-import os
+Importing the package is cheap and changes nothing process-wide: its names load on first use
+(PEP 562), so ``import rewardlab`` costs no torch import, and a program that only imports it keeps
+its own environment and malloc settings. Runs apply rewardlab's CPU settings themselves
+(:func:`tune_cpu`).
+"""
 
-# Intel MKL picks kernels by memory alignment unless told otherwise, so two identical CPU runs can
-# differ in the last bits and drift apart over training. Strict conditional numerical
-# reproducibility makes seeded runs (and resumed ones) bitwise repeatable at no measurable cost
-# here. It only takes effect when set before torch is first imported; a user's own value wins.
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+from __future__ import annotations
 
-# oneDNN, PyTorch's CPU matrix library, keeps a compiled kernel with its buffers for each of the last
-# 1,024 shapes it met. Batches of varying length bring new shapes at almost every step, so that cache
-# grows all through training: on MiniLM it took one epoch's peak memory from 2.3 to 3.4 GB, at no
-# gain in speed (benchmarks/RESULTS.md). Read when oneDNN first runs; a user's own value wins.
-os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16")
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from rewardlab.allocator import keep_freed_memory
-from rewardlab.api import train
-from rewardlab.data import PreferencePair, load_preferences
-from rewardlab.models.reward_model import RewardModel
-from rewardlab.training.config import TrainConfig
+if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
+    from rewardlab.api import train
+    from rewardlab.data import PreferencePair, load_preferences
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.training.config import TrainConfig
+    from rewardlab.tuning import tune_cpu
 
-keep_freed_memory()  # large tensors reuse freed memory instead of page-faulting fresh pages (allocator.py)
+_LAZY = {
+    "PreferencePair": "rewardlab.data",
+    "RewardModel": "rewardlab.models.reward_model",
+    "TrainConfig": "rewardlab.training.config",
+    "load_preferences": "rewardlab.data",
+    "train": "rewardlab.api",
+    "tune_cpu": "rewardlab.tuning",
+}
+__all__ = ["PreferencePair", "RewardModel", "TrainConfig", "load_preferences", "train", "tune_cpu"]
 
-__all__ = ["PreferencePair", "RewardModel", "TrainConfig", "load_preferences", "train"]
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'rewardlab' has no attribute {name!r}")
+    globals()[name] = value  # later look-ups find it without coming here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__, "__version__"})
+
+
+def _version() -> str:
+    """The installed distribution's version; in a source tree not installed, the pyproject's."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rewardlab")
+    except PackageNotFoundError:
+        import tomllib
+
+        pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+        try:
+            return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "0+unknown"

@@ -6,7 +6,8 @@ PyTorch's CPU allocator does not cache, and an encoder's attention scores pass 3
 tokens (16 rows x 12 heads x L² x 2 bytes for MiniLM in bf16): at max length 384 MiniLM trained
 6-13 % faster with freed blocks reused (``benchmarks/allocator.py``). Turning off mmap for
 allocations and raising the trim threshold keeps freed memory in the heap for reuse; peak memory
-grows by what the heap cannot reuse (0.1-0.6 GB there).
+grows by what the heap cannot reuse (0.1-0.6 GB there). Applied by :func:`rewardlab.tuning.tune_cpu`
+when a run starts, never on import: it holds for the whole process.
 """
 
 from __future__ import annotations

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
+from rewardlab.runs.config import flat_options
+from rewardlab.runs.overrides import dotted_overrides
 from rewardlab.training.config import TrainConfig, load_config
 from rewardlab.training.trainer import TrainResult
 from rewardlab.training.trainer import train as run_training
+from rewardlab.tuning import tune_cpu
 
 
 def train(
@@ -25,23 +27,15 @@ def train(
     """Train a reward model and evaluate it on the held-out split.
 
     ``config`` is a ``TrainConfig`` or a YAML file; keyword overrides use the config's dotted
-    names, e.g. ``train(data="pairs.jsonl", epochs=1, **{"optim.lr": 1e-5})``.
+    names, e.g. ``train(data="pairs.jsonl", epochs=1, **{"optim.lr": 1e-5})``, or nested dicts,
+    ``train(model={"max_length": 64})``. Applies rewardlab's CPU settings (:func:`rewardlab.tune_cpu`).
     """
+    tune_cpu()
     shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output_dir, "objective.name": objective}
-    values = {k: str(v) if isinstance(v, Path) else v for k, v in shortcuts.items() if v is not None} | overrides
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in shortcuts.items() if v is not None}
+    values |= dotted_overrides(TrainConfig, overrides)
     if isinstance(config, TrainConfig):
-        base = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
-        resolved = load_config(None, _flatten(base) | values)
+        resolved = load_config(None, flat_options(config) | values)
     else:
         resolved = load_config(config, values)
     return run_training(resolved, resume=resume, overwrite=overwrite)
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        if dataclasses.is_dataclass(value):
-            flat |= _flatten({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
+
+from rewardlab.evaluate.scorers import scorer_names
 
 # markdown: a docstring's paragraphs flow to the terminal's width (rich mode keeps their source line breaks)
 app = typer.Typer(
@@ -29,14 +30,24 @@ out = Console(soft_wrap=True)
 
 
 def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a user's mistake (bad data, config, path) into one red line and exit code 2, not a traceback."""
+    """Run a command as its user sees it: a mistake (bad data, config, path) as one red line and exit
+    code 2, not a traceback, and the libraries' own progress bars and log lines quieted (rewardlab
+    draws its own; theirs would repeat them). Applied when the command runs, so ``--help`` loads
+    neither the libraries nor torch."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
-        from rewardlab.data.records import DataError
-        from rewardlab.training.config import ConfigError
-        from rewardlab.training.trainer import RunExists
+        from rewardlab.tuning import tune_cpu
 
+        tune_cpu()  # a command is rewardlab's own run: its CPU settings, set before torch computes anything
+        from transformers.utils import logging as hf_logging
+
+        from rewardlab.data.records import DataError
+        from rewardlab.runs.config import ConfigError
+        from rewardlab.runs.folder import RunExists
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
             return command(*args, **kwargs)
         except (DataError, ConfigError, RunExists, FileNotFoundError, ValueError) as e:
@@ -46,13 +57,44 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-@app.callback()
-def quiet_libraries() -> None:
-    """rewardlab draws its own progress bars and messages; the libraries' own would repeat them."""
-    from transformers.utils import logging as hf_logging
+def _note(message: str) -> None:
+    """Notes about the data (rows skipped) as the library reports them, on stderr."""
+    console.print(message, markup=False)
 
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+
+def _print_version(value: bool) -> None:
+    if value:
+        from rewardlab import __version__
+
+        typer.echo(f"rewardlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit")
+    ] = False,
+) -> None:
+    # no docstring: typer would show it in place of the app's help
+    pass
+
+
+def _show(output: Any) -> None:
+    """An evaluation's report as Markdown, and the files it was written to."""
+    out.print(output.markdown(), markup=False, highlight=False)
+    if output.report_files:
+        out.print("report: " + ", ".join(map(str, output.report_files)))
+
+
+def __getattr__(name: str) -> Any:
+    """``PairChecks`` lives in ``rewardlab.evaluate.pair_checks``; read from here on first use, so
+    importing the CLI loads no torch."""
+    if name == "PairChecks":
+        from rewardlab.evaluate.pair_checks import PairChecks
+
+        return PairChecks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 ColumnsOption = Annotated[
@@ -62,8 +104,8 @@ ColumnsOption = Annotated[
 DataArgument = Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
-SCORER_NAMES = "reward-model, implicit, implicit-sum, implicit-mean, judge, bleu, rouge-l, cdr, flr, remote"
-"""``evaluate.scorers.SCORER_KINDS``, written out so that ``--help`` needs no import of torch."""
+SCORER_NAMES = ", ".join(scorer_names())
+"""The registered scorers (``evaluate.scorers.SCORERS``), plugins included."""
 SkipOption = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
 ]
@@ -84,6 +126,9 @@ def train(
         bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint")
     ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved config, each key with its doc, and exit")
+    ] = False,
 ) -> None:
     """Train a reward model, then evaluate it on the held-out test split."""
     from rewardlab.training.config import load_config
@@ -91,6 +136,11 @@ def train(
 
     shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output, "objective.name": objective}
     items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
+    if print_config:
+        from rewardlab.runs.config_docs import render_config
+
+        typer.echo(render_config(load_config(config, items)), nl=False)
+        return
     result = run_training(load_config(config, items), resume=resume, overwrite=overwrite)
     if result.test is not None:
         o = result.test.overall
@@ -237,207 +287,10 @@ def evaluate(
     consistency, invariance and policy ranking; --format rewardbench adds section scores,
     rewardbench2 best-of-N and Ties, kwise rankings.
     """
-    from rewardlab.evaluate.scorers import ScorerSpec
+    options = dict(locals())  # the command's parameters are evaluate_data's keywords, defaults included
+    from rewardlab.evaluate.run import evaluate_data
 
-    if data is None:
-        if scorer is None:
-            raise ValueError("give MODEL and DATA (or --scorer and DATA)")
-        model, data = None, model  # type: ignore[assignment]
-    if data_format not in ("pairs", "rewardbench", "rewardbench2", "kwise"):
-        raise ValueError(f"--format must be pairs, rewardbench, rewardbench2 or kwise (got {data_format!r})")
-    checks = PairChecks(fit_temperature, contrast, invariance, policy_ranking, ranking_p)
-    if data_format != "pairs" and checks.requested():
-        raise ValueError("--fit-temperature, --contrast, --invariance and --policy-ranking apply to --format pairs")
-    if policy_ranking and not (scorer or "").startswith("implicit"):
-        raise ValueError("--policy-ranking needs --scorer implicit, implicit-sum or implicit-mean (a policy)")
-    if scorer is None and data_format == "pairs":
-        _evaluate_reward_model(model, data, report, split, columns, skip_bad_rows, precision, checks)
-        return
-    spec = ScorerSpec(
-        kind=scorer or "reward-model",
-        model=model,
-        policy=policy,
-        reference=reference,
-        beta=beta,
-        judge=judge,
-        principle=principle,
-        reasoning=reasoning,
-        reasoning_tokens=reasoning_tokens,
-        temperature=temperature,
-        seed=seed,
-        strong=strong,
-        weak=weak,
-        instruction=instruction,
-        lm=lm,
-        follow_ups=str(follow_ups) if follow_ups else None,
-        url=url,
-        precision=precision,  # type: ignore[arg-type]
-    )
-    _evaluate_scorer(spec, data, report, split, columns, skip_bad_rows, data_format, sections, tie_credit, checks)
-
-
-@dataclass
-class PairChecks:
-    """What ``eval`` checks beside accuracy on plain pairs (see its options)."""
-
-    fit_temperature: str | None = None
-    contrast: Path | None = None
-    invariance: bool = False
-    policy_ranking: bool = False
-    ranking_p: float = 0.9
-
-    def requested(self) -> bool:
-        return bool(self.fit_temperature or self.contrast or self.invariance or self.policy_ranking)
-
-    def run(
-        self, scorer: Any, pairs: list, data: str, columns: str | None, skip: bool, split: str, precision: str = "auto"
-    ) -> Any:
-        """Evaluate ``pairs`` with ``scorer`` (a reward model or any scorer) and run the checks asked for."""
-        from rewardlab.evaluate.consistency import evaluate_contrast, invariance_checks, read_contrast_pairs
-        from rewardlab.evaluate.pairwise import evaluate_pairs, pair_scores
-        from rewardlab.evaluate.scorers import reward_model_scorer
-        from rewardlab.models.reward_model import RewardModel
-
-        if self.fit_temperature == split and split != "all":
-            raise ValueError(f"--fit-temperature {split} is the split being evaluated; fit on another one")
-        contrast_pairs = read_contrast_pairs(self.contrast) if self.contrast else None
-        as_scorer = reward_model_scorer(scorer, precision) if isinstance(scorer, RewardModel) else scorer
-        validation = None
-        if self.fit_temperature:
-            fit_on = self.fit_temperature
-            is_split = fit_on in ("train", "validation", "test")
-            fit_pairs = _load_pairs(data if is_split else fit_on, columns, skip, fit_on if is_split else "all")
-            validation = pair_scores(as_scorer, fit_pairs)
-        if self.policy_ranking:
-            result, ranking = _with_policy_ranking(scorer, pairs, self.ranking_p, validation)
-            result.extras["policy_ranking"] = ranking
-        else:
-            result = evaluate_pairs(scorer, pairs, precision=precision, progress=True, validation_scores=validation)
-        if contrast_pairs is not None:
-            result.extras["contrast"] = evaluate_contrast(as_scorer, contrast_pairs)
-        if self.invariance:
-            result.extras["invariance"] = invariance_checks(as_scorer, pairs, batch_size=1)
-        return result
-
-
-def _with_policy_ranking(scorer: Any, pairs: list, p: float, validation: Any) -> tuple[Any, Any]:
-    """An implicit-reward scorer's evaluation and its policy's ranking accuracy (Chen et al. 2024),
-    idealised with its reference, both from one computation of the log-probabilities."""
-    from rewardlab.evaluate.pairwise import summarise_scores
-    from rewardlab.evaluate.policy_ranking import ranking_output
-
-    prompts = [x.prompt for x in pairs]
-    chosen = scorer.reply_logps(prompts, [x.chosen for x in pairs])
-    rejected = scorer.reply_logps(prompts, [x.rejected for x in pairs])
-    rewards = scorer.rewards(chosen), scorer.rewards(rejected)
-    result = summarise_scores(pairs, *rewards, precision=scorer.precision, validation_scores=validation)
-    reference = (chosen.reference, rejected.reference) if chosen.reference is not None else None
-    return result, ranking_output(chosen.policy, rejected.policy, reference, p=p, beta=scorer.beta)
-
-
-def _evaluate_reward_model(
-    model: str,
-    data: str,
-    report: Path | None,
-    split: str,
-    columns: str | None,
-    skip: bool,
-    precision: str,
-    checks: PairChecks,
-) -> None:
-    from rewardlab.evaluate.report import render_markdown, write_report
-    from rewardlab.models.reward_model import RewardModel, inference_copy
-
-    pairs = _load_pairs(data, columns, skip, split)
-    reward_model, resolved = inference_copy(RewardModel.from_pretrained(model), precision)  # type: ignore[arg-type]
-    result = checks.run(reward_model, pairs, data, columns, skip, split, resolved)
-    out.print(render_markdown(result, str(model), data), markup=False, highlight=False)
-    if report:
-        out.print("report: {}, {}, {}".format(*write_report(result, report, str(model), data)))
-
-
-def _evaluate_scorer(
-    spec: Any,
-    data: str,
-    report: Path | None,
-    split: str,
-    columns: str | None,
-    skip: bool,
-    data_format: str,
-    sections: Path | None,
-    tie_credit: float,
-    checks: PairChecks,
-) -> None:
-    from rewardlab.data import ColumnMap, load_preferences
-    from rewardlab.evaluate import benchmarks
-    from rewardlab.evaluate.benchmark_report import render_benchmark, write_benchmark_report
-    from rewardlab.evaluate.reference_scorers import read_references
-    from rewardlab.evaluate.report import render_markdown, write_report
-    from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
-    from rewardlab.evaluate.scorers import build_scorer
-
-    errors = spec.errors()
-    if data_format in ("rewardbench2", "kwise") and split != "all":
-        errors.append(f"--split applies to pairs only (--format {data_format} reads the whole file)")
-    if data_format == "rewardbench2" and skip:
-        errors.append("--skip-bad-rows is not available with --format rewardbench2")
-    if (sections is not None or tie_credit != 0.5) and data_format != "rewardbench":
-        errors.append("--sections and --tie-credit apply to --format rewardbench only")
-    if errors:
-        raise ValueError("; ".join(errors))
-    column_map = ColumnMap.parse(columns) if columns else None
-    path = None if data == "default" else data
-    if spec.kind in ("bleu", "rouge-l"):
-        spec.references = read_references(path or _default_data(), column_map)
-    scorer = build_scorer(spec)
-    name = _describe_spec(spec)
-    if data_format == "pairs":
-        result = checks.run(scorer, _load_pairs(data, columns, skip, split), data, columns, skip, split)
-        out.print(render_markdown(result, name, data), markup=False, highlight=False)
-        if report:
-            out.print("report: {}, {}, {}".format(*write_report(result, report, name, data)))
-        return
-    if data_format == "rewardbench":
-        section_map = load_section_map(sections) if sections else SectionMap.default()
-        outcome = benchmarks.evaluate_rewardbench(
-            scorer, _load_pairs(data, columns, skip, split), section_map, tie_credit=tie_credit
-        )
-    elif data_format == "rewardbench2":
-        outcome = benchmarks.evaluate_rewardbench2(scorer, read_best_of_n(path or _default_data(), column_map))
-    else:
-        loaded = load_preferences(path, columns=column_map, skip_bad_rows=skip)
-        if loaded.skipped:
-            console.print(loaded.skip_summary(), markup=False)
-        outcome = benchmarks.evaluate_kwise(scorer, loaded.rankings)
-    out.print(render_benchmark(outcome, name, data), markup=False, highlight=False)
-    if report:
-        out.print("report: {}, {}".format(*write_benchmark_report(outcome, report, name, data)))
-
-
-def _default_data() -> str:
-    from rewardlab.data import default_dataset_path
-
-    return str(default_dataset_path())
-
-
-def _describe_spec(spec: Any) -> str:
-    """The scorer as the report names it: a model folder, or the kind with its models and options."""
-    spec = spec.resolved()
-    if spec.kind == "reward-model":
-        return str(spec.model)
-    fields = {
-        "implicit": ("policy", "reference", "beta"),
-        "implicit-sum": ("policy", "beta"),
-        "implicit-mean": ("policy", "beta"),
-        "judge": ("judge", "principle", "reasoning"),
-        "cdr": ("strong", "weak", "instruction"),
-        "flr": ("lm", "follow_ups"),
-        "remote": ("url",),
-    }.get(spec.kind, ())
-    shown = [f"{k}={getattr(spec, k)}" for k in fields if getattr(spec, k) not in (None, False)]
-    if spec.kind == "judge" and spec.judge is None:
-        shown.insert(0, "judge=smollm2")
-    return f"{spec.kind}({', '.join(shown)})"
+    _show(evaluate_data(**options, progress=True, log=_note))
 
 
 @app.command()
@@ -453,19 +306,10 @@ def compare(
     precision: PrecisionOption = "auto",
 ) -> None:
     """Is A better than B? Both accuracies, the paired difference (bootstrap CI), McNemar's exact test."""
-    from rewardlab.evaluate.compare import compare_models
-    from rewardlab.evaluate.report import render_comparison_markdown, write_comparison_report
-    from rewardlab.models.reward_model import RewardModel
+    options = dict(locals())  # the command's parameters are compare_data's keywords
+    from rewardlab.evaluate.run import compare_data
 
-    pairs = _load_pairs(data, columns, skip_bad_rows, split)
-    if not pairs:
-        raise ValueError(f"{data}: no pairs to compare (split {split!r})")
-    a, b = RewardModel.from_pretrained(model_a), RewardModel.from_pretrained(model_b)
-    comparison = compare_models(a, b, pairs, precision=precision, progress=True)
-    out.print(render_comparison_markdown(comparison, str(model_a), str(model_b), data), markup=False, highlight=False)
-    if report:
-        json_path, md_path = write_comparison_report(comparison, report, str(model_a), str(model_b), data)
-        out.print(f"report: {json_path}, {md_path}")
+    _show(compare_data(**options, progress=True, log=_note))
 
 
 @app.command()
@@ -491,43 +335,11 @@ def score(
     An ensemble (several --member models, or a model trained with an ensemble objective) also
     writes each reward's 'uncertainty': the variance across members.
     """
-    from rewardlab.atomic import write_text_atomic
-    from rewardlab.data.scoring import read_scoring_rows
-    from rewardlab.models.ensemble import RewardEnsemble
-    from rewardlab.models.reward_model import RewardModel
+    options = dict(locals())  # the command's parameters are score_file's keywords
+    from rewardlab.evaluate.score_file import score_file
 
-    rows = read_scoring_rows(input, prompt_field, response_field)
-    prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
-    weights = _parse_direction(direction) if direction else None
-    options = {
-        k: v for k, v in (("aggregation", aggregation), ("uncertainty_weight", uncertainty_weight)) if v is not None
-    }
-    uncertainty = None
-    if member:
-        ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
-        rewards, uncertainty = ensemble.score_with_uncertainty(prompts, responses, precision=precision, progress=True)
-    else:
-        reward_model = RewardModel.from_pretrained(model)
-        for key, value in options.items():
-            setattr(reward_model.info, key, value)
-        if reward_model.info.head == "ensemble":
-            rewards, uncertainty = reward_model.score_with_uncertainty(prompts, responses, precision=precision)
-        else:
-            rewards = reward_model.score(prompts, responses, precision=precision, progress=True, direction=weights)
-    extra = [{"uncertainty": u} for u in uncertainty] if uncertainty is not None else [{}] * len(rows)
-    lines = [
-        json.dumps({**r.row, "reward": value, **more}, ensure_ascii=False)
-        for r, value, more in zip(rows, rewards, extra, strict=True)
-    ]
-    write_text_atomic(output, "\n".join(lines) + "\n")
-    out.print(f"scored {len(rows)} rows → {output}")
-
-
-def _parse_direction(text: str) -> list[float]:
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--direction must be numbers separated by commas, e.g. 1,0.5 (got {text!r})") from None
+    scored = score_file(**options, progress=True)
+    out.print(f"scored {len(scored)} rows → {output}")
 
 
 @app.command("serve")
@@ -647,38 +459,50 @@ def data_check(
     if as_json:
         out.print_json(data=summary)
         return
+    counts, lengths, subsets = _summary_tables(summary)
+    out.print(counts, lengths)
+    if subsets is not None:
+        out.print(subsets)
+    for reason in summary["skipped"]["sample"]:
+        out.print(f"skipped: {reason}", markup=False, highlight=False)
+
+
+SUMMARY_COUNTS = (
+    "rows",
+    "pairs",
+    "fields",
+    "prompt_forms",
+    "ties",
+    "rankings",
+    "groups",
+    "with_strength",
+    "with_ratings",
+    "with_margin",
+    "with_weight",
+    "with_subset",
+    "with_annotator",
+    "duplicate_pairs",
+    "distinct_prompts",
+)
+"""The counts of ``data.summarize`` that ``data check`` shows, in this order."""
+
+
+def _summary_tables(summary: dict[str, Any]) -> tuple[Table, Table, Table | None]:
+    """``data check``'s tables: the counts, the lengths, and the pairs per subset (if any)."""
     counts = Table(title=f"{summary['path']}", show_header=False, title_justify="left")
-    for key in (
-        "rows",
-        "pairs",
-        "fields",
-        "prompt_forms",
-        "ties",
-        "rankings",
-        "groups",
-        "with_strength",
-        "with_ratings",
-        "with_margin",
-        "with_weight",
-        "with_subset",
-        "with_annotator",
-        "duplicate_pairs",
-        "distinct_prompts",
-    ):
+    for key in SUMMARY_COUNTS:
         value = summary[key]
         counts.add_row(key.replace("_", " "), value if isinstance(value, str) else json.dumps(value))
     counts.add_row("skipped rows", str(summary["skipped"]["count"]))
     lengths = Table("characters", "min", "median", "mean", "p95", "max", title_justify="left")
     for name, stats in summary["lengths"].items():
         lengths.add_row(name, *(str(stats.get(k, "")) for k in ("min", "median", "mean", "p95", "max")))
-    out.print(counts, lengths)
-    if summary["subsets"]:
-        subsets = Table("subset", "pairs")
-        for name, n in summary["subsets"].items():
-            subsets.add_row(name, str(n))
-        out.print(subsets)
-    for reason in summary["skipped"]["sample"]:
-        out.print(f"skipped: {reason}", markup=False, highlight=False)
+    if not summary["subsets"]:
+        return counts, lengths, None
+    subsets = Table("subset", "pairs")
+    for name, n in summary["subsets"].items():
+        subsets.add_row(name, str(n))
+    return counts, lengths, subsets
 
 
 @app.command()
@@ -696,20 +520,9 @@ def objectives() -> None:
 
 
 def _load_pairs(data: str, columns: str | None, skip_bad_rows: bool, split: str):
-    from rewardlab.data import ColumnMap, load_preferences, split_pairs
-    from rewardlab.training.config import DataConfig
+    from rewardlab.runs.data import SPLIT_NAMES, SplitDataConfig, load_split
 
-    loaded = load_preferences(
-        None if data == "default" else data,
-        columns=ColumnMap.parse(columns) if columns else None,
-        skip_bad_rows=skip_bad_rows,
-    )
-    if loaded.skipped:
-        console.print(loaded.skip_summary(), markup=False)
-    if split == "all":
-        return loaded.pairs
-    if split not in ("train", "validation", "test"):
+    if split not in SPLIT_NAMES:
         raise ValueError(f"--split must be all, train, validation or test (got {split!r})")
-    d = DataConfig()
-    splits = split_pairs(loaded.pairs, validation=d.validation_fraction, test=d.test_fraction, seed=d.split_seed)
-    return getattr(splits, split)
+    config = SplitDataConfig(path=data, columns=columns, skip_bad_rows=skip_bad_rows)
+    return load_split(config, lambda message: console.print(message, markup=False)).part(split)

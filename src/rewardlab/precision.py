@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 Precision = Literal["auto", "bf16", "fp32"]
 
@@ -30,6 +31,8 @@ def resolve_precision(precision: Precision, device: torch.device | str = "cpu") 
         raise ValueError(f"precision must be one of auto, bf16, fp32 (got {precision!r})")
     if precision != "auto":
         return precision
+    import torch  # here, so that the CLI's help and config checks need not load it
+
     device = torch.device(device)
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
