@@ -10,13 +10,18 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")  # bitwise-repeatable CPU maths, as rewardlab sets it
 
 from pathlib import Path
 
 import pytest
 import torch
 from tiny_models import build_tiny_decoder, build_tiny_encoder
+
+import rewardlab
+
+# before anything computes (MKL reads its setting at the first matrix product): bitwise-repeatable
+# CPU maths and rewardlab's allocator setting, as rewardlab's own runs have them
+rewardlab.tune_cpu()
 
 # Tiny models gain nothing from many threads, and parallel test workers would oversubscribe.
 torch.set_num_threads(2)

@@ -6,7 +6,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -61,7 +60,6 @@ def test_the_rendered_train_config_reads_back_the_same():
     assert field_docs(TrainConfig)["batch_size"] == "Pairs per optimiser step, over all processes."
 
 
-@pytest.mark.xfail(strict=True, reason="most fields of training/config.py and runs/data.py have no docstring yet")
 def test_every_train_config_key_has_a_doc():
     assert undocumented_keys(TrainConfig()) == []
 

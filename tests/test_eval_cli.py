@@ -10,9 +10,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from rewardlab.cli import SCORER_NAMES, PairChecks, app
+from rewardlab.cli import SCORER_NAMES, app
 from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
+from rewardlab.evaluate.pair_checks import PairChecks
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.evaluate.policy_ranking import policy_ranking
 from rewardlab.evaluate.scorers import SCORER_KINDS

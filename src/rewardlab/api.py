@@ -10,7 +10,6 @@ from rewardlab.runs.overrides import dotted_overrides
 from rewardlab.training.config import TrainConfig, load_config
 from rewardlab.training.trainer import TrainResult
 from rewardlab.training.trainer import train as run_training
-from rewardlab.tuning import tune_cpu
 
 
 def train(
@@ -28,9 +27,8 @@ def train(
 
     ``config`` is a ``TrainConfig`` or a YAML file; keyword overrides use the config's dotted
     names, e.g. ``train(data="pairs.jsonl", epochs=1, **{"optim.lr": 1e-5})``, or nested dicts,
-    ``train(model={"max_length": 64})``. Applies rewardlab's CPU settings (:func:`rewardlab.tune_cpu`).
+    ``train(model={"max_length": 64})``.
     """
-    tune_cpu()
     shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output_dir, "objective.name": objective}
     values = {k: str(v) if isinstance(v, Path) else v for k, v in shortcuts.items() if v is not None}
     values |= dotted_overrides(TrainConfig, overrides)

@@ -87,16 +87,6 @@ def _show(output: Any) -> None:
         out.print("report: " + ", ".join(map(str, output.report_files)))
 
 
-def __getattr__(name: str) -> Any:
-    """``PairChecks`` lives in ``rewardlab.evaluate.pair_checks``; read from here on first use, so
-    importing the CLI loads no torch."""
-    if name == "PairChecks":
-        from rewardlab.evaluate.pair_checks import PairChecks
-
-        return PairChecks
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 ColumnsOption = Annotated[
     str | None,
     typer.Option(help="Where your data keeps each field, as name=field pairs, e.g. prompt=question,chosen=response_j"),
@@ -409,6 +399,7 @@ def overopt(
 
     Replies are cached on disk, so a rerun with other reward models samples nothing again.
     """
+    from rewardlab.evaluate.data_split import load_pairs
     from rewardlab.policy.evaluation import distinct_prompts
     from rewardlab.sampling.generation import SampleConfig
     from rewardlab.sampling.overopt import OveroptConfig, run_overopt
@@ -418,7 +409,7 @@ def overopt(
         raise ValueError(f"--prompts must be at least 1 (got {prompts})")
     sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
     sampling.validate()
-    chosen = distinct_prompts(_load_pairs(data, None, False, split), prompts)
+    chosen = distinct_prompts(load_pairs(data, split=split, log=_note), prompts)
     config = OveroptConfig(
         policy=policy,
         gold=str(gold),
@@ -517,12 +508,3 @@ def objectives() -> None:
         objective = get_objective(name)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in objective.options.items()), objective.summary)
     out.print(table)
-
-
-def _load_pairs(data: str, columns: str | None, skip_bad_rows: bool, split: str):
-    from rewardlab.runs.data import SPLIT_NAMES, SplitDataConfig, load_split
-
-    if split not in SPLIT_NAMES:
-        raise ValueError(f"--split must be all, train, validation or test (got {split!r})")
-    config = SplitDataConfig(path=data, columns=columns, skip_bad_rows=skip_bad_rows)
-    return load_split(config, lambda message: console.print(message, markup=False)).part(split)

@@ -67,4 +67,3 @@ def _stats(values: list[int]) -> dict[str, float]:
 
 def _prompt_length(prompt: Prompt) -> int:
     return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
-

@@ -27,7 +27,7 @@ def load_pairs(
 ) -> list[PreferencePair]:
     """The pairs of ``data`` ('default': the embedded data), or of one split of them: with a run's
     default split settings, ``split="test"`` holds the pairs a model trained on ``data`` never saw."""
-    loaded = load_split(SplitDataConfig(path=data, columns=columns, skip_bad_rows=skip_bad_rows), log or to_stderr)
     if split not in SPLIT_NAMES:
         raise ValueError(f"--split must be all, train, validation or test (got {split!r})")
+    loaded = load_split(SplitDataConfig(path=data, columns=columns, skip_bad_rows=skip_bad_rows), log or to_stderr)
     return loaded.part(split)

@@ -38,6 +38,7 @@ from rewardlab.runs.data import load_split
 from rewardlab.runs.folder import RunFolder, RunRules, claim_run_folder, holds_anything
 from rewardlab.runs.metrics import MetricLogger
 from rewardlab.runs.trackers import start_trackers, tracker_names
+from rewardlab.tuning import tune_cpu
 
 WEIGHTS = ("policy", "data.", "train.", "lora.", "gradient_checkpointing")
 """Options that change the trained weights: a resumed run keeps them, except the two below."""
@@ -58,7 +59,9 @@ class DPORunOutput:
 
 def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False) -> DPORunOutput:
     """One run; ``resume=True`` continues the run in ``config.output_dir`` from its last checkpoint
-    (same configuration, except that ``train.steps`` may grow), or starts it when there is none."""
+    (same configuration, except that ``train.steps`` may grow), or starts it when there is none.
+    Applies rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`)."""
+    tune_cpu()
     config.check()
     folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
     out = folder.path

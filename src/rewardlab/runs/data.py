@@ -27,9 +27,14 @@ class SplitDataConfig:
     columns: str | None = None
     """Field mapping, e.g. ``prompt=question,chosen=response_j,rejected=response_k``."""
     skip_bad_rows: bool = False
+    """Skip invalid rows (counted and reported) instead of stopping at the first one."""
     validation_fraction: float = 0.1
+    """Share of the pairs held out to choose the best checkpoint (split by a seeded hash of each pair;
+    the pairs of one ranking or tree stay together)."""
     test_fraction: float = 0.2
+    """Share of the pairs held out for the final evaluation; never seen in training or model selection."""
     split_seed: int = 0
+    """Seed of the split: the same seed and fractions hold out the same pairs in every run and command."""
 
     def problems(self) -> list[str]:
         fractions = (self.validation_fraction, self.test_fraction)

@@ -28,10 +28,18 @@ class DataConfig(SplitDataConfig):
 @dataclass
 class ModelConfig:
     backbone: str = "minilm"
+    """``minilm`` (all-MiniLM-L6-v2, embedded), ``smollm2`` (SmolLM2-135M-Instruct, embedded) or a local
+    model folder."""
     max_length: int = 384
+    """Tokens per prompt and reply at most; longer texts are cut from the left, so the reply is what is kept."""
     text_format: str = "auto"
+    """``chat`` (the tokenizer's chat template), ``plain`` (prompt + reply), or ``auto``: chat where the
+    tokenizer has a template."""
     dropout: bool = False
+    """Keep the backbone's dropout while training; off by default (little gain for reward models, slower
+    attention on CPUs)."""
     gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, slower steps."""
     head_init: str = "auto"
     """``probe``: fit the new reward head on the frozen backbone's features before fine-tuning
     (LP-FT, ``training/probe.py``); ``random``: start from the backbone's fresh head; ``auto``:
@@ -44,30 +52,42 @@ class ModelConfig:
 @dataclass
 class ObjectiveConfig:
     name: str = "bradley_terry"
+    """The objective (``rewardlab objectives`` lists them and their options)."""
     args: dict[str, Any] = field(default_factory=dict)
+    """The objective's options, e.g. ``{label_smoothing: 0.1}``."""
 
 
 @dataclass
 class OptimConfig:
     lr: float = 2e-5
+    """Peak learning rate of AdamW (linear warm-up, then cosine decay to 0)."""
     head_lr: float | None = None
     """Learning rate of the new scalar head (default: ``lr``); a fresh head may want a larger one."""
     weight_decay: float = 0.0
+    """AdamW's decoupled weight decay."""
     warmup_ratio: float = 0.05
+    """Share of the steps spent warming the learning rate up from 0."""
     max_grad_norm: float = 1.0
+    """Gradients are clipped to this global norm before each step."""
     adam_beta1: float = 0.9
+    """AdamW's β₁ (first-moment decay)."""
     adam_beta2: float = 0.999
+    """AdamW's β₂ (second-moment decay)."""
 
 
 @dataclass
 class TrainConfig(RunConfig):
     output_dir: str = "runs/reward-model"
+    """Run folder: ``model/`` (the saved reward model), ``checkpoint/``, ``report/``, ``metrics.jsonl``,
+    ``config.yaml``."""
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     epochs: float = 1.0
+    """Passes over the training split (fractions allowed); ``max_steps`` wins when set."""
     max_steps: int | None = None
+    """Optimiser steps in all, instead of ``epochs``."""
     batch_size: int = 8
     """Pairs per optimiser step, over all processes."""
     micro_batch_size: int | None = None
@@ -78,21 +98,30 @@ class TrainConfig(RunConfig):
     MiniLM trained as fast with 2,048 bf16 tokens as without a cap, in 9 % less memory; SmolLM2 in fp32
     faster and in 8.2 instead of 10.5 GB with 1,024 than with 2,048 (``benchmarks/RESULTS.md``)."""
     precision: str = "auto"
+    """``auto`` (bf16 where the CPU or GPU computes it natively, else fp32), ``bf16`` or ``fp32``."""
     length_bucketing: bool = True
     """Group pairs of similar length into a step (less padding); off = plain shuffled batches."""
     eval_every: int = 25
+    """Steps between validation passes (and at the last step)."""
     save_every: int = 50
+    """Steps between checkpoints that ``--resume`` continues from (and at the last step)."""
     log_every: int = 10
+    """Steps between rows of ``metrics.jsonl`` (and log lines when stderr is not a terminal)."""
     keep_best: bool = True
+    """Save the weights of the best validation pass, not the last step's."""
     best_metric: str = "loss"
+    """What ``keep_best`` compares: validation ``loss`` (lower is better) or ``accuracy``."""
     seed: int = 0
+    """Seed of the head's initialisation, batch order and dropout: a seeded run repeats bit for bit."""
     num_threads: int | None = None
+    """CPU threads for PyTorch; empty keeps PyTorch's default (one per core)."""
     report_to: str = "none"
     """Experiment trackers that also receive the metrics: none, or tensorboard, wandb, mlflow, trackio
     (comma-separated); each needs its extra, e.g. ``pip install 'rewardlab[tensorboard]'``."""
     tensorboard: bool = False
     """Same as adding ``tensorboard`` to ``report_to`` (kept for configs written before it)."""
     progress: bool = True
+    """Show progress (a bar on a terminal, else a log line every ``log_every`` steps)."""
 
     def trackers(self) -> str:
         """``report_to``, with the older ``tensorboard: true`` folded in."""

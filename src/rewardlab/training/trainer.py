@@ -52,6 +52,7 @@ from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
+from rewardlab.tuning import tune_cpu
 
 
 @dataclass
@@ -84,7 +85,9 @@ RULES = RunRules(
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
-    """Train a reward model as ``config`` says, then evaluate it on the held-out test split."""
+    """Train a reward model as ``config`` says, then evaluate it on the held-out test split, with
+    rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`)."""
+    tune_cpu()
     config.check()
     started = time.perf_counter()
     folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
