@@ -90,7 +90,6 @@ def test_nested_dicts_become_dotted_keys():
 
 def test_train_takes_nested_dicts(monkeypatch):
     seen = {}
-    monkeypatch.setattr(rewardlab.api, "tune_cpu", lambda: None)  # leave this process's settings alone
     monkeypatch.setattr(rewardlab.api, "run_training", lambda config, **_: seen.setdefault("config", config))
     rewardlab.api.train(model={"max_length": 64, "backbone": "smollm2"}, **{"optim.lr": 1e-4})
     config = seen["config"]

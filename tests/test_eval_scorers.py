@@ -313,23 +313,23 @@ def test_a_compare_only_scorer_in_pairs_and_groups():
 
 
 def test_scorer_spec_lists_every_problem():
-    errors = ScorerSpec(kind="implicit", beta=0).errors()
+    errors = ScorerSpec(kind="implicit", beta=0).problems()
     assert errors == [
         "scorer implicit needs --policy",
         "scorer implicit needs --reference",
         "--beta must be positive (got 0)",
     ]
-    assert ScorerSpec(kind="nope").errors()[0].startswith("unknown scorer 'nope'; registered scorers: bleu, cdr, flr")
+    assert ScorerSpec(kind="nope").problems()[0].startswith("unknown scorer 'nope'; registered scorers: bleu, cdr, flr")
     assert ScorerSpec(kind="judge", model="DIR").resolved().judge == "DIR"
     with pytest.raises(ValueError, match="scorer cdr needs --weak"):
         build_scorer(ScorerSpec(kind="cdr", model="DIR"))
-    assert ScorerSpec(kind="implicit-sum", policy="P", reference="R").errors() == [
+    assert ScorerSpec(kind="implicit-sum", policy="P", reference="R").problems() == [
         "scorer implicit-sum is reference-free: drop --reference (or use --scorer implicit)"
     ]
-    assert ScorerSpec(kind="bleu", model="M").errors() == [
+    assert ScorerSpec(kind="bleu", model="M").problems() == [
         "scorer bleu takes no MODEL (it compares replies with reference answers)"
     ]
-    assert ScorerSpec(reasoning_tokens=0, model="M").errors() == ["--reasoning-tokens must be at least 1 (got 0)"]
+    assert ScorerSpec(reasoning_tokens=0, model="M").problems() == ["--reasoning-tokens must be at least 1 (got 0)"]
 
 
 def test_scorer_kinds_are_registered_entries_that_name_and_describe_themselves():
@@ -362,6 +362,6 @@ def test_a_registered_scorer_kind_is_built_by_name(monkeypatch):
     register_scorer(
         ScorerKind("length-test", "reply length in characters", lambda spec: LengthScorer(), needs=("url",))
     )
-    assert ScorerSpec(kind="Length_Test").errors() == ["scorer length-test needs --url"]
+    assert ScorerSpec(kind="Length_Test").problems() == ["scorer length-test needs --url"]
     assert build_scorer(ScorerSpec(kind="length-test", url="unused")).score(["p"], ["abc"]) == [3.0]
     assert scorers.scorer_names() == ["length-test"]

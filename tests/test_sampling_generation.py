@@ -56,7 +56,7 @@ def test_replies_are_reproducible_and_grow_by_chunks(lm):
 
 
 def test_sample_config_lists_every_problem():
-    problems = SampleConfig(n=0, max_new_tokens=-1, temperature=0.0, chunk=0).errors()
+    problems = SampleConfig(n=0, max_new_tokens=-1, temperature=0.0, chunk=0).problems()
     assert len(problems) == 4
     with pytest.raises(ValueError, match="temperature must be positive"):
-        SampleConfig(temperature=float("nan")).validate()
+        SampleConfig(temperature=float("nan")).check()

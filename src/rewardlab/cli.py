@@ -358,11 +358,11 @@ def serve_command(
         max_items=max_items,
         max_text_chars=max_text_chars,
         max_body_bytes=max_body_bytes,
-        precision=precision,  # type: ignore[arg-type]  # checked by validate()
+        precision=precision,  # type: ignore[arg-type]  # checked by check()
         warmup=warmup,
         **({} if tile_tokens is None else {"tile_tokens": tile_tokens}),
     )
-    config.validate()
+    config.check()
     from rewardlab.models.reward_model import saved_model_problem
 
     if problem := saved_model_problem(model):
@@ -408,7 +408,7 @@ def overopt(
     if prompts < 1:
         raise ValueError(f"--prompts must be at least 1 (got {prompts})")
     sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
-    sampling.validate()
+    sampling.check()
     chosen = distinct_prompts(load_pairs(data, split=split, log=_note), prompts)
     config = OveroptConfig(
         policy=policy,
@@ -416,7 +416,7 @@ def overopt(
         proxies=[str(p) for p in proxy or []],
         prompts=chosen,
         sampling=sampling,
-        precision=precision,  # type: ignore[arg-type]  # checked by errors()
+        precision=precision,  # type: ignore[arg-type]  # checked by check()
         uncertainty_weight=uncertainty_weight,
         cache_dir=str(cache_dir or output / "generations"),
         progress=True,

@@ -140,7 +140,7 @@ def evaluate_data(
         url=url,
         precision=precision,  # type: ignore[arg-type]  # checked by build_scorer
     )
-    errors = spec.errors() + format_errors(data_format, split, skip_bad_rows, sections, tie_credit)
+    errors = spec.problems() + format_errors(data_format, split, skip_bad_rows, sections, tie_credit)
     if errors:
         raise ValueError("; ".join(errors))
     column_map = source.column_map()  # a bad --columns fails here, before any model loads

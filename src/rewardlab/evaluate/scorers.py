@@ -29,6 +29,7 @@ from rewardlab.data.readers import read_json_file
 from rewardlab.data.records import DataError, PreferencePair, Prompt
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.registry import Registry
+from rewardlab.runs.config import Checked
 
 if TYPE_CHECKING:  # loaded when a reward-model scorer is built, so listing the scorers stays light
     from rewardlab.models.reward_model import RewardModel
@@ -156,7 +157,7 @@ def _checked(values: Sequence[float], expected: int, method: str) -> list[float]
 
 
 @dataclass
-class ScorerSpec:
+class ScorerSpec(Checked):
     """What ``build_scorer`` needs; ``model`` is the main model of the kind (the positional MODEL)."""
 
     kind: str = "reward-model"
@@ -199,7 +200,7 @@ class ScorerSpec:
         """Whether the scorer compares replies with reference answers, to be read into ``references``."""
         return self.kind in SCORERS and SCORERS.get(self.kind).needs_references
 
-    def errors(self) -> list[str]:
+    def problems(self) -> list[str]:
         """Every problem with the spec, all at once."""
         if self.kind not in SCORERS:
             return [SCORERS.unknown(self.kind)]
@@ -273,7 +274,7 @@ def scorer_names() -> list[str]:
 
 def build_scorer(spec: ScorerSpec) -> Scorer | Comparer:
     """The scorer a spec names, its models loaded; raises ``ValueError`` listing every problem."""
-    errors = spec.errors()
+    errors = spec.problems()
     if errors:
         raise ValueError("; ".join(errors))
     spec = spec.resolved()

@@ -24,9 +24,9 @@ class ConfigError(ValueError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class RunConfig:
-    """What every run's configuration offers; subclasses are dataclasses that say what is wrong with
-    them in ``problems()`` (one message per problem, empty when the config is fine)."""
+class Checked:
+    """Settings that say what is wrong with them: ``problems()`` gives one message per problem (empty
+    when all is well), ``check()`` raises them all at once. Every config class of rewardlab has these two."""
 
     def problems(self) -> list[str]:
         raise NotImplementedError
@@ -35,6 +35,10 @@ class RunConfig:
         """Raise :class:`ConfigError` with every problem, if there is any."""
         if found := self.problems():
             raise ConfigError(found)
+
+
+class RunConfig(Checked):
+    """What every run's configuration offers: checks, and saving beside the run."""
 
     def save(self, path: str | Path) -> None:
         """The resolved config as YAML: saved beside a run, it can be read back with ``--config``."""

@@ -23,10 +23,11 @@ from transformers import DynamicCache
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.progress import progress_bar
+from rewardlab.runs.config import Checked
 
 
 @dataclass(frozen=True)
-class SampleConfig:
+class SampleConfig(Checked):
     """How replies are drawn; every field is part of the generation cache key."""
 
     n: int = 64
@@ -36,7 +37,7 @@ class SampleConfig:
     chunk: int = 64
     """Replies per ``generate`` call (bounds memory); changing it changes the random streams."""
 
-    def errors(self) -> list[str]:
+    def problems(self) -> list[str]:
         problems = []
         for name in ("n", "max_new_tokens", "chunk"):
             value = getattr(self, name)
@@ -47,10 +48,6 @@ class SampleConfig:
                 f"temperature must be positive (got {self.temperature}); best-of-N needs sampled, distinct replies"
             )
         return problems
-
-    def validate(self) -> None:
-        if problems := self.errors():
-            raise ValueError("; ".join(problems))
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -84,7 +81,7 @@ def sample_prompt(lm: CausalLM, prompt: Prompt, config: SampleConfig) -> list[Sa
     reply of a chunk): with N replies of a long HH prompt, encoding it N times would cost more
     than the replies themselves.
     """
-    config.validate()
+    config.check()
     prefix = prompt_prefix(lm, prompt)
     device = lm.model.device
     eos = lm.tokenizer.eos_token_id
@@ -132,7 +129,7 @@ def sample_replies(
 ) -> list[list[Sample]]:
     """``config.n`` replies for every prompt; ``on_prompt(i, samples)`` is called as each prompt finishes
     (the study uses it to save its cache as it goes)."""
-    config.validate()
+    config.check()
     out: list[list[Sample]] = []
     start, tokens = time.perf_counter(), 0
     with progress_bar(progress, f"sampling {config.n} replies per prompt", len(prompts)) as advance:

@@ -22,6 +22,7 @@ import torch
 from rewardlab.data.records import Prompt
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.rewards.aggregate import aggregate_ensemble
+from rewardlab.runs.config import Checked
 from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl
 from rewardlab.sampling.cache import GenerationCache, generation_key
 from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
@@ -31,7 +32,7 @@ ORACLE = "gold (oracle)"
 
 
 @dataclass
-class OveroptConfig:
+class OveroptConfig(Checked):
     policy: str
     gold: str
     proxies: list[str]
@@ -42,10 +43,10 @@ class OveroptConfig:
     cache_dir: str = "."
     progress: bool = False
 
-    def errors(self) -> list[str]:
+    def problems(self) -> list[str]:
         from rewardlab.models.reward_model import saved_model_problem
 
-        problems = self.sampling.errors()
+        problems = self.sampling.problems()
         if not self.prompts:
             problems.append("no prompts to sample from")
         if not self.proxies:
@@ -153,8 +154,7 @@ def score_all(paths: Sequence[str], prompts: list[Prompt], replies: list[str], c
 
 def run_overopt(config: OveroptConfig) -> dict[str, object]:
     """Sample (or read back), score, and return the study as a JSON-ready dict."""
-    if problems := config.errors():
-        raise ValueError("; ".join(problems))
+    config.check()
     generations = generate(config)
     n = config.sampling.n
     prompts = [p for p in config.prompts for _ in range(n)]

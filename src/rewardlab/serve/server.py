@@ -32,12 +32,13 @@ from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
 from rewardlab.precision import Precision
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
+from rewardlab.runs.config import Checked
 from rewardlab.serve.asgi import BodySizeLimit, RequestError, add_error_handlers
 from rewardlab.serve.microbatch import BatchStats, MicroBatcher
 
 
 @dataclass(frozen=True)
-class ServeConfig:
+class ServeConfig(Checked):
     """Batching and request limits of the scoring server (every limit answers a clear 4xx)."""
 
     max_batch_items: int = 256
@@ -57,8 +58,7 @@ class ServeConfig:
     warmup: bool = True
     """Score one dummy sequence of every padded width at start, so first requests pay no kernel set-up."""
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` listing every bad setting at once."""
+    def problems(self) -> list[str]:
         errors = [
             f"{name} must be positive (got {getattr(self, name)})"
             for name in ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
@@ -68,8 +68,7 @@ class ServeConfig:
             errors.append(f"max_wait_ms must not be negative (got {self.max_wait_ms})")
         if self.precision not in ("auto", "bf16", "fp32"):
             errors.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
-        if errors:
-            raise ValueError("; ".join(errors))
+        return errors
 
 
 # -- request and response bodies -------------------------------------------------------------------
@@ -156,7 +155,7 @@ class ScoringService:
     """
 
     def __init__(self, model: RewardModel, model_path: str, config: ServeConfig) -> None:
-        config.validate()
+        config.check()
         self.config = config
         self.model_path = model_path
         self.model, self.precision = inference_copy(model, config.precision)

@@ -239,7 +239,7 @@ def token_budget(setting: int | str | None, precision: str) -> int | None:
     precision the passes run in, 2,048 in bf16 and 1,024 in fp32 (activations of twice the size)."""
     if setting == "auto":
         return 2048 if precision == "bf16" else 1024
-    return setting  # type: ignore[return-value]  # config.validate() allows only auto among strings
+    return setting  # type: ignore[return-value]  # TrainConfig.problems() allows only auto among strings
 
 
 def micro_batches(
