@@ -51,6 +51,9 @@ from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import resolve_precision
 from rewardlab.training.batching import encode_pairs, micro_batches, token_budget
 from rewardlab.training.compute import ComputeModel
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 STEP = 8
 PAIRS = {"minilm": 160, "smollm2": 96}

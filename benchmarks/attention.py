@@ -17,7 +17,9 @@ import torch
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.models.llama.modeling_llama import eager_attention_forward
 
-import rewardlab  # noqa: F401  (its allocator setting, as in training)
+import rewardlab
+
+rewardlab.tune_cpu()  # its allocator and MKL settings, as in training
 
 ROWS, HEADS, KV_HEADS, DIM = 8, 9, 3, 64
 

@@ -233,7 +233,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     from rewardlab.data.records import PreferencePair
     from rewardlab.policy.trainer import PolicyTrainConfig, _batches, train_policy
+    from rewardlab.tuning import tune_cpu
 
+    tune_cpu()  # rewardlab's CPU settings, for both tools alike (they used to come with the import)
     torch.set_num_threads(spec["threads"])
     torch.manual_seed(0)
     path = model_dir(spec["model"])

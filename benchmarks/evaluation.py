@@ -24,6 +24,9 @@ from rewardlab.data import ColumnMap, load_preferences, split_pairs
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.evaluate.reference_scorers import read_references
 from rewardlab.evaluate.scorers import ScorerSpec, build_scorer
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 QA_COLUMNS = (

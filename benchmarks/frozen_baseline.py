@@ -24,6 +24,9 @@ from rewardlab.models.backbones import minilm_dir
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
 from rewardlab.training.probe import fit_linear_bt
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 
 @torch.inference_mode()

@@ -16,6 +16,9 @@ import torch
 
 from rewardlab.data import load_preferences, split_pairs
 from rewardlab.models.causal_lm import CausalLM
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 
 def median_pass_seconds(lm: CausalLM, ids: torch.Tensor) -> float:

@@ -26,6 +26,9 @@ import torch
 
 from rewardlab.objectives.bradley_terry import bradley_terry_loss
 from rewardlab.objectives.plackett_luce import plackett_luce_loss
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 FEATURES, REPLIES, REWARD_NORM, L2 = 10, 4, 2.0, 1e-3
 

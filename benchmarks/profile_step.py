@@ -18,6 +18,9 @@ from torch.profiler import ProfilerActivity, profile
 
 from rewardlab.training import trainer
 from rewardlab.training.config import load_config
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 WARM_UP = 2
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm")

@@ -26,6 +26,9 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import TILE_TOKENS, pad_batch
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 
 def plain_transformers(model: RewardModel) -> PreTrainedModel:

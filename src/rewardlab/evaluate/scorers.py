@@ -259,9 +259,6 @@ SCORERS: Registry[ScorerKind] = Registry("scorer", group="rewardlab.scorers", no
 """The kinds below and those of every ``rewardlab.scorers`` entry-point plugin (a module that calls
 ``register_scorer``), loaded on the first lookup."""
 
-SCORER_KINDS = SCORERS
-"""The former name: iterating over it gives the scorer names."""
-
 
 def register_scorer(kind: ScorerKind) -> None:
     """Offer ``kind`` by its name; a name already taken is refused."""
