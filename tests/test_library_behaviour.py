@@ -106,3 +106,18 @@ def test_public_names_and_version():
     assert rewardlab.tune_cpu is tuning.tune_cpu
     with pytest.raises(AttributeError, match="no attribute 'nothing'"):
         rewardlab.nothing  # noqa: B018
+
+
+def test_cli_help_loads_neither_torch_nor_transformers():
+    """``rewardlab --help`` and a command's ``--help`` answer without the heavy libraries (they load
+    when a command runs), so the help is instant."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from rewardlab.cli import app\n"
+        "for args in (['--help'], ['eval', '--help'], ['train', '--help']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
+        "print(sorted({'torch', 'transformers'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
