@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -350,18 +349,11 @@ def serve_command(
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
+    settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host") and v is not None}
     from rewardlab.serve.server import ServeConfig, serve
 
-    config = ServeConfig(
-        max_batch_items=max_batch_items,
-        max_wait_ms=max_wait_ms,
-        max_items=max_items,
-        max_text_chars=max_text_chars,
-        max_body_bytes=max_body_bytes,
-        precision=precision,  # type: ignore[arg-type]  # checked by check()
-        warmup=warmup,
-        **({} if tile_tokens is None else {"tile_tokens": tile_tokens}),
-    )
+    config = ServeConfig(**settings)  # the options left are ServeConfig's fields (tile_tokens unset: its default)
+
     config.check()
     from rewardlab.models.reward_model import saved_model_problem
 
@@ -440,6 +432,7 @@ def data_check(
 ) -> None:
     """Validate a dataset and summarise it: rows, fields, lengths, ties, subsets."""
     from rewardlab.data import ColumnMap, load_preferences, summarize
+    from rewardlab.data.summary import summary_tables
 
     loaded = load_preferences(
         None if path == "default" else path,
@@ -450,50 +443,12 @@ def data_check(
     if as_json:
         out.print_json(data=summary)
         return
-    counts, lengths, subsets = _summary_tables(summary)
+    counts, lengths, subsets = summary_tables(summary)
     out.print(counts, lengths)
     if subsets is not None:
         out.print(subsets)
     for reason in summary["skipped"]["sample"]:
         out.print(f"skipped: {reason}", markup=False, highlight=False)
-
-
-SUMMARY_COUNTS = (
-    "rows",
-    "pairs",
-    "fields",
-    "prompt_forms",
-    "ties",
-    "rankings",
-    "groups",
-    "with_strength",
-    "with_ratings",
-    "with_margin",
-    "with_weight",
-    "with_subset",
-    "with_annotator",
-    "duplicate_pairs",
-    "distinct_prompts",
-)
-"""The counts of ``data.summarize`` that ``data check`` shows, in this order."""
-
-
-def _summary_tables(summary: dict[str, Any]) -> tuple[Table, Table, Table | None]:
-    """``data check``'s tables: the counts, the lengths, and the pairs per subset (if any)."""
-    counts = Table(title=f"{summary['path']}", show_header=False, title_justify="left")
-    for key in SUMMARY_COUNTS:
-        value = summary[key]
-        counts.add_row(key.replace("_", " "), value if isinstance(value, str) else json.dumps(value))
-    counts.add_row("skipped rows", str(summary["skipped"]["count"]))
-    lengths = Table("characters", "min", "median", "mean", "p95", "max", title_justify="left")
-    for name, stats in summary["lengths"].items():
-        lengths.add_row(name, *(str(stats.get(k, "")) for k in ("min", "median", "mean", "p95", "max")))
-    if not summary["subsets"]:
-        return counts, lengths, None
-    subsets = Table("subset", "pairs")
-    for name, n in summary["subsets"].items():
-        subsets.add_row(name, str(n))
-    return counts, lengths, subsets
 
 
 @app.command()

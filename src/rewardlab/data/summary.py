@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import Counter
 from typing import Any
+
+from rich.table import Table
 
 from rewardlab.data.loading import LoadedPreferences
 from rewardlab.data.prompts import prompt_key
@@ -67,3 +70,41 @@ def _stats(values: list[int]) -> dict[str, float]:
 
 def _prompt_length(prompt: Prompt) -> int:
     return len(prompt) if isinstance(prompt, str) else sum(len(m["content"]) for m in prompt)
+
+
+SUMMARY_COUNTS = (
+    "rows",
+    "pairs",
+    "fields",
+    "prompt_forms",
+    "ties",
+    "rankings",
+    "groups",
+    "with_strength",
+    "with_ratings",
+    "with_margin",
+    "with_weight",
+    "with_subset",
+    "with_annotator",
+    "duplicate_pairs",
+    "distinct_prompts",
+)
+"""The counts of ``summarize`` that ``rewardlab data check`` shows, in this order."""
+
+
+def summary_tables(summary: dict[str, Any]) -> tuple[Table, Table, Table | None]:
+    """``data check``'s tables: the counts, the lengths, and the pairs per subset (if any)."""
+    counts = Table(title=f"{summary['path']}", show_header=False, title_justify="left")
+    for key in SUMMARY_COUNTS:
+        value = summary[key]
+        counts.add_row(key.replace("_", " "), value if isinstance(value, str) else json.dumps(value))
+    counts.add_row("skipped rows", str(summary["skipped"]["count"]))
+    lengths = Table("characters", "min", "median", "mean", "p95", "max", title_justify="left")
+    for name, stats in summary["lengths"].items():
+        lengths.add_row(name, *(str(stats.get(k, "")) for k in ("min", "median", "mean", "p95", "max")))
+    if not summary["subsets"]:
+        return counts, lengths, None
+    subsets = Table("subset", "pairs")
+    for name, n in summary["subsets"].items():
+        subsets.add_row(name, str(n))
+    return counts, lengths, subsets
