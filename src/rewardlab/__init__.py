@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
     from rewardlab.api import train
     from rewardlab.data import PreferencePair, load_preferences
+    from rewardlab.evaluate.run import compare_data, evaluate_data
+    from rewardlab.evaluate.score_file import score_file
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.training.config import TrainConfig
     from rewardlab.tuning import tune_cpu
@@ -23,11 +25,24 @@ _LAZY = {
     "PreferencePair": "rewardlab.data",
     "RewardModel": "rewardlab.models.reward_model",
     "TrainConfig": "rewardlab.training.config",
+    "compare_data": "rewardlab.evaluate.run",
+    "evaluate_data": "rewardlab.evaluate.run",
     "load_preferences": "rewardlab.data",
+    "score_file": "rewardlab.evaluate.score_file",
     "train": "rewardlab.api",
     "tune_cpu": "rewardlab.tuning",
 }
-__all__ = ["PreferencePair", "RewardModel", "TrainConfig", "load_preferences", "train", "tune_cpu"]
+__all__ = [
+    "PreferencePair",
+    "RewardModel",
+    "TrainConfig",
+    "compare_data",
+    "evaluate_data",
+    "load_preferences",
+    "score_file",
+    "train",
+    "tune_cpu",
+]
 
 
 def __getattr__(name: str) -> Any:
