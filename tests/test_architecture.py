@@ -18,7 +18,7 @@ import rewardlab
 ROOT = Path(rewardlab.__file__).parent
 
 LAYERS = [
-    {"atomic", "progress", "precision", "allocator", "registry", "tuning"},
+    {"atomic", "destinations", "progress", "precision", "allocator", "registry", "tuning"},
     {"data"},
     {"rewards"},
     {"models"},

@@ -16,7 +16,7 @@ from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 from rewardlab.evaluate.pair_checks import PairChecks
 from rewardlab.evaluate.pairwise import evaluate_pairs
 from rewardlab.evaluate.policy_ranking import policy_ranking
-from rewardlab.evaluate.scorers import SCORER_KINDS
+from rewardlab.evaluate.scorers import SCORERS
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.serve.asgi import running_server
@@ -44,7 +44,7 @@ def model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
 
 
 def test_help_names_every_scorer():
-    assert SCORER_NAMES.split(", ") == list(SCORER_KINDS)
+    assert SCORER_NAMES.split(", ") == SCORERS.names()
 
 
 def test_bleu_scorer_on_pairs_with_a_mapped_reference_field(tmp_path):

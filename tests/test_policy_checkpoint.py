@@ -52,6 +52,7 @@ def test_an_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(
     saved = json.loads((tmp_path / "run" / "state.json").read_text())
     assert saved["train_state"]["step"] == 4
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        ".rewardlab-files.json",  # what rewardlab wrote there (atomic.MANIFEST)
         "model.safetensors",
         "optimizer.safetensors",
         "rng.safetensors",

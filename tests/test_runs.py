@@ -80,12 +80,19 @@ def test_claim_refuses_a_taken_folder_and_clears_only_what_a_run_owns(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "metrics.jsonl").write_text("{}\n")
     (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(RunExists, match=r"holds no run to --resume .* pass --overwrite"):
+        claim_run_folder(tmp_path, TrainConfig(), rules, resume=False, overwrite=False)
+    TrainConfig().save(tmp_path / "config.yaml")
     with pytest.raises(RunExists, match="pass --resume to continue it, --overwrite to replace it"):
         claim_run_folder(tmp_path, TrainConfig(), rules, resume=False, overwrite=False)
     folder = claim_run_folder(tmp_path, TrainConfig(), rules, resume=True, overwrite=True)
+    folder.start()
     assert not folder.resuming and (tmp_path / "model").exists()  # resuming never clears
     folder = claim_run_folder(tmp_path, TrainConfig(), rules, resume=False, overwrite=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert (tmp_path / "model").exists(), "claiming only checks: the previous run goes when the new one starts"
+    folder.start()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "notes.txt"]
+    (tmp_path / "config.yaml").unlink()
     (tmp_path / "checkpoint").mkdir()
     (tmp_path / "checkpoint" / "state.json").write_text("{}")
     with pytest.raises(RunExists, match=r"config\.yaml: missing"):

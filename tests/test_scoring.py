@@ -95,11 +95,11 @@ def test_score_cli_writes_rewards_and_matches_python(encoder_model, tmp_path):
 
 def test_score_cli_bad_row_names_line_and_field_and_writes_nothing(encoder_model, tmp_path):
     source = tmp_path / "in.jsonl"
-    source.write_text('{"prompt": "q", "response": "fine"}\n{"prompt": "q", "response": ""}\n')
+    source.write_text('{"prompt": "q", "response": "fine"}\n{"prompt": "q", "response": ["not", "text"]}\n')
     target = tmp_path / "out.jsonl"
     done = run_cli("score", str(encoder_model), str(source), "--output", str(target))
-    assert done.returncode == 2
-    assert "in.jsonl:2" in done.stderr and '"response"' in done.stderr and "empty" in done.stderr
+    assert done.returncode == 2  # a blank reply is scored (tests/test_faults_inputs.py); a list is not text
+    assert "in.jsonl:2" in done.stderr and '"response"' in done.stderr and "a list of 2 items" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert not target.exists()
 

@@ -42,6 +42,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         from transformers.utils import logging as hf_logging
 
         from rewardlab.data.records import DataError
+        from rewardlab.destinations import os_error_message
         from rewardlab.runs.config import ConfigError
         from rewardlab.runs.folder import RunExists
 
@@ -51,6 +52,9 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             return command(*args, **kwargs)
         except (DataError, ConfigError, RunExists, FileNotFoundError, ValueError) as e:
             console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
+            raise typer.Exit(2) from None
+        except OSError as e:  # a path that cannot be read or written (read-only, full disk): the path and why
+            console.print(f"[bold red]error:[/] {escape(os_error_message(e))}", highlight=False)
             raise typer.Exit(2) from None
 
     return run
@@ -347,6 +351,19 @@ def serve_command(
         int | None, typer.Option(help="Tokens per forward pass (default: `rewardlab score`'s, so the same rewards)")
     ] = None,
     warmup: Annotated[bool, typer.Option(help="Run every forward shape once before serving")] = True,
+    body_timeout_s: Annotated[
+        float, typer.Option(help="Seconds a request body may take to arrive after its headers (408 beyond)")
+    ] = 30.0,
+    keep_alive_s: Annotated[
+        float, typer.Option(help="Seconds an idle connection, or one still sending its request head, stays open")
+    ] = 60.0,
+    max_concurrent_requests: Annotated[
+        int, typer.Option(help="Requests in progress at most (503 with Retry-After beyond; /health apart)")
+    ] = 512,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File with a bearer token: requests but /health must send 'Authorization: Bearer <token>'"),
+    ] = None,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
     settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host") and v is not None}

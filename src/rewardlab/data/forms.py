@@ -35,6 +35,9 @@ from rewardlab.data.schema import (
     read_text,
 )
 
+MAX_PAIRS_PER_ROW = 10_000
+"""Pairs one k-wise or tree row may expand to: 1,500 replies would make 1.12 million, and memory with them."""
+
 SLIGHTLY_BETTER = 0.75
 """Probability that the preferred reply wins when it is labelled only "slightly better"."""
 
@@ -55,16 +58,19 @@ class ParsedRow:
     ranking: Ranking | None = None
 
 
-def parse_row(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
-    """Recognise the row's form by its fields and validate it; raise ``DataError`` on the first problem."""
+def parse_row(
+    row: dict[str, Any], location: str, columns: ColumnMap, max_pairs_per_row: int = MAX_PAIRS_PER_ROW
+) -> ParsedRow:
+    """Recognise the row's form by its fields and validate it; raise ``DataError`` on the first problem,
+    including a k-wise or tree row that would expand to more than ``max_pairs_per_row`` pairs."""
     if _has(row, columns.chosen):
         return ParsedRow([parse_pair(row, location, columns)])
     if _has(row, columns.response_a):
         return ParsedRow([_graded(row, location, columns)])
     if _has(row, columns.responses) or "|" in columns.responses:
-        return _kwise(row, location, columns)
+        return _kwise(row, location, columns, max_pairs_per_row)
     if _has(row, columns.nodes):
-        return ParsedRow(_tree(row, location, columns))
+        return ParsedRow(_tree(row, location, columns, max_pairs_per_row))
     return ParsedRow([parse_pair(row, location, columns)])  # reports the missing "chosen"
 
 
@@ -96,10 +102,11 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
     )
 
 
-def _kwise(row: dict[str, Any], location: str, columns: ColumnMap) -> ParsedRow:
+def _kwise(row: dict[str, Any], location: str, columns: ColumnMap, max_pairs: int) -> ParsedRow:
     prompt = _prompt(row, location, columns)
     responses = _responses(row, location, columns)
     k = len(responses)
+    _check_expansion(k * (k - 1) // 2, f"{k} replies", location, columns.responses, max_pairs)
     common = {
         "subset": read_label(row, location, columns.subset),
         "annotator": read_label(row, location, columns.annotator),
@@ -174,8 +181,21 @@ def _implied_ranking(
     return tuple(responses[i] for i in sorted(range(k), key=lambda i: -wins[i]))
 
 
-def _tree(row: dict[str, Any], location: str, columns: ColumnMap) -> list[PreferencePair]:
+def _check_expansion(pairs: int, what: str, location: str, name: str, max_pairs: int) -> None:
+    if pairs > max_pairs:
+        raise DataError(
+            location,
+            f"expands to {pairs:,} pairs ({what}), over the limit of {max_pairs:,} pairs per row; "
+            "split the row, or raise the limit (data.max_pairs_per_row=N in a run, max_pairs_per_row= in Python)",
+            name,
+        )
+
+
+def _tree(row: dict[str, Any], location: str, columns: ColumnMap, max_pairs: int) -> list[PreferencePair]:
     prompt = _prompt(row, location, columns)
+    comparisons = lookup_field(row, columns.comparisons)
+    if isinstance(comparisons, list):
+        _check_expansion(len(comparisons), f"{len(comparisons)} comparisons", location, columns.comparisons, max_pairs)
     nodes = lookup_field(row, columns.nodes)
     if not isinstance(nodes, list) or not nodes:
         raise DataError(location, f"is {describe_value(nodes)} (expected a list of nodes)", columns.nodes)

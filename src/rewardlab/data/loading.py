@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from rewardlab.data.forms import parse_row
+from rewardlab.data.forms import MAX_PAIRS_PER_ROW, parse_row
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, PreferencePair, Ranking
 from rewardlab.data.schema import ColumnMap
@@ -62,12 +62,14 @@ def load_preferences(
     skip_bad_rows: bool = False,
     split: str | None = None,
     limit: int | None = None,
+    max_pairs_per_row: int = MAX_PAIRS_PER_ROW,
 ) -> LoadedPreferences:
     """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data).
 
-    ``limit`` stops once that many pairs are loaded. A damaged or empty file always raises
-    ``DataError``; so does a bad row (or a JSONL line that is not a JSON object) unless
-    ``skip_bad_rows``, and so does a file whose rows are all bad.
+    ``limit`` stops once that many pairs are loaded; a k-wise or tree row that would expand to more
+    than ``max_pairs_per_row`` pairs is a bad row (one such row could fill the memory). A damaged or
+    empty file always raises ``DataError``; so does a bad row (or a JSONL line that is not a JSON
+    object) unless ``skip_bad_rows``, and so does a file whose rows are all bad.
     """
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
@@ -80,7 +82,7 @@ def load_preferences(
         _stop_unless_skipping(loaded, skip_bad_rows)
         seen_fields.update(dict.fromkeys(row))
         try:
-            parsed = parse_row(row, location, columns)
+            parsed = parse_row(row, location, columns, max_pairs_per_row)
             loaded.pairs += parsed.pairs
             loaded.records += 1
             if parsed.ranking is not None:

@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 import re
+import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
 """File extensions understood (each also gzip-compressed as ``.gz``, except Parquet)."""
 
 _JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_CSV_FIELD_LIMIT = 2**31 - 1
+"""The most a CSV cell may hold (the csv module's default, 131,072 characters, refuses texts JSONL takes)."""
 _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true/false"}
 
 
@@ -64,6 +68,8 @@ def read_json_file(path: str | Path) -> Any:
         raise DataError(name, "no such file") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(name, f"is not valid JSON ({error})") from None
+    except (RecursionError, ValueError) as error:  # nested too deep, or an integer too long to read
+        raise DataError(name, f"is not readable JSON: {_unreadable_json(error)}") from None
 
 
 def _file_rows(path: Path, name: str, bad_lines: list[DataError] | None) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -127,11 +133,13 @@ def _json_lines(
             continue
         location = f"{name}:{lineno}"
         try:
-            row = _as_object(json.loads(line), location)
+            row = _checked_row(json.loads(line), line, location)
         except json.JSONDecodeError as error:
             _bad_line(DataError(location, f"invalid JSON: {error.msg} (column {error.colno}){hint}"), bad_lines)
             continue
-        except DataError as error:
+        except (RecursionError, ValueError) as error:  # a DataError is a ValueError too
+            if not isinstance(error, DataError):
+                error = DataError(location, f"invalid JSON: {_unreadable_json(error)}", _long_number_field(line))
             _bad_line(error, bad_lines)
             continue
         yield location, row
@@ -154,12 +162,16 @@ def _json_array_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:
     while True:
         line += text.count("\n", counted, position)
         counted = position
+        location, start = f"{name}:{line}", position
         try:
             row, position = decoder.raw_decode(text, position)
         except json.JSONDecodeError as error:
             raise DataError(f"{name}:{error.lineno}", f"invalid JSON: {error.msg} (column {error.colno})") from None
-        location = f"{name}:{line}"
-        yield location, _as_object(row, location)
+        except (RecursionError, ValueError) as error:  # nested too deep, or an integer too long to read
+            end = text.find("\n", start)
+            field = _long_number_field(text[start : end if end >= 0 else len(text)])
+            raise DataError(location, f"invalid JSON: {_unreadable_json(error)}", field) from None
+        yield location, _checked_row(row, text[start:position], location)
         position = _JSON_WHITESPACE.match(text, position).end()
         if text.startswith(",", position):
             position = _JSON_WHITESPACE.match(text, position + 1).end()
@@ -175,6 +187,8 @@ def _json_array_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:
 
 
 def _csv_rows(text: str, name: str) -> Iterator[tuple[str, dict]]:
+    if csv.field_size_limit() < _CSV_FIELD_LIMIT:
+        csv.field_size_limit(_CSV_FIELD_LIMIT)  # a long reply is as welcome in CSV as in JSONL
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
@@ -214,23 +228,38 @@ def _parquet_rows(path: Path, name: str) -> Iterator[tuple[str, dict]]:
 def _datasets_rows(path: Path, name: str, split: str | None) -> Iterator[tuple[str, dict]]:
     """Rows of a folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk``."""
     if (path / "dataset_dict.json").is_file():
-        from datasets import load_from_disk
-
-        splits = load_from_disk(str(path))
+        splits = _load_from_disk(path, name)
         wanted = split or "train"
         if wanted not in splits:
             raise DataError(name, f'has no split "{wanted}" (available: {", ".join(splits)}); choose one with split')
         dataset, name = splits[wanted], f"{name}[{wanted}]"
     elif (path / "state.json").is_file():
-        from datasets import load_from_disk
-
         if split is not None:
             raise DataError(name, f'split "{split}" given, but this dataset folder has no splits')
-        dataset = load_from_disk(str(path))
+        dataset = _load_from_disk(path, name)
     else:
         raise DataError(name, "is a folder but not one written by datasets' save_to_disk")
-    for index, row in enumerate(dataset):
-        yield f"{name}[row {index}]", row
+    index = 0
+    try:
+        for row in dataset:
+            yield f"{name}[row {index}]", row
+            index += 1
+    except (OSError, ValueError, TypeError, KeyError) as error:  # damaged Arrow files
+        raise DataError(f"{name}[row {index}]", f"cannot read the datasets folder: {error}") from None
+
+
+def _load_from_disk(path: Path, name: str) -> Any:
+    """``datasets.load_from_disk``, its failures on a damaged folder (a corrupt ``state.json``, missing
+    Arrow files) said as a ``DataError`` naming the folder, not as a traceback from inside datasets."""
+    from datasets import load_from_disk
+
+    for metadata in sorted([*path.glob("*.json"), *path.glob("*/*.json")]):  # the split folders' too
+        read_json_file(metadata)  # a damaged one is named, rather than the error found inside datasets
+    try:
+        return load_from_disk(str(path))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError, RecursionError) as error:
+        reason = str(error).strip() or type(error).__name__
+        raise DataError(name, f"is not a readable datasets folder (a damaged or hand-edited file?): {reason}") from None
 
 
 def _decode_whole(path: Path, name: str, compressed: bool) -> str:
@@ -260,3 +289,55 @@ def _as_object(row: object, location: str) -> dict[str, Any]:
         kind = "null" if row is None else _JSON_TYPES.get(type(row), type(row).__name__)
         raise DataError(location, f"expected a JSON object (one row), got {kind}")
     return row
+
+
+def _checked_row(row: object, raw: str, location: str) -> dict[str, Any]:
+    """A decoded JSON object, refused when a text in it holds a lone surrogate escape such as
+    ``"\\ud800"``: valid JSON, but not a character, so no tokenizer or UTF-8 writer accepts it."""
+    row = _as_object(row, location)
+    if _SURROGATE_ESCAPE.search(raw):  # only a \uD800-\uDFFF escape makes one: most rows skip the walk
+        for key, value in row.items():
+            bad = _lone_surrogate(key) or _lone_surrogate(value)
+            if bad:
+                raise DataError(
+                    location,
+                    f'holds a lone surrogate escape "\\u{ord(bad):04x}" (half of a UTF-16 pair, not a character); '
+                    "fix or remove the escape",
+                    field=key.encode("utf-8", "backslashreplace").decode("utf-8"),  # printable even if it is the key
+                )
+    return row
+
+
+def _lone_surrogate(value: object) -> str | None:
+    """The first unpaired surrogate in a text anywhere inside ``value`` (walked without recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as error:
+                return item[error.start]
+        elif isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
+    return None
+
+
+def _unreadable_json(error: BaseException) -> str:
+    """Why JSON that parses in principle could not be read: nested too deep, or an integer too long."""
+    if isinstance(error, RecursionError):
+        return f"nested deeper than can be read (at most about {sys.getrecursionlimit()} levels)"
+    if "integer string conversion" in str(error):
+        return (
+            f"a number has more than {sys.get_int_max_str_digits()} digits, more than can be read "
+            "(write it as text if it is an identifier)"
+        )
+    return str(error)
+
+
+def _long_number_field(raw: str) -> str | None:
+    """The field holding an integer too long to read, for the error message (None when not found)."""
+    found = re.search(rf'"((?:[^"\\]|\\.)*)"\s*:\s*-?\d{{{sys.get_int_max_str_digits() + 1},}}', raw)
+    return found.group(1) if found else None

@@ -241,7 +241,7 @@ def _number(row: dict[str, Any], location: str, field_name: str) -> float | None
     numeric = isinstance(value, int | float | str) and not isinstance(value, bool)
     try:
         number = float(value) if numeric else math.nan
-    except ValueError:  # text that is not a number
+    except (ValueError, OverflowError):  # text that is not a number, or an integer beyond any float
         number = math.nan
     if not math.isfinite(number):
         raise DataError(location, f"is {describe_value(value)} (expected a finite number)", field=field_name)
@@ -257,13 +257,22 @@ def rating(row: dict[str, Any], location: str, field_name: str) -> float | tuple
         raise DataError(location, "is an empty list (expected a number or one number per attribute)", field_name)
     numbers = []
     for index, item in enumerate(value):
-        ok = isinstance(item, int | float) and not isinstance(item, bool) and math.isfinite(item)
+        ok = isinstance(item, int | float) and not isinstance(item, bool) and _finite(item)
         if not ok:
             raise DataError(
                 location, f"item [{index}] is {describe_value(item)} (expected a finite number)", field_name
             )
         numbers.append(float(item))
     return tuple(numbers)
+
+
+def _finite(number: int | float) -> bool:
+    """Whether ``number`` is a finite float; an integer too large for a float is not (``math.isfinite``
+    raises ``OverflowError`` on it)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _tie(row: dict[str, Any], location: str, field_name: str) -> bool:
@@ -328,7 +337,8 @@ def describe_value(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, int | float):
-        return f"a number ({value!r})"
+        shown = repr(value)
+        return f"a number ({shown if len(shown) <= 40 else shown[:37] + '...'})"
     if isinstance(value, str):
         preview = value if len(value) <= 40 else value[:37] + "..."
         return f"text ({preview!r})"

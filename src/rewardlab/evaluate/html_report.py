@@ -4,7 +4,8 @@ The page loads nothing from outside (no scripts, fonts or style sheets; each plo
 in a ``data:`` URL), so it can be mailed, attached to a pull request or opened offline. Plots are
 drawn with matplotlib's Agg renderer on ``Figure`` objects (never ``pyplot``'s global state), so
 reports can be written from any thread and without a display. Every piece of text from the user
-(model path, data path, subset names) is HTML-escaped.
+(model path, data path, subset names) is HTML-escaped, and drawn literally in the plots: a subset
+named ``a$b$c`` is not mathtext, and a ``text.usetex`` in the user's matplotlibrc does not apply.
 
 Plots:
 - reliability diagram: the top-label confidence max(p, 1 − p), p = σ((r_c − r_r) / T), against the
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
@@ -79,11 +81,12 @@ def reliability_bins(
 
 
 def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 4.0)) -> str:
-    """Draw on a fresh figure and return it as a base64 PNG."""
-    figure = Figure(figsize=size, dpi=100, layout="constrained")
-    draw(figure.add_subplot())
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    """Draw on a fresh figure and return it as a base64 PNG (never through LaTeX: no ``usetex``)."""
+    with rc_context({"text.usetex": False}):
+        figure = Figure(figsize=size, dpi=100, layout="constrained")
+        draw(figure.add_subplot())
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
@@ -141,7 +144,8 @@ def subset_png(result: PairwiseEval) -> str | None:
         ax.errorbar(accuracy, y, xerr=errors, fmt="o", color=CHOSEN_COLOUR, ecolor="black", capsize=4)
         ax.axvline(0.5, linestyle="--", color="grey", label="chance")
         ax.axvline(result.overall.accuracy, color=ACCENT_COLOUR, label=f"overall {result.overall.accuracy:.3f}")
-        ax.set_yticks(y, [f"{n} (n = {e.n})" for n, e in zip(names, estimates, strict=True)])
+        # user text, drawn as written: "$" would otherwise start mathtext, and bad mathtext fails the page
+        ax.set_yticks(y, [f"{n} (n = {e.n})" for n, e in zip(names, estimates, strict=True)], parse_math=False)
         ax.invert_yaxis()  # the first subset on top, as in the table
         ax.set(xlim=(-0.02, 1.02), xlabel="pairwise accuracy (95 % bootstrap CI)", title="Accuracy per subset")
         ax.legend(fontsize=8, loc="best")

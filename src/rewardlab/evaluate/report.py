@@ -1,11 +1,17 @@
-"""Evaluation reports as JSON (for programs), Markdown and HTML with plots (for people), written atomically."""
+"""Evaluation reports as JSON (for programs), Markdown and HTML with plots (for people).
+
+A report is written as one unit: every file is rendered first, then all are written together, so a
+failure (a plot that cannot be drawn, a full disk) leaves the previous report whole, never new
+numbers beside an old page.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from rewardlab.atomic import write_text_atomic
+from rewardlab.atomic import write_files_atomic
+from rewardlab.destinations import writing
 from rewardlab.evaluate.calibration import CalibrationOutput
 from rewardlab.evaluate.compare import ModelComparison
 from rewardlab.evaluate.metrics import AccuracyEstimate
@@ -89,16 +95,20 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
 
 
 def write_report(result: PairwiseEval, directory: str | Path, model: str, data: str) -> tuple[Path, Path, Path]:
-    """``eval.json``, ``eval.md`` and ``eval.html`` (the same numbers with plots), each written atomically."""
-    from rewardlab.evaluate.html_report import write_html_report  # matplotlib loads only when a report is written
+    """``eval.json``, ``eval.md`` and ``eval.html`` (the same numbers with plots), written as one unit."""
+    from rewardlab.evaluate.html_report import render_html  # matplotlib loads only when a report is written
 
     directory = Path(directory)
     payload = {"model": model, "data": data, **result.to_dict()}
-    json_path, md_path = directory / "eval.json", directory / "eval.md"
-    write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
     numbers = render_markdown(result, model, data)
-    write_text_atomic(md_path, numbers)
-    return json_path, md_path, write_html_report(result, directory, model, data, numbers)
+    files = {
+        directory / "eval.json": json.dumps(payload, indent=2) + "\n",
+        directory / "eval.md": numbers,
+        directory / "eval.html": render_html(result, model, data, numbers),
+    }
+    _write_all(directory, files)
+    json_path, md_path, html_path = files
+    return json_path, md_path, html_path
 
 
 def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_b: str, data: str) -> str:
@@ -132,9 +142,19 @@ def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_
 def write_comparison_report(
     comparison: ModelComparison, directory: str | Path, model_a: str, model_b: str, data: str
 ) -> tuple[Path, Path]:
+    """``compare.json`` and ``compare.md``, written as one unit."""
     directory = Path(directory)
     payload = {"model_a": model_a, "model_b": model_b, "data": data, **comparison.to_dict()}
     json_path, md_path = directory / "compare.json", directory / "compare.md"
-    write_text_atomic(json_path, json.dumps(payload, indent=2) + "\n")
-    write_text_atomic(md_path, render_comparison_markdown(comparison, model_a, model_b, data))
+    files = {
+        json_path: json.dumps(payload, indent=2) + "\n",
+        md_path: render_comparison_markdown(comparison, model_a, model_b, data),
+    }
+    _write_all(directory, files)
     return json_path, md_path
+
+
+def _write_all(directory: Path, files: dict[Path, str]) -> None:
+    """All of a report's files or none; a failure to write reads as one line naming the folder."""
+    with writing(directory):
+        write_files_atomic(files)

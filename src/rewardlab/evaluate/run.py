@@ -13,6 +13,7 @@ from pathlib import Path
 
 from rewardlab.data import ColumnMap, PreferencePair, default_dataset_path, load_preferences
 from rewardlab.data.records import Ranking
+from rewardlab.destinations import check_folder_destination
 from rewardlab.evaluate import benchmarks
 from rewardlab.evaluate.benchmark_report import BenchmarkEval, render_benchmark, write_benchmark_report
 from rewardlab.evaluate.compare import ModelComparison, compare_models
@@ -102,7 +103,8 @@ def evaluate_data(
 ) -> EvalOutput:
     """Evaluate a reward model (``model``) or a scorer (``scorer``, its options as ``rewardlab eval``'s)
     on ``data``; see ``rewardlab eval --help`` for each option. With ``report``, the report files
-    are written there. ``log`` receives notes about the data as they happen (default: stderr)."""
+    are written there (checked first: a report that cannot be written fails before the work, not
+    after it). ``log`` receives notes about the data as they happen (default: stderr)."""
     if scorer is None and (model is None or data is None):
         raise ValueError("give MODEL and DATA (or --scorer and DATA)")
     if data is None:
@@ -114,6 +116,8 @@ def evaluate_data(
         raise ValueError("--fit-temperature, --contrast, --invariance and --policy-ranking apply to --format pairs")
     if policy_ranking and (scorer is None or SCORERS.get(scorer).main != "policy"):
         raise ValueError("--policy-ranking needs --scorer implicit, implicit-sum or implicit-mean (a policy)")
+    if report:
+        check_folder_destination(report)
     source = EvalData(data, columns, skip_bad_rows, split, log)  # type: ignore[arg-type]
     if scorer is None and data_format == "pairs":
         pairs = source.pairs()
@@ -228,6 +232,8 @@ def compare_data(
     log: Log | None = None,
 ) -> ComparisonOutput:
     """Is reward model A better than B on ``data``? What ``rewardlab compare`` prints and writes."""
+    if report:
+        check_folder_destination(report)
     pairs = load_pairs(data, columns=columns, skip_bad_rows=skip_bad_rows, split=split, log=log)
     if not pairs:
         raise ValueError(f"{data}: no pairs to compare (split {split!r})")

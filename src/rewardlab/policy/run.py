@@ -25,6 +25,7 @@ from rewardlab.models.backbones import resolve_backbone, set_activation_checkpoi
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import RewardModel, ensure_pad_token
+from rewardlab.models.weight_files import require_safetensors
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
 from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
@@ -46,8 +47,11 @@ GROWABLE = ("train.steps", "train.save_every")
 RULES = RunRules(
     occupied=holds_anything,
     may_change=lambda key: not key.startswith(WEIGHTS) or key in GROWABLE,
+    owned=("checkpoint", "metrics.jsonl", "policy", "report.json", "report.md"),
 )
-"""A policy run's folder: taken once it holds anything; ``--overwrite`` writes over it, removing nothing."""
+"""A policy run's folder: taken once it holds anything; ``--overwrite`` removes the previous run's files
+(rewardlab's only; the reference cache, keyed by content, stays) once the new run has loaded its models,
+so that a kill cannot leave the old checkpoint for ``--resume`` beside the new config."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     train_pairs, test_pairs, data_info = _load_split(config)
-    model_dir = resolve_backbone(config.policy)
+    model_dir = require_safetensors(resolve_backbone(config.policy), config.policy)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -80,7 +84,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
         model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
     else:
         base = copy.deepcopy(model).eval().requires_grad_(False)
-    out.mkdir(parents=True, exist_ok=True)
+    folder.start()  # every check passed, data and models loaded: only now may a previous run go
     config.save(folder.config)
     started = time.perf_counter()
     trained = _train(model, base, tokenizer, train_pairs, config, folder)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rewardlab.data.forms import MAX_PAIRS_PER_ROW
 from rewardlab.data.loading import LoadedPreferences, load_preferences
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.schema import ColumnMap
@@ -35,12 +36,17 @@ class SplitDataConfig:
     """Share of the pairs held out for the final evaluation; never seen in training or model selection."""
     split_seed: int = 0
     """Seed of the split: the same seed and fractions hold out the same pairs in every run and command."""
+    max_pairs_per_row: int = MAX_PAIRS_PER_ROW
+    """A k-wise or tree row that would expand to more pairs than this is a bad row (memory bound)."""
 
     def problems(self) -> list[str]:
+        problems = []
         fractions = (self.validation_fraction, self.test_fraction)
         if min(fractions) < 0 or sum(fractions) >= 1:
-            return [f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})"]
-        return []
+            problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
+        if self.max_pairs_per_row < 1:
+            problems.append(f"data.max_pairs_per_row must be positive (got {self.max_pairs_per_row})")
+        return problems
 
 
 @dataclass(frozen=True)
@@ -68,7 +74,9 @@ def load_split(config: SplitDataConfig, say: Callable[[str], None] = print) -> S
     and split them by their seeded hash."""
     path = None if config.path in (None, "", "default") else config.path
     columns = ColumnMap.parse(config.columns) if config.columns else None
-    loaded = load_preferences(path, columns=columns, skip_bad_rows=config.skip_bad_rows)
+    loaded = load_preferences(
+        path, columns=columns, skip_bad_rows=config.skip_bad_rows, max_pairs_per_row=config.max_pairs_per_row
+    )
     if loaded.skipped:
         say(loaded.skip_summary())
     splits = split_pairs(

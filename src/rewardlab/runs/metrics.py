@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,11 @@ class MetricLogger:
 
     @staticmethod
     def truncate(path: Path, step: int) -> None:
-        """Drop lines logged after ``step``: a resumed run logs those steps again."""
+        """Drop lines logged after ``step`` (a resumed run logs those steps again) and a line a kill
+        cut short."""
         if path.exists():
             lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            write_text_atomic(path, "".join(line for line in lines if json.loads(line)["step"] <= step))
+            write_text_atomic(path, "".join(line for line in lines if _logged_step(line) <= step))
 
     def log(self, step: int, values: dict[str, float], split: str | None = None) -> None:
         record = {"step": step, **({"split": split} if split else {}), **values}
@@ -46,3 +48,13 @@ class MetricLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _logged_step(line: str) -> float:
+    """The step a line was logged at; infinity for a line that is not a whole record."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return math.inf
+    step = record.get("step") if isinstance(record, dict) and line.endswith("\n") else None
+    return step if isinstance(step, int) else math.inf

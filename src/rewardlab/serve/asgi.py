@@ -1,5 +1,11 @@
-"""HTTP plumbing for the scoring server: errors as JSON that name the field, a body size limit,
-and uvicorn in a background thread (for tests, benchmarks and notebooks)."""
+"""HTTP plumbing for the scoring server: every error as the one JSON body that names the field, a
+body size limit, and uvicorn in a background thread (for tests, benchmarks and notebooks).
+
+Every answer that is not a 2xx, from a route, a middleware or FastAPI itself (404, 405, a body
+that is not UTF-8 or is nested past the parser's depth), has the body
+``{"error": "FIELD: MESSAGE; ...", "errors": [{"field": FIELD, "message": MESSAGE}, ...]}``, so a
+client needs one way to read them.
+"""
 
 from __future__ import annotations
 
@@ -7,22 +13,25 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+
+from rewardlab.serve.microbatch import ClientGone
 
 
 class RequestError(Exception):
     """A request the server cannot serve as asked; becomes ``{"error": ..., "errors": [...]}``."""
 
-    def __init__(self, field: str, message: str, status: int = 422) -> None:
+    def __init__(self, field: str, message: str, status: int = 422, headers: Mapping[str, str] | None = None) -> None:
         self.field = field
         self.message = message
         self.status = status
+        self.headers = dict(headers) if headers else None
         super().__init__(f"{field}: {message}")
 
 
@@ -33,10 +42,19 @@ def error_body(errors: Sequence[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
+def error_response(error: RequestError) -> JSONResponse:
+    return JSONResponse(error_body([(error.field, error.message)]), status_code=error.status, headers=error.headers)
+
+
+async def send_error(error: RequestError, send: Any) -> None:
+    """Answer from an ASGI middleware, outside FastAPI's exception handlers."""
+    await error_response(error)({"type": "http"}, _no_receive, send)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def request_error(_: Request, error: RequestError) -> JSONResponse:
-        return JSONResponse(error_body([(error.field, error.message)]), status_code=error.status)
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -49,6 +67,41 @@ def add_error_handlers(app: FastAPI) -> None:
             errors.append((field_name(problem.get("loc", ())), str(problem.get("msg", "is invalid"))))
         return JSONResponse(error_body(list(dict.fromkeys(errors))), status_code=status)
 
+    async def http_error(request: Request, error: Exception) -> JSONResponse:
+        return error_response(http_request_error(request, error))
+
+    for status in (400, 404, 405, 413):  # Starlette's and FastAPI's own HTTP errors, by status
+        app.add_exception_handler(status, http_error)
+
+    @app.exception_handler(ClientGone)
+    async def client_gone(_: Request, __: ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request"; nobody is there to read it
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, error: Exception) -> JSONResponse:
+        # Starlette still logs the traceback and re-raises it after this answer
+        return error_response(RequestError("server", f"internal error ({type(error).__name__}); see its log", 500))
+
+
+def http_request_error(request: Request, error: Any) -> RequestError:
+    """FastAPI's and Starlette's own errors, named: 404 and 405, and bodies its JSON parser rejects.
+
+    FastAPI turns any failure to parse a body into ``400 There was an error parsing the body``;
+    the cause it chains (a ``UnicodeDecodeError``, a ``RecursionError``) says what was wrong.
+    """
+    cause, headers, status = error.__cause__, getattr(error, "headers", None), getattr(error, "status_code", 500)
+    if status == 404:
+        return RequestError("path", f"{request.url.path} is not an endpoint (see /openapi.json)", 404, headers)
+    if status == 405:
+        return RequestError("method", f"{request.method} is not allowed on {request.url.path}", 405, headers)
+    if isinstance(cause, UnicodeDecodeError):
+        where = f"byte 0x{cause.object[cause.start : cause.start + 1].hex()} at position {cause.start}"
+        return RequestError("body", f"is not valid UTF-8 ({where})", 400, headers)
+    if isinstance(cause, RecursionError):
+        return RequestError("body", "is nested too deeply to parse (arrays or objects inside each other)", 400, headers)
+    detail = getattr(error, "detail", None) or str(error)
+    return RequestError("body" if status in (400, 413) else "request", str(detail), status, headers)
+
 
 def field_name(loc: Sequence[Any]) -> str:
     """``("body", "items", 2, "response")`` → ``items[2].response``."""
@@ -59,51 +112,12 @@ def field_name(loc: Sequence[Any]) -> str:
     return name or "body"
 
 
-class BodySizeLimit:
-    """ASGI middleware: bodies over ``max_bytes`` get 413 before they are read whole.
-
-    A declared ``Content-Length`` is checked first; a chunked body is counted as it arrives.
-    """
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
-            return
-        seen = 0
-
-        async def counting_receive() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send: Any) -> None:
-        limit = f"the request body is over the limit of {self.max_bytes} bytes (--max-body-bytes)"
-        response = JSONResponse(error_body([("body", limit)]), status_code=413)
-        await response({"type": "http"}, _no_receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
 async def _no_receive() -> dict:
     return {"type": "http.disconnect"}
+
+
+def uvicorn_options(app: FastAPI) -> dict[str, Any]:
+    return dict(getattr(app.state, "uvicorn_options", {}))
 
 
 @contextlib.contextmanager
@@ -111,13 +125,14 @@ def running_server(app: FastAPI, host: str = "127.0.0.1", port: int = 0, timeout
     """Serve ``app`` with uvicorn in a background thread; yields its base URL, stops on exit.
 
     ``port=0`` takes a free port: the socket is bound here and handed to uvicorn, so no other
-    process can take the port in between.
+    process can take the port in between. Uvicorn gets the settings ``create_app`` left in
+    ``app.state.uvicorn_options`` (timeouts, protocol), as ``rewardlab serve`` does.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(app)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="rewardlab-server")
     bound = sock.getsockname()[1]
     thread.start()

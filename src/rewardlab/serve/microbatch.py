@@ -9,13 +9,17 @@ so under load batches grow by themselves and the wait is rarely paid.
 Mixing requests is safe only because the score of a sequence does not depend on what it is
 batched with (``RewardModel.score_ids`` is invariant bit for bit); each request gets back exactly
 the scores it would get alone.
+
+A request can say how to tell that its client has left (``submit(..., gone=...)``); such a request
+still waiting when its batch is formed is dropped from it, so a client that gave up costs no
+forward pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -23,10 +27,15 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 
 
+class ClientGone(Exception):
+    """The request's client left before its batch was scored; its items were not scored."""
+
+
 @dataclass
 class _Job(Generic[Item]):
     items: Sequence[Item]
     future: asyncio.Future[list[float]]
+    gone: Callable[[], Awaitable[bool]] | None = None
 
 
 @dataclass
@@ -37,6 +46,8 @@ class BatchStats:
     items: int = 0
     requests: int = 0
     largest_batch: int = 0
+    abandoned: int = 0
+    """Requests dropped before scoring because their client had left."""
 
 
 class MicroBatcher(Generic[Item]):
@@ -81,20 +92,25 @@ class MicroBatcher(Generic[Item]):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
 
-    async def submit(self, items: Sequence[Item]) -> list[float]:
-        """The scores of ``items``, in order, scored along with whatever else is queued."""
+    async def submit(self, items: Sequence[Item], gone: Callable[[], Awaitable[bool]] | None = None) -> list[float]:
+        """The scores of ``items``, in order, scored along with whatever else is queued.
+
+        ``gone()`` answers whether the request's client has left (e.g. Starlette's
+        ``request.is_disconnected``); if it has when the batch is formed, the items are not scored
+        and this raises ``ClientGone``.
+        """
         if not self.running or self._queue is None:
             raise RuntimeError("the micro-batcher is not running")
         if not items:
             return []
         future: asyncio.Future[list[float]] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Job(items, future))
+        await self._queue.put(_Job(items, future, gone))
         return await future
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            jobs = await self._collect(loop)
+            jobs = await self._present(await self._collect(loop))
             if not jobs:
                 continue
             items = [item for job in jobs for item in job.items]
@@ -135,6 +151,21 @@ class MicroBatcher(Generic[Item]):
             jobs.append(job)
             count += len(job.items)
         return [job for job in jobs if not job.future.done()]
+
+    async def _present(self, jobs: list[_Job[Item]]) -> list[_Job[Item]]:
+        """The jobs whose client is still there; the others fail with ``ClientGone``, unscored."""
+        kept = []
+        for job in jobs:
+            try:
+                left = job.gone is not None and await job.gone()
+            except Exception:  # a check that fails must not cost the client its answer
+                left = False
+            if left and not job.future.done():
+                job.future.set_exception(ClientGone())
+                self.stats.abandoned += 1
+            elif not left:
+                kept.append(job)
+        return kept
 
     def _record(self, requests: int, items: int) -> None:
         stats = self.stats

@@ -4,8 +4,11 @@ Endpoints: ``POST /score`` (items of prompt and response, optionally transformed
 ``POST /get_reward`` (OpenRLHF's remote reward-model protocol), ``GET /health``, ``GET /info``,
 and FastAPI's ``/openapi.json`` and ``/docs``. Requests are merged into batches across clients
 (``rewardlab.serve.microbatch``), tokenised in one thread and scored in another, so the event loop
-never waits on the model. Every mistake in a request gets a 4xx answer naming the field:
+never waits on the model. Every mistake in a request gets a 4xx answer naming the field, and
+every other error (a non-finite reward: 500 naming the item) the same body:
 ``{"error": "items[2].response: ...", "errors": [{"field": ..., "message": ...}]}``.
+Limits on what one client may take (time, size, concurrency) are in ``rewardlab.serve.limits``;
+the optional bearer token in ``rewardlab.serve.auth``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -21,7 +25,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,8 +37,13 @@ from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
 from rewardlab.precision import Precision
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 from rewardlab.runs.config import Checked
-from rewardlab.serve.asgi import BodySizeLimit, RequestError, add_error_handlers
-from rewardlab.serve.microbatch import BatchStats, MicroBatcher
+from rewardlab.serve.asgi import RequestError, add_error_handlers
+from rewardlab.serve.auth import BearerToken, exposure_warning, read_token
+from rewardlab.serve.docs import add_local_docs
+from rewardlab.serve.limits import BodyLimits, ConcurrencyLimit, uvicorn_settings
+from rewardlab.serve.microbatch import BatchStats, ClientGone, MicroBatcher
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,17 +66,28 @@ class ServeConfig(Checked):
     offline reward bit for bit, whatever it is batched with."""
     warmup: bool = True
     """Score one dummy sequence of every padded width at start, so first requests pay no kernel set-up."""
+    body_timeout_s: float = 30.0
+    """A request body must arrive within this many seconds of its headers (408 and closed beyond)."""
+    keep_alive_s: float = 60.0
+    """An idle connection, or a new one that has not sent a whole request head, is closed after this."""
+    max_concurrent_requests: int = 512
+    """Requests in progress at most, counted once their body has arrived (503 and Retry-After beyond; /health apart)."""
+    token_file: str | None = None
+    """A file holding a bearer token: every request but /health must send ``Authorization: Bearer <token>``."""
 
     def problems(self) -> list[str]:
-        errors = [
-            f"{name} must be positive (got {getattr(self, name)})"
-            for name in ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
-            if getattr(self, name) < 1
-        ]
+        positive = ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
+        positive += ("body_timeout_s", "keep_alive_s", "max_concurrent_requests")
+        errors = [f"{name} must be positive (got {value})" for name in positive if (value := getattr(self, name)) <= 0]
         if self.max_wait_ms < 0:
             errors.append(f"max_wait_ms must not be negative (got {self.max_wait_ms})")
         if self.precision not in ("auto", "bf16", "fp32"):
             errors.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if self.token_file is not None:
+            try:
+                read_token(self.token_file)
+            except (OSError, ValueError) as error:
+                errors.append(str(error))
         return errors
 
 
@@ -187,13 +207,24 @@ class ScoringService:
     def _score_ids(self, ids: list[list[int]]) -> list[float]:
         return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
 
-    async def score(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> tuple[list[float], list[bool]]:
+    async def score(
+        self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str], request: Request | None = None
+    ) -> tuple[list[float], list[bool]]:
         """Rewards and truncation flags of (prompt, response) pairs, batched with other requests.
 
-        ``names`` says where each pair is in the request, for errors.
+        ``names`` says where each pair is in the request, for errors and for a reward that is not a
+        finite number (500: the model, not the request, is at fault). A ``request`` whose client has
+        left, by now (then it is not even tokenised) or by the time its batch is formed, is not
+        scored (``ClientGone``).
         """
+        if request is not None and await request.is_disconnected():
+            self.batcher.stats.abandoned += 1
+            raise ClientGone
         encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, names)
-        return await self.batcher.submit(encoded.ids), encoded.truncated
+        gone = request.is_disconnected if request is not None else None
+        rewards = await self.batcher.submit(encoded.ids, gone)
+        check_finite(rewards, names, "the model's reward")
+        return rewards, encoded.truncated
 
     def _encode(self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str]) -> Encoded:
         """Token ids; a pair the text format cannot render (e.g. a chat template's rule) is named."""
@@ -221,7 +252,7 @@ class ScoringService:
             "temperature": info.temperature,
             "precision": self.precision,
             "device": str(model.model.device),
-            "limits": asdict(self.config),
+            "limits": {**asdict(self.config), "token_file": self.config.token_file and str(self.config.token_file)},
             "transforms": {name: describe_transform(name) for name in transform_names()},
         }
 
@@ -244,6 +275,13 @@ def describe_transform(name: str) -> dict[str, Any]:
 def check_text(value: str, field: str, limit: int) -> None:
     if len(value) > limit:
         raise RequestError(field, f"is {len(value)} characters, over the limit of {limit} (--max-text-chars)", 413)
+
+
+def check_finite(values: Sequence[float], names: Sequence[str], what: str) -> None:
+    """A NaN or infinite reward is refused (500 naming the item), never sent as JSON ``null``."""
+    for name, value in zip(names, values, strict=False):
+        if not math.isfinite(value):
+            raise RequestError(name, f"{what} is {value}, not a finite number; the server refuses to send it", 500)
 
 
 def check_count(count: int, field: str, limit: int) -> None:
@@ -334,13 +372,21 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         title="rewardlab scoring server",
         description="Rewards from a rewardlab reward model, batched across concurrent requests.",
         lifespan=lifespan,
+        docs_url=None,  # add_local_docs: FastAPI's page loads Swagger UI from a CDN
+        redoc_url=None,
     )
     app.state.service = service
-    app.add_middleware(BodySizeLimit, max_bytes=config.max_body_bytes)
+    app.state.uvicorn_options = uvicorn_settings(config.keep_alive_s)
+    # the last added runs first: the token, then the body read whole, then the concurrency limit
+    app.add_middleware(ConcurrencyLimit, max_requests=config.max_concurrent_requests)
+    app.add_middleware(BodyLimits, max_bytes=config.max_body_bytes, timeout_s=config.body_timeout_s)
+    if config.token_file is not None:
+        app.add_middleware(BearerToken, token=read_token(config.token_file))
     add_error_handlers(app)
+    add_local_docs(app)
 
     @app.post("/score", response_model=ScoreResponse)
-    async def score(body: ScoreRequest) -> ScoreResponse:
+    async def score(body: ScoreRequest, request: Request) -> ScoreResponse:
         """Rewards for (prompt, response) items, optionally transformed (see ``GET /info``)."""
         check_count(len(body.items) + sum(len(i.reference or []) for i in body.items), "items", config.max_items)
         pairs = score_pairs(body.items, config)
@@ -350,15 +396,16 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
             raise RequestError("items.reference", "is given but the transform uses none (give it with lsc or par)")
         names = [f"items[{k}]" for k in range(len(pairs))]
         names += [f"items[{k}].reference[{j}]" for k, i in enumerate(body.items) for j in range(len(i.reference or []))]
-        rewards, truncated = await service.score(pairs + reference_pairs, names)
+        rewards, truncated = await service.score(pairs + reference_pairs, names, request)
         own, reference_rewards = rewards[: len(pairs)], iter(rewards[len(pairs) :])
         references = [[next(reference_rewards) for _ in i.reference or []] for i in body.items]
         final = transformed(body.transform, own, references if wants_reference else None, service.stats)
+        check_finite(final, names, "the transformed reward")
         raw = own if body.transform is not None else None
         return ScoreResponse(rewards=final, raw_rewards=raw, truncated=truncated[: len(pairs)])
 
     @app.post("/get_reward", response_model=GetRewardResponse)
-    async def get_reward(body: GetRewardRequest) -> GetRewardResponse:
+    async def get_reward(body: GetRewardRequest, request: Request) -> GetRewardResponse:
         """OpenRLHF's remote reward model: ``{"query", "prompts", "labels"}`` → rewards and scores."""
         check_count(len(body.query), "query", config.max_items)
         if body.labels is not None and len(body.labels) != len(body.query):
@@ -367,8 +414,10 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
             check_text(text, f"query[{index}]", config.max_text_chars)
         tokenizer = service.model.tokenizer
         pairs = split_queries(body.query, body.prompts, [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t])
-        rewards, _ = await service.score(pairs, [f"query[{k}]" for k in range(len(pairs))])
+        names = [f"query[{k}]" for k in range(len(pairs))]
+        rewards, _ = await service.score(pairs, names, request)
         rewards = transformed(body.transform, rewards, None, service.stats)
+        check_finite(rewards, names, "the transformed reward")
         return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
 
     @app.get("/health")
@@ -399,6 +448,8 @@ def get_transform_or_error(spec: TransformSpec):
 
 def serve(model_path: str, *, host: str = "127.0.0.1", port: int = 8000, config: ServeConfig | None = None) -> None:
     """Load the model and serve it until interrupted (what ``rewardlab serve`` runs)."""
+    config = config or ServeConfig()
+    if warning := exposure_warning(host, config.token_file is not None):
+        log.warning("warning: %s", warning)
     app = create_app(RewardModel.from_pretrained(model_path), model_path=str(model_path), config=config)
-    # clients of a busy server wait long between requests; keep their connections open meanwhile
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=60)
+    uvicorn.run(app, host=host, port=port, log_level="info", **app.state.uvicorn_options)

@@ -34,7 +34,7 @@ from rewardlab.progress import progress_bar
 from rewardlab.runs.checkpoint import TrainState, load_checkpoint, save_checkpoint
 from rewardlab.runs.config import flat_options
 from rewardlab.runs.data import load_split
-from rewardlab.runs.folder import RunExists, RunRules, claim_run_folder, holds_checkpoint
+from rewardlab.runs.folder import RunExists, RunRules, claim_run_folder, holds_anything
 from rewardlab.runs.metrics import MetricLogger
 from rewardlab.runs.trackers import start_trackers, tracker_names
 from rewardlab.training.batching import (
@@ -77,11 +77,12 @@ __all__ = ["MetricLogger", "RunExists", "TrainResult", "build_optimizer", "train
 RESUMABLE = {"output_dir", "progress", "num_threads", "report_to", "tensorboard", "log_every", "save_every"}
 """Options a resumed run may change: where and how it reports and saves, not what it trains."""
 RULES = RunRules(
-    occupied=holds_checkpoint,
+    occupied=holds_anything,
     may_change=RESUMABLE.__contains__,
-    owned=("checkpoint", "model", "metrics.jsonl", "report"),
+    owned=("checkpoint", "model", "metrics.jsonl", "report/eval.*"),
 )
-"""A reward-model run's folder: taken once it holds a checkpoint; ``--overwrite`` clears what a run writes."""
+"""A reward-model run's folder: taken once it holds anything; ``--overwrite`` clears what a run writes
+(rewardlab's files only), once the new run has loaded its data and model."""
 
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
@@ -120,7 +121,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         state = load_checkpoint(folder.checkpoint, model.model, optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} of {total_steps}")
     if main:
-        out.mkdir(parents=True, exist_ok=True)
+        folder.start()  # every check passed, data and model loaded: only now may a previous run go
         config.save(folder.config)
 
     precision = resolve_precision(config.precision, accelerator.device)
@@ -204,6 +205,7 @@ def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objec
     )
     model.info.objective = objective.name
     model.info.objective_args = {**objective.options, **config.objective.args}
+    model.info.status = "unfinished"  # until _finish: what a kill leaves must not pass for a finished model
     if config.model.train_layers is not None:
         try:
             trained = train_top_blocks(model.model, config.model.train_layers)
@@ -387,6 +389,7 @@ def _finish(
     if splits.validation:
         validation_scores = score_pairs(model, splits.validation, precision=config.precision)[:2]
         model.info.temperature = fit_temperature(*validation_scores)
+    model.info.status = "complete"
     model.save_pretrained(out / "model")
     test, report_dir = None, None
     if splits.test:
