@@ -377,3 +377,26 @@ def test_output_that_is_a_device_is_refused_rather_than_replaced(model, tmp_path
     error = one_line_error(invoke("score", model, data, "--output", "/dev/null"))
     assert error == "error: /dev/null: cannot write (it is not a regular file)"
     assert Path("/dev/null").is_char_device()
+
+
+def test_train_into_a_read_only_folder_fails_before_reading_the_data(tmp_path, tmpfs, monkeypatch):
+    """Before: the data was read, the head probe fitted, and then the first write failed."""
+    import rewardlab.runs.data
+
+    monkeypatch.setattr(rewardlab.runs.data, "load_split", lambda *a, **k: pytest.fail("data read first"))
+    folder = tmpfs("ro", read_only=True)
+    error = one_line_error(invoke("train", "--output", folder / "run", "max_steps=1"))
+    assert error == f"error: {folder / 'run'}: cannot write (Read-only file system)"
+
+
+def test_an_unfinished_model_is_one_warning_line_in_the_cli(model, tmp_path):
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(model, unfinished)
+    config = json.loads((unfinished / "config.json").read_text())
+    config["rewardlab"]["status"] = "unfinished"
+    (unfinished / "config.json").write_text(json.dumps(config))
+    result = invoke("eval", unfinished, write_jsonl(tmp_path / "pairs.jsonl", pair_rows()))
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "did not finish" in warnings[0] and "--resume" in warnings[0], result.output
+    assert "UnfinishedModelWarning" not in result.output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +49,7 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
 
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
+        warnings.showwarning = _show_warning
         try:
             return command(*args, **kwargs)
         except (DataError, ConfigError, RunExists, FileNotFoundError, ValueError) as e:
@@ -58,6 +60,11 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
 
     return run
+
+
+def _show_warning(message: Warning | str, *args: Any, **kwargs: Any) -> None:
+    """A warning (an unfinished model, say) as one yellow line, not Python's file:line form."""
+    console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False)
 
 
 def _note(message: str) -> None:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from rewardlab.atomic import write_files_atomic
 
 
 class DestinationError(OSError):
@@ -82,3 +84,10 @@ def os_error_message(error: OSError) -> str:
         return str(error)
     paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
     return f"{paths}: {error.strerror}" if paths else error.strerror
+
+
+def write_report_files(directory: str | Path, files: Mapping[Path, str]) -> None:
+    """All of a report's files or none (a failure leaves the old report whole, not half replaced);
+    a failure to write reads as one line naming the folder."""
+    with writing(directory):
+        write_files_atomic(files)

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from rewardlab.atomic import write_text_atomic
+from rewardlab.destinations import write_report_files
 from rewardlab.evaluate.metrics import AccuracyEstimate
 from rewardlab.evaluate.ranking import RankingEval
 from rewardlab.evaluate.rewardbench import RewardBench2Eval, RewardBenchEval
@@ -97,6 +97,6 @@ def write_benchmark_report(result: BenchmarkEval, directory: str | Path, model: 
     directory = Path(directory)
     stem = STEMS[type(result)]
     json_path, md_path = directory / f"{stem}.json", directory / f"{stem}.md"
-    write_text_atomic(json_path, json.dumps({"model": model, "data": data, **asdict(result)}, indent=2) + "\n")
-    write_text_atomic(md_path, render_benchmark(result, model, data))
+    payload = json.dumps({"model": model, "data": data, **asdict(result)}, indent=2) + "\n"
+    write_report_files(directory, {json_path: payload, md_path: render_benchmark(result, model, data)})
     return json_path, md_path

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rewardlab.atomic import write_files_atomic
-from rewardlab.destinations import writing
+from rewardlab.destinations import write_report_files
 from rewardlab.evaluate.calibration import CalibrationOutput
 from rewardlab.evaluate.compare import ModelComparison
 from rewardlab.evaluate.metrics import AccuracyEstimate
@@ -106,7 +105,7 @@ def write_report(result: PairwiseEval, directory: str | Path, model: str, data: 
         directory / "eval.md": numbers,
         directory / "eval.html": render_html(result, model, data, numbers),
     }
-    _write_all(directory, files)
+    write_report_files(directory, files)
     json_path, md_path, html_path = files
     return json_path, md_path, html_path
 
@@ -150,11 +149,5 @@ def write_comparison_report(
         json_path: json.dumps(payload, indent=2) + "\n",
         md_path: render_comparison_markdown(comparison, model_a, model_b, data),
     }
-    _write_all(directory, files)
+    write_report_files(directory, files)
     return json_path, md_path
-
-
-def _write_all(directory: Path, files: dict[Path, str]) -> None:
-    """All of a report's files or none; a failure to write reads as one line naming the folder."""
-    with writing(directory):
-        write_files_atomic(files)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.atomic import clean_folder, remove_own
+from rewardlab.destinations import check_folder_destination
 from rewardlab.runs.config import apply_config, flat_options
 
 
@@ -87,6 +88,7 @@ def claim_run_folder(path: str | Path, config: Any, rules: RunRules, *, resume: 
     What a killed save left is finished or rolled back first (``.checkpoint.old`` is the last complete
     checkpoint when ``checkpoint/`` is missing), so the checks see the run as it was last saved."""
     path = Path(path)
+    check_folder_destination(path)  # read-only, full or a file: said now, not after the data and model load
     clean_folder(path)
     folder = RunFolder(
         path,
