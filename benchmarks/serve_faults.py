@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import random
 import shlex
 import subprocess
 import sys
@@ -36,7 +35,16 @@ import time
 from pathlib import Path
 
 import httpx
-from serve_load import DEFAULT_MODEL, free_port, item_pool, percentile, run_clients, start_server, wait_healthy
+from serve_load import (
+    DEFAULT_MODEL,
+    client_plans,
+    free_port,
+    item_pool,
+    percentile,
+    run_clients,
+    start_server,
+    wait_healthy,
+)
 
 from rewardlab.models.reward_model import RewardModel
 
@@ -154,12 +162,8 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rewardlab-serve-faults-"))
     model = args.model or default_model(work)
-    rng = random.Random(args.seed)
     pool = item_pool(args.pool, args.seed)
-    plans = [
-        [rng.sample(range(len(pool)), rng.randint(1, args.max_items)) for _ in range(args.requests)]
-        for _ in range(args.clients)
-    ]
+    plans = client_plans(len(pool), args.clients, args.requests, args.max_items, args.seed)
     port = free_port()
     url = f"http://{HOST}:{port}"
     log = work / "server.log"

@@ -51,6 +51,12 @@ def item_pool(size: int, seed: int) -> list[dict]:
     return items[:size]
 
 
+def client_plans(pool: int, clients: int, requests: int, max_items: int, seed: int) -> list[list[list[int]]]:
+    """For each client, its requests: each a seeded sample of 1 to ``max_items`` indexes into the pool."""
+    rng = random.Random(seed)
+    return [[rng.sample(range(pool), rng.randint(1, max_items)) for _ in range(requests)] for _ in range(clients)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -121,12 +127,8 @@ def main() -> None:
     if not (model / "config.json").is_file():
         sys.exit(f"{model}: no saved reward model here; run `make run` first or pass --model DIR")
 
-    rng = random.Random(args.seed)
     pool = item_pool(args.pool, args.seed)
-    plans = [
-        [rng.sample(range(len(pool)), rng.randint(1, args.max_items)) for _ in range(args.requests)]
-        for _ in range(args.clients)
-    ]
+    plans = client_plans(len(pool), args.clients, args.requests, args.max_items, args.seed)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkdtemp(prefix="rewardlab-serve-load-")) / "server.log"
