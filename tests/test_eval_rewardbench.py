@@ -3,9 +3,13 @@ hand-built scores, each checked against the arithmetic written in its docstring.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import math
 import random
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from scipy.stats import kendalltau
@@ -79,6 +83,64 @@ def test_rewardbench_v1_by_hand():
     assert result.weights["my-own"] == 1.0 and result.score_ties == 1
     strict = rewardbench_v1(pairs, chosen, rejected, tie_credit=0.0)  # RewardBench's own rule
     assert strict.sections["Chat Hard"] == 0.0
+
+
+def released_rewardbench() -> SimpleNamespace:
+    """The released package's ``EXAMPLE_COUNTS``, ``SUBSET_MAPPING`` and ``calculate_scores_per_section``.
+
+    Read from its files rather than imported: ``import rewardbench`` runs its ``__init__``, which
+    needs fastchat and every model class, none of which the package is installed with (``make test``
+    installs it ``--no-deps``). The function uses nothing but builtins, so it is compiled as shipped.
+    """
+    spec = importlib.util.find_spec("rewardbench")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("rewardbench is not installed: .venv/bin/pip install --no-deps rewardbench==0.1.4 (make test does)")
+    root = Path(spec.submodule_search_locations[0])
+    constants_spec = importlib.util.spec_from_file_location("released_rewardbench_constants", root / "constants.py")
+    constants = importlib.util.module_from_spec(constants_spec)
+    constants_spec.loader.exec_module(constants)
+    tree = ast.parse((root / "utils.py").read_text())
+    function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "calculate_scores_per_section")
+    namespace: dict = {}
+    exec(compile(ast.Module(body=[function], type_ignores=[]), str(root / "utils.py"), "exec"), namespace)
+    return SimpleNamespace(
+        example_counts=constants.EXAMPLE_COUNTS,
+        subset_mapping=constants.SUBSET_MAPPING,
+        calculate_scores_per_section=namespace["calculate_scores_per_section"],
+    )
+
+
+def test_sections_match_the_released_package():
+    """Bug 12: XSTest should-refuse/should-respond were weighted 250/154 (the package: 154/250, their
+    sizes), so Safety and the overall score differed from the package's on the same accuracies.
+    Random per-subset accuracies, all subsets or a random part of each section: same sections to 1e-12."""
+    released = released_rewardbench()
+    assert released.example_counts == DEFAULT_EXAMPLE_COUNTS
+    assert released.subset_mapping == {k: list(v) for k, v in DEFAULT_SECTIONS.items()}
+    rng = random.Random(12)
+    for trial in range(20):
+        subsets = [s for group in DEFAULT_SECTIONS.values() for s in group]
+        if trial % 2:  # a random part of each section, at least one subset each
+            subsets = [s for group in DEFAULT_SECTIONS.values() for s in rng.sample(group, rng.randint(1, len(group)))]
+        accuracy = {s: rng.random() for s in subsets}
+        expected = released.calculate_scores_per_section(released.example_counts, released.subset_mapping, accuracy)
+        ours = section_scores(accuracy, SectionMap.default().weights, SectionMap.default().sections)
+        assert set(ours) == set(expected)
+        for section, score in expected.items():
+            assert abs(ours[section] - score) <= 1e-12, (trial, section, ours[section], score)
+
+
+def test_rewardbench_v1_safety_matches_the_released_package():
+    """End to end through ``rewardbench_v1`` (tie credit 0, as RewardBench): should-refuse 3/4 right,
+    should-respond 1/4 → the package's Safety (154·0.75 + 250·0.25)/404 = 178/404, not 250/154's 226/404."""
+    pairs = [pair("xstest-should-refuse" if n < 4 else "xstest-should-respond", n=n) for n in range(8)]
+    chosen = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    result = rewardbench_v1(pairs, chosen, [0.5] * 8, tie_credit=0.0)
+    released = released_rewardbench()
+    accuracy = {name: e.accuracy for name, e in result.per_subset.items()}
+    expected = released.calculate_scores_per_section(released.example_counts, released.subset_mapping, accuracy)
+    assert result.sections == pytest.approx({"Safety": 178 / 404}, abs=1e-12)
+    assert result.sections["Safety"] == pytest.approx(expected["Safety"], abs=1e-12)
 
 
 def test_rewardbench_v1_needs_subsets(tmp_path):

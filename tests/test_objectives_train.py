@@ -181,7 +181,8 @@ def test_data_without_ratings_is_refused_for_regression(tiny_encoder_dir, tmp_pa
 
 def test_independent_members_score_as_an_ensemble(data_files, tiny_encoder_dir, tmp_path) -> None:
     """Two members trained on different bootstrap samples: the ensemble's mean, worst case and
-    variance are those of the members' scores, and the CLI writes the uncertainty."""
+    variance are those of the members' scores standardised by their saved statistics, and the CLI
+    writes the uncertainty."""
     members = []
     for seed in (1, 2):
         result = rewardlab.train(
@@ -192,8 +193,11 @@ def test_independent_members_score_as_an_ensemble(data_files, tiny_encoder_dir, 
         )
         members.append(result.model_dir)
     texts = ["helpful kind", "rude wrong", "the answer"]
-    scores = torch.tensor([RewardModel.from_pretrained(m).score(["q"] * 3, texts, precision="fp32") for m in members])
-    assert not torch.equal(scores[0], scores[1])
+    models = [RewardModel.from_pretrained(m) for m in members]
+    raw = torch.tensor([m.score(["q"] * 3, texts, precision="fp32") for m in models])
+    assert not torch.equal(raw[0], raw[1])
+    mean, std = (torch.tensor([[getattr(m.info, k)] for m in models]) for k in ("reward_mean", "reward_std"))
+    scores = (raw - mean) / std
     ensemble = RewardEnsemble.from_pretrained(members, aggregation="wco")
     worst, variance = ensemble.score_with_uncertainty(["q"] * 3, texts, precision="fp32")
     assert worst == pytest.approx(scores.min(0).values.tolist())

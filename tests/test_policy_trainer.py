@@ -47,12 +47,20 @@ def test_dpo_training_starts_at_log2_and_learns_the_preference(tiny_decoder_dir)
     result = train_policy(model, tokenizer, PAIRS, config, log=lambda step, values: logged.append(step))
     first, last = result.history[0], result.history[-1]
     assert first["loss"] == pytest.approx(math.log(2), abs=1e-5)
-    assert first["kl"] == pytest.approx(0.0, abs=1e-5) and first["margin"] == pytest.approx(0.0, abs=1e-5)
+    assert first["logratio_data"] == pytest.approx(0.0, abs=1e-5) and first["margin"] == pytest.approx(0.0, abs=1e-5)
     assert last["loss"] < 0.5 * first["loss"]
     assert last["accuracy"] == 1.0 and last["margin"] > 0 and last["chosen_reward"] > last["rejected_reward"]
-    assert last["kl"] != 0.0
+    assert last["logratio_data"] != 0.0
     assert logged == list(range(1, 13))
-    assert set(first) == {"loss", "grad_norm", "chosen_reward", "rejected_reward", "margin", "accuracy", "kl"}
+    assert set(first) == {
+        "loss",
+        "grad_norm",
+        "chosen_reward",
+        "rejected_reward",
+        "margin",
+        "accuracy",
+        "logratio_data",
+    }
 
 
 @pytest.mark.parametrize("name", policy_loss_names())

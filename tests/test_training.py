@@ -174,6 +174,9 @@ def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
     double = subprocess.run(torchrun, env=env, capture_output=True, text=True, timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
     assert single.wait() == 0
+    # the closing lines come from the main process only (every rank printed them)
+    closing = [line.split()[0] for line in double.stdout.splitlines() if line.startswith(("model:", "time:"))]
+    assert closing == ["model:", "time:"], double.stdout
     a = load_file(tmp_path / "one" / "checkpoint" / "model.safetensors")
     b = load_file(tmp_path / "two" / "checkpoint" / "model.safetensors")
     start = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).state_dict()
@@ -183,6 +186,48 @@ def test_two_processes_match_one(tiny_encoder_dir, synthetic_file, tmp_path):
     # here, the same for either summation order) into gaps of a few percent of a weight's move; a wrong
     # all-reduce or a lost shard would move weights as far as training does.
     assert weight_gap(a, b) < 0.05 * moved
+
+
+RANK_PROBE = """import os
+if "RANK" in os.environ:  # a rank started by a launcher records itself and the world it sees
+    with open(os.path.join(os.environ["RANK_PROBE_DIR"], "rank-" + os.environ["RANK"]), "w") as f:
+        f.write(os.environ["WORLD_SIZE"])
+"""
+
+
+def test_accelerate_launch_trains_on_two_processes(tiny_encoder_dir, synthetic_file, tmp_path):
+    """The README's ``accelerate launch --multi_gpu --num_processes 2`` trains on two ranks, on CPU too,
+    with one process's update. (``--cpu --num_processes 2`` starts a single process: accelerate's ``--cpu``
+    launcher spreads over processes only through ``mpirun``.) The main process alone reports, so each
+    rank records itself from a ``sitecustomize`` put on ``PYTHONPATH``."""
+    args = [
+        *("--data", str(synthetic_file), "--backbone", str(tiny_encoder_dir)),
+        *("max_steps=6", "batch_size=7", "eval_every=100", "precision=fp32", "num_threads=1", "progress=false"),
+        *("optim.warmup_ratio=0", "optim.lr=1e-4"),
+    ]
+    single = cli("train", *args, "--output", str(tmp_path / "one"), stdout=subprocess.DEVNULL)
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(RANK_PROBE)
+    launch = [
+        *(sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch"),
+        *("--multi_gpu", "--num_processes", "2", "--num_machines", "1"),
+        *("--mixed_precision", "no", "--dynamo_backend", "no"),
+        *("--main_process_port", "0"),  # a free port: parallel test runs must not collide
+        *("-m", "rewardlab", "train", *args, "--output", str(tmp_path / "two")),
+    ]
+    path = os.pathsep.join(filter(None, [str(probe), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "RANK_PROBE_DIR": str(probe)}
+    double = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    assert single.wait() == 0
+    assert {f.name: f.read_text() for f in probe.glob("rank-*")} == {"rank-0": "2", "rank-1": "2"}
+    a = load_file(tmp_path / "one" / "checkpoint" / "model.safetensors")
+    b = load_file(tmp_path / "two" / "checkpoint" / "model.safetensors")
+    start = AutoModelForSequenceClassification.from_pretrained(tiny_encoder_dir, num_labels=1).state_dict()
+    moved = max((a[k] - start[k]).abs().max().item() for k in a if k.startswith("bert."))
+    assert moved > 1e-4, "training must have changed the weights for the comparison to mean anything"
+    assert weight_gap(a, b) < 0.05 * moved  # the tolerance of test_two_processes_match_one, for its reason
 
 
 def test_decoder_backbone_trains_with_chat_template(tiny_decoder_dir, synthetic_file, tmp_path):

@@ -142,6 +142,8 @@ def train(
         typer.echo(render_config(load_config(config, items)), nl=False)
         return
     result = run_training(load_config(config, items), resume=resume, overwrite=overwrite)
+    if not result.main_process:  # under torchrun the main process reports for all
+        return
     if result.test is not None:
         o = result.test.overall
         out.print(f"held-out accuracy: [bold]{o.accuracy:.4f}[/] (95 % CI {o.ci_low:.4f}–{o.ci_high:.4f}, n={o.n})")
@@ -163,7 +165,10 @@ def dpo(
     policy: Annotated[str | None, typer.Option(help="smollm2 (default) or a local causal LM folder")] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder for the policy, metrics and report")] = None,
     loss: Annotated[
-        str | None, typer.Option(help="Policy loss: dpo (default), ipo, simpo, ... (see rewardlab.policy)")
+        str | None, typer.Option(help="Policy loss: dpo (default), ipo, simpo, ... (see `rewardlab policy-losses`)")
+    ] = None,
+    guide_model: Annotated[
+        Path | None, typer.Option(help="tgdpo: the DPO-trained causal LM folder whose token rewards guide the loss")
     ] = None,
     judge_model: Annotated[
         Path | None, typer.Option(help="A rewardlab reward model: report the win rate over the base policy")
@@ -188,6 +193,7 @@ def dpo(
         "policy": policy,
         "output_dir": output,
         "train.loss": loss,
+        "guide_model": guide_model,
         "eval.judge_model": judge_model,
         "gradient_checkpointing": None if gradient_checkpointing is None else str(gradient_checkpointing).lower(),
         "train.precision": precision,
@@ -202,6 +208,10 @@ def dpo(
         shown.append(("win rate over the base policy", result.report["win_rate"]["win_rate"]))
     for name, e in shown:
         out.print(f"{name}: [bold]{e['accuracy']:.4f}[/] (95 % CI {e['ci_low']:.4f}–{e['ci_high']:.4f}, n={e['n']})")
+    if "sampled_kl" in result.report:
+        k = result.report["sampled_kl"]
+        n = k["prompts"] * k["samples_per_prompt"]
+        out.print(f"KL(π‖π_ref) on {n} sampled replies: [bold]{k['kl']:.4f}[/] ± {k['std_error']:.4f} nats")
     out.print(f"policy: {result.policy_dir}")
     out.print(f"report: {result.output_dir / 'report.md'}")
 
@@ -486,4 +496,17 @@ def objectives() -> None:
     for name in names:
         objective = get_objective(name)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in objective.options.items()), objective.summary)
+    out.print(table)
+
+
+@app.command("policy-losses")
+def policy_losses() -> None:
+    """List the registered policy losses of `rewardlab dpo --loss` and their options."""
+    from rewardlab.policy.registry import get_policy_loss, policy_loss_names
+
+    names = policy_loss_names()
+    table = Table(Column("name", min_width=max(map(len, names)), no_wrap=True), "options", "what it is")
+    for name in names:
+        loss = get_policy_loss(name)
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in loss.options.items()), loss.summary)
     out.print(table)

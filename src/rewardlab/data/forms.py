@@ -26,6 +26,7 @@ from rewardlab.data.records import DataError, PreferencePair, Prompt, Ranking
 from rewardlab.data.schema import (
     MISSING,
     ColumnMap,
+    NoPreference,
     describe_value,
     lookup_field,
     parse_pair,
@@ -85,7 +86,7 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
         )
     winner, strength = GRADES[label]
     if a == b and winner is not None:
-        raise DataError(
+        raise NoPreference(
             location, f'is identical to "{columns.response_a}" but one is labelled better', columns.response_b
         )
     chosen, rejected = (b, a) if winner == "b" else (a, b)

@@ -1,7 +1,9 @@
 """Load a preference file into validated pairs, accounting for every row that could not be used.
 
 Bad rows stop loading by default, with a message pointing at the row; with ``skip_bad_rows`` they
-are set aside in ``LoadedPreferences.skipped`` instead, so nothing is ever dropped silently.
+are set aside in ``LoadedPreferences.skipped`` instead, so nothing is ever dropped silently. A row
+that prefers one of two identical replies (``NoPreference``) is not an error the user can fix but a
+row with nothing to learn: it is always set aside in ``skipped``, and counted in ``skip_summary``.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW, parse_row
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, PreferencePair, Ranking
-from rewardlab.data.schema import ColumnMap
+from rewardlab.data.schema import ColumnMap, NoPreference
 
 DEFAULT_DATASET = "hh-rlhf-harmless"
 """The name that selects the embedded default data (1,850 HH-RLHF harmless-base pairs)."""
@@ -103,6 +105,8 @@ def load_preferences(
 
 
 def _stop_unless_skipping(loaded: LoadedPreferences, skip_bad_rows: bool) -> None:
-    if loaded.skipped and not skip_bad_rows:
-        error = loaded.skipped[0]
+    if skip_bad_rows:
+        return
+    error = next((e for e in loaded.skipped if not isinstance(e, NoPreference)), None)
+    if error is not None:
         raise DataError(error.location, error.reason + _SKIP_HINT, field=error.field) from error

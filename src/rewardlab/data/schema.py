@@ -74,6 +74,12 @@ class ColumnMap:
 _DEFAULT = ColumnMap()
 
 
+class NoPreference(DataError):
+    """A row that labels one of two identical replies as better: it carries no preference to learn or
+    measure, so loading skips it and counts it, even without ``skip_bad_rows``. Public data has such
+    rows (UltraFeedback binarized, Tulu 1's human evaluation); they are not mistakes a user can fix."""
+
+
 def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> PreferencePair:
     """Validate one row and build its ``PreferencePair``; raise ``DataError`` on the first problem.
 
@@ -85,7 +91,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
     prompt, chosen, rejected = _prompt_and_replies(row, location, columns)
     tie = _tie(row, location, columns.tie)
     if chosen == rejected and not tie:
-        raise DataError(
+        raise NoPreference(
             location,
             f'is identical to "{columns.chosen}" (a preference needs two different replies; '
             f'set "{columns.tie}" to true if they were judged equally good)',

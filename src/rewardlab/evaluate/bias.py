@@ -7,6 +7,10 @@ Length Correlations in RLHF"). Two signs of it, both pure functions of rewards a
 - accuracy split by whether the chosen reply is the longer or the shorter one: a length-biased
   model is right far more often when the preferred reply also happens to be longer;
 - the Spearman rank correlation between reward and length over all scored replies.
+
+The first needs only the order of each pair, so it holds for a model that compares pairs
+(preference embeddings, a pairwise judge) too; the second needs a reward per reply, which such a
+model does not have, and is then left out (None) rather than computed on the pair's ±ℓ/2.
 """
 
 from __future__ import annotations
@@ -24,13 +28,14 @@ from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_corr
 class LengthBiasOutput:
     """Accuracy (95 % bootstrap CI) when the chosen reply is longer / shorter, and reward-length correlation.
 
-    ``equal_length`` pairs (same length on both sides) are in neither group.
+    ``equal_length`` pairs (same length on both sides) are in neither group. ``reward_length_spearman``
+    is None when the scores are not rewards of single replies (a model that compares pairs).
     """
 
     chosen_longer: AccuracyEstimate
     chosen_shorter: AccuracyEstimate
     equal_length: int
-    reward_length_spearman: float
+    reward_length_spearman: float | None
     unit: str
 
 
@@ -62,11 +67,13 @@ def length_bias(
     *,
     unit: str = "characters",
     seed: int = 0,
+    per_reply_rewards: bool = True,
 ) -> LengthBiasOutput:
     """Accuracy on chosen-longer and chosen-shorter pairs, and ρ(reward, length) over both replies of every pair.
 
     Lengths are whatever the caller measures (``unit`` names it: characters of the reply, or its
-    tokens). Ties in score count 1/2, as everywhere (``metrics.pairwise_correct``).
+    tokens). Ties in score count 1/2, as everywhere (``metrics.pairwise_correct``). Without
+    ``per_reply_rewards`` (the scores are ±ℓ/2 of a pair's log-odds ℓ) there is no ρ: None.
     """
     chosen_scores, rejected_scores, chosen_lengths, rejected_lengths = _columns(
         chosen_scores=chosen_scores,
@@ -76,12 +83,15 @@ def length_bias(
     )
     correct = pairwise_correct(chosen_scores, rejected_scores)
     longer, shorter = chosen_lengths > rejected_lengths, chosen_lengths < rejected_lengths
+    rho = None
+    if per_reply_rewards:
+        rho = reward_length_spearman(
+            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_lengths, rejected_lengths])
+        )
     return LengthBiasOutput(
         chosen_longer=estimate(correct[longer], seed=seed),
         chosen_shorter=estimate(correct[shorter], seed=seed),
         equal_length=int((~longer & ~shorter).sum()),
-        reward_length_spearman=reward_length_spearman(
-            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_lengths, rejected_lengths])
-        ),
+        reward_length_spearman=rho,
         unit=unit,
     )

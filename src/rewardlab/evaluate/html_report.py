@@ -15,6 +15,10 @@ Plots:
 - histograms of the chosen and the rejected replies' rewards;
 - per-subset accuracy with its 95 % bootstrap interval as error bars;
 - reward against reply length (characters), with Spearman's ρ in the title.
+
+A model that compares pairs (``PairwiseEval.compares_pairs``) has no reward per reply: its page
+has the reliability diagram of P(chosen ≻ rejected) and the per-subset plot, not the two plots of
+per-reply rewards.
 """
 
 from __future__ import annotations
@@ -92,7 +96,7 @@ def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 4.0)) -
 
 def reliability_png(result: PairwiseEval) -> str:
     chosen, rejected = _ordered_scores(result)
-    curves = [("raw rewards", 1.0, CHOSEN_COLOUR)]
+    curves = [("raw log-odds" if result.compares_pairs else "raw rewards", 1.0, CHOSEN_COLOUR)]
     if result.calibrated is not None:
         curves.append(
             (
@@ -110,7 +114,8 @@ def reliability_png(result: PairwiseEval) -> str:
             ax.plot(
                 b.confidence[filled], b.accuracy[filled], marker="o", color=colour, label=f"{label}, ECE {b.ece():.3f}"
             )
-        ax.set(xlim=(0.48, 1.02), ylim=(-0.02, 1.02), xlabel="confidence max(p, 1 − p), p = σ(r_c − r_r)")
+        p = "P(chosen ≻ rejected)" if result.compares_pairs else "σ(r_c − r_r)"
+        ax.set(xlim=(0.48, 1.02), ylim=(-0.02, 1.02), xlabel=f"confidence max(p, 1 − p), p = {p}")
         ax.set(ylabel="fraction of pairs ordered right", title="Reliability diagram")
         ax.legend(loc="lower right", fontsize=8)
 
@@ -202,6 +207,7 @@ NO_PLOTS = "<p><em>No plots: every pair is labelled a tie, so no pair has an ord
 
 
 def _figures(result: PairwiseEval) -> str:
+    rewards = not result.compares_pairs  # the histogram and length plots need a reward per reply
     plots = [
         (
             "reliability",
@@ -210,11 +216,15 @@ def _figures(result: PairwiseEval) -> str:
         ),
         (
             "histogram",
-            histogram_png(result),
+            histogram_png(result) if rewards else None,
             "Rewards of the chosen and the rejected replies (pairs with a labelled order).",
         ),
         ("subsets", subset_png(result), "Accuracy per subset; bars are 95 % bootstrap intervals."),
-        ("length", length_png(result), "Each reply's reward against its length; ρ is over both replies of every pair."),
+        (
+            "length",
+            length_png(result) if rewards else None,
+            "Each reply's reward against its length; ρ is over both replies of every pair.",
+        ),
     ]
     figures = "".join(
         f'<figure id="{name}"><img alt="{name} plot" src="data:image/png;base64,{png}">'

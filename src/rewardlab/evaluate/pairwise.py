@@ -30,11 +30,17 @@ class PairwiseEval:
     ``length_bias`` measures reply lengths in characters. All three use the pairs with a labelled
     order (not the tie-labelled ones), like accuracy. The per-pair fields (scores, ``ordered``,
     reply lengths in characters) cover every pair in the input order; the HTML report plots them.
+
+    ``compares_pairs``: the model compares two replies (preference embeddings, a pairwise judge) and
+    its scores are ±ℓ/2 of each pair's log-odds ℓ. What needs only P(chosen ≻ rejected) = σ(ℓ) is
+    reported (accuracy, calibration, accuracy by which reply is longer); what needs a reward per
+    reply is not: ``mean_margin`` and the reward-length correlation are None, and absent from
+    ``to_dict``.
     """
 
     overall: AccuracyEstimate
     per_subset: dict[str, AccuracyEstimate]
-    mean_margin: float
+    mean_margin: float | None
     score_ties: int
     tie_pairs: int
     truncated_pairs: int
@@ -51,11 +57,14 @@ class PairwiseEval:
     temperature_source: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     """Optional checks run beside accuracy (contrast consistency, invariance, policy ranking), by name."""
+    compares_pairs: bool = False
 
     def to_dict(self) -> dict:
         out = asdict(self)
         for name in ("chosen_scores", "rejected_scores", "ordered", "chosen_lengths", "rejected_lengths"):
             del out[name]
+        if self.compares_pairs:  # undefined without a reward per reply: absent, not null
+            del out["mean_margin"], out["length_bias"]["reward_length_spearman"]
         return out
 
     def correct(self) -> np.ndarray:
@@ -73,13 +82,15 @@ def summarise_scores(
     truncated_pairs: int = 0,
     validation_scores: tuple[Sequence[float], Sequence[float]] | None = None,
     temperature: float | None = None,
+    compares_pairs: bool = False,
 ) -> PairwiseEval:
     """Everything ``PairwiseEval`` reports, from the rewards of each pair's two replies.
 
     Pairs labelled as ties have no right order, so they are scored but left out of accuracy,
     calibration and length bias (their count is reported). Calibration after temperature scaling
     uses a T fitted on ``validation_scores`` when given, else ``temperature`` (one saved with the
-    model, fitted on its training run's validation split).
+    model, fitted on its training run's validation split). With ``compares_pairs`` the scores are
+    ±ℓ/2 of each pair's log-odds, and only what σ(ℓ) defines is computed (see ``PairwiseEval``).
     """
     ordered = np.array([not p.tie for p in pairs], dtype=bool)
     correct = pairwise_correct(chosen_scores, rejected_scores)
@@ -98,13 +109,15 @@ def summarise_scores(
     return PairwiseEval(
         overall=estimate(correct[ordered]),
         per_subset={name: estimate(np.asarray(v)) for name, v in sorted(groups.items())},
-        mean_margin=float(gaps.mean()) if ordered.any() else float("nan"),
+        mean_margin=None if compares_pairs else float(gaps.mean()) if ordered.any() else float("nan"),
         score_ties=int((gaps == 0).sum()),
         tie_pairs=int((~ordered).sum()),
         truncated_pairs=truncated_pairs,
         precision=precision,
         calibration=calibration_metrics(chosen, rejected),
-        length_bias=length_bias(chosen, rejected, lengths[:, 0], lengths[:, 1], unit="characters"),
+        length_bias=length_bias(
+            chosen, rejected, lengths[:, 0], lengths[:, 1], unit="characters", per_reply_rewards=not compares_pairs
+        ),
         chosen_scores=list(chosen_scores),
         rejected_scores=list(rejected_scores),
         ordered=ordered.tolist(),
@@ -112,6 +125,7 @@ def summarise_scores(
         chosen_lengths=[len(p.chosen) for p in pairs],
         rejected_lengths=[len(p.rejected) for p in pairs],
         temperature_source=source,
+        compares_pairs=compares_pairs,
     )
 
 
@@ -141,6 +155,7 @@ def evaluate_pairs(
             rejected,
             precision=str(getattr(model, "precision", "n/a")),
             validation_scores=validation_scores,
+            compares_pairs=isinstance(model, Comparer),  # pair_scores asks compare() whenever there is one
         )
     chosen, rejected, truncated = score_pairs(model, pairs, precision=precision, progress=progress)
     return summarise_scores(
@@ -151,6 +166,7 @@ def evaluate_pairs(
         truncated_pairs=truncated,
         validation_scores=validation_scores,
         temperature=model.info.temperature,
+        compares_pairs=model.info.scores_pairs,
     )
 
 
@@ -160,8 +176,9 @@ def score_pairs(
     """Scores of each pair's chosen and rejected reply, and how many pairs were truncated.
 
     A model that compares pairs (preference embeddings) has no reward per reply; it gets the
-    antisymmetric scores ±ℓ/2 of the pair's log-odds ℓ, so that every pairwise metric (accuracy,
-    margin, calibration of σ(r_c − r_r)) reads the model's own preference probability.
+    antisymmetric scores ±ℓ/2 of the pair's log-odds ℓ, so that the pairwise metrics (accuracy,
+    calibration of σ(r_c − r_r) = σ(ℓ)) read the model's own preference probability; those that need
+    a reward per reply are not computed from them (``summarise_scores(compares_pairs=True)``).
     """
     prompts = [p.prompt for p in pairs]
     chosen = model.encode(prompts, [p.chosen for p in pairs])

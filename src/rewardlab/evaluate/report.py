@@ -26,7 +26,8 @@ def _calibration(c: CalibrationOutput) -> str:
 
 
 def _calibration_lines(result: PairwiseEval) -> list[str]:
-    lines = [f"- calibration of σ(r_c − r_r): {_calibration(result.calibration)} (always ½ scores Brier 0.25)"]
+    of = "P(chosen ≻ rejected)" if result.compares_pairs else "σ(r_c − r_r)"
+    lines = [f"- calibration of {of}: {_calibration(result.calibration)} (always ½ scores Brier 0.25)"]
     if result.calibrated is not None:
         scaled = result.calibrated
         lines.append(f"- after temperature scaling (T = {scaled.temperature:.4g}, {result.temperature_source}): ")
@@ -61,12 +62,24 @@ def _extra_lines(result: PairwiseEval) -> list[str]:
 
 def _length_bias_lines(result: PairwiseEval) -> list[str]:
     bias = result.length_bias
-    return [
+    lines = [
         f"- accuracy when the chosen reply is longer ({bias.unit}): {_interval(bias.chosen_longer)}",
         f"- accuracy when the chosen reply is shorter: {_interval(bias.chosen_shorter)}",
         f"- pairs whose replies have equal length (in neither group): {bias.equal_length}",
-        f"- Spearman correlation of reward with reply length: {bias.reward_length_spearman:.4f}",
     ]
+    if bias.reward_length_spearman is not None:
+        lines.append(f"- Spearman correlation of reward with reply length: {bias.reward_length_spearman:.4f}")
+    return lines
+
+
+def _score_lines(result: PairwiseEval) -> list[str]:
+    """The reward margin, or why there is none: a model that compares pairs has no reward per reply."""
+    if result.compares_pairs:
+        return [
+            "- the model compares pairs (P(chosen ≻ rejected)) and gives no reward for one reply, "
+            "so no reward margin or reward-length correlation is reported"
+        ]
+    return [f"- mean reward margin (chosen − rejected): {result.mean_margin:.4f}"]
 
 
 def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
@@ -78,7 +91,7 @@ def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
         f"- data: `{data}`",
         f"- pairwise accuracy: **{o.accuracy:.4f}** (95 % bootstrap CI {o.ci_low:.4f} – {o.ci_high:.4f}, n = {o.n})",
         f"- scored in {result.precision}",
-        f"- mean reward margin (chosen − rejected): {result.mean_margin:.4f}",
+        *_score_lines(result),
         f"- exact ties in score: {result.score_ties} ({result.tie_rule})",
         f"- pairs labelled as ties (left out of accuracy): {result.tie_pairs}",
         f"- pairs truncated to the model's max length (from the left): {result.truncated_pairs}",

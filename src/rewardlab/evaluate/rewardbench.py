@@ -78,12 +78,12 @@ DEFAULT_EXAMPLE_COUNTS: dict[str, float] = {
     "llmbar-adver-GPTInst": 92,
     "llmbar-adver-GPTOut": 47,
     "llmbar-adver-manual": 46,
-    "xstest-should-refuse": 250,
-    "xstest-should-respond": 154,
+    "xstest-should-refuse": 154,  # the subsets' sizes, as in the released package (0.1.4)
+    "xstest-should-respond": 250,
     "donotanswer": 136,
     **{f"hep-{language}": 164 for language in ("cpp", "go", "java", "js", "python", "rust")},
 }
-"""The subset weights RewardBench v1 publishes for its section scores."""
+"""RewardBench v1's subset weights, as its released package has them (``rewardbench.constants``)."""
 
 TIES_SUBSET = "ties"
 """RewardBench 2's subset of prompts with several correct answers (matched case-insensitively)."""

@@ -25,6 +25,12 @@ from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
+_HEAD_KINDS = {
+    "reward": "a single model with one reward per reply",
+    "attributes": "a multi-attribute model",
+    "ensemble": "an ensemble model",
+    "preference": "a preference-embedding model",
+}
 
 
 def score_file(
@@ -62,6 +68,7 @@ def score_file(
     }
     uncertainty = None
     if member:
+        _refuse_unused(model, "an ensemble of --member models", direction=weights)
         _check_new_field(rows, UNCERTAINTY_FIELD)
         ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
         rewards, uncertainty = ensemble.score_with_uncertainty(
@@ -69,6 +76,13 @@ def score_file(
         )
     else:
         reward_model = RewardModel.from_pretrained(model)
+        head = reward_model.info.head
+        _refuse_unused(
+            model,
+            _HEAD_KINDS.get(head, f"a model with a {head} head"),
+            direction=weights if head != "attributes" else None,
+            options=options if head != "ensemble" else None,
+        )
         for key, value in options.items():
             setattr(reward_model.info, key, value)
         if reward_model.info.head == "ensemble":
@@ -90,6 +104,27 @@ def parse_direction(text: str) -> list[float]:
         return [float(x) for x in text.split(",")]
     except ValueError:
         raise ValueError(f"--direction must be numbers separated by commas, e.g. 1,0.5 (got {text!r})") from None
+
+
+def _refuse_unused(
+    model: str | Path,
+    what: str,
+    *,
+    direction: Sequence[float] | None = None,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Refuse an option the model would ignore: the rewards written would not be what the user asked for."""
+    if direction is not None:
+        raise ValueError(
+            f"{model}: --direction weighs the attributes of a multi-attribute model, but this is {what}; "
+            "drop --direction"
+        )
+    for key in options or {}:
+        flag = "--" + key.replace("_", "-")
+        raise ValueError(
+            f"{model}: {flag} combines the members of an ensemble, but this is {what}; "
+            "drop it, or score an ensemble (--member MODEL, or a model trained with an ensemble objective)"
+        )
 
 
 def _check_new_field(rows: Sequence[ScoringRow], added: str) -> None:

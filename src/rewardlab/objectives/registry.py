@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from rewardlab.registry import Registry
@@ -87,11 +88,50 @@ class Objective:
             if key not in self.options
         ]
 
+    def check_values(self, options: Mapping[str, Any]) -> list[str]:
+        """Problems with the options' values, found by calling the objective once on a tiny dummy batch.
+
+        An objective checks its own options (``label_smoothing`` in [0, 0.5)...) when it runs; running it
+        here moves that check to config time, before any data is read or model built, with no
+        per-objective code. Unknown options are ``check_options``'s to report.
+        """
+        if self.check_options(options):
+            return []
+        try:
+            self(dummy_batch(self, options), **options)
+        except (ValueError, TypeError) as error:
+            return [f"objective.args: {error} (objective {self.name!r})"]
+        except RuntimeError:
+            return []  # a plugin that cannot read the dummy batch's shapes: the run itself will say what it needs
+        return []
+
     def __call__(self, batch: Mapping[str, Tensor | None], **options: Any) -> ObjectiveOutput:
         problems = self.check_options(options)
         if problems:
             raise ValueError("; ".join(problems))
         return self.fn(**{name: batch.get(name) for name in self.inputs}, **options)
+
+
+def dummy_batch(objective: Objective, options: Mapping[str, Any], size: int = 2) -> dict[str, Tensor]:
+    """A batch of ``size`` well-formed pairs (or one ranking of ``size``) for every input ``objective`` takes,
+    shaped for its head under ``options``: valid data, so whatever the objective refuses is its options.
+
+    No pair is a tie (some objectives refuse ties under some options, which is about the data).
+    """
+    width = objective.outputs(options)
+    per_reply = (size,) if objective.head == "reward" and width == 1 else (size, width)
+    values = {
+        "chosen": torch.ones(per_reply),
+        "rejected": torch.zeros(per_reply),
+        "margin": torch.ones(size),
+        "tie": torch.zeros(size, dtype=torch.bool),
+        "strength": torch.full((size,), 0.75),
+        "chosen_rating": torch.ones(per_reply),
+        "rejected_rating": torch.zeros(per_reply),
+        "ranked": torch.zeros((1, *per_reply)),
+        "ranked_mask": torch.ones(1, size, dtype=torch.bool),
+    }
+    return {name: values[name] for name in objective.inputs}
 
 
 def head_size_option(option: str, *, per_unit: int = 1, meaning: str = "") -> Callable[[Mapping[str, Any]], int]:

@@ -31,6 +31,7 @@ from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
+from rewardlab.policy.sampled_kl import sampled_kl
 from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
 from rewardlab.runs.checkpoint import checkpoint_step
@@ -41,7 +42,7 @@ from rewardlab.runs.metrics import MetricLogger
 from rewardlab.runs.trackers import start_trackers, tracker_names
 from rewardlab.tuning import tune_cpu
 
-WEIGHTS = ("policy", "data.", "train.", "lora.", "gradient_checkpointing")
+WEIGHTS = ("policy", "guide_model", "data.", "train.", "lora.", "gradient_checkpointing")
 """Options that change the trained weights: a resumed run keeps them, except the two below."""
 GROWABLE = ("train.steps", "train.save_every")
 RULES = RunRules(
@@ -77,6 +78,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ensure_pad_token(tokenizer)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    guide = _load_guide(config.guide_model, model) if config.guide_model else None
     if config.gradient_checkpointing:
         set_activation_checkpointing(model, enable=True)
     if config.lora.enabled:
@@ -87,7 +89,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     folder.start()  # every check passed, data and models loaded: only now may a previous run go
     config.save(folder.config)
     started = time.perf_counter()
-    trained = _train(model, base, tokenizer, train_pairs, config, folder)
+    trained = _train(model, base, guide, tokenizer, train_pairs, config, folder)
     history = trained.history
     train_seconds = time.perf_counter() - started
     if config.lora.enabled:
@@ -101,6 +103,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
         tokenizer.save_pretrained(tmp)
     report = {
         "policy": config.policy,
+        "guide_model": config.guide_model,
         "loss": get_policy_loss(config.train.loss).name,
         "loss_args": config.train.loss_args,
         "lora": {"r": config.lora.r, "alpha": config.lora.alpha, "target_modules": config.lora.target_modules}
@@ -139,9 +142,23 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
     return train, test, info
 
 
+def _load_guide(path: str, policy: torch.nn.Module) -> torch.nn.Module:
+    """The frozen guide model of a token-guided loss; it must share the policy's vocabulary, since
+    its log-probabilities are read at the policy's tokens."""
+    guide = AutoModelForCausalLM.from_pretrained(require_safetensors(resolve_backbone(path), path), dtype=torch.float32)
+    size, expected = guide.get_output_embeddings().weight.shape[0], policy.get_output_embeddings().weight.shape[0]
+    if size != expected:
+        raise ValueError(
+            f"guide_model {path}: its vocabulary has {size} tokens, the policy's {expected}; "
+            "the guide must be trained from the policy (same tokenizer)"
+        )
+    return guide.eval().requires_grad_(False)
+
+
 def _train(
     model: torch.nn.Module,
     base: torch.nn.Module | None,
+    guide: torch.nn.Module | None,
     tokenizer: Any,
     pairs: list[Any],
     config: DPORunConfig,
@@ -176,6 +193,7 @@ def _train(
             pairs,
             train,
             reference_model=base,
+            guide_model=guide,
             log=log,
             checkpoint_dir=folder.checkpoint,
             resume=folder.resuming,
@@ -204,10 +222,15 @@ def _evaluate(
         config.eval.bootstrap_seed,
     )
     result: dict[str, Any] = {"held_out": held_out.as_dict()}
+    e = config.eval
+    trained = CausalLM(model, tokenizer, fmt, "trained", t.max_prompt_tokens)
+    original = CausalLM(base, tokenizer, fmt, config.policy, t.max_prompt_tokens)
+    if e.kl_prompts and e.kl_samples:
+        kl_prompts = distinct_prompts(test_pairs, e.kl_prompts)
+        result["sampled_kl"] = sampled_kl(
+            trained, original, kl_prompts, e.kl_samples, e.max_new_tokens, e.seed
+        ).as_dict()
     if judge is not None:
-        e = config.eval
-        trained = CausalLM(model, tokenizer, fmt, "trained", t.max_prompt_tokens)
-        original = CausalLM(base, tokenizer, fmt, config.policy, t.max_prompt_tokens)
         prompts = distinct_prompts(test_pairs, e.win_prompts)
         outcome = win_rate(trained, original, judge, prompts, e.max_new_tokens, e.temperature, e.seed, e.bootstrap_seed)
         result["win_rate"] = {

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.policy.lora import LoraSettings
-from rewardlab.policy.registry import get_policy_loss
+from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
 from rewardlab.runs.config import RunConfig, load_run_config
 from rewardlab.runs.data import SplitDataConfig
@@ -42,6 +42,10 @@ class DPOEvalConfig:
     """0: greedy; otherwise sampled, seeded by ``seed`` and the prompt."""
     seed: int = 0
     bootstrap_seed: int = 0
+    kl_prompts: int = 4
+    """Distinct held-out prompts the trained policy samples replies to for the KL(π‖π_ref) estimate (0: none)."""
+    kl_samples: int = 4
+    """Replies sampled per prompt (temperature 1, at most ``max_new_tokens`` tokens) for that estimate (0: none)."""
 
 
 @dataclass
@@ -49,6 +53,9 @@ class DPORunConfig(RunConfig):
     output_dir: str = "runs/dpo"
     policy: str = "smollm2"
     """smollm2, or a local causal LM folder."""
+    guide_model: str | None = None
+    """Token-guided losses (tgdpo): a DPO-trained causal LM folder, sharing the policy's tokenizer, whose
+    log-ratio to the policy's starting point gives each reply token its guidance reward."""
     data: DPODataConfig = field(default_factory=DPODataConfig)
     train: PolicyTrainConfig = field(default_factory=PolicyTrainConfig)
     eval: DPOEvalConfig = field(default_factory=DPOEvalConfig)
@@ -70,6 +77,7 @@ class DPORunConfig(RunConfig):
             loss = None
             problems.append(f"train.loss: {e}")
         problems += [f"train.{p}" for p in self.train.problems(loss)]
+        problems += self._guide_problems(loss)
         problems += [f"lora.{p}" for p in self.lora.problems()]
         problems += self.data.problems()
         if self.data.test_fraction <= 0:
@@ -83,6 +91,9 @@ class DPORunConfig(RunConfig):
         ):
             if value is not None and value < 1:
                 problems.append(f"{name} must be >= 1 (got {value})")
+        for name in ("kl_prompts", "kl_samples"):
+            if getattr(self.eval, name) < 0:
+                problems.append(f"eval.{name} must be >= 0, 0 to skip the sampled KL (got {getattr(self.eval, name)})")
         if self.eval.split not in ("test", "validation"):
             problems.append(f"eval.split must be test or validation (got {self.eval.split!r})")
         if self.eval.split == "validation" and self.data.validation_fraction <= 0:
@@ -91,6 +102,19 @@ class DPORunConfig(RunConfig):
             problems.append(f"eval.temperature must be >= 0 (got {self.eval.temperature})")
         problems += report_to_problems(self.report_to)
         return problems
+
+    def _guide_problems(self, loss: PolicyLoss | None) -> list[str]:
+        """A token-guided loss without a guide model, or a guide model no loss reads."""
+        if loss is None:
+            return []
+        if loss.needs_token_rewards and not self.guide_model:
+            return [
+                f"guide_model: policy loss {loss.name!r} needs token rewards from a guide model; "
+                "set guide_model=FOLDER (--guide-model), a DPO-trained causal LM sharing the policy's tokenizer"
+            ]
+        if self.guide_model and not loss.needs_token_rewards:
+            return [f"guide_model is set but policy loss {loss.name!r} reads no token rewards"]
+        return []
 
 
 def load_dpo_config(path: str | Path | None = None, overrides: Sequence[str] | Mapping[str, Any] = ()) -> DPORunConfig:

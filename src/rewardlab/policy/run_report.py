@@ -21,6 +21,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"({report.get('precision', 'fp32')} passes); "
         f"peak memory {report['peak_rss_mb']:.0f} MB",
         *([f"- LoRA: {report['lora']}"] if report.get("lora") else []),
+        *([f"- guide model: {report['guide_model']}"] if report.get("guide_model") else []),
         f"- training loss: {report['first_loss']:.4f} at step 1 → {report['last_loss']:.4f} at the last step",
         "",
         "## Held-out pairs",
@@ -34,6 +35,20 @@ def render_report(report: dict[str, Any]) -> str:
         "",
         "Ties count 1/2; intervals are 95 % percentile bootstraps over pairs.",
     ]
+    if "sampled_kl" in report:
+        k = report["sampled_kl"]
+        lines += [
+            "",
+            "## KL from the base policy",
+            "",
+            f"KL(π‖π_ref) = {k['kl']:.4f} ± {k['std_error']:.4f} nats per reply (mean of log π(y|x) − log π_ref(y|x) "
+            f"over {k['samples_per_prompt']} replies sampled from the trained policy for each of {k['prompts']} "
+            f"held-out prompts, temperature 1, at most {k['max_new_tokens']} tokens, {k['mean_reply_tokens']:.1f} "
+            "on average; ± one standard error).",
+            "",
+            "`logratio_data` in `metrics.jsonl` is the same log-ratio on the training batch's own replies: "
+            "not a KL (those replies were not sampled from the policy), it may go negative.",
+        ]
     if "win_rate" in report:
         w = report["win_rate"]
         lines += [

@@ -86,7 +86,7 @@ class PolicyTrainConfig:
 @dataclass(frozen=True)
 class PolicyTrainResult:
     history: list[dict[str, float]]
-    """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, kl, grad_norm."""
+    """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, logratio_data, grad_norm."""
     precision: str
     """The precision the passes ran in (``auto`` resolved)."""
 
@@ -152,7 +152,9 @@ def train_policy(
         values = {"loss": out.losses.mean().item(), "grad_norm": grad_norm}
         values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
         if "reference_chosen_logps" in batch:
-            values["kl"] = kl_estimate(policy, batch["reference_chosen_logps"], batch["reference_rejected_logps"])
+            values["logratio_data"] = data_logratio(
+                policy, batch["reference_chosen_logps"], batch["reference_rejected_logps"]
+            )
         history.append(values)
         if log is not None:
             log(step, values)
@@ -162,12 +164,13 @@ def train_policy(
     return PolicyTrainResult(history, precision)
 
 
-def kl_estimate(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
+def data_logratio(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
     """Mean of log π(y|x) − log π_ref(y|x) over the batch's chosen and rejected replies.
 
-    This is the sampled KL estimator applied to the data's replies. They were not sampled from
-    the policy, so it is a measure of drift on the training replies rather than an unbiased
-    estimate of KL(π‖π_ref); it is 0 at the start and grows as the policy leaves the reference.
+    Not a KL: the replies are the data's, not samples of the policy, so it goes negative as soon
+    as DPO pushes the rejected replies down more than it lifts the chosen ones. It measures drift
+    on the training replies (0 at the start); the run's KL(π‖π_ref) estimate, on the policy's own
+    samples, is :func:`rewardlab.policy.sampled_kl.sampled_kl`.
     """
     chosen = policy.chosen_logps.detach() - reference_chosen_logps
     rejected = policy.rejected_logps.detach() - reference_rejected_logps

@@ -13,6 +13,29 @@ from torch import Tensor
 AGGREGATIONS = ("mean", "wco", "uwo")
 
 
+def standardise_members(rewards: Tensor, means: Sequence[float], stds: Sequence[float]) -> Tensor:
+    """z_m = (R_m − μ_m) / σ_m for each member m of (..., M) rewards, μ_m and σ_m its own statistics.
+
+    Independently trained members share no scale: a Bradley-Terry reward is defined up to a shift,
+    and its spread depends on the seed and data. Aggregated raw, a member whose rewards spread 100
+    times wider decides the mean, and wco is simply its (or the lowest-shifted member's) reward.
+    In its own standard units each member counts alike, and the aggregate is invariant to any
+    member's affine rescaling a·R_m + b (a > 0, its statistics rescaled with it: a·μ_m + b, a·σ_m).
+    μ_m, σ_m are the member's rewards' mean and standard deviation on its training replies
+    (``RewardModelInfo.reward_mean``/``reward_std``, saved when training finishes).
+    """
+    mean = torch.as_tensor(means, dtype=rewards.dtype, device=rewards.device)
+    std = torch.as_tensor(stds, dtype=rewards.dtype, device=rewards.device)
+    members = rewards.shape[-1] if rewards.dim() else 0
+    if mean.shape != (members,) or std.shape != (members,):
+        raise ValueError(
+            f"need one mean and one std per member ({members}), got {tuple(mean.shape)} and {tuple(std.shape)}"
+        )
+    if not bool(torch.isfinite(mean).all() & torch.isfinite(std).all() & (std > 0).all()):
+        raise ValueError(f"member statistics must be finite with std > 0 (means {list(means)}, stds {list(stds)})")
+    return (rewards - mean) / std
+
+
 def aggregate_ensemble(rewards: Tensor, method: str = "mean", uncertainty_weight: float = 1.0) -> tuple[Tensor, Tensor]:
     """One conservative reward and the members' variance from (..., M) member rewards.
 
@@ -25,6 +48,9 @@ def aggregate_ensemble(rewards: Tensor, method: str = "mean", uncertainty_weight
     reward was fitted on. The variance is the population variance (divided by M), as in the paper.
     By construction wco ≤ mean ≤ max member and uwo ≤ mean. The same function combines an
     M-output head or M separately trained models (stack their scores on the last dimension).
+    Members must be on one scale: separately trained models are put on theirs by
+    ``standardise_members`` first (``models.ensemble.RewardEnsemble`` does); the outputs of one
+    M-output head are combined as they are (one training, and no per-output statistics are saved).
     """
     if method not in AGGREGATIONS:
         raise ValueError(f"method must be one of {', '.join(AGGREGATIONS)} (got {method!r})")

@@ -176,6 +176,7 @@ class ScoringService:
 
     def __init__(self, model: RewardModel, model_path: str, config: ServeConfig) -> None:
         config.check()
+        check_scores_replies(model, model_path)
         self.config = config
         self.model_path = model_path
         self.model, self.precision = inference_copy(model, config.precision)
@@ -270,6 +271,22 @@ def describe_transform(name: str) -> dict[str, Any]:
 
 
 # -- checks ------------------------------------------------------------------------------------------
+
+
+def check_scores_replies(model: RewardModel, model_path: str = "") -> None:
+    """Refuse a model that has no reward for one reply, before any server starts.
+
+    A preference-embedding model (head ``preference``, e.g. GPM) gives the log-odds of one reply
+    against another; the server answers one reward per reply, so it would fail only at its first
+    forward pass, inside the server's start-up, as a traceback. A ``ValueError`` here is one line.
+    """
+    if model.info.scores_pairs:
+        name = f"{model_path}: " if model_path else ""
+        objective = f", objective {model.info.objective}" if model.info.objective else ""
+        raise ValueError(
+            f"{name}a preference model (head 'preference'{objective}) scores pairs of replies, not single "
+            "replies, so it cannot serve one reward per reply; use it with `rewardlab eval` or `rewardlab compare`"
+        )
 
 
 def check_text(value: str, field: str, limit: int) -> None:

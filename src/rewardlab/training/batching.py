@@ -163,7 +163,10 @@ def encode_rankings(model: RewardModel, rankings: Sequence[Ranking]) -> EncodedR
 
 def check_fields(objective: Objective, options: dict, pairs: Sequence[PreferencePair], what: str) -> None:
     """Refuse data that cannot train the objective: a required field missing on some pair, ratings
-    the objective reads but no pair has, or ratings of another shape than the head's outputs."""
+    the objective reads but no pair has, or ratings of another shape than the head's outputs.
+
+    Only a training run reaches here, so the fix named is the run's key ``data.columns=`` (``train``
+    has no ``--columns`` option; ``eval`` and ``data check`` do)."""
     for name in objective.required:
         if name in ("chosen", "rejected", "ranked", "ranked_mask", "tie"):
             continue
@@ -172,7 +175,7 @@ def check_fields(objective: Objective, options: dict, pairs: Sequence[Preference
             raise ValueError(
                 f"objective {objective.name!r} needs {name!r} on every pair, but {len(missing)} of {len(pairs)} "
                 f"{what} pairs lack it (first: {missing[0].source or 'a pair without a source'}); "
-                f"map the field that holds it with --columns {name}=FIELD"
+                f"map the field that holds it with data.columns={name}=FIELD"
             )
     if "chosen_rating" not in objective.inputs or not pairs:
         return
@@ -180,7 +183,7 @@ def check_fields(objective: Objective, options: dict, pairs: Sequence[Preference
     if not ratings:
         raise ValueError(
             f"objective {objective.name!r} learns from ratings, but none of the {len(pairs)} {what} pairs has one; "
-            "map the fields that hold them with --columns chosen_rating=FIELD,rejected_rating=FIELD"
+            "map the fields that hold them with data.columns=chosen_rating=FIELD,rejected_rating=FIELD"
         )
     sizes = {len(r) if isinstance(r, tuple) else 1 for r in ratings}
     wanted = objective.outputs(options) if objective.head == "attributes" else 1

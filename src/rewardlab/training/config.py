@@ -172,6 +172,7 @@ class TrainConfig(RunConfig):
         try:
             objective = get_objective(self.objective.name)
             problems += objective.check_options(self.objective.args)
+            problems += objective.check_values(self.objective.args)
             if self.model.head_init == "probe" and not probe_applies(objective):
                 problems.append(
                     f"model.head_init=probe fits one reward per reply on pairs; objective {objective.name!r} "

@@ -68,6 +68,8 @@ class TrainResult:
     loop_seconds: float
     """Wall time of the training loop alone (including periodic validation and checkpoints)."""
     peak_rss_mb: float
+    main_process: bool = True
+    """False on the other ranks of a multi-process run: the main process alone reports (and wrote the model)."""
 
 
 Encoded = EncodedPairs | EncodedRankings
@@ -183,6 +185,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         time.perf_counter() - started,
         loop_seconds,
         _peak_rss_mb(),
+        main,
     )
 
 
