@@ -1,4 +1,4 @@
-"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve, overopt and data check."""
+"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve, overopt, sample-pairs and data check."""
 
 from __future__ import annotations
 
@@ -454,6 +454,60 @@ def overopt(
     for name, curve in result["curves"].items():
         out.print(f"{name}: gold {curve['gold'][0]:.3f} at N=1 → {curve['gold'][-1]:.3f} at N={n}", highlight=False)
     out.print("report: {}, {}, {}".format(*paths))
+
+
+@app.command("sample-pairs")
+@user_errors
+def sample_pairs(
+    policy: Annotated[str, typer.Option(help="The policy candidates are sampled from: smollm2 or a causal LM folder")],
+    reward_model: Annotated[Path, typer.Option(help="Reward model folder: the tilt exp(r/β) and each pair's label")],
+    output: Annotated[Path, typer.Option(help="Where to write the pairs (JSONL that `rewardlab dpo --data` reads)")],
+    data: Annotated[str, typer.Option(help="Preference data whose distinct prompts are used")] = "default",
+    split: SplitOption = "train",
+    prompts: Annotated[int, typer.Option(help="How many distinct prompts")] = 32,
+    n: Annotated[int, typer.Option("--n", help="Candidates sampled from the policy per prompt")] = 64,
+    accept: Annotated[int, typer.Option(help="Draws of the tilted policy per prompt at most (pairs: half)")] = 8,
+    beta: Annotated[float, typer.Option(help="β of π_sft·exp(r/β): large keeps the policy, small the best")] = 0.5,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply at most")] = 64,
+    seed: Annotated[int, typer.Option(help="Sampling and acceptance seed (combined with each prompt)")] = 0,
+    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
+    precision: PrecisionOption = "auto",
+) -> None:
+    """DPO pairs by statistical rejection sampling (RSO, Liu et al. 2023): draws of π_sft·exp(r/β), ranked by reward.
+
+    N candidates per prompt are sampled from the policy and scored; rejection sampling accepts up to
+    --accept of them as draws of the reward-tilted policy, which are paired as drawn and labelled by
+    the reward (each reply's reward kept as chosen_rating / rejected_rating).
+    """
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.evaluate.data_split import load_pairs
+    from rewardlab.policy.evaluation import distinct_prompts
+    from rewardlab.sampling.generation import SampleConfig
+    from rewardlab.sampling.rso_pairs import RSOPairsConfig, build_rso_pairs, pair_rows
+
+    if prompts < 1:
+        raise ValueError(f"--prompts must be at least 1 (got {prompts})")
+    sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
+    config = RSOPairsConfig(
+        policy=policy,
+        reward_model=str(reward_model),
+        prompts=distinct_prompts(load_pairs(data, split=split, log=_note), prompts),
+        sampling=sampling,
+        beta=beta,
+        accept=accept,
+        precision=precision,  # type: ignore[arg-type]  # checked by check()
+        progress=True,
+    )
+    config.check()
+    result = build_rso_pairs(config)
+    write_text_atomic(output, pair_rows(result.pairs))
+    s = result.stats
+    out.print(f"{s['prompts']} prompts × {n} candidates → {s['pairs']} pairs → {output}", highlight=False)
+    out.print(
+        f"mean reward: candidates {s['mean_candidate_reward']:.3f}, paired replies {s['mean_paired_reward']:.3f}",
+        highlight=False,
+    )
 
 
 @data_app.command("check")

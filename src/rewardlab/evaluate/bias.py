@@ -11,6 +11,9 @@ Length Correlations in RLHF"). Two signs of it, both pure functions of rewards a
 The first needs only the order of each pair, so it holds for a model that compares pairs
 (preference embeddings, a pairwise judge) too; the second needs a reward per reply, which such a
 model does not have, and is then left out (None) rather than computed on the pair's ±ℓ/2.
+
+Style bias (``style_bias``) asks the same two questions of Markdown formatting (headers, lists,
+bold, code; ``markdown_format.py``) in place of length.
 """
 
 from __future__ import annotations
@@ -94,4 +97,56 @@ def length_bias(
         equal_length=int((~longer & ~shorter).sum()),
         reward_length_spearman=rho,
         unit=unit,
+    )
+
+
+@dataclass
+class StyleBiasOutput:
+    """Accuracy (95 % bootstrap CI) when the chosen reply has more / less Markdown formatting than the
+    rejected one, and the reward-formatting correlation.
+
+    Formatting is ``markdown_format.formatting_score``: the count of headers, list items, bold spans
+    and code. ``equal_formatting`` pairs are in neither group; ``reward_formatting_spearman`` is None
+    when the scores are not rewards of single replies (a model that compares pairs).
+    """
+
+    chosen_more_formatted: AccuracyEstimate
+    chosen_less_formatted: AccuracyEstimate
+    equal_formatting: int
+    reward_formatting_spearman: float | None
+
+
+def style_bias(
+    chosen_scores: ArrayLike,
+    rejected_scores: ArrayLike,
+    chosen_formatting: ArrayLike,
+    rejected_formatting: ArrayLike,
+    *,
+    seed: int = 0,
+    per_reply_rewards: bool = True,
+) -> StyleBiasOutput:
+    """Length bias's two signs with formatting in place of length (Zhang et al. 2024, "From Lists to
+    Emojis: How Format Bias Affects Model Alignment"): accuracy on chosen-more-formatted and
+    chosen-less-formatted pairs, and Spearman's ρ(reward, formatting score) over both replies of
+    every pair. A model that rewards formatting is right far more often in the first group than in
+    the second, whatever the replies say; one blind to it scores the same in both.
+    """
+    chosen_scores, rejected_scores, chosen_formatting, rejected_formatting = _columns(
+        chosen_scores=chosen_scores,
+        rejected_scores=rejected_scores,
+        chosen_formatting=chosen_formatting,
+        rejected_formatting=rejected_formatting,
+    )
+    correct = pairwise_correct(chosen_scores, rejected_scores)
+    more, less = chosen_formatting > rejected_formatting, chosen_formatting < rejected_formatting
+    rho = None
+    if per_reply_rewards:
+        rho = reward_length_spearman(  # a rank correlation of reward with any per-reply measure
+            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_formatting, rejected_formatting])
+        )
+    return StyleBiasOutput(
+        chosen_more_formatted=estimate(correct[more], seed=seed),
+        chosen_less_formatted=estimate(correct[less], seed=seed),
+        equal_formatting=int((~more & ~less).sum()),
+        reward_formatting_spearman=rho,
     )

@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 
 from rewardlab.data.records import PreferencePair
-from rewardlab.evaluate.bias import LengthBiasOutput, length_bias
+from rewardlab.evaluate.bias import LengthBiasOutput, StyleBiasOutput, length_bias, style_bias
 from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, fit_temperature
+from rewardlab.evaluate.markdown_format import formatting_score
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
 from rewardlab.evaluate.scorers import Comparer, Scorer, pair_scores
 from rewardlab.models.reward_model import RewardModel
@@ -58,6 +59,8 @@ class PairwiseEval:
     extras: dict[str, Any] = field(default_factory=dict)
     """Optional checks run beside accuracy (contrast consistency, invariance, policy ranking), by name."""
     compares_pairs: bool = False
+    style_bias: StyleBiasOutput | None = None
+    """Accuracy by which reply has more Markdown formatting, and ρ(reward, formatting) (``bias.style_bias``)."""
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -65,6 +68,8 @@ class PairwiseEval:
             del out[name]
         if self.compares_pairs:  # undefined without a reward per reply: absent, not null
             del out["mean_margin"], out["length_bias"]["reward_length_spearman"]
+            if out["style_bias"] is not None:
+                del out["style_bias"]["reward_formatting_spearman"]
         return out
 
     def correct(self) -> np.ndarray:
@@ -106,6 +111,9 @@ def summarise_scores(
     elif temperature is not None:
         source = "saved with the model, fitted on its validation split"
     lengths = np.array([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=float).reshape(-1, 2)[ordered]
+    formatting = np.array(
+        [[formatting_score(p.chosen), formatting_score(p.rejected)] for p in pairs], dtype=float
+    ).reshape(-1, 2)[ordered]
     return PairwiseEval(
         overall=estimate(correct[ordered]),
         per_subset={name: estimate(np.asarray(v)) for name, v in sorted(groups.items())},
@@ -126,6 +134,9 @@ def summarise_scores(
         rejected_lengths=[len(p.rejected) for p in pairs],
         temperature_source=source,
         compares_pairs=compares_pairs,
+        style_bias=style_bias(
+            chosen, rejected, formatting[:, 0], formatting[:, 1], per_reply_rewards=not compares_pairs
+        ),
     )
 
 

@@ -69,6 +69,21 @@ def _length_bias_lines(result: PairwiseEval) -> list[str]:
     ]
     if bias.reward_length_spearman is not None:
         lines.append(f"- Spearman correlation of reward with reply length: {bias.reward_length_spearman:.4f}")
+    return lines + _style_bias_lines(result)
+
+
+def _style_bias_lines(result: PairwiseEval) -> list[str]:
+    style = result.style_bias
+    if style is None:
+        return []
+    lines = [
+        "- accuracy when the chosen reply has more Markdown formatting (headers, lists, bold, code): "
+        + _interval(style.chosen_more_formatted),
+        f"- accuracy when the chosen reply has less formatting: {_interval(style.chosen_less_formatted)}",
+        f"- pairs whose replies have equal formatting (in neither group): {style.equal_formatting}",
+    ]
+    if style.reward_formatting_spearman is not None:
+        lines.append(f"- Spearman correlation of reward with formatting: {style.reward_formatting_spearman:.4f}")
     return lines
 
 
@@ -146,7 +161,9 @@ def render_comparison_markdown(comparison: ModelComparison, model_a: str, model_
         f"both right: {p.both_right}; both wrong: {p.both_wrong}; a tie in score, left out of McNemar: {p.half_right})",
         f"- verdict: **{p.verdict}** (a winner is named only when McNemar and the interval agree)",
         f"- STARC distance between the two rewards: {comparison.starc_distance:.4f} "
-        "(0 = the same up to scale and per-prompt shifts, 1 = opposite)",
+        "(0 = the same up to scale and per-prompt shifts, 1 = opposite)"
+        if comparison.starc_distance is not None
+        else f"- STARC distance between the two rewards: not defined ({comparison.starc_undefined})",
     ]
     return "\n".join(lines) + "\n"
 

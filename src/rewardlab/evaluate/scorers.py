@@ -12,10 +12,10 @@ each other reply, (1/(n−1)) Σ_{j≠i} ℓ(i, j), each unordered pair compared
 Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classifier),
 ``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
 ``judge`` (a generative judge), ``bleu`` / ``rouge-l`` (against reference answers),
-``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood) and ``remote`` (an HTTP
-endpoint in OpenRLHF's protocol). Each is a registered ``ScorerKind`` carrying its description,
-its checks and its builder; other installed packages add kinds through the ``rewardlab.scorers``
-entry-point group.
+``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood), ``r3`` (regularised relevance
+from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's protocol). Each is a
+registered ``ScorerKind`` carrying its description, its checks and its builder; other installed
+packages add kinds through the ``rewardlab.scorers`` entry-point group.
 """
 
 from __future__ import annotations
@@ -359,6 +359,12 @@ def _remote(spec: ScorerSpec) -> Scorer:
     return RemoteScorer(spec.url)  # type: ignore[arg-type]
 
 
+def _regularized_relevance(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.relevance import load_relevance_scorer
+
+    return load_relevance_scorer(spec.model)  # type: ignore[arg-type]  # defaults to minilm
+
+
 for _kind in (
     ScorerKind(
         "reward-model",
@@ -440,6 +446,15 @@ for _kind in (
         main="url",
         needs=("url",),
         shown=("url",),
+    ),
+    ScorerKind(
+        "r3",
+        "R³ regularised relevance LI·cos(E(x), E(y))·RP, no preferences needed: MODEL an embedding model "
+        "(default minilm)",
+        _regularized_relevance,
+        main=None,  # MODEL is the embedding model, but the report names the kind: r3(model=minilm)
+        defaults={"model": "minilm"},
+        shown=("model",),
     ),
 ):
     register_scorer(_kind)

@@ -305,3 +305,102 @@ def tgdpo_loss(
     rejected_rewards = beta * torch.where(rejected_token_mask, rho_l, zero).sum(-1)
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
     return _output(losses, chosen_rewards, rejected_rewards)
+
+
+def degraded_logratios(token_logratios: Tensor, key_scores: Tensor, token_mask: Tensor, levels: int) -> Tensor:
+    """Summed log-ratios of a reply with more and more of its key content removed, (B, levels + 1).
+
+    The self-supervised replies of SPO (Li et al. 2024, "Self-supervised Preference Optimization:
+    Enhance Your Language Model with Preference Degree Awareness"): variant k of a reply of n tokens
+    drops its ⌊k·n/(K + 1)⌋ most key tokens, k = 0 … K (K = ``levels``), so variant 0 is the reply
+    itself, each variant keeps a subset of the previous one's tokens and none is empty. Its
+    preference degree falls with k, a label that costs no annotation.
+
+    Two simplifications make it a pure function of the log-probabilities a DPO batch already holds
+    (no extra text, model or forward pass): the paper extracts key content by prompting an LLM;
+    here a token's key score is passed in (SPO's loss uses its surprisal under the reference,
+    −log π_ref(y_t|x, y_<t): the tokens the reference could not predict carry the content, the
+    predictable ones are glue). And a variant's log-ratio is the sum of its kept tokens' log-ratios
+    in the original context, Σ_{t kept} ρ_t, rather than the log-ratio of the shortened text
+    re-scored. Ties in the key score are broken by position (earlier first); padded entries
+    (``token_mask`` False) are ignored, whatever they hold.
+    """
+    if levels < 1:
+        raise ValueError(f"levels must be >= 1: the number of degraded variants of a reply (got {levels})")
+    zero = torch.zeros((), dtype=token_logratios.dtype, device=token_logratios.device)
+    scores = torch.where(token_mask, key_scores, torch.full_like(key_scores, float("-inf")))
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices
+    rank = torch.argsort(order, dim=-1)  # 0 = the most key token of the row
+    n = token_mask.sum(-1, keepdim=True)
+    variants = []
+    for k in range(levels + 1):
+        removed = torch.div(k * n, levels + 1, rounding_mode="floor")
+        kept = token_mask & (rank >= removed)
+        variants.append(torch.where(kept, token_logratios, zero).sum(-1))
+    return torch.stack(variants, dim=-1)
+
+
+def _degree_loss(
+    token_logps: Tensor, reference_token_logps: Tensor, token_mask: Tensor, beta: float, levels: int
+) -> Tensor:
+    zero = torch.zeros((), dtype=token_logps.dtype, device=token_logps.device)
+    logratios = torch.where(token_mask, token_logps - reference_token_logps, zero)
+    surprisal = torch.where(token_mask, -reference_token_logps, zero).detach()
+    rewards = beta * degraded_logratios(logratios, surprisal, token_mask, levels)
+    tail = torch.logcumsumexp(rewards.flip(-1), dim=-1).flip(-1)  # log Σ_{j ≥ k} exp r_j
+    return (tail - rewards)[:, :levels].mean(-1)
+
+
+@register_policy_loss("spo", aliases=("spo_dpo",))
+def spo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    chosen_token_logps: Tensor,
+    reference_chosen_token_logps: Tensor,
+    chosen_token_mask: Tensor,
+    rejected_token_logps: Tensor | None = None,
+    reference_rejected_token_logps: Tensor | None = None,
+    rejected_token_mask: Tensor | None = None,
+    beta: float = 0.1,
+    degree_weight: float = 0.1,
+    levels: int = 2,
+    sides: str = "chosen",
+) -> PolicyLossOutput:
+    """SPO: −log σ(β·h) + λ·L_deg, DPO plus a self-supervised loss on the reply's preference degree.
+
+    Li et al. 2024, "Self-supervised Preference Optimization: Enhance Your Language Model with
+    Preference Degree Awareness" (EMNLP Findings): the alignment loss (DPO here) is combined with a
+    self-supervised loss on replies made by removing more and more key content, whose preference
+    degree is known by construction (:func:`degraded_logratios`: y⁽⁰⁾ = y ≻ y⁽¹⁾ ≻ … ≻ y⁽ᴷ⁾).
+
+    The paper predicts how much was removed with a classifier on the LLM's representation; a pure
+    function of log-probabilities has no such head, so the degree is read from the implicit reward
+    r_k = β·Σ_{t ∈ y⁽ᵏ⁾} ρ_t itself, as the Plackett-Luce likelihood of the known order, averaged
+    over its K steps:
+
+        L_deg = (1/K)·Σ_{k=0}^{K−1} [log Σ_{j=k}^{K} exp(r_j) − r_k].
+
+    It is lowest when the reward ranks the variants by completeness (r_0 > r_1 > … > r_K): it
+    lifts the log-ratio of the reply's key tokens. ``sides`` = "chosen" applies it to y_w only
+    (the default: on y_l it would lift the rejected reply's key tokens, against DPO's push); "both"
+    averages it over y_w and y_l, as the paper builds degraded variants of both. With λ = 0 it
+    is exactly DPO. The rewards reported are DPO's, β·ρ_w and β·ρ_l; ``degree_loss`` is L_deg.
+    """
+    _check_positive("beta", beta)
+    if degree_weight < 0:
+        raise ValueError(f"degree_weight must be >= 0: the weight λ of the degree loss (got {degree_weight})")
+    if not isinstance(levels, int) or levels < 1:
+        raise ValueError(f"levels must be an integer >= 1: the number of degraded variants (got {levels!r})")
+    if sides not in ("chosen", "both"):
+        raise ValueError(f"sides must be 'chosen' or 'both' (got {sides!r})")
+    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    losses = -F.logsigmoid(beta * (rho_w - rho_l))
+    degree = _degree_loss(chosen_token_logps, reference_chosen_token_logps, chosen_token_mask, beta, levels)
+    if sides == "both":
+        rejected = (rejected_token_logps, reference_rejected_token_logps, rejected_token_mask)
+        if any(t is None for t in rejected):
+            raise ValueError("spo with sides='both' needs the rejected replies' token log-probabilities and mask")
+        degree = (degree + _degree_loss(*rejected, beta, levels)) / 2
+    return _output(losses + degree_weight * degree, beta * rho_w, beta * rho_l, degree_loss=degree)

@@ -29,6 +29,7 @@ from rewardlab.models.weight_files import require_safetensors
 from rewardlab.policy.evaluation import distinct_prompts, held_out_accuracy, win_rate
 from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.registry import get_policy_loss
+from rewardlab.policy.reward_augmented import reward_augmented_pairs
 from rewardlab.policy.run_config import DPORunConfig
 from rewardlab.policy.run_report import render_report
 from rewardlab.policy.sampled_kl import sampled_kl
@@ -128,6 +129,11 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
     data = load_split(d, say=lambda message: None)  # the count of skipped rows goes to the report
     data.require_training_pairs()
     train = data.splits.train[: d.max_train_pairs] if d.max_train_pairs else data.splits.train
+    source_pairs = len(train)
+    if d.reward_augmented:
+        train = reward_augmented_pairs(train)
+        if not train:
+            raise ValueError(f"{data.loaded.path}: reward augmentation left no training pairs (every pair is a tie)")
     held = data.part(config.eval.split)
     test = held[: config.eval.max_pairs] if config.eval.max_pairs else held
     info = {
@@ -135,6 +141,7 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
         "pairs": len(data.loaded.pairs),
         "skipped_rows": len(data.loaded.skipped),
         "train_pairs": len(train),
+        "reward_augmented": {"source_pairs": source_pairs} if d.reward_augmented else None,
         "test_pairs": len(test),
         "evaluated_on": config.eval.split,
         "split": {"validation": d.validation_fraction, "test": d.test_fraction, "seed": d.split_seed},

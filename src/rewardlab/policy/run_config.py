@@ -24,6 +24,10 @@ from rewardlab.runs.trackers import report_to_problems
 class DPODataConfig(SplitDataConfig):
     max_train_pairs: int | None = None
     """Train on the first N pairs of the training split only (None: all)."""
+    reward_augmented: bool = False
+    """Train on reward-augmented pairs (Zhang et al. 2024): each training pair, which needs
+    ``chosen_rating`` and ``rejected_rating``, becomes two pairs conditioned on the score to reach
+    (``policy/reward_augmented.py``); equal-rated pairs are dropped. Held-out pairs stay as they are."""
 
 
 @dataclass

@@ -6,7 +6,12 @@ scored by the gold model and every proxy. For every N ≤ n, the unbiased estima
 reply the proxy picks among N, plotted against KL_bon(N) = log N − (N−1)/N. With several proxies
 (an ensemble, Coste et al. 2024), the reply is picked by the first proxy alone and by each
 aggregation of ``rewards.aggregate.aggregate_ensemble`` (mean, wco, uwo); the gold model's own
-pick is the ceiling.
+pick is the ceiling. As in ``models.ensemble.RewardEnsemble``, each proxy's scores are first
+standardised with its own saved statistics, (r − reward_mean) / reward_std
+(``rewards.aggregate.standardise_members``), so that a proxy on a wider scale does not decide the
+ensemble; if one proxy has no statistics, none is standardised (a ``RawEnsembleWarning`` says
+which), and the report says which way the ensemble was aggregated. The single proxy's curve stays
+in its own units.
 """
 
 from __future__ import annotations
@@ -15,17 +20,21 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.precision import Precision, resolve_precision
-from rewardlab.rewards.aggregate import aggregate_ensemble
+from rewardlab.rewards.aggregate import aggregate_ensemble, standardise_members
 from rewardlab.runs.config import Checked
 from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl
 from rewardlab.sampling.cache import GenerationCache, generation_key
 from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
+
+if TYPE_CHECKING:
+    from rewardlab.models.reward_model import RewardModelInfo
 
 ORACLE = "gold (oracle)"
 """Selection by the gold model itself: the best any proxy could do."""
@@ -95,11 +104,21 @@ def generate(config: OveroptConfig) -> Generations:
     return Generations(samples, cache.path, len(done), time.perf_counter() - start)
 
 
-def selection_scores(proxy_scores: np.ndarray, uncertainty_weight: float) -> dict[str, np.ndarray]:
-    """What picks the reply: the proxy, or for an ensemble (M, S) the first member and each aggregation."""
+def selection_scores(
+    proxy_scores: np.ndarray,
+    uncertainty_weight: float,
+    statistics: tuple[Sequence[float], Sequence[float]] | None = None,
+) -> dict[str, np.ndarray]:
+    """What picks the reply: the proxy, or for an ensemble (M, S) the first member and each aggregation.
+
+    ``statistics`` (each member's reward mean and std) puts the members on one scale before they are
+    aggregated; None aggregates the raw scores. The first member alone is kept in its own units.
+    """
     if proxy_scores.shape[0] == 1:
         return {"proxy": proxy_scores[0]}
     members = torch.from_numpy(proxy_scores.T.copy())
+    if statistics is not None:
+        members = standardise_members(members, *statistics)
     rules = {"proxy 1 (single)": proxy_scores[0]}
     for method in ("mean", "wco", "uwo"):
         rules[f"ensemble {method}"] = aggregate_ensemble(members, method, uncertainty_weight)[0].numpy()
@@ -140,16 +159,37 @@ def within_prompt_correlation(scores: np.ndarray, gold: np.ndarray, per_prompt: 
     return float(np.mean(values)) if values else None
 
 
-def score_all(paths: Sequence[str], prompts: list[Prompt], replies: list[str], config: OveroptConfig) -> np.ndarray:
-    """(models, replies) rewards, one model loaded at a time."""
+@dataclass(frozen=True)
+class _Saved:
+    """What ``models.ensemble.member_statistics`` reads of a member (its info), once the model is freed."""
+
+    info: RewardModelInfo
+
+
+def score_all(
+    paths: Sequence[str], prompts: list[Prompt], replies: list[str], config: OveroptConfig
+) -> tuple[np.ndarray, list[RewardModelInfo]]:
+    """(models, replies) rewards and each model's saved info, one model loaded at a time."""
     from rewardlab.models.reward_model import RewardModel
 
-    rows = []
+    rows, infos = [], []
     for path in paths:
         model = RewardModel.from_pretrained(path)
         rows.append(model.score(prompts, replies, precision=config.precision, progress=config.progress))
+        infos.append(model.info)
         del model
-    return np.array(rows, dtype=np.float64)
+    return np.array(rows, dtype=np.float64), infos
+
+
+def proxy_statistics(infos: Sequence[RewardModelInfo], names: Sequence[str]) -> tuple[list[float], list[float]] | None:
+    """The proxies' (reward_mean, reward_std) to standardise an ensemble with, by the rule of
+    ``RewardEnsemble``: None, with a ``RawEnsembleWarning``, when one proxy has none; None for a
+    single proxy (nothing to aggregate)."""
+    from rewardlab.models.ensemble import member_statistics
+
+    if len(infos) < 2:
+        return None
+    return member_statistics([_Saved(info) for info in infos], names)  # type: ignore[arg-type]
 
 
 def run_overopt(config: OveroptConfig) -> dict[str, object]:
@@ -160,9 +200,10 @@ def run_overopt(config: OveroptConfig) -> dict[str, object]:
     prompts = [p for p in config.prompts for _ in range(n)]
     replies = [s.text for samples in generations.samples for s in samples]
     start = time.perf_counter()
-    scores = score_all([config.gold, *config.proxies], prompts, replies, config)
+    scores, infos = score_all([config.gold, *config.proxies], prompts, replies, config)
     scoring_seconds = time.perf_counter() - start
-    rules = selection_scores(scores[1:], config.uncertainty_weight)
+    statistics = proxy_statistics(infos[1:], config.proxies)
+    rules = selection_scores(scores[1:], config.uncertainty_weight, statistics)
     curves = overopt_curves(rules, scores[0], n, n)
     flat = [s for samples in generations.samples for s in samples]
     return {
@@ -173,6 +214,13 @@ def run_overopt(config: OveroptConfig) -> dict[str, object]:
         "sampling": config.sampling.as_dict(),
         "precision": resolve_precision(config.precision),
         "uncertainty_weight": config.uncertainty_weight,
+        "ensemble_normalisation": None
+        if len(config.proxies) < 2
+        else {
+            "standardised": statistics is not None,
+            "reward_means": statistics[0] if statistics is not None else None,
+            "reward_stds": statistics[1] if statistics is not None else None,
+        },
         "n_values": list(range(1, n + 1)),
         "kl": [best_of_n_kl(k) for k in range(1, n + 1)],
         "curves": {name: curve.__dict__ for name, curve in curves.items()},

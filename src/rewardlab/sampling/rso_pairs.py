@@ -1,0 +1,158 @@
+"""DPO pairs by statistical rejection sampling (RSO): replies of the reward-tilted policy, ranked by reward.
+
+Liu et al. 2023, "Statistical Rejection Sampling Improves Preference Optimization", §3: the MLE of
+the optimal policy needs pairs drawn from that policy,
+
+    π_r(y|x) = π_sft(y|x) · exp(r(x, y)/β) / Z(x),
+
+not from π_sft. For each prompt, N candidates are sampled from the policy (π_sft), scored by the
+reward model, and Algorithm 1 (:func:`rewardlab.sampling.rejection.rso_sample`) accepts up to k of
+them as draws of π_r; the accepted replies are paired as they were drawn (1st with 2nd, 3rd with
+4th, ...) and each pair is labelled by the reward (the higher one is ``chosen``).
+
+Choices made here, not prescribed by the paper: disjoint consecutive pairs (each pair is two draws
+of π_r, so its two replies are independent; every pair among the k would reuse replies); a pair
+whose two rewards are equal (the same reply drawn twice, say) is dropped, as it carries no
+preference; empty replies are not candidates (a pair with an empty reply is not valid data).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rewardlab.data.records import PreferencePair, Prompt
+from rewardlab.precision import Precision
+from rewardlab.runs.config import Checked
+from rewardlab.sampling.generation import SampleConfig, sample_replies
+from rewardlab.sampling.rejection import rso_sample
+
+
+def rso_pairs(rewards: Sequence[float], beta: float, accept: int, rng: np.random.Generator) -> list[tuple[int, int]]:
+    """(chosen, rejected) candidate indices: up to ``accept`` draws of π_r (Algorithm 1), paired as drawn.
+
+    Each pair's reply with the higher reward is ``chosen``; pairs of equal rewards are dropped and
+    an odd last draw is left unpaired, so at most ``accept // 2`` pairs come back.
+    """
+    if accept < 2:
+        raise ValueError(f"accept must be at least 2 to make a pair (got {accept})")
+    r = np.asarray(rewards, dtype=np.float64)
+    drawn = rso_sample(r, beta, accept, rng)
+    pairs = []
+    for a, b in zip(drawn[0::2], drawn[1::2], strict=False):
+        if r[a] != r[b]:
+            pairs.append((a, b) if r[a] > r[b] else (b, a))
+    return pairs
+
+
+def prompt_rng(seed: int, prompt: Prompt) -> np.random.Generator:
+    """The acceptance draws of one prompt, seeded from (seed, prompt): independent of the other prompts."""
+    text = json.dumps(prompt if isinstance(prompt, str) else list(prompt), ensure_ascii=False)
+    digest = hashlib.sha256(f"{seed}:rso:{text}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass
+class RSOPairsConfig(Checked):
+    policy: str
+    """The policy π_sft the candidates come from: smollm2 or a local causal LM folder."""
+    reward_model: str
+    """A saved rewardlab reward model: r of the tilt, and the label of each pair."""
+    prompts: list[Prompt]
+    sampling: SampleConfig = field(default_factory=SampleConfig)
+    """``sampling.n`` is N, the candidates per prompt."""
+    beta: float = 0.5
+    """β of the tilt exp(r/β): large β keeps π_sft, small β only the best candidates."""
+    accept: int = 8
+    """Draws of π_r per prompt at most (Algorithm 1, without replacement among the N candidates)."""
+    precision: Precision = "auto"
+    progress: bool = False
+
+    def problems(self) -> list[str]:
+        from rewardlab.models.reward_model import saved_model_problem
+
+        problems = self.sampling.problems()
+        if not self.prompts:
+            problems.append("no prompts to sample from")
+        if not (np.isfinite(self.beta) and self.beta > 0):
+            problems.append(f"beta must be positive (got {self.beta})")
+        if not 2 <= self.accept <= self.sampling.n:
+            problems.append(f"accept must be between 2 and n={self.sampling.n} (got {self.accept})")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := saved_model_problem(self.reward_model):
+            problems.append(f"reward model {self.reward_model}: {problem}")
+        return problems
+
+
+@dataclass(frozen=True)
+class RSOPairsOutput:
+    pairs: list[PreferencePair]
+    stats: dict[str, float | int]
+
+
+def build_rso_pairs(config: RSOPairsConfig) -> RSOPairsOutput:
+    """Sample N candidates per prompt, score them, accept draws of π_r and pair them (module docstring).
+
+    Each pair keeps both rewards as ``chosen_rating`` / ``rejected_rating`` and the id
+    ``rso-<prompt index>-<pair index>``.
+    """
+    from rewardlab.models.causal_lm import CausalLM
+    from rewardlab.models.reward_model import RewardModel
+
+    config.check()
+    start = time.perf_counter()
+    lm = CausalLM.from_pretrained(config.policy, precision=config.precision)
+    samples = sample_replies(lm, config.prompts, config.sampling, progress=config.progress)
+    del lm
+    candidates = [[s.text for s in row if s.text] for row in samples]
+    flat_prompts = [p for p, row in zip(config.prompts, candidates, strict=True) for _ in row]
+    flat_replies = [text for row in candidates for text in row]
+    model = RewardModel.from_pretrained(config.reward_model)
+    scores = model.score(flat_prompts, flat_replies, precision=config.precision, progress=config.progress)
+    rewards = np.asarray(scores, dtype=np.float64)
+    pairs: list[PreferencePair] = []
+    offset, accepted_rewards = 0, []
+    for i, (prompt, row) in enumerate(zip(config.prompts, candidates, strict=True)):
+        r = rewards[offset : offset + len(row)]
+        offset += len(row)
+        if len(row) < 2:
+            continue
+        for j, (c, k) in enumerate(rso_pairs(r, config.beta, config.accept, prompt_rng(config.sampling.seed, prompt))):
+            accepted_rewards += [r[c], r[k]]
+            pairs.append(
+                PreferencePair(
+                    prompt, row[c], row[k], chosen_rating=float(r[c]), rejected_rating=float(r[k]), id=f"rso-{i}-{j}"
+                )
+            )
+    stats = {
+        "prompts": len(config.prompts),
+        "candidates": sum(len(row) for row in samples),
+        "empty_candidates": sum(len(row) - len(c) for row, c in zip(samples, candidates, strict=True)),
+        "pairs": len(pairs),
+        "mean_candidate_reward": float(rewards.mean()) if rewards.size else float("nan"),
+        "mean_paired_reward": float(np.mean(accepted_rewards)) if accepted_rewards else float("nan"),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    return RSOPairsOutput(pairs, stats)
+
+
+def pair_rows(pairs: Sequence[PreferencePair]) -> str:
+    """The pairs as JSONL that ``rewardlab dpo --data`` reads (a conversation prompt as its messages)."""
+    lines = []
+    for p in pairs:
+        row = {
+            "id": p.id,
+            "prompt": p.prompt if isinstance(p.prompt, str) else list(p.prompt),
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+            "chosen_rating": p.chosen_rating,
+            "rejected_rating": p.rejected_rating,
+        }
+        lines.append(json.dumps(row, ensure_ascii=False) + "\n")
+    return "".join(lines)
