@@ -481,6 +481,7 @@ def sample_pairs(
     the reward (each reply's reward kept as chosen_rating / rejected_rating).
     """
     from rewardlab.atomic import write_text_atomic
+    from rewardlab.destinations import check_file_destination
     from rewardlab.evaluate.data_split import load_pairs
     from rewardlab.policy.evaluation import distinct_prompts
     from rewardlab.sampling.generation import SampleConfig
@@ -488,6 +489,7 @@ def sample_pairs(
 
     if prompts < 1:
         raise ValueError(f"--prompts must be at least 1 (got {prompts})")
+    check_file_destination(output)  # before sampling, not after
     sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
     config = RSOPairsConfig(
         policy=policy,
@@ -544,13 +546,7 @@ def objectives() -> None:
     """List the registered objectives and their options."""
     from rewardlab.objectives import get_objective, objective_names
 
-    names = objective_names()
-    # the name is what users type: shown whole, the other columns wrap
-    table = Table(Column("name", min_width=max(map(len, names)), no_wrap=True), "options", "what it is")
-    for name in names:
-        objective = get_objective(name)
-        table.add_row(name, ", ".join(f"{k}={v}" for k, v in objective.options.items()), objective.summary)
-    out.print(table)
+    _print_methods(objective_names(), get_objective)
 
 
 @app.command("policy-losses")
@@ -558,9 +554,14 @@ def policy_losses() -> None:
     """List the registered policy losses of `rewardlab dpo --loss` and their options."""
     from rewardlab.policy.registry import get_policy_loss, policy_loss_names
 
-    names = policy_loss_names()
+    _print_methods(policy_loss_names(), get_policy_loss)
+
+
+def _print_methods(names: list[str], get: Callable[[str], Any]) -> None:
+    """A registry's methods as a table: name, options with their defaults, the one-line summary."""
+    # the name is what users type: shown whole, the other columns wrap
     table = Table(Column("name", min_width=max(map(len, names)), no_wrap=True), "options", "what it is")
     for name in names:
-        loss = get_policy_loss(name)
-        table.add_row(name, ", ".join(f"{k}={v}" for k, v in loss.options.items()), loss.summary)
+        method = get(name)
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in method.options.items()), method.summary)
     out.print(table)

@@ -78,26 +78,36 @@ def length_bias(
     tokens). Ties in score count 1/2, as everywhere (``metrics.pairwise_correct``). Without
     ``per_reply_rewards`` (the scores are ±ℓ/2 of a pair's log-odds ℓ) there is no ρ: None.
     """
-    chosen_scores, rejected_scores, chosen_lengths, rejected_lengths = _columns(
+    longer, shorter, equal, rho = _by_sign(
+        chosen_scores, rejected_scores, chosen_lengths, rejected_lengths, seed, per_reply_rewards
+    )
+    return LengthBiasOutput(longer, shorter, equal, rho, unit=unit)
+
+
+def _by_sign(
+    chosen_scores: ArrayLike,
+    rejected_scores: ArrayLike,
+    chosen_measure: ArrayLike,
+    rejected_measure: ArrayLike,
+    seed: int,
+    per_reply_rewards: bool,
+) -> tuple[AccuracyEstimate, AccuracyEstimate, int, float | None]:
+    """Accuracy where the chosen reply measures more and where it measures less than the rejected one,
+    the count of pairs that measure the same, and ρ(reward, measure) over every reply (or None)."""
+    chosen_scores, rejected_scores, chosen_measure, rejected_measure = _columns(
         chosen_scores=chosen_scores,
         rejected_scores=rejected_scores,
-        chosen_lengths=chosen_lengths,
-        rejected_lengths=rejected_lengths,
+        chosen_measure=chosen_measure,
+        rejected_measure=rejected_measure,
     )
     correct = pairwise_correct(chosen_scores, rejected_scores)
-    longer, shorter = chosen_lengths > rejected_lengths, chosen_lengths < rejected_lengths
+    more, less = chosen_measure > rejected_measure, chosen_measure < rejected_measure
     rho = None
-    if per_reply_rewards:
+    if per_reply_rewards:  # a rank correlation of reward with any per-reply measure
         rho = reward_length_spearman(
-            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_lengths, rejected_lengths])
+            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_measure, rejected_measure])
         )
-    return LengthBiasOutput(
-        chosen_longer=estimate(correct[longer], seed=seed),
-        chosen_shorter=estimate(correct[shorter], seed=seed),
-        equal_length=int((~longer & ~shorter).sum()),
-        reward_length_spearman=rho,
-        unit=unit,
-    )
+    return estimate(correct[more], seed=seed), estimate(correct[less], seed=seed), int((~more & ~less).sum()), rho
 
 
 @dataclass
@@ -131,22 +141,6 @@ def style_bias(
     every pair. A model that rewards formatting is right far more often in the first group than in
     the second, whatever the replies say; one blind to it scores the same in both.
     """
-    chosen_scores, rejected_scores, chosen_formatting, rejected_formatting = _columns(
-        chosen_scores=chosen_scores,
-        rejected_scores=rejected_scores,
-        chosen_formatting=chosen_formatting,
-        rejected_formatting=rejected_formatting,
-    )
-    correct = pairwise_correct(chosen_scores, rejected_scores)
-    more, less = chosen_formatting > rejected_formatting, chosen_formatting < rejected_formatting
-    rho = None
-    if per_reply_rewards:
-        rho = reward_length_spearman(  # a rank correlation of reward with any per-reply measure
-            np.concatenate([chosen_scores, rejected_scores]), np.concatenate([chosen_formatting, rejected_formatting])
-        )
     return StyleBiasOutput(
-        chosen_more_formatted=estimate(correct[more], seed=seed),
-        chosen_less_formatted=estimate(correct[less], seed=seed),
-        equal_formatting=int((~more & ~less).sum()),
-        reward_formatting_spearman=rho,
+        *_by_sign(chosen_scores, rejected_scores, chosen_formatting, rejected_formatting, seed, per_reply_rewards)
     )
