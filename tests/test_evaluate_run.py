@@ -18,8 +18,9 @@ from rewardlab.evaluate.data_split import load_pairs
 from rewardlab.evaluate.pair_checks import PairChecks, evaluate_with_policy_ranking
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
 from rewardlab.evaluate.run import compare_data, evaluate_data
-from rewardlab.evaluate.score_file import parse_direction, score_file
+from rewardlab.evaluate.score_file import score_file
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.rewards.direction import direction_weights
 from rewardlab.runs.data import load_split
 from rewardlab.training.config import DataConfig
 
@@ -163,7 +164,7 @@ def test_score_file_writes_and_returns_the_rows(model_dir, tmp_path):
     assert [json.loads(line) for line in target.read_text().splitlines()] == scored
 
 
-def test_parse_direction():
-    assert parse_direction("1,0.5") == [1.0, 0.5]
-    with pytest.raises(ValueError, match="--direction must be numbers separated by commas"):
-        parse_direction("1;2")
+def test_direction_as_typed():
+    assert direction_weights("1,0.5") == [1.0, 0.5]
+    with pytest.raises(ValueError, match="direction must be numbers separated by commas"):
+        direction_weights("1;2")

@@ -381,10 +381,18 @@ def serve_command(
         Path | None,
         typer.Option(help="File with a bearer token: requests but /health must send 'Authorization: Bearer <token>'"),
     ] = None,
+    direction: Annotated[
+        str | None,
+        typer.Option(help="Multi-attribute model: its attributes' weights, e.g. 1,0.5 (a request's direction wins)"),
+    ] = None,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
     settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host") and v is not None}
+    from rewardlab.rewards.direction import direction_weights
     from rewardlab.serve.server import ServeConfig, serve
+
+    if direction is not None:
+        settings["direction"] = direction_weights(direction)
 
     config = ServeConfig(**settings)  # the options left are ServeConfig's fields (tile_tokens unset: its default)
 
@@ -473,17 +481,24 @@ def sample_pairs(
     seed: Annotated[int, typer.Option(help="Sampling and acceptance seed (combined with each prompt)")] = 0,
     chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
     precision: PrecisionOption = "auto",
+    direction: Annotated[
+        str | None,
+        typer.Option(help="Multi-attribute reward model: rank along these attribute weights, e.g. 1,0.5 (DPA)"),
+    ] = None,
 ) -> None:
     """DPO pairs by statistical rejection sampling (RSO, Liu et al. 2023): draws of π_sft·exp(r/β), ranked by reward.
 
     N candidates per prompt are sampled from the policy and scored; rejection sampling accepts up to
     --accept of them as draws of the reward-tilted policy, which are paired as drawn and labelled by
-    the reward (each reply's reward kept as chosen_rating / rejected_rating).
+    the reward (each reply's reward kept as chosen_rating / rejected_rating). With --direction and a
+    multi-attribute reward model the reward is the attributes' projection on that direction, so DPO on
+    the pairs moves the policy toward it (directional rejection-sampling fine-tuning, DPA).
     """
     from rewardlab.atomic import write_text_atomic
     from rewardlab.destinations import check_file_destination
     from rewardlab.evaluate.data_split import load_pairs
     from rewardlab.policy.evaluation import distinct_prompts
+    from rewardlab.rewards.direction import direction_weights
     from rewardlab.sampling.generation import SampleConfig
     from rewardlab.sampling.rso_pairs import RSOPairsConfig, build_rso_pairs, pair_rows
 
@@ -500,6 +515,7 @@ def sample_pairs(
         accept=accept,
         precision=precision,  # type: ignore[arg-type]  # checked by check()
         progress=True,
+        direction=direction_weights(direction),
     )
     config.check()
     result = build_rso_pairs(config)

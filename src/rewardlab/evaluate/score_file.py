@@ -23,6 +23,7 @@ from rewardlab.data.scoring import ScoringRow, read_scoring_rows
 from rewardlab.destinations import check_file_destination, writing
 from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.rewards.direction import direction_weights
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
 _HEAD_KINDS = {
@@ -62,7 +63,7 @@ def score_file(
     _check_new_field(rows, REWARD_FIELD)
     _check_json_values(rows)
     prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
-    weights = parse_direction(direction) if isinstance(direction, str) and direction else direction or None
+    weights = direction_weights(direction or None)
     options = {
         k: v for k, v in (("aggregation", aggregation), ("uncertainty_weight", uncertainty_weight)) if v is not None
     }
@@ -96,14 +97,6 @@ def score_file(
     with writing(output):
         write_text_atomic(output, "".join(_json_line(r) for r in scored))
     return scored
-
-
-def parse_direction(text: str) -> list[float]:
-    """Attribute weights as typed on the command line: numbers separated by commas."""
-    try:
-        return [float(x) for x in text.split(",")]
-    except ValueError:
-        raise ValueError(f"--direction must be numbers separated by commas, e.g. 1,0.5 (got {text!r})") from None
 
 
 def _refuse_unused(

@@ -14,6 +14,11 @@ Choices made here, not prescribed by the paper: disjoint consecutive pairs (each
 of π_r, so its two replies are independent; every pair among the k would reuse replies); a pair
 whose two rewards are equal (the same reply drawn twice, say) is dropped, as it carries no
 preference; empty replies are not candidates (a pair with an empty reply is not valid data).
+
+With a ``direction`` and a multi-attribute reward model, r is the attributes' projection on the
+unit direction (Wang et al. 2024, "Arithmetic Control of LLMs for Diverse User Preferences"): the
+tilt and the labels then follow that user preference, and DPO on the pairs is DPA's directional
+rejection-sampling fine-tuning, with RSO's acceptance in place of keeping only the best reply.
 """
 
 from __future__ import annotations
@@ -72,9 +77,12 @@ class RSOPairsConfig(Checked):
     """Draws of π_r per prompt at most (Algorithm 1, without replacement among the N candidates)."""
     precision: Precision = "auto"
     progress: bool = False
+    direction: list[float] | None = None
+    """For a multi-attribute reward model: the attribute weights r is the projection on (default: its saved one)."""
 
     def problems(self) -> list[str]:
         from rewardlab.models.reward_model import saved_model_problem
+        from rewardlab.rewards.direction import direction_problem, saved_head
 
         problems = self.sampling.problems()
         if not self.prompts:
@@ -87,6 +95,8 @@ class RSOPairsConfig(Checked):
             problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
         if problem := saved_model_problem(self.reward_model):
             problems.append(f"reward model {self.reward_model}: {problem}")
+        elif problem := direction_problem(*saved_head(self.reward_model), self.direction):
+            problems.append(f"direction {problem} (reward model {self.reward_model})")
         return problems
 
 
@@ -114,7 +124,9 @@ def build_rso_pairs(config: RSOPairsConfig) -> RSOPairsOutput:
     flat_prompts = [p for p, row in zip(config.prompts, candidates, strict=True) for _ in row]
     flat_replies = [text for row in candidates for text in row]
     model = RewardModel.from_pretrained(config.reward_model)
-    scores = model.score(flat_prompts, flat_replies, precision=config.precision, progress=config.progress)
+    scores = model.score(
+        flat_prompts, flat_replies, precision=config.precision, progress=config.progress, direction=config.direction
+    )
     rewards = np.asarray(scores, dtype=np.float64)
     pairs: list[PreferencePair] = []
     offset, accepted_rewards = 0, []

@@ -1,7 +1,9 @@
 """Rewards for other trainers: TRL's ``GRPOTrainer(reward_funcs=...)`` and verl's ``compute_score``.
 
 Both load a saved reward model once, score in the precision chosen once (bf16 where the hardware
-has it), and can apply a named transform (``rewardlab.rewards.transforms``) on the way out. For a policy
+has it), and can apply a named transform (``rewardlab.rewards.transforms``) on the way out. A
+``direction`` weighs a multi-attribute model's attributes (DPA: the policy is trained toward that
+user preference); it is refused for any other model, which would ignore it. For a policy
 trained in another process or on another machine, serve the model instead
 (``rewardlab serve``) and point the trainer at ``/score`` or OpenRLHF's ``/get_reward``.
 """
@@ -16,6 +18,7 @@ from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.precision import Precision
+from rewardlab.rewards.direction import check_direction
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform
 
 
@@ -28,8 +31,10 @@ class _Scorer:
         transform: str | None,
         transform_args: Mapping[str, Any] | None,
         precision: Precision,
+        direction: str | Sequence[float] | None = None,
     ) -> None:
         loaded = model if isinstance(model, RewardModel) else RewardModel.from_pretrained(model)
+        self.direction = check_direction(loaded.info.head, loaded.model.config.num_labels, direction)
         self.model, self.precision = inference_copy(loaded, precision)
         self.transform = get_transform(transform) if transform else None
         if self.transform is not None and self.transform.steps:
@@ -47,7 +52,10 @@ class _Scorer:
         """Rewards of replies (and of each reply's references, scored in the same call) after the transform."""
         flat = [(p, r) for p, refs in zip(prompts, references or [], strict=False) for r in refs]
         scored = self.model.score(
-            [*prompts, *(p for p, _ in flat)], [*replies, *(r for _, r in flat)], precision=self.precision
+            [*prompts, *(p for p, _ in flat)],
+            [*replies, *(r for _, r in flat)],
+            precision=self.precision,
+            direction=self.direction,
         )
         rewards, rest = scored[: len(replies)], iter(scored[len(replies) :])
         if self.transform is None:
@@ -66,6 +74,7 @@ class TRLRewardFunction:
     ``lsc`` or ``par`` transform each row's reference replies come from the dataset column
     ``reference_column`` (TRL passes dataset columns as keyword arguments). An instance, not a
     closure, so that TRL and multiprocessing can pickle it; TRL logs it under ``__name__``.
+    ``direction`` (``"1,0.5"`` or a list) weighs a multi-attribute model's attributes.
     """
 
     def __init__(
@@ -77,8 +86,9 @@ class TRLRewardFunction:
         reference_column: str = "reference",
         precision: Precision = "auto",
         name: str = "rewardlab",
+        direction: str | Sequence[float] | None = None,
     ) -> None:
-        self.scorer = _Scorer(model, transform, transform_args, precision)
+        self.scorer = _Scorer(model, transform, transform_args, precision, direction)
         self.reference_column = reference_column
         self.__name__ = name
 
@@ -110,6 +120,7 @@ def verl_compute_score(
     transform: str | None = None,
     transform_args: Mapping[str, Any] | None = None,
     precision: Precision = "auto",
+    direction: str | Sequence[float] | None = None,
 ):
     """``compute_score(data_source, solution_str, ground_truth, extra_info=None) -> float`` for verl.
 
@@ -117,8 +128,9 @@ def verl_compute_score(
     ``extra_info[prompt_key]`` (put it there when preparing the dataset), or, with
     ``prompt_key=None``, the response is scored without a prompt. ``ground_truth`` is not used: a
     reward model judges the reply itself. Transforms needing references are not available here.
+    ``direction`` weighs a multi-attribute model's attributes, as in ``TRLRewardFunction``.
     """
-    scorer = _Scorer(model, transform, transform_args, precision)
+    scorer = _Scorer(model, transform, transform_args, precision, direction)
     if scorer.needs_reference:
         raise TransformError(f"{scorer.transform.name!r} needs reference replies, which verl does not pass")
 

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import torch
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -35,6 +36,7 @@ from rewardlab.data.schema import parse_prompt
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
 from rewardlab.precision import Precision
+from rewardlab.rewards.direction import direction_problem
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 from rewardlab.runs.config import Checked
 from rewardlab.serve.asgi import RequestError, add_error_handlers
@@ -74,6 +76,9 @@ class ServeConfig(Checked):
     """Requests in progress at most, counted once their body has arrived (503 and Retry-After beyond; /health apart)."""
     token_file: str | None = None
     """A file holding a bearer token: every request but /health must send ``Authorization: Bearer <token>``."""
+    direction: list[float] | None = None
+    """For a multi-attribute model: the weights that combine its attributes when a request gives none
+    (default: the model's saved direction). Refused for a model without attributes, which would ignore it."""
 
     def problems(self) -> list[str]:
         positive = ("max_batch_items", "max_items", "max_text_chars", "max_body_bytes", "tile_tokens")
@@ -83,6 +88,10 @@ class ServeConfig(Checked):
             errors.append(f"max_wait_ms must not be negative (got {self.max_wait_ms})")
         if self.precision not in ("auto", "bf16", "fp32"):
             errors.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if self.direction is not None and (
+            not self.direction or not all(math.isfinite(w) for w in self.direction) or not any(self.direction)
+        ):
+            errors.append(f"direction must be a finite, non-zero vector (got {list(self.direction)})")
         if self.token_file is not None:
             try:
                 read_token(self.token_file)
@@ -131,6 +140,12 @@ class TransformSpec(BaseModel):
     args: dict[str, Any] = Field(default_factory=dict, description="The transform's numeric options")
 
 
+DIRECTION_HELP = (
+    "For a multi-attribute model: one weight per attribute; the reward is the attributes' projection on "
+    "this direction (default: the server's --direction, else the model's). Refused for other models"
+)
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[ScoreItem] = Field(min_length=1)
@@ -139,6 +154,7 @@ class ScoreRequest(BaseModel):
         description="Applied to this request's rewards; whiten uses the request as its batch, "
         "step_clip and step_delta read the items as the successive steps of one solution",
     )
+    direction: list[float] | None = Field(None, description=DIRECTION_HELP)
 
 
 class ScoreResponse(BaseModel):
@@ -155,6 +171,7 @@ class GetRewardRequest(BaseModel):
     prompts: list[str] | None = Field(None, description="The prompt that starts each query")
     labels: list[Any] | None = Field(None, description="Ground truths (not used by a reward model)")
     transform: TransformSpec | None = None
+    direction: list[float] | None = Field(None, description=DIRECTION_HELP)
 
 
 class GetRewardResponse(BaseModel):
@@ -177,6 +194,9 @@ class ScoringService:
     def __init__(self, model: RewardModel, model_path: str, config: ServeConfig) -> None:
         config.check()
         check_scores_replies(model, model_path)
+        self.attributes = model.info.head == "attributes"
+        if problem := direction_problem(model.info.head, model.model.config.num_labels, config.direction):
+            raise ValueError(f"{model_path + ': ' if model_path else ''}--direction {problem}")
         self.config = config
         self.model_path = model_path
         self.model, self.precision = inference_copy(model, config.precision)
@@ -205,18 +225,33 @@ class ScoringService:
         if self._tokenize is not None:
             self._tokenize.shutdown(wait=True)
 
-    def _score_ids(self, ids: list[list[int]]) -> list[float]:
+    def _score_ids(self, ids: list[list[int]]) -> list[Any]:
+        """Rewards, or for a multi-attribute model each item's attributes: requests batched together may
+        weigh them along different directions, so each request combines its own (``score``)."""
+        if self.attributes:
+            return self.model.outputs_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens).tolist()
         return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
 
+    def direction(self, weights: list[float] | None) -> list[float] | None:
+        """A request's direction, refused (naming the field) when the model has no attributes to weigh."""
+        if problem := direction_problem(self.model.info.head, self.model.model.config.num_labels, weights):
+            raise RequestError("direction", problem)
+        return weights
+
     async def score(
-        self, pairs: Sequence[tuple[Prompt, str]], names: Sequence[str], request: Request | None = None
+        self,
+        pairs: Sequence[tuple[Prompt, str]],
+        names: Sequence[str],
+        request: Request | None = None,
+        direction: Sequence[float] | None = None,
     ) -> tuple[list[float], list[bool]]:
         """Rewards and truncation flags of (prompt, response) pairs, batched with other requests.
 
         ``names`` says where each pair is in the request, for errors and for a reward that is not a
         finite number (500: the model, not the request, is at fault). A ``request`` whose client has
         left, by now (then it is not even tokenised) or by the time its batch is formed, is not
-        scored (``ClientGone``).
+        scored (``ClientGone``). ``direction`` weighs a multi-attribute model's attributes (default: the
+        server's ``--direction``, else the model's own).
         """
         if request is not None and await request.is_disconnected():
             self.batcher.stats.abandoned += 1
@@ -224,6 +259,9 @@ class ScoringService:
         encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, names)
         gone = request.is_disconnected if request is not None else None
         rewards = await self.batcher.submit(encoded.ids, gone)
+        if self.attributes:
+            weights = direction if direction is not None else self.config.direction
+            rewards = self.model.reduce(torch.tensor(rewards), direction=weights)[0].tolist()
         check_finite(rewards, names, "the model's reward")
         return rewards, encoded.truncated
 
@@ -251,6 +289,8 @@ class ScoringService:
             "reward_mean": info.reward_mean,
             "reward_std": info.reward_std,
             "temperature": info.temperature,
+            "head": info.head,
+            "direction": self.config.direction or info.direction if self.attributes else None,
             "precision": self.precision,
             "device": str(model.model.device),
             "limits": {**asdict(self.config), "token_file": self.config.token_file and str(self.config.token_file)},
@@ -413,7 +453,8 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
             raise RequestError("items.reference", "is given but the transform uses none (give it with lsc or par)")
         names = [f"items[{k}]" for k in range(len(pairs))]
         names += [f"items[{k}].reference[{j}]" for k, i in enumerate(body.items) for j in range(len(i.reference or []))]
-        rewards, truncated = await service.score(pairs + reference_pairs, names, request)
+        direction = service.direction(body.direction)
+        rewards, truncated = await service.score(pairs + reference_pairs, names, request, direction)
         own, reference_rewards = rewards[: len(pairs)], iter(rewards[len(pairs) :])
         references = [[next(reference_rewards) for _ in i.reference or []] for i in body.items]
         final = transformed(body.transform, own, references if wants_reference else None, service.stats)
@@ -432,7 +473,7 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         tokenizer = service.model.tokenizer
         pairs = split_queries(body.query, body.prompts, [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t])
         names = [f"query[{k}]" for k in range(len(pairs))]
-        rewards, _ = await service.score(pairs, names, request)
+        rewards, _ = await service.score(pairs, names, request, service.direction(body.direction))
         rewards = transformed(body.transform, rewards, None, service.stats)
         check_finite(rewards, names, "the transformed reward")
         return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
