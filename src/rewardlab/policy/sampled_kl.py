@@ -20,7 +20,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM
-from rewardlab.sampling.generation import chunk_seed, prompt_prefix
+from rewardlab.sampling.generation import draw_tokens, prompt_prefix
 
 
 @dataclass(frozen=True)
@@ -42,25 +42,9 @@ class SampledKLOutput:
 def sample_reply_tokens(lm: CausalLM, prefix: Sequence[int], n: int, max_new_tokens: int, seed: int) -> list[list[int]]:
     """``n`` replies to ``prefix`` drawn from the model's own distribution (temperature 1), as token
     ids up to and including the end-of-turn token where one was drawn."""
-    device = lm.model.device
-    input_ids = torch.tensor([list(prefix)] * n, device=device)
     eos = lm.tokenizer.eos_token_id
-    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
-        torch.manual_seed(chunk_seed(seed, prefix, 0))
-        generated = lm.model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=True,
-            temperature=1.0,
-            top_k=None,
-            top_p=None,
-            pad_token_id=lm.pad_id,
-            eos_token_id=eos,
-        )
-    replies = []
-    for row in generated[:, len(prefix) :].tolist():
-        replies.append(row[: row.index(eos) + 1] if eos in row else row)
+    drawn = draw_tokens(lm, prefix, n, max_new_tokens, temperature=1.0, seed=seed)
+    replies = [row[: row.index(eos) + 1] if eos in row else row for row in drawn]
     return [reply for reply in replies if reply]
 
 

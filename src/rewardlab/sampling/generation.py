@@ -83,40 +83,57 @@ def sample_prompt(lm: CausalLM, prompt: Prompt, config: SampleConfig) -> list[Sa
     """
     config.check()
     prefix = prompt_prefix(lm, prompt)
-    device = lm.model.device
     eos = lm.tokenizer.eos_token_id
     shared = None
     if len(prefix) > 1:
         shared = DynamicCache(config=lm.model.config)
-        lm.model(input_ids=torch.tensor([prefix[:-1]], device=device), cache=shared, use_cache=True)
+        lm.model(input_ids=torch.tensor([prefix[:-1]], device=lm.model.device), cache=shared, use_cache=True)
     samples: list[Sample] = []
     for index in range(math.ceil(config.n / config.chunk)):
         rows = min(config.chunk, config.n - index * config.chunk)
-        input_ids = torch.tensor([prefix] * rows, device=device)
         cache = None
         if shared is not None:
             cache = copy.deepcopy(shared)
             cache.batch_repeat_interleave(rows)
-        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
-            torch.manual_seed(chunk_seed(config.seed, prefix, index))
-            generated = lm.model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                cache=cache,
-                max_new_tokens=config.max_new_tokens,
-                do_sample=True,
-                temperature=config.temperature,
-                top_k=None,
-                top_p=None,
-                pad_token_id=lm.pad_id,
-                eos_token_id=eos,
-            )
-        for row in generated[:, len(prefix) :].tolist():
+        drawn = draw_tokens(lm, prefix, rows, config.max_new_tokens, config.temperature, config.seed, index, cache)
+        for row in drawn:
             end = row.index(eos) if eos in row else None
             reply = row[:end]
             text = lm.tokenizer.decode(reply, skip_special_tokens=True).strip()
             samples.append(Sample(text, len(reply), end is not None))
     return samples
+
+
+def draw_tokens(
+    lm: CausalLM,
+    prefix: Sequence[int],
+    rows: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    chunk: int = 0,
+    cache: DynamicCache | None = None,
+) -> list[list[int]]:
+    """``rows`` continuations of ``prefix`` as token ids (padding after an end-of-turn included), drawn
+    by one ``generate`` call seeded with ``chunk_seed(seed, prefix, chunk)``, pure sampling (no top-k
+    or top-p); ``cache`` holds the prefix's keys and values but its last token, repeated for each row."""
+    device = lm.model.device
+    input_ids = torch.tensor([list(prefix)] * rows, device=device)
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+        torch.manual_seed(chunk_seed(seed, prefix, chunk))
+        generated = lm.model.generate(
+            input_ids=input_ids,
+            attention_mask=torch.ones_like(input_ids),
+            cache=cache,
+            max_new_tokens=max_new_tokens,
+            do_sample=True,
+            temperature=temperature,
+            top_k=None,
+            top_p=None,
+            pad_token_id=lm.pad_id,
+            eos_token_id=lm.tokenizer.eos_token_id,
+        )
+    return generated[:, len(prefix) :].tolist()
 
 
 def sample_replies(
