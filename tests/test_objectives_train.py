@@ -137,13 +137,17 @@ def test_ensemble_scores_carry_their_uncertainty(data_files, tiny_encoder_dir, t
         objective="ensemble_bradley_terry",
         **{**QUICK, "objective.args.members": 3, "objective.args.bootstrap": "poisson"},
     )
+    """Each of the head's members is standardised with its own statistics on the training replies,
+    saved with the model, before the members are aggregated (as separately trained members are)."""
     model = RewardModel.from_pretrained(result.model_dir)
+    means, stds = torch.tensor(model.info.member_means), torch.tensor(model.info.member_stds)
+    assert means.shape == stds.shape == (3,) and bool((stds > 0).all())
     texts = ["helpful kind", "rude wrong", "the the the"]
     mean, variance = model.score_with_uncertainty(["q"] * 3, texts, precision="fp32")
-    outputs = model.outputs_ids(model.encode(["q"] * 3, texts).ids, precision="fp32")
-    assert torch.allclose(torch.tensor(mean), outputs.mean(-1)) and all(v >= 0 for v in variance)
+    z = (model.outputs_ids(model.encode(["q"] * 3, texts).ids, precision="fp32") - means) / stds
+    assert torch.allclose(torch.tensor(mean), z.mean(-1), atol=1e-5) and all(v >= 0 for v in variance)
     model.info.aggregation = "wco"
-    assert model.score(["q"] * 3, texts, precision="fp32") == pytest.approx(outputs.min(-1).values.tolist())
+    assert model.score(["q"] * 3, texts, precision="fp32") == pytest.approx(z.min(-1).values.tolist(), abs=1e-5)
 
 
 def test_gpm_through_the_cli_is_evaluated_on_pairwise_probabilities(data_files, tiny_encoder_dir, tmp_path) -> None:

@@ -14,6 +14,8 @@ import torch
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
+from rewardlab.data.loading import load_preferences
+from rewardlab.data.split import split_pairs
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.sampling.rejection import tilted_distribution
 from rewardlab.sampling.rso_pairs import prompt_rng, rso_pairs
@@ -108,6 +110,12 @@ def test_sample_pairs_writes_pairs_that_dpo_trains_on(tiny_decoder_dir, reward_d
     model = RewardModel.from_pretrained(reward_dir)
     scored = model.score([r["prompt"] for r in rows], [r["chosen"] for r in rows], precision="fp32")
     assert scored == pytest.approx([r["chosen_rating"] for r in rows], abs=1e-4)
+
+    # the pairs of one prompt share a group, so a split never puts a prompt on both sides
+    loaded = load_preferences(tmp_path / "rso.jsonl").pairs
+    assert {p.group for p in loaded} == {r["group"] for r in rows} and len({r["group"] for r in rows}) == 8
+    splits = split_pairs(loaded, validation=0.0, test=0.5)
+    assert not {p.group for p in splits.train} & {p.group for p in splits.test}
 
     first = (tmp_path / "rso.jsonl").read_text()
     again = sample_pairs(tiny_decoder_dir, reward_dir, tmp_path, "--beta", "0.5")

@@ -48,18 +48,18 @@ def one_line_error(result) -> str:
 
 
 @pytest.mark.parametrize(
-    ("options", "said"),
+    ("options", "said", "why"),
     [
-        (["--direction", "1,0"], "--direction weighs the attributes of a multi-attribute model"),
-        (["--aggregation", "wco"], "--aggregation combines the members of an ensemble"),
-        (["--uncertainty-weight", "0.5"], "--uncertainty-weight combines the members of an ensemble"),
+        (["--direction", "1,0"], "--direction weighs the attributes of a multi-attribute model", "head is 'reward'"),
+        (["--aggregation", "wco"], "--aggregation combines the members of an ensemble", "one reward per reply"),
+        (["--uncertainty-weight", "0.5"], "--uncertainty-weight combines the members", "one reward per reply"),
     ],
 )
-def test_single_scalar_model_refuses_ensemble_and_attribute_options(scalar_model, rows, tmp_path, options, said):
+def test_single_scalar_model_refuses_ensemble_and_attribute_options(scalar_model, rows, tmp_path, options, said, why):
     out = tmp_path / "out.jsonl"
     error = one_line_error(score(scalar_model, rows, "--output", out, *options))
     assert error.startswith(f"error: {scalar_model}: {said}")
-    assert "one reward per reply" in error
+    assert why in error
     assert not out.exists()
 
 
@@ -67,7 +67,12 @@ def test_member_ensemble_refuses_a_direction(scalar_model, rows, tmp_path):
     error = one_line_error(
         score(scalar_model, rows, "--member", scalar_model, "--output", tmp_path / "o.jsonl", "--direction", "1,0")
     )
-    assert "--direction weighs the attributes" in error and "an ensemble of --member models" in error
+    assert "--direction weighs the attributes" in error and "head is 'ensemble'" in error
+
+
+def test_a_direction_of_the_wrong_size_is_refused_before_scoring(attributes_model, rows, tmp_path):
+    error = one_line_error(score(attributes_model, rows, "--output", tmp_path / "a.jsonl", "--direction", "1,0,1"))
+    assert "--direction needs one weight per attribute (2), got 3" in error
 
 
 def test_options_that_apply_are_still_accepted(scalar_model, attributes_model, rows, tmp_path):

@@ -99,6 +99,7 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
         id=read_label(row, location, columns.id),
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
+        group=read_label(row, location, columns.group),
         source=location,
     )
 

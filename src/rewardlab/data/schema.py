@@ -37,6 +37,8 @@ class ColumnMap:
     id: str = "id"
     subset: str = "subset"
     annotator: str = "annotator"
+    group: str = "group"
+    """Pairs sharing a group are split together (e.g. several pairs drawn for one prompt)."""
     strength: str = "strength"
     chosen_rating: str = "chosen_rating"
     rejected_rating: str = "rejected_rating"
@@ -132,6 +134,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         id=read_label(row, location, columns.id),
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
+        group=read_label(row, location, columns.group),
         source=location,
     )
 

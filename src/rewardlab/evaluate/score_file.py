@@ -23,7 +23,7 @@ from rewardlab.data.scoring import ScoringRow, read_scoring_rows
 from rewardlab.destinations import check_file_destination, writing
 from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.rewards.direction import direction_weights
+from rewardlab.rewards.direction import direction_problem, direction_weights
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
 _HEAD_KINDS = {
@@ -69,7 +69,7 @@ def score_file(
     }
     uncertainty = None
     if member:
-        _refuse_unused(model, "an ensemble of --member models", direction=weights)
+        _check_direction(model, "ensemble", 0, weights)
         _check_new_field(rows, UNCERTAINTY_FIELD)
         ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
         rewards, uncertainty = ensemble.score_with_uncertainty(
@@ -78,12 +78,9 @@ def score_file(
     else:
         reward_model = RewardModel.from_pretrained(model)
         head = reward_model.info.head
-        _refuse_unused(
-            model,
-            _HEAD_KINDS.get(head, f"a model with a {head} head"),
-            direction=weights if head != "attributes" else None,
-            options=options if head != "ensemble" else None,
-        )
+        _check_direction(model, head, reward_model.model.config.num_labels, weights)
+        if head != "ensemble":
+            _refuse_unused(model, _HEAD_KINDS.get(head, f"a model with a {head} head"), options)
         for key, value in options.items():
             setattr(reward_model.info, key, value)
         if reward_model.info.head == "ensemble":
@@ -99,20 +96,15 @@ def score_file(
     return scored
 
 
-def _refuse_unused(
-    model: str | Path,
-    what: str,
-    *,
-    direction: Sequence[float] | None = None,
-    options: dict[str, Any] | None = None,
-) -> None:
-    """Refuse an option the model would ignore: the rewards written would not be what the user asked for."""
-    if direction is not None:
-        raise ValueError(
-            f"{model}: --direction weighs the attributes of a multi-attribute model, but this is {what}; "
-            "drop --direction"
-        )
-    for key in options or {}:
+def _check_direction(model: str | Path, head: str, outputs: int, weights: Sequence[float] | None) -> None:
+    """Refuse a direction the model would ignore, or one that does not fit its attributes."""
+    if problem := direction_problem(head, outputs, weights):
+        raise ValueError(f"{model}: --direction {problem}")
+
+
+def _refuse_unused(model: str | Path, what: str, options: dict[str, Any]) -> None:
+    """Refuse an ensemble option the model would ignore: the rewards written would not be what was asked for."""
+    for key in options:
         flag = "--" + key.replace("_", "-")
         raise ValueError(
             f"{model}: {flag} combines the members of an ensemble, but this is {what}; "

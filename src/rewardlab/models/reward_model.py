@@ -31,7 +31,12 @@ from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.models.weight_files import require_safetensors
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
-from rewardlab.rewards.aggregate import aggregate_ensemble, combine_attributes, gpm_preference_logit
+from rewardlab.rewards.aggregate import (
+    aggregate_ensemble,
+    combine_attributes,
+    gpm_preference_logit,
+    standardise_members,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,10 @@ class RewardModelInfo:
     """For an ``ensemble`` head: mean, wco or uwo."""
     uncertainty_weight: float = 0.0
     """For an ``ensemble`` head aggregated by ``uwo``: λ in mean − λ·variance."""
+    member_means: list[float] | None = None
+    member_stds: list[float] | None = None
+    """For an ``ensemble`` head: each output's mean and spread on training replies; the outputs are
+    standardised with them before they are aggregated, so no member's scale decides the ensemble."""
     objective_args: dict | None = None
     """The objective's options, so a ``preference`` head compares pairs as it was trained to."""
     status: str = "complete"
@@ -155,6 +164,8 @@ class RewardModel:
                     "direction",
                     "aggregation",
                     "uncertainty_weight",
+                    "member_means",
+                    "member_stds",
                     "objective_args",
                     "status",
                 )
@@ -289,6 +300,8 @@ class RewardModel:
             direction = direction if direction is not None else info.direction
             return combine_attributes(outputs, direction if direction is not None else [1.0] * outputs.shape[-1]), None
         if info.head == "ensemble":
+            if info.member_means is not None and info.member_stds is not None:
+                outputs = standardise_members(outputs, info.member_means, info.member_stds)
             return aggregate_ensemble(outputs, info.aggregation, info.uncertainty_weight)
         raise ValueError(
             "this model compares replies (preference embeddings) and gives no reward for one reply alone; "

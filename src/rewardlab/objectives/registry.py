@@ -62,6 +62,8 @@ class Objective:
     ``reward`` (one scalar), ``attributes`` (one reward per attribute, combined by a direction),
     ``ensemble`` (one reward per member, aggregated) or ``preference`` (preference embeddings:
     the model scores pairs, not single replies)."""
+    ignores_order: bool = False
+    """It reads no order from a pair (it regresses ratings), so a pair labelled as a tie trains like any other."""
 
     @property
     def pairwise(self) -> bool:
@@ -70,9 +72,10 @@ class Objective:
 
     @property
     def uses_ties(self) -> bool:
-        """Whether it can learn from a pair labelled as a tie: it takes the ``tie`` input. Tied pairs are
-        left out of training for one that does not, which would read them as preferences."""
-        return "tie" in self.inputs
+        """Whether it can learn from a pair labelled as a tie: it takes the ``tie`` input, or reads no order
+        from a pair. Tied pairs are left out of training for one that does not, which would read them as
+        preferences."""
+        return "tie" in self.inputs or self.ignores_order
 
     def outputs(self, options: Mapping[str, Any]) -> int:
         """Head size for these user options (defaults filled in)."""
@@ -157,14 +160,18 @@ HEADS = ("reward", "attributes", "ensemble", "preference")
 
 
 def register_objective(
-    name: str, head_size: int | Callable[[Mapping[str, Any]], int] = 1, head: str = "reward"
+    name: str,
+    head_size: int | Callable[[Mapping[str, Any]], int] = 1,
+    head: str = "reward",
+    ignores_order: bool = False,
 ) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
     """Register ``fn`` under ``name``; a second registration of the same name is refused.
 
     ``head_size`` is how many outputs per reply the objective needs (e.g.
     ``head_size_option("dim", per_unit=2)`` for preference embeddings); the trainer sizes the
     model's head from it, and ``head`` (see ``Objective.head``) says how the trained model turns
-    those outputs into scores.
+    those outputs into scores. ``ignores_order``: the objective reads no order from a pair (it
+    regresses ratings), so tie-labelled pairs are kept for it.
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
@@ -176,7 +183,7 @@ def register_objective(
         options = {p.name: p.default for p in params if p.name not in BATCH_FIELDS}
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
         key = OBJECTIVES.normalise(name)
-        OBJECTIVES.add(key, Objective(key, fn, inputs, options, summary, required, head_size, head))
+        OBJECTIVES.add(key, Objective(key, fn, inputs, options, summary, required, head_size, head, ignores_order))
         return fn
 
     return decorate

@@ -35,7 +35,7 @@ def rating_squared_errors(
     return torch.where(rated, (reward - target) ** 2, 0.0), rated
 
 
-@register_objective("regression")
+@register_objective("regression", ignores_order=True)
 def regression_loss(
     chosen: Tensor,
     rejected: Tensor,
@@ -43,7 +43,6 @@ def regression_loss(
     rejected_rating: Tensor | None = None,
     scale: float = 1.0,
     shift: float = 0.0,
-    tie: Tensor | None = None,
 ) -> ObjectiveOutput:
     """Mean squared error of each reply's reward against its standardised rating, per pair.
 
@@ -52,10 +51,9 @@ def regression_loss(
     The regression-style reward model of HelpSteer2 (Wang et al. 2024, "HelpSteer2-Preference:
     Complementing Ratings with Preferences", SteerLM Regression): the reward predicts the rating.
     A reply without a rating (NaN) is left out of its pair's mean; a pair with none has loss 0.
-    Ratings carry no order, so a pair labelled as a tie trains like any other (``tie`` is taken to
-    say so: tied pairs are kept for this objective).
+    Ratings carry no order, so a pair labelled as a tie trains like any other (``ignores_order``:
+    tied pairs are kept for this objective).
     """
-    del tie
     chosen_errors, chosen_rated = rating_squared_errors(chosen, chosen_rating, scale, shift)
     rejected_errors, rejected_rated = rating_squared_errors(rejected, rejected_rating, scale, shift)
     rated = (chosen_rated.to(chosen.dtype) + rejected_rated.to(chosen.dtype)).clamp(min=1)

@@ -49,8 +49,8 @@ def aggregate_ensemble(rewards: Tensor, method: str = "mean", uncertainty_weight
     By construction wco ≤ mean ≤ max member and uwo ≤ mean. The same function combines an
     M-output head or M separately trained models (stack their scores on the last dimension).
     Members must be on one scale: separately trained models are put on theirs by
-    ``standardise_members`` first (``models.ensemble.RewardEnsemble`` does); the outputs of one
-    M-output head are combined as they are (one training, and no per-output statistics are saved).
+    ``standardise_members`` first (``models.ensemble.RewardEnsemble`` does, and so does a model with
+    an M-output head, with the per-output statistics saved when its training finished).
     """
     if method not in AGGREGATIONS:
         raise ValueError(f"method must be one of {', '.join(AGGREGATIONS)} (got {method!r})")

@@ -109,8 +109,9 @@ class RSOPairsOutput:
 def build_rso_pairs(config: RSOPairsConfig) -> RSOPairsOutput:
     """Sample N candidates per prompt, score them, accept draws of π_r and pair them (module docstring).
 
-    Each pair keeps both rewards as ``chosen_rating`` / ``rejected_rating`` and the id
-    ``rso-<prompt index>-<pair index>``.
+    Each pair keeps both rewards as ``chosen_rating`` / ``rejected_rating``, the id
+    ``rso-<prompt index>-<pair index>`` and the group ``rso-<prompt index>``: the pairs of one prompt
+    are split together, so a prompt is never both trained on and tested.
     """
     from rewardlab.models.causal_lm import CausalLM
     from rewardlab.models.reward_model import RewardModel
@@ -139,7 +140,13 @@ def build_rso_pairs(config: RSOPairsConfig) -> RSOPairsOutput:
             accepted_rewards += [r[c], r[k]]
             pairs.append(
                 PreferencePair(
-                    prompt, row[c], row[k], chosen_rating=float(r[c]), rejected_rating=float(r[k]), id=f"rso-{i}-{j}"
+                    prompt,
+                    row[c],
+                    row[k],
+                    chosen_rating=float(r[c]),
+                    rejected_rating=float(r[k]),
+                    id=f"rso-{i}-{j}",
+                    group=f"rso-{i}",
                 )
             )
     stats = {
@@ -160,6 +167,7 @@ def pair_rows(pairs: Sequence[PreferencePair]) -> str:
     for p in pairs:
         row = {
             "id": p.id,
+            "group": p.group,
             "prompt": p.prompt if isinstance(p.prompt, str) else list(p.prompt),
             "chosen": p.chosen,
             "rejected": p.rejected,

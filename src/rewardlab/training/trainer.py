@@ -380,6 +380,12 @@ def _finish(
         model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
     if not model.info.scores_pairs:
         sample = splits.train[:500]
+        if model.info.head == "ensemble":  # each member's own scale first: the reward below is standardised
+            ids = model.encode(
+                [p.prompt for p in sample] * 2, [p.chosen for p in sample] + [p.rejected for p in sample]
+            )
+            outputs = model.outputs_ids(ids.ids, precision=config.precision).double()
+            model.info.member_means, model.info.member_stds = outputs.mean(0).tolist(), outputs.std(0).tolist()
         scores = torch.tensor(
             model.score(
                 [p.prompt for p in sample] * 2,
