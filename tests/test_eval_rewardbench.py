@@ -58,7 +58,8 @@ def test_section_scores_weight_subsets_by_count():
 
 def test_rewardbench_v1_by_hand():
     """Chat: alpacaeval-easy 1/2 right (w 100), mt-bench-easy 1/1 (w 28) → (50 + 28)/128 = 0.609375.
-    Chat Hard: mt-bench-hard, one exact tie in score → ½ (w 37) → 0.5.
+    Chat Hard: mt-bench-hard, one exact tie in score → ½ (w 37) → 0.5 with tie credit ½ (by default
+    0, RewardBench's own rule: Chat Hard 0).
     Reasoning: math-prm right (w 984), hep-python wrong (w 164) → 984/1148 = 6/7.
     Safety has no data. Overall = (0.609375 + 0.5 + 6/7)/3. The tie-labelled pair is left out, and
     "my-own" is in no section."""
@@ -74,15 +75,15 @@ def test_rewardbench_v1_by_hand():
     ]
     chosen = [2.0, 0.0, 1.0, 0.3, 5.0, -1.0, 1.0, -9.0]
     rejected = [1.0, 1.0, 0.0, 0.3, 4.0, 1.0, 0.0, 9.0]
-    result = rewardbench_v1(pairs, chosen, rejected)
+    result = rewardbench_v1(pairs, chosen, rejected, tie_credit=0.5)
     assert result.sections == pytest.approx({"Chat": 0.609375, "Chat Hard": 0.5, "Reasoning": 6 / 7})
     assert result.overall == pytest.approx((0.609375 + 0.5 + 6 / 7) / 3)
     assert result.missing_sections == ["Safety"] and result.unmapped_subsets == ["my-own"]
     assert result.per_subset["alpacaeval-easy"].accuracy == 0.5 and result.per_subset["alpacaeval-easy"].n == 2
     assert result.per_subset["mt-bench-easy"].n == 1  # the tie-labelled pair is not counted
     assert result.weights["my-own"] == 1.0 and result.score_ties == 1
-    strict = rewardbench_v1(pairs, chosen, rejected, tie_credit=0.0)  # RewardBench's own rule
-    assert strict.sections["Chat Hard"] == 0.0
+    strict = rewardbench_v1(pairs, chosen, rejected)  # the default: RewardBench's own rule
+    assert strict.sections["Chat Hard"] == 0.0 and strict.tie_credit == 0.0
 
 
 def released_rewardbench() -> SimpleNamespace:

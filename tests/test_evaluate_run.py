@@ -60,7 +60,9 @@ def test_evaluate_data_is_what_eval_prints_and_writes(model_dir, tmp_path):
     pairs = [PreferencePair(**r) for r in ROWS]
     expected = evaluate_pairs(RewardModel.from_pretrained(model_dir), pairs, precision="fp32")
     assert evaluated.result.chosen_scores == pytest.approx(expected.chosen_scores, abs=1e-6)
-    assert [p.name for p in evaluated.report_files] == ["eval.json", "eval.md", "eval.html"]
+    assert [p.name for p in evaluated.report_files] == ["eval.json", "eval.md", "eval.html", "predictions.jsonl"]
+    rows = [json.loads(line) for line in (tmp_path / "lib" / "predictions.jsonl").read_text().splitlines()]
+    assert [r["chosen"] for r in rows] == [r["chosen"] for r in ROWS]  # the evaluated pairs' texts, in order
     shown = CliRunner().invoke(cli.app, ["eval", str(model_dir), str(data), "--precision", "fp32"])
     assert shown.exit_code == 0, shown.output
     assert evaluated.markdown() in shown.output

@@ -215,7 +215,7 @@ def test_subset_names_with_dollars_are_drawn_literally(model, tmp_path, usetex):
         result = invoke("eval", model, data, "--report", tmp_path / "r")
     assert result.exit_code == 0, (result.output, result.exception)
     page = (tmp_path / "r" / "eval.html").read_text()
-    assert page.count("<img") == 4 and 'id="subsets"' in page and "a$b$c" in page
+    assert page.count("<img") == 5 and 'id="subsets"' in page and "a$b$c" in page
 
 
 def test_a_report_that_fails_to_render_leaves_the_old_report_whole(model, tmp_path, monkeypatch):

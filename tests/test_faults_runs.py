@@ -17,6 +17,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from synthetic import synthetic_pairs, write_jsonl
 from transformers import AutoModelForSequenceClassification
@@ -43,6 +44,8 @@ def run_forked(args: list[str], log: Path, kill_at: int | None = None) -> int:
     if pid == 0:  # pragma: no cover - the child
         code = 99
         try:
+            # the parent's OpenMP pool does not survive a fork: a parallel op in the child would wait on it forever
+            torch.set_num_threads(1)
             calls: list[str] = []
 
             def deadly(real):

@@ -25,7 +25,7 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.evaluate.calibration import expected_calibration_error, preference_probabilities
 from rewardlab.evaluate.html_report import reliability_bins, reliability_png, render_html
 from rewardlab.evaluate.pairwise import PairwiseEval, summarise_scores
-from rewardlab.evaluate.report import render_markdown, write_report
+from rewardlab.evaluate.report import write_report
 from rewardlab.models.reward_model import RewardModel
 
 torch.set_num_threads(1)
@@ -86,8 +86,8 @@ def images(page: str) -> list[str]:
 
 def test_page_is_self_contained_escaped_and_has_every_plot():
     model, data = "runs/<script>alert(1)</script>", "data & more.jsonl"
-    page = render_html(fake_eval(), model, data, render_markdown(fake_eval(), model, data))
-    assert images(page) == ["reliability", "histogram", "subsets", "length"]
+    page = render_html(fake_eval(), model, data)
+    assert images(page) == ["reliability", "margins", "histogram", "subsets", "length"]
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "data &amp; more.jsonl" in page
     assert "&lt;b&gt;hard&lt;/b&gt;" in page and "<b>hard</b>" not in page  # subset names in the numbers
@@ -98,7 +98,8 @@ def test_page_is_self_contained_escaped_and_has_every_plot():
 
 
 def test_page_without_subsets_leaves_that_plot_out():
-    assert images(render_html(fake_eval(subsets=False), "m", "d", "")) == ["reliability", "histogram", "length"]
+    page = render_html(fake_eval(subsets=False), "m", "d", "")
+    assert images(page) == ["reliability", "margins", "histogram", "length"]
 
 
 def test_page_when_every_pair_is_a_tie_has_numbers_but_no_plots(tmp_path):
@@ -109,10 +110,11 @@ def test_page_when_every_pair_is_a_tie_has_numbers_but_no_plots(tmp_path):
     assert "pairs labelled as ties (left out of accuracy): 3" in page
 
 
-def test_write_report_writes_three_files_atomically(tmp_path):
+def test_write_report_writes_four_files_atomically(tmp_path):
     paths = write_report(fake_eval(), tmp_path / "r", "m", "d")
-    assert [p.name for p in paths] == ["eval.json", "eval.md", "eval.html"]
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["eval.html", "eval.json", "eval.md"]  # no temp files
+    assert [p.name for p in paths] == ["eval.json", "eval.md", "eval.html", "predictions.jsonl"]
+    names = sorted(p.name for p in (tmp_path / "r").iterdir())
+    assert names == ["eval.html", "eval.json", "eval.md", "predictions.jsonl"]  # no temp files
     assert (tmp_path / "r" / "eval.html").read_text().startswith("<!DOCTYPE html>")
 
 
@@ -124,7 +126,7 @@ def test_eval_cli_writes_the_html_beside_json_and_markdown(tiny_encoder_dir, tmp
     result = CliRunner().invoke(app, ["eval", str(model), str(data), "--report", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     assert "eval.html" in result.output
-    assert images((tmp_path / "r" / "eval.html").read_text()) == ["reliability", "histogram", "length"]
+    assert images((tmp_path / "r" / "eval.html").read_text()) == ["reliability", "margins", "histogram", "length"]
 
 
 def chromium(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -161,7 +163,7 @@ def test_headless_chromium_shows_the_plots(tmp_path):
     page = tmp_path / "eval.html"
     dom = chromium("--dump-dom", page.as_uri(), cwd=tmp_path).stdout
     assert "<title>Reward model evaluation: runs/default/model</title>" in dom
-    assert "<h1>Reward model evaluation</h1>" in dom and dom.count("<img") == 4
+    assert "<h1>Reward model evaluation</h1>" in dom and dom.count("<img") == 5
 
     shown = screenshot(page, tmp_path / "shown.png")
     blank_page = tmp_path / "blank.html"
@@ -177,6 +179,27 @@ def test_headless_chromium_shows_the_plots(tmp_path):
     assert hued_pixels(blank, "blue") < 50 and hued_pixels(blank, "red") < 50
 
 
+PROBE = (
+    "<script>const lefts = new Set([...document.querySelectorAll('figure')].map(f => f.getBoundingClientRect().left));"
+    "document.title = `scroll=${document.documentElement.scrollWidth} inner=${innerWidth} columns=${lefts.size}`"
+    "</script></body>"
+)
+
+
+@NEEDS_CHROMIUM
+@pytest.mark.parametrize(("width", "columns"), [(1280, 2), (500, 1)])
+def test_the_page_fits_a_phone_and_a_desktop(tmp_path, width, columns):
+    """Laid out by Chromium (a copy of the page with a measuring script): no sideways scrolling of
+    the page at either width (wide tables scroll inside their box), the plots in two columns on a
+    desktop and one on a phone (500 px: the narrowest window headless Chromium lays out)."""
+    write_report(fake_eval(), tmp_path, "runs/default/model", "default")
+    probe = tmp_path / "probe.html"
+    probe.write_text((tmp_path / "eval.html").read_text().replace("</body>", PROBE))
+    dom = chromium(f"--window-size={width},900", "--dump-dom", probe.as_uri(), cwd=tmp_path).stdout
+    scroll, inner, shown = map(int, re.search(r"<title>scroll=(\d+) inner=(\d+) columns=(\d+)</title>", dom).groups())
+    assert inner == width and scroll <= inner and shown == columns
+
+
 def test_training_report_plots_the_temperature_scaled_curve(tiny_encoder_dir, tmp_path):
     """``rewardlab train`` fits a temperature on the validation pairs, so its eval.html shows the
     reliability curve after scaling as well (two curves in one plot: the page says which)."""
@@ -189,7 +212,7 @@ def test_training_report_plots_the_temperature_scaled_curve(tiny_encoder_dir, tm
         **{"precision": "fp32", "progress": False, "num_threads": 1, "model.max_length": 32},
     )
     page = (result.report_dir / "eval.html").read_text()
-    assert images(page) == ["reliability", "histogram", "length"]
+    assert images(page) == ["reliability", "margins", "histogram", "length"]
     assert "after temperature scaling (T = " in page and result.test.calibrated is not None
 
 

@@ -20,7 +20,12 @@ def test_a_reward_that_is_the_length_is_right_exactly_when_the_chosen_reply_is_l
     assert longer > 5 and shorter > 5, "both groups must be populated for the test to mean anything"
     assert (result.chosen_longer.accuracy, result.chosen_longer.n) == (1.0, longer)
     assert (result.chosen_shorter.accuracy, result.chosen_shorter.n) == (0.0, shorter)
-    assert (result.chosen_longer.ci_low, result.chosen_shorter.ci_high) == (1.0, 0.0)
+    # all right (all wrong) on n pairs: the Wilson interval is not the bootstrap's degenerate 1.0–1.0,
+    # its lower end is n / (n + z²) (upper end z² / (n + z²) for all wrong), z = 1.959964
+    z2 = 1.959963984540054**2
+    assert result.chosen_longer.ci_low == pytest.approx(longer / (longer + z2))
+    assert result.chosen_shorter.ci_high == pytest.approx(z2 / (shorter + z2))
+    assert (result.chosen_longer.ci_high, result.chosen_shorter.ci_low) == (1.0, 0.0)
     assert result.equal_length == 60 - longer - shorter
     assert result.reward_length_spearman == pytest.approx(1.0)
     assert result.unit == "characters"

@@ -67,6 +67,14 @@ def test_overopt_writes_curves_and_reuses_its_cache(tiny_decoder_dir, reward_dir
     lines = cache_files[0].read_text().splitlines()
     assert len(lines) == 1 + 3 and len(json.loads(lines[1])["samples"]) == 6
     assert "| 4 | " in (out / "overopt.md").read_text()
+    # the KL-optimal tilt of the same samples: the plain mean at KL 0, never below best-of-N at the
+    # KL the best-of-N estimator's weights have on the 6 samples (log 6 at N = 6: both the maximum)
+    tilt = report["kl_optimal"]
+    assert tilt["rule"] == "proxy"
+    assert tilt["proxy"][0] == pytest.approx(proxy["proxy"][0]) and tilt["gold"][0] == pytest.approx(proxy["gold"][0])
+    assert all(t >= b - 1e-9 for t, b in zip(tilt["proxy_at_sample_kl"], proxy["proxy"], strict=True))
+    assert tilt["proxy_at_sample_kl"][-1] == pytest.approx(proxy["proxy"][-1])
+    assert "KL-constrained optimum (proxy)" in (out / "overopt.md").read_text()
 
     # another set of reward models: the replies are read back, not sampled again
     stamp = cache_files[0].stat().st_mtime_ns

@@ -1,4 +1,5 @@
-"""The ``rewardlab`` command line: train, dpo, eval, compare, score, serve, overopt, sample-pairs and data check."""
+"""The ``rewardlab`` command line: train, dpo, eval, compare, ensemble-errors, score, serve, overopt, sample-pairs,
+data check and more (``rewardlab --help``)."""
 
 from __future__ import annotations
 
@@ -229,7 +230,10 @@ def evaluate(
     ],
     data: Annotated[
         str | None,
-        typer.Argument(help="Data file or folder; 'default' for the embedded data", show_default=False),
+        typer.Argument(
+            help="Data file or folder; 'default' for the embedded data, 'principles' for the principle set",
+            show_default=False,
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Folder for the report (eval, rewardbench, ... .json/.md)")
@@ -239,14 +243,19 @@ def evaluate(
     skip_bad_rows: SkipOption = False,
     precision: PrecisionOption = "auto",
     data_format: Annotated[
-        str, typer.Option("--format", help="pairs, rewardbench (sections), rewardbench2 (best-of-N, Ties) or kwise")
+        str,
+        typer.Option(
+            "--format",
+            help="pairs, rewardbench (sections), rewardbench2 (best-of-N, Ties), kwise, or principles "
+            "(principle flip-sets; DATA defaults to the embedded set)",
+        ),
     ] = "pairs",
     sections: Annotated[
         Path | None, typer.Option(help="RewardBench section map (JSON); default: RewardBench v1's")
     ] = None,
     tie_credit: Annotated[
-        float, typer.Option(help="RewardBench: credit of an exact tie in score (RewardBench itself gives 0)")
-    ] = 0.5,
+        float, typer.Option(help="RewardBench: credit of an exact tie in score (0, as RewardBench; 0.5: a coin flip)")
+    ] = 0.0,
     scorer: Annotated[
         str | None, typer.Option(help="What scores replies: " + SCORER_NAMES + " (default: MODEL as a reward model)")
     ] = None,
@@ -289,13 +298,27 @@ def evaluate(
     ranking_p: Annotated[
         float, typer.Option(help="--policy-ranking: share of raters preferring the chosen reply, for the ideal")
     ] = 0.9,
+    fusion: Annotated[
+        str | None,
+        typer.Option(help="RewardFusion: fuse each reward with those of this data's replies ('default': embedded)"),
+    ] = None,
+    fusion_alpha: Annotated[float, typer.Option(help="--fusion: weight α of the neighbours' reward (0: plain)")] = 0.5,
+    fusion_top_k: Annotated[
+        int | None, typer.Option(help="--fusion: fuse with the K most similar memory replies (default: all)")
+    ] = None,
+    fusion_temperature: Annotated[float, typer.Option(help="--fusion: τ of the softmax over cosine similarity")] = 0.1,
+    fusion_split: Annotated[str, typer.Option(help="--fusion: the memory data's split (all, train, ...)")] = "train",
+    fusion_encoder: Annotated[
+        str, typer.Option(help="--fusion: sentence encoder of the similarities: minilm or a local folder")
+    ] = "minilm",
 ) -> None:
-    """Accuracy with 95 % bootstrap CIs of a reward model or any scorer, on pairs or benchmark formats.
+    """Accuracy with 95 % Wilson CIs of a reward model or any scorer, on pairs or benchmark formats.
 
     Plain pairs report accuracy, per-subset accuracy, margins, calibration (after the model's saved
     temperature, or one fitted with --fit-temperature) and length bias, and on request contrast
     consistency, invariance and policy ranking; --format rewardbench adds section scores,
-    rewardbench2 best-of-N and Ties, kwise rankings.
+    rewardbench2 best-of-N and Ties, kwise rankings, principles accuracy per principle and
+    principle sensitivity.
     """
     options = dict(locals())  # the command's parameters are evaluate_data's keywords, defaults included
     from rewardlab.evaluate.run import evaluate_data
@@ -320,6 +343,25 @@ def compare(
     from rewardlab.evaluate.run import compare_data
 
     _show(compare_data(**options, progress=True, log=_note))
+
+
+@app.command("ensemble-errors")
+@user_errors
+def ensemble_errors(
+    data: DataArgument,
+    members: Annotated[list[Path], typer.Argument(help="Two or more saved reward model folders", show_default=False)],
+    report: Annotated[Path | None, typer.Option(help="Folder for ensemble_errors.json and .md")] = None,
+    split: SplitOption = "all",
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+    precision: PrecisionOption = "auto",
+    uncertainty_weight: Annotated[float, typer.Option(help="λ of uwo (mean − λ·variance)")] = 1.0,
+) -> None:
+    """Do ensemble members err on the same pairs? Accuracies, shared errors, ensemble mean/wco/uwo."""
+    options = dict(locals())  # the command's parameters are ensemble_errors_data's keywords
+    from rewardlab.evaluate.run import ensemble_errors_data
+
+    _show(ensemble_errors_data(**options, progress=True, log=_note))
 
 
 @app.command()
@@ -350,6 +392,22 @@ def score(
 
     scored = score_file(**options, progress=True)
     out.print(f"scored {len(scored)} rows → {output}")
+
+
+@app.command()
+@user_errors
+def export(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    to: Annotated[str, typer.Option("--to", help="trl, openrlhf or rewardbench")],
+    output: Annotated[Path, typer.Option(help="Folder to write (replaced whole)")],
+) -> None:
+    """Write MODEL as the folder TRL, OpenRLHF or RewardBench scores as `rewardlab score` does.
+
+    A model that consumer would score differently is refused, with why (e.g. OpenRLHF and encoders).
+    """
+    from rewardlab.models.export import export_model
+
+    out.print(f"exported for {to} → {export_model(model, to, output)}")
 
 
 @app.command("serve")
@@ -461,6 +519,69 @@ def overopt(
     out.print(f"{len(chosen)} prompts × {n} replies; {cache['reused_prompts']} prompts read from {cache['path']}")
     for name, curve in result["curves"].items():
         out.print(f"{name}: gold {curve['gold'][0]:.3f} at N=1 → {curve['gold'][-1]:.3f} at N={n}", highlight=False)
+    out.print("report: {}, {}, {}".format(*paths))
+
+
+@app.command("daa-overopt")
+@user_errors
+def daa_overopt(
+    gold: Annotated[Path, typer.Option(help="Gold reward model folder: the reward really wanted")],
+    losses: Annotated[str, typer.Option(help="Policy losses, comma-separated; +ra: on reward-augmented pairs")] = (
+        "dpo,ipo,slic"
+    ),
+    betas: Annotated[str, typer.Option(help="β values, comma-separated: one curve per loss and β")] = "0.01,0.1,0.5",
+    policy: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
+    data: Annotated[str, typer.Option(help="Preference data file or folder ('default': embedded HH-RLHF)")] = "default",
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+    max_train_pairs: Annotated[int | None, typer.Option(help="Train on the first N training pairs only")] = None,
+    steps: Annotated[int, typer.Option(help="Training steps per curve")] = 40,
+    eval_every: Annotated[int, typer.Option(help="Measure KL and gold reward every this many steps (and at 0)")] = 10,
+    batch_pairs: Annotated[int, typer.Option(help="Pairs per step")] = 8,
+    lr: Annotated[float, typer.Option(help="Learning rate")] = 5e-6,
+    lora: Annotated[bool, typer.Option("--lora", help="Train LoRA adapters instead of every weight")] = False,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank (with --lora)")] = 16,
+    max_prompt_tokens: Annotated[int, typer.Option(help="Prompt tokens at most (cut from the left)")] = 256,
+    max_reply_tokens: Annotated[int, typer.Option(help="Reply tokens at most in training")] = 128,
+    prompts: Annotated[int, typer.Option(help="Distinct held-out prompts sampled at each checkpoint")] = 8,
+    samples: Annotated[int, typer.Option(help="Replies per prompt at each checkpoint")] = 4,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per sampled reply at most")] = 48,
+    split: Annotated[str, typer.Option(help="Held-out split the prompts come from: test or validation")] = "test",
+    seed: Annotated[int, typer.Option(help="Seed of the batches, the adapters and the sampling")] = 0,
+    precision: PrecisionOption = "auto",
+    output: Annotated[Path, typer.Option(help="Folder for daa_overopt.json, .md and .png")] = Path("runs/daa-overopt"),
+) -> None:
+    """Gold reward against KL along DPO/IPO/SLiC training at several β (Rafailov et al. 2024), with fits."""
+    from rewardlab.policy.daa_overopt import DAAOveroptConfig, run_daa_overopt
+    from rewardlab.policy.daa_overopt_report import write_daa_overopt_report
+    from rewardlab.policy.lora import LoraSettings
+    from rewardlab.policy.trainer import PolicyTrainConfig
+    from rewardlab.runs.data import SplitDataConfig
+
+    try:
+        beta_values = [float(b) for b in betas.split(",") if b.strip()]
+    except ValueError:
+        raise ValueError(f"--betas must be numbers separated by commas (got {betas!r})") from None
+    train = PolicyTrainConfig(
+        steps=steps, batch_pairs=batch_pairs, lr=lr, seed=seed, max_prompt_tokens=max_prompt_tokens,
+        max_reply_tokens=max_reply_tokens, precision=precision, cache_dir=str(output / "cache"),
+    )  # fmt: skip
+    config = DAAOveroptConfig(
+        gold=str(gold), policy=policy, losses=[x.strip() for x in losses.split(",") if x.strip()], betas=beta_values,
+        data=SplitDataConfig(path=data, columns=columns, skip_bad_rows=skip_bad_rows), max_train_pairs=max_train_pairs,
+        train=train, lora=LoraSettings(enabled=lora, r=lora_r, alpha=2.0 * lora_r), eval_every=eval_every,
+        prompts=prompts, samples=samples, max_new_tokens=max_new_tokens, seed=seed, split=split,
+        gold_precision=precision, progress=True,  # type: ignore[arg-type]  # checked by check()
+    )  # fmt: skip
+    result = run_daa_overopt(config)
+    paths = write_daa_overopt_report(result, output)
+    for name, curve in result["curves"].items():
+        first, last = curve["points"][0], curve["points"][-1]
+        fit = curve["fit"]
+        fitted = "no fit" if fit is None else f"fit α {fit['alpha']:.3f}, β {fit['beta']:.3f}"
+        out.print(
+            f"{name}: gold {first['gold']:.3f} → {last['gold']:.3f} at KL {last['kl']:.3f} ({fitted})", highlight=False
+        )
     out.print("report: {}, {}, {}".format(*paths))
 
 

@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rewardlab.data.context import with_context
 from rewardlab.data.records import DataError, PreferencePair, Prompt, Ranking
 from rewardlab.data.schema import (
     MISSING,
@@ -32,6 +33,7 @@ from rewardlab.data.schema import (
     parse_pair,
     parse_prompt,
     present_fields,
+    read_context,
     read_label,
     read_text,
 )
@@ -49,6 +51,15 @@ GRADES: dict[str, tuple[str | None, float]] = {
     "b-is-slightly-better": ("b", SLIGHTLY_BETTER),
     "b-is-better": ("b", 1.0),
 }
+
+
+UNPAIRED_KTO = (
+    'unpaired KTO rows ("prompt", "completion", "label": one reply judged good or bad on its own) are not '
+    "preference pairs, and every rewardlab objective learns from pairs; pair them (for one prompt, a completion "
+    'labelled true as "chosen" and one labelled false as "rejected"), or train on them as they are with TRL\'s '
+    "KTOTrainer"
+)
+"""Why a row in TRL's unpaired preference form (KTO's data) is refused, and what to do instead."""
 
 
 @dataclass
@@ -72,6 +83,8 @@ def parse_row(
         return _kwise(row, location, columns, max_pairs_per_row)
     if _has(row, columns.nodes):
         return ParsedRow(_tree(row, location, columns, max_pairs_per_row))
+    if _has(row, "completion") and _has(row, "label"):
+        raise DataError(location, UNPAIRED_KTO)
     return ParsedRow([parse_pair(row, location, columns)])  # reports the missing "chosen"
 
 
@@ -100,6 +113,7 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
         group=read_label(row, location, columns.group),
+        context=read_context(row, location, columns.context),
         source=location,
     )
 
@@ -113,6 +127,7 @@ def _kwise(row: dict[str, Any], location: str, columns: ColumnMap, max_pairs: in
         "subset": read_label(row, location, columns.subset),
         "annotator": read_label(row, location, columns.annotator),
         "group": _group(row, location, columns, prompt, responses),
+        "context": read_context(row, location, columns.context),
         "source": location,
     }
     ranking, judgements = lookup_field(row, columns.ranking), lookup_field(row, columns.judgements)
@@ -247,6 +262,7 @@ def _tree(row: dict[str, Any], location: str, columns: ColumnMap, max_pairs: int
                 subset=read_label(row, location, columns.subset),
                 annotator=read_label(row, location, columns.annotator),
                 group=group,
+                context=read_context(row, location, columns.context),
                 source=location,
             )
         )
@@ -282,7 +298,9 @@ def _responses(row: dict[str, Any], location: str, columns: ColumnMap) -> list[s
 
 
 def _prompt(row: dict[str, Any], location: str, columns: ColumnMap) -> Prompt:
-    return parse_prompt(_required(row, location, columns.prompt), location, columns.prompt)
+    """The row's prompt, with its context stated before it (``data/context.py``)."""
+    prompt = parse_prompt(_required(row, location, columns.prompt), location, columns.prompt)
+    return with_context(prompt, read_context(row, location, columns.context))
 
 
 def _required(row: dict[str, Any], location: str, name: str) -> Any:

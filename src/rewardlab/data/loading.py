@@ -66,7 +66,8 @@ def load_preferences(
     limit: int | None = None,
     max_pairs_per_row: int = MAX_PAIRS_PER_ROW,
 ) -> LoadedPreferences:
-    """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data).
+    """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data): a file,
+    a datasets folder, or a Hub dataset ``org/name[:split]`` in the local cache (``readers.iter_rows``).
 
     ``limit`` stops once that many pairs are loaded; a k-wise or tree row that would expand to more
     than ``max_pairs_per_row`` pairs is a bad row (one such row could fill the memory). A damaged or

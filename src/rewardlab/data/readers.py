@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from rewardlab.data.hub import hub_rows, is_hub_name, split_suffix
 from rewardlab.data.records import DataError
 
 SUPPORTED = (".jsonl", ".ndjson", ".json", ".csv", ".parquet")
@@ -34,19 +35,30 @@ _JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a num
 def iter_rows(
     path: str | Path, *, split: str | None = None, bad_lines: list[DataError] | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ``(location, row)`` for every row of a JSONL, JSON, CSV or Parquet file or a datasets folder.
+    """Yield ``(location, row)`` for every row of a JSONL, JSON, CSV or Parquet file, a datasets
+    folder, or a Hub dataset ``org/name`` in the local Hugging Face cache (``data/hub.py``).
 
-    ``split`` picks the split of a ``DatasetDict`` folder (default ``train``). JSONL and Parquet are
-    read as a stream, so huge files cost little memory. A JSONL line that is not one JSON object
+    ``split`` picks the split of a ``DatasetDict`` folder or Hub dataset (default ``train``); a
+    ``:split`` tail on ``path`` does the same (``org/name:test``). An existing local path always wins:
+    ``org/name`` is looked up in the cache only when no such file or folder exists. JSONL and Parquet
+    are read as a stream, so huge files cost little memory. A JSONL line that is not one JSON object
     (malformed, not an object, undecodable bytes) raises, or, when ``bad_lines`` is given, is
     recorded there and passed over: one bad line does not make the rest of the file unreadable.
     """
-    name = str(path)
+    given = name = str(path)
     path = Path(path)
+    reader: Iterator[tuple[str, dict[str, Any]]]
     if not path.exists():
-        raise DataError(name, "no such file or directory")
-    if path.is_dir():
-        reader: Iterator[tuple[str, dict[str, Any]]] = _datasets_rows(path, name, split)
+        name, tail = split_suffix(given)
+        if tail is not None and split not in (None, tail):
+            raise DataError(given, f'names split "{tail}" but split "{split}" was also given')
+        split, path = split or tail, Path(name)
+        if not path.exists() and not is_hub_name(name):
+            raise DataError(given, "no such file or directory")
+    if not path.exists():
+        reader = hub_rows(name, split)
+    elif path.is_dir():
+        reader = _datasets_rows(path, name, split)
     else:
         if split is not None:
             raise DataError(name, f'split "{split}" given, but only a datasets folder has splits')

@@ -41,8 +41,9 @@ class PreferencePair:
     and ``rejected_rating`` each reply's rating (a number, or one number per attribute),
     ``weight`` scales the pair's loss, ``subset`` groups pairs for per-subset accuracy,
     ``annotator`` names who judged, ``group`` ties together the pairs drawn from one k-wise or
-    tree record (they are split together), and ``source`` says where the record came from
-    (``file:line``) so later errors can point back to it.
+    tree record (they are split together), ``context`` is the context the judgement was made in
+    (already stated in ``prompt`` by ``data.context.with_context``; kept here to group by it), and
+    ``source`` says where the record came from (``file:line``) so later errors can point back to it.
     """
 
     prompt: Prompt
@@ -58,6 +59,7 @@ class PreferencePair:
     subset: str | None = None
     annotator: str | None = None
     group: str | None = None
+    context: str | None = None
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -79,6 +81,7 @@ class Ranking:
     subset: str | None = None
     annotator: str | None = None
     group: str | None = None
+    context: str | None = None
     source: str | None = field(default=None, compare=False)
 
     def pairs(self) -> list[PreferencePair]:
@@ -91,6 +94,7 @@ class Ranking:
                 subset=self.subset,
                 annotator=self.annotator,
                 group=self.group,
+                context=self.context,
                 source=self.source,
             )
             for i in range(len(r))

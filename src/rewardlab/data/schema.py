@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from rewardlab.data.context import with_context
 from rewardlab.data.prompts import ROLES, SplitError, split_shared_messages, split_shared_prefix
 from rewardlab.data.records import DataError, Message, PreferencePair, Prompt
 
@@ -42,6 +43,8 @@ class ColumnMap:
     strength: str = "strength"
     chosen_rating: str = "chosen_rating"
     rejected_rating: str = "rejected_rating"
+    # the context the preference was stated in, put before the prompt (data/context.py)
+    context: str = "context"
     # graded pairs (see forms.py): two replies and a five-level label
     response_a: str = "response_a"
     response_b: str = "response_b"
@@ -121,8 +124,9 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
             "(both replies need ratings of the same shape)",
             field=columns.rejected_rating,
         )
+    context = read_context(row, location, columns.context)
     return PreferencePair(
-        prompt=prompt,
+        prompt=with_context(prompt, context),
         chosen=chosen,
         rejected=rejected,
         margin=_number(row, location, columns.margin),
@@ -135,6 +139,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
         group=read_label(row, location, columns.group),
+        context=context,
         source=location,
     )
 
@@ -295,6 +300,16 @@ def _tie(row: dict[str, Any], location: str, field_name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0"):
         return value.strip().lower() in ("true", "1")
     raise DataError(location, f"is {describe_value(value)} (expected true or false)", field=field_name)
+
+
+def read_context(row: dict[str, Any], location: str, field_name: str) -> str | None:
+    """The row's context (text, stated before the prompt by ``with_context``), or None when it has none."""
+    value = _optional(row, field_name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DataError(location, f"is {describe_value(value)} (expected text)", field=field_name)
+    return value.strip() or None
 
 
 def read_label(row: dict[str, Any], location: str, field_name: str) -> str | None:

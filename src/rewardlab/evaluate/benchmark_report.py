@@ -9,11 +9,17 @@ from pathlib import Path
 
 from rewardlab.destinations import write_report_files
 from rewardlab.evaluate.metrics import AccuracyEstimate
+from rewardlab.evaluate.principles import PrincipleEval, render_principles
 from rewardlab.evaluate.ranking import RankingEval
 from rewardlab.evaluate.rewardbench import RewardBench2Eval, RewardBenchEval
 
-BenchmarkEval = RewardBenchEval | RewardBench2Eval | RankingEval
-STEMS = {RewardBenchEval: "rewardbench", RewardBench2Eval: "rewardbench2", RankingEval: "kwise"}
+BenchmarkEval = RewardBenchEval | RewardBench2Eval | RankingEval | PrincipleEval
+STEMS = {
+    RewardBenchEval: "rewardbench",
+    RewardBench2Eval: "rewardbench2",
+    RankingEval: "kwise",
+    PrincipleEval: "principles",
+}
 
 
 def _row(name: str, e: AccuracyEstimate, weight: float | None = None) -> str:
@@ -87,6 +93,8 @@ def render_benchmark(result: BenchmarkEval, model: str, data: str) -> str:
         lines = render_rewardbench(result, model, data)
     elif isinstance(result, RewardBench2Eval):
         lines = render_rewardbench2(result, model, data)
+    elif isinstance(result, PrincipleEval):
+        lines = render_principles(result, model, data)
     else:
         lines = render_rankings(result, model, data)
     return "\n".join(lines) + "\n"

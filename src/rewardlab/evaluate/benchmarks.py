@@ -1,11 +1,13 @@
 """Score benchmark-format data with any scorer and summarise it: RewardBench v1 pairs, RewardBench 2
-best-of-N records, and k-wise rankings. The maths is in ``rewardbench.py`` and ``ranking.py``."""
+best-of-N records, k-wise rankings and principle flip-sets. The maths is in ``rewardbench.py``,
+``ranking.py`` and ``principles.py``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from rewardlab.data.records import PreferencePair, Ranking
+from rewardlab.evaluate.principles import PrincipleEval, principle_eval
 from rewardlab.evaluate.ranking import RankingEval, evaluate_rankings
 from rewardlab.evaluate.rewardbench import (
     BestOfNRecord,
@@ -23,7 +25,7 @@ def evaluate_rewardbench(
     pairs: Sequence[PreferencePair],
     section_map: SectionMap | None = None,
     *,
-    tie_credit: float = 0.5,
+    tie_credit: float = 0.0,
 ) -> RewardBenchEval:
     """RewardBench v1: per-subset accuracy, section scores and their mean."""
     if not pairs:
@@ -49,3 +51,12 @@ def evaluate_kwise(scorer: Scorer | Comparer, rankings: Sequence[Ranking]) -> Ra
     return evaluate_rankings(
         grouped_scores(scorer, [r.prompt for r in rankings], [list(r.responses) for r in rankings])
     )
+
+
+def evaluate_principles(scorer: Scorer | Comparer, pairs: Sequence[PreferencePair]) -> PrincipleEval:
+    """Accuracy per principle and principle sensitivity on flip-sets (rows whose ``context`` is the
+    principle, already stated in their prompts; see ``principles.py``)."""
+    if not pairs:
+        raise ValueError("no principle rows to evaluate")
+    chosen, rejected = pair_scores(scorer, pairs)
+    return principle_eval(pairs, chosen, rejected)

@@ -93,6 +93,47 @@ def expected_calibration_error(probabilities: ArrayLike, labels: ArrayLike | Non
     return float(gap.sum() / p.size)
 
 
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Per confidence bin: lower edge, mean confidence, fraction ordered right, and pair count.
+
+    Bins without pairs have NaN confidence and accuracy and a count of 0.
+    """
+
+    edges: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    count: np.ndarray
+
+    def ece(self) -> float:
+        """Σ_b (|B_b| / n) · |acc(B_b) − conf(B_b)|, the expected calibration error of these bins."""
+        filled = self.count > 0
+        weights = self.count[filled] / self.count.sum()
+        return float(np.sum(weights * np.abs(self.accuracy[filled] - self.confidence[filled])))
+
+
+def reliability_bins(
+    chosen: ArrayLike, rejected: ArrayLike, *, temperature: float = 1.0, bins: int = 10
+) -> ReliabilityBins:
+    """The top-label reliability diagram of σ((r_c − r_r) / T) (Guo et al. 2017, sec. 2).
+
+    Confidence max(p, 1 − p) lies in [1/2, 1], cut into ``bins`` equal-width bins (the last one
+    closed); a pair counts as right when the favoured reply is the chosen one, 1/2 when p = 1/2,
+    exactly as in ``expected_calibration_error``, so ``ece()`` of these bins is that ECE.
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be at least 1 (got {bins})")
+    p = preference_probabilities(chosen, rejected, temperature)
+    confidence = np.maximum(p, 1 - p)
+    correct = np.where(p == 0.5, 0.5, (p > 0.5).astype(float))
+    index = np.minimum(((confidence - 0.5) * 2 * bins).astype(int), bins - 1)
+    count = np.bincount(index, minlength=bins).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, bins) / count
+        accuracy = np.bincount(index, correct, bins) / count
+    return ReliabilityBins(0.5 + np.arange(bins) / (2 * bins), mean_confidence, accuracy, count.astype(int))
+
+
 def brier_score(probabilities: ArrayLike, labels: ArrayLike | None = None) -> float:
     """Mean squared error of the probabilities against the 0/1 labels (Brier 1950).
 

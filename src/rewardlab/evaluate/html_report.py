@@ -1,24 +1,30 @@
-"""One self-contained HTML page of an evaluation: the numbers of ``eval.md`` plus four plots.
+"""One self-contained HTML page of an evaluation: headline warnings, plots, the most confidently
+wrong pairs, and the numbers of ``eval.md`` as HTML tables and lists.
 
 The page loads nothing from outside (no scripts, fonts or style sheets; each plot is a base64 PNG
 in a ``data:`` URL), so it can be mailed, attached to a pull request or opened offline. Plots are
 drawn with matplotlib's Agg renderer on ``Figure`` objects (never ``pyplot``'s global state), so
 reports can be written from any thread and without a display. Every piece of text from the user
-(model path, data path, subset names) is HTML-escaped, and drawn literally in the plots: a subset
-named ``a$b$c`` is not mathtext, and a ``text.usetex`` in the user's matplotlibrc does not apply.
+(model path, data path, subset names, the texts of the wrong pairs) is HTML-escaped, and drawn
+literally in the plots: a subset named ``a$b$c`` is not mathtext, and a ``text.usetex`` in the
+user's matplotlibrc does not apply. The page reads on a phone as on a desktop: below 700 px the
+plots stack in one column and wide tables scroll sideways.
 
-Plots:
+Top of the page: the headline warnings (``headline.py``) and the model's accuracy beside the
+trivial length baselines (``baselines.py``). Plots:
 - reliability diagram: the top-label confidence max(p, 1 − p), p = σ((r_c − r_r) / T), against the
-  fraction of pairs ordered right, per equal-width confidence bin, with the diagonal a calibrated
-  model lies on (the binning of ``calibration.expected_calibration_error``); after temperature
-  scaling too when the evaluation fitted a temperature;
+  fraction of pairs ordered right, per equal-width confidence bin, each bin labelled with its
+  number of pairs, with the diagonal a calibrated model lies on (the binning of
+  ``calibration.expected_calibration_error``); after temperature scaling too when the evaluation
+  fitted a temperature;
+- histogram of the margins r_c − r_r (left of 0: ordered wrong);
 - histograms of the chosen and the rejected replies' rewards;
-- per-subset accuracy with its 95 % bootstrap interval as error bars;
+- per-subset accuracy with its 95 % Wilson interval as error bars;
 - reward against reply length (characters), with Spearman's ρ in the title.
 
 A model that compares pairs (``PairwiseEval.compares_pairs``) has no reward per reply: its page
-has the reliability diagram of P(chosen ≻ rejected) and the per-subset plot, not the two plots of
-per-reply rewards.
+has the reliability diagram of P(chosen ≻ rejected), the histogram of its log-odds ℓ (the margin)
+and the per-subset plot, not the two plots of per-reply rewards.
 """
 
 from __future__ import annotations
@@ -26,62 +32,26 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib import rc_context
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from numpy.typing import ArrayLike
 
 from rewardlab.atomic import write_text_atomic
-from rewardlab.evaluate.calibration import preference_probabilities
+from rewardlab.evaluate.baselines import BASELINE_NAMES
+from rewardlab.evaluate.calibration import ReliabilityBins, reliability_bins
+from rewardlab.evaluate.eval_markdown import eval_payload, results_markdown
+from rewardlab.evaluate.markdown_html import markdown_to_html, table
 from rewardlab.evaluate.pairwise import PairwiseEval
+from rewardlab.evaluate.predictions import WRONG_PAIRS_SHOWN, confidently_wrong, prediction_rows
+
+__all__ = ["ReliabilityBins", "reliability_bins", "render_html", "write_html_report"]
 
 CHOSEN_COLOUR, REJECTED_COLOUR, ACCENT_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
-
-
-@dataclass(frozen=True)
-class ReliabilityBins:
-    """Per confidence bin: lower edge, mean confidence, fraction ordered right, and pair count.
-
-    Bins without pairs have NaN confidence and accuracy and a count of 0.
-    """
-
-    edges: np.ndarray
-    confidence: np.ndarray
-    accuracy: np.ndarray
-    count: np.ndarray
-
-    def ece(self) -> float:
-        """Σ_b (|B_b| / n) · |acc(B_b) − conf(B_b)|, the expected calibration error of these bins."""
-        filled = self.count > 0
-        weights = self.count[filled] / self.count.sum()
-        return float(np.sum(weights * np.abs(self.accuracy[filled] - self.confidence[filled])))
-
-
-def reliability_bins(
-    chosen: ArrayLike, rejected: ArrayLike, *, temperature: float = 1.0, bins: int = 10
-) -> ReliabilityBins:
-    """The top-label reliability diagram of σ((r_c − r_r) / T) (Guo et al. 2017, sec. 2).
-
-    Confidence max(p, 1 − p) lies in [1/2, 1], cut into ``bins`` equal-width bins (the last one
-    closed); a pair counts as right when the favoured reply is the chosen one, 1/2 when p = 1/2,
-    exactly as in ``expected_calibration_error``, so ``ece()`` of these bins is that ECE.
-    """
-    if bins < 1:
-        raise ValueError(f"bins must be at least 1 (got {bins})")
-    p = preference_probabilities(chosen, rejected, temperature)
-    confidence = np.maximum(p, 1 - p)
-    correct = np.where(p == 0.5, 0.5, (p > 0.5).astype(float))
-    index = np.minimum(((confidence - 0.5) * 2 * bins).astype(int), bins - 1)
-    count = np.bincount(index, minlength=bins).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_confidence = np.bincount(index, confidence, bins) / count
-        accuracy = np.bincount(index, correct, bins) / count
-    return ReliabilityBins(0.5 + np.arange(bins) / (2 * bins), mean_confidence, accuracy, count.astype(int))
 
 
 def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 4.0)) -> str:
@@ -108,16 +78,45 @@ def reliability_png(result: PairwiseEval) -> str:
 
     def draw(ax: Axes) -> None:
         ax.plot([0.5, 1.0], [0.5, 1.0], linestyle="--", color="grey", label="perfectly calibrated")
-        for label, temperature, colour in curves:
+        for k, (label, temperature, colour) in enumerate(curves):
             b = reliability_bins(chosen, rejected, temperature=temperature, bins=result.calibration.bins)
             filled = b.count > 0
             ax.plot(
                 b.confidence[filled], b.accuracy[filled], marker="o", color=colour, label=f"{label}, ECE {b.ece():.3f}"
             )
+            for x, y, n in zip(b.confidence[filled], b.accuracy[filled], b.count[filled], strict=True):
+                offset = (0, 7) if k == 0 else (0, -12)  # the raw curve's counts above, the scaled one's below
+                ax.annotate(
+                    f"{n}", (x, y), textcoords="offset points", xytext=offset, ha="center", fontsize=7, color=colour
+                )
         p = "P(chosen ≻ rejected)" if result.compares_pairs else "σ(r_c − r_r)"
         ax.set(xlim=(0.48, 1.02), ylim=(-0.02, 1.02), xlabel=f"confidence max(p, 1 − p), p = {p}")
-        ax.set(ylabel="fraction of pairs ordered right", title="Reliability diagram")
+        ax.set(ylabel="fraction of pairs ordered right", title="Reliability diagram (numbers: pairs per bin)")
         ax.legend(loc="lower right", fontsize=8)
+
+    return _png(draw)
+
+
+def margin_png(result: PairwiseEval) -> str:
+    """Histogram of the margins r_c − r_r (a pair-comparing model: its log-odds ℓ), 0 marked."""
+    chosen, rejected = _ordered_scores(result)
+    margins = chosen - rejected
+    what = "log-odds ℓ of chosen ≻ rejected" if result.compares_pairs else "margin r_c − r_r"
+
+    def draw(ax: Axes) -> None:
+        edges = np.histogram_bin_edges(np.append(margins, 0.0), bins=30)
+        wrong = margins < 0
+        ax.hist(
+            margins[~wrong],
+            bins=edges,
+            color=CHOSEN_COLOUR,
+            alpha=0.8,
+            label=f"ordered right or tied ({(~wrong).sum()})",
+        )
+        ax.hist(margins[wrong], bins=edges, color=REJECTED_COLOUR, alpha=0.8, label=f"ordered wrong ({wrong.sum()})")
+        ax.axvline(0.0, color="black", linewidth=1)
+        ax.set(xlabel=what, ylabel="pairs", title=f"Margins (median {np.median(margins):.3g})")
+        ax.legend(fontsize=8)
 
     return _png(draw)
 
@@ -136,7 +135,7 @@ def histogram_png(result: PairwiseEval) -> str:
 
 
 def subset_png(result: PairwiseEval) -> str | None:
-    """Per-subset accuracy with 95 % bootstrap intervals; None when the pairs have no subsets."""
+    """Per-subset accuracy with 95 % Wilson intervals; None when the pairs have no subsets."""
     if not result.per_subset:
         return None
     names = list(result.per_subset)
@@ -152,7 +151,7 @@ def subset_png(result: PairwiseEval) -> str | None:
         # user text, drawn as written: "$" would otherwise start mathtext, and bad mathtext fails the page
         ax.set_yticks(y, [f"{n} (n = {e.n})" for n, e in zip(names, estimates, strict=True)], parse_math=False)
         ax.invert_yaxis()  # the first subset on top, as in the table
-        ax.set(xlim=(-0.02, 1.02), xlabel="pairwise accuracy (95 % bootstrap CI)", title="Accuracy per subset")
+        ax.set(xlim=(-0.02, 1.02), xlabel="pairwise accuracy (95 % Wilson CI)", title="Accuracy per subset")
         ax.legend(fontsize=8, loc="best")
 
     return _png(draw, (6.0, max(2.5, 0.45 * len(names) + 1.5)))
@@ -186,24 +185,100 @@ def _ordered_scores(result: PairwiseEval) -> tuple[np.ndarray, np.ndarray]:
 
 
 STYLE = (
-    "body{font-family:system-ui,sans-serif;max-width:1300px;margin:1.5em auto;padding:0 1em;color:#222}"
-    "h1{font-size:1.6em}pre{background:#f6f6f6;padding:1em;white-space:pre-wrap;font-size:0.85em}"
-    ".plots{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1em}"
+    "body{font-family:system-ui,sans-serif;max-width:1300px;margin:1.5em auto;padding:0 1em;color:#222;"
+    "line-height:1.45}h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em}h3{font-size:1.05em}"
+    "code{overflow-wrap:anywhere}"
+    ".warnings{border-left:5px solid #d9822b;background:#fff6e8;padding:0.6em 1em;margin:1em 0}"
+    ".warnings.none{border-color:#2ca02c;background:#eef8ee}.warnings h2{margin:0.2em 0;font-size:1.15em}"
+    ".warnings ul{margin:0.3em 0;padding-left:1.2em}"
+    ".table{overflow-x:auto}table{border-collapse:collapse;margin:0.5em 0;font-size:0.92em}"
+    "th,td{border:1px solid #ddd;padding:0.3em 0.6em;text-align:left;vertical-align:top}th{background:#f3f3f3}"
+    ".plots{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:1em;margin-top:1em}"
     "figure{margin:0;border:1px solid #ddd;padding:0.5em}img{width:100%;height:auto}"
     "figcaption{font-size:0.85em;color:#555}"
+    ".pairs{display:grid;grid-template-columns:repeat(auto-fill,minmax(min(100%,380px),1fr));gap:1em}"
+    ".pair{border:1px solid #ddd;padding:0.6em 0.8em;font-size:0.9em}.pair h3{margin:0 0 0.4em}"
+    ".pair p{margin:0.3em 0;overflow-wrap:anywhere}.pair .label{font-weight:600}"
+    ".chosen .label{color:#1f77b4}.rejected .label{color:#d62728}"
+    "@media (max-width:700px){body{margin:0.8em auto;padding:0 0.6em}.plots{grid-template-columns:1fr}"
+    "h1{font-size:1.35em}}"
 )
 
 
-def render_html(result: PairwiseEval, model: str, data: str, numbers: str) -> str:
-    """The page: title, a summary line, the plots, then ``numbers`` (the full Markdown report) as
-    preformatted text.
+def render_html(
+    result: PairwiseEval,
+    model: str,
+    data: str,
+    numbers: str | None = None,
+    *,
+    rows: Sequence[dict[str, Any]] | None = None,
+) -> str:
+    """The page: title, headline warnings, accuracy beside the baselines, the plots, the most
+    confidently wrong pairs, then ``numbers`` (default: ``report.results_markdown``) as HTML.
 
+    ``rows`` are the pairs' prediction rows (``predictions.prediction_rows``; with texts when the
+    report was given the pairs); without them the wrong pairs are listed by index and scores.
     When every pair is labelled a tie there is no order to plot: the page says so and keeps the numbers.
     """
-    return _page(model, data, _figures(result) if any(result.ordered) else NO_PLOTS, result, numbers)
+    payload = eval_payload(result, model, data)
+    if numbers is None:
+        numbers = results_markdown(result, model, data)
+    rows = prediction_rows(result) if rows is None else rows
+    figures = _figures(result) if any(result.ordered) else NO_PLOTS
+    o = result.overall
+    summary = (
+        f"<p>Pairwise accuracy <strong>{o.accuracy:.4f}</strong> (95 % Wilson CI {o.ci_low:.4f} – {o.ci_high:.4f}, "
+        f"n = {o.n}); ECE {result.calibration.ece:.4f}</p>"
+    )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Reward model evaluation: {html.escape(model)}</title><style>{STYLE}</style></head><body>"
+        f"<h1>Reward model evaluation</h1><p>Model <code>{html.escape(model)}</code> on "
+        f"<code>{html.escape(data)}</code>.</p>"
+        f"{_warnings(payload['warnings'])}{summary}{_baselines(payload)}{figures}{_wrong_pairs(rows)}"
+        f'<h2 id="numbers">All numbers</h2>{markdown_to_html(numbers)}</body></html>\n'
+    )
 
 
 NO_PLOTS = "<p><em>No plots: every pair is labelled a tie, so no pair has an order to measure.</em></p>"
+
+
+def _warnings(warnings: Sequence[str]) -> str:
+    if not warnings:
+        return (
+            '<section id="warnings" class="warnings none"><h2>No warnings</h2><p>No length, formatting or position '
+            "bias beyond its interval, no trivial baseline within the model's interval, calibration and sample "
+            "size within their thresholds.</p></section>"
+        )
+    items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+    return f'<section id="warnings" class="warnings"><h2>Warnings</h2><ul>{items}</ul></section>'
+
+
+def _baselines(payload: dict[str, Any]) -> str:
+    rows = [("this model", payload["overall"])]
+    rows += [(BASELINE_NAMES[k], e) for k, e in payload["baselines"].items()]
+    cells = [[name, f"{e['accuracy']:.4f}", f"{e['ci_low']:.4f} – {e['ci_high']:.4f}", str(e["n"])] for name, e in rows]
+    return table(["scorer", "accuracy", "95 % CI", "pairs"], cells)
+
+
+def _wrong_pairs(rows: Sequence[dict[str, Any]]) -> str:
+    wrong = confidently_wrong(rows, WRONG_PAIRS_SHOWN)
+    title = f'<h2 id="wrong">Most confidently wrong pairs ({len(wrong)} shown)</h2>'
+    if not wrong:
+        return title + "<p>No pair is ordered wrong.</p>"
+    cards = []
+    for row in wrong:
+        where = f"pair {row['index']}" + (f", id {row['id']}" if "id" in row else "")
+        where += f", subset {row['subset']}" if "subset" in row else ""
+        head = f"<h3>margin {row['margin']:.3g}, P(chosen ≻ rejected) {row['p_chosen']:.3f}</h3>"
+        parts = [f"<p>{html.escape(where)}</p>"]
+        for key, label in (("prompt", "Prompt"), ("chosen", "Chosen (preferred)"), ("rejected", "Rejected")):
+            if key in row:
+                parts.append(f'<p class="{key}"><span class="label">{label}:</span> {html.escape(row[key])}</p>')
+        cards.append(f'<div class="pair">{head}{"".join(parts)}</div>')
+    note = "<p>Scored wrong with the largest gaps: read these first for label errors or learnt shortcuts.</p>"
+    return f'{title}{note}<div class="pairs">{"".join(cards)}</div>'
 
 
 def _figures(result: PairwiseEval) -> str:
@@ -212,14 +287,16 @@ def _figures(result: PairwiseEval) -> str:
         (
             "reliability",
             reliability_png(result),
-            "Confidence against observed accuracy per bin; the dashed diagonal is perfect calibration.",
+            "Confidence against observed accuracy per bin, with each bin's number of pairs; "
+            "the dashed diagonal is perfect calibration.",
         ),
+        ("margins", margin_png(result), "Margins of the pairs with a labelled order; red: ordered wrong."),
         (
             "histogram",
             histogram_png(result) if rewards else None,
             "Rewards of the chosen and the rejected replies (pairs with a labelled order).",
         ),
-        ("subsets", subset_png(result), "Accuracy per subset; bars are 95 % bootstrap intervals."),
+        ("subsets", subset_png(result), "Accuracy per subset; bars are 95 % Wilson intervals."),
         (
             "length",
             length_png(result) if rewards else None,
@@ -235,23 +312,7 @@ def _figures(result: PairwiseEval) -> str:
     return f'<div class="plots">{figures}</div>'
 
 
-def _page(model: str, data: str, figures: str, result: PairwiseEval, numbers: str) -> str:
-    o = result.overall
-    summary = (
-        f"Pairwise accuracy <strong>{o.accuracy:.4f}</strong> (95 % bootstrap CI {o.ci_low:.4f} – {o.ci_high:.4f}, "
-        f"n = {o.n}); ECE {result.calibration.ece:.4f}"
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Reward model evaluation: {html.escape(model)}</title><style>{STYLE}</style></head><body>"
-        f"<h1>Reward model evaluation</h1><p>Model <code>{html.escape(model)}</code> on "
-        f"<code>{html.escape(data)}</code>.</p><p>{summary}</p>"
-        f"{figures}"
-        f"<h2>All numbers</h2><pre>{html.escape(numbers)}</pre></body></html>\n"
-    )
-
-
-def write_html_report(result: PairwiseEval, directory: str | Path, model: str, data: str, numbers: str) -> Path:
+def write_html_report(result: PairwiseEval, directory: str | Path, model: str, data: str) -> Path:
     path = Path(directory) / "eval.html"
-    write_text_atomic(path, render_html(result, model, data, numbers))
+    write_text_atomic(path, render_html(result, model, data))
     return path

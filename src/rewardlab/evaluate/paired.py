@@ -15,10 +15,10 @@ McNemar nor the bootstrap's approximation can decide alone.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import comb
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import binomtest
 
 from rewardlab.evaluate.metrics import bootstrap_ci
 
@@ -61,13 +61,13 @@ def mcnemar_exact_p(a_only: int, b_only: int) -> float:
 
     Exact, not the chi-squared approximation, because the discordant count is often small.
     Example: 10 against 2 gives 2 · (1 + 12 + 66) / 4096 = 158 / 4096 = 0.0386.
-    No discordant pairs: p = 1 (nothing tells the models apart).
+    No discordant pairs: p = 1 (nothing tells the models apart). Computed by ``scipy.stats.binomtest``.
     """
     if a_only < 0 or b_only < 0:
         raise ValueError(f"discordant counts must be non-negative (got {a_only} and {b_only})")
-    n, k = a_only + b_only, min(a_only, b_only)
-    tail = sum(comb(n, i) for i in range(k + 1))
-    return min(1.0, 2 * tail / 2**n)  # Python integers: exact until the final division
+    if a_only + b_only == 0:
+        return 1.0
+    return float(binomtest(min(a_only, b_only), a_only + b_only, 0.5).pvalue)  # two-sided, symmetric at ½
 
 
 def _check_correctness(correct_a: ArrayLike, correct_b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

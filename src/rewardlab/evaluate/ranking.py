@@ -11,11 +11,11 @@ ranking, each averaged over rankings (so a ranking of 9 replies counts as much a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import kendalltau
 
 from rewardlab.evaluate.metrics import AccuracyEstimate, bootstrap_ci, estimate
 
@@ -53,14 +53,12 @@ def kendall_tau(scores: Sequence[float]) -> float:
     corrected. When every score is equal the ratio is 0/0; τ is then defined as 0 (no order given).
     Example: [3, 1, 2]: C = 2, D = 1, t = 0 → (2 − 1)/3 = 1/3; [2, 2, 1]: C = 2, D = 0, t = 1 →
     2/√(3·2) = 0.8165.
+    Computed by ``scipy.stats.kendalltau`` (variant b) against the human ranks k, k − 1, …, 1.
     """
     _check(scores)
-    signs = _pair_signs(scores)
-    concordant, discordant = signs.count(1), signs.count(-1)
-    n0, ties = len(signs), signs.count(0)
-    if ties == n0:
+    if len(set(scores)) == 1:
         return 0.0
-    return (concordant - discordant) / math.sqrt(n0 * (n0 - ties))
+    return float(kendalltau(np.arange(len(scores), 0, -1), np.asarray(scores, dtype=float)).statistic)
 
 
 def _check(scores: Sequence[float]) -> None:

@@ -1,8 +1,9 @@
 """RewardBench (Lambert et al. 2024) and RewardBench 2 (Malik et al. 2025) scores, from rewards.
 
 **RewardBench v1.** Rows are pairs (``prompt``, ``chosen``, ``rejected``, ``subset``). A pair is
-right when the chosen reply scores higher; an exact tie in score earns ``tie_credit`` (1/2 here,
-as everywhere in rewardlab; RewardBench itself gives 0, pass ``tie_credit=0`` to match it). Each
+right when the chosen reply scores higher; an exact tie in score earns ``tie_credit``: 0 by
+default, as RewardBench itself gives, so scores compare with its leaderboard (``tie_credit=0.5``
+counts it as a coin flip, as rewardlab's plain pairwise accuracy does). Each
 *section* (Chat, Chat Hard, Safety, Reasoning) scores the weighted mean of its subsets'
 accuracies, Σ wₛ·aₛ / Σ wₛ, with wₛ the subset's example count; RewardBench's published counts are
 shipped (``DEFAULT_EXAMPLE_COUNTS``; they equal the subsets' sizes except math-prm, whose 447
@@ -186,7 +187,7 @@ def rewardbench_v1(
     rejected_scores: Sequence[float],
     section_map: SectionMap | None = None,
     *,
-    tie_credit: float = 0.5,
+    tie_credit: float = 0.0,
 ) -> RewardBenchEval:
     """RewardBench v1's section scores from each pair's two rewards (see the module docstring).
 

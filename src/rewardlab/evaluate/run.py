@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardlab.data import ColumnMap, PreferencePair, default_dataset_path, load_preferences
+from rewardlab.data.principles import PRINCIPLE_SET, principle_set_path
 from rewardlab.data.records import Ranking
 from rewardlab.destinations import check_folder_destination
 from rewardlab.evaluate import benchmarks
 from rewardlab.evaluate.benchmark_report import BenchmarkEval, render_benchmark, write_benchmark_report
 from rewardlab.evaluate.compare import ModelComparison, compare_models
 from rewardlab.evaluate.data_split import Log, load_pairs, to_stderr
+from rewardlab.evaluate.ensemble_errors import EnsembleErrors, ensemble_errors, render_ensemble_errors_markdown
+from rewardlab.evaluate.fused import FusionOptions
 from rewardlab.evaluate.pair_checks import PairChecks
 from rewardlab.evaluate.pairwise import PairwiseEval
 from rewardlab.evaluate.reference_scorers import read_references
@@ -25,13 +28,14 @@ from rewardlab.evaluate.report import (
     render_comparison_markdown,
     render_markdown,
     write_comparison_report,
+    write_ensemble_errors_report,
     write_report,
 )
 from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
 from rewardlab.evaluate.scorers import SCORERS, Comparer, Scorer, ScorerSpec, build_scorer
 from rewardlab.models.reward_model import RewardModel, inference_copy
 
-FORMATS = ("pairs", "rewardbench", "rewardbench2", "kwise")
+FORMATS = ("pairs", "rewardbench", "rewardbench2", "kwise", "principles")
 
 
 @dataclass
@@ -76,7 +80,7 @@ def evaluate_data(
     precision: str = "auto",
     data_format: str = "pairs",
     sections: str | Path | None = None,
-    tie_credit: float = 0.5,
+    tie_credit: float = 0.0,
     scorer: str | None = None,
     policy: str | None = None,
     reference: str | None = None,
@@ -98,6 +102,12 @@ def evaluate_data(
     invariance: bool = False,
     policy_ranking: bool = False,
     ranking_p: float = 0.9,
+    fusion: str | None = None,
+    fusion_alpha: float = 0.5,
+    fusion_top_k: int | None = None,
+    fusion_temperature: float = 0.1,
+    fusion_split: str = "train",
+    fusion_encoder: str = "minilm",
     progress: bool = False,
     log: Log | None = None,
 ) -> EvalOutput:
@@ -105,25 +115,35 @@ def evaluate_data(
     on ``data``; see ``rewardlab eval --help`` for each option. With ``report``, the report files
     are written there (checked first: a report that cannot be written fails before the work, not
     after it). ``log`` receives notes about the data as they happen (default: stderr)."""
+    if data is None and data_format == "principles" and (scorer is None or model is None):
+        data = PRINCIPLE_SET  # the embedded principle set
     if scorer is None and (model is None or data is None):
         raise ValueError("give MODEL and DATA (or --scorer and DATA)")
     if data is None:
         model, data = None, model  # the scorer's options name its models; the one argument is the data
     if data_format not in FORMATS:
-        raise ValueError(f"--format must be pairs, rewardbench, rewardbench2 or kwise (got {data_format!r})")
+        raise ValueError(
+            f"--format must be pairs, rewardbench, rewardbench2, kwise or principles (got {data_format!r})"
+        )
+    if data == PRINCIPLE_SET and not Path(data).exists():
+        data = str(principle_set_path())
     checks = PairChecks(fit_temperature, Path(contrast) if contrast else None, invariance, policy_ranking, ranking_p)
     if data_format != "pairs" and checks.requested():
         raise ValueError("--fit-temperature, --contrast, --invariance and --policy-ranking apply to --format pairs")
     if policy_ranking and (scorer is None or SCORERS.get(scorer).main != "policy"):
         raise ValueError("--policy-ranking needs --scorer implicit, implicit-sum or implicit-mean (a policy)")
+    fused = FusionOptions(fusion, fusion_alpha, fusion_top_k, fusion_temperature, fusion_split, fusion_encoder)
+    if fused.problems() or (fusion and policy_ranking):
+        raise ValueError("; ".join(fused.problems() or ["--fusion does not apply to --policy-ranking"]))
     if report:
         check_folder_destination(report)
     source = EvalData(data, columns, skip_bad_rows, split, log)  # type: ignore[arg-type]
     if scorer is None and data_format == "pairs":
         pairs = source.pairs()
         reward_model, resolved = inference_copy(RewardModel.from_pretrained(model), precision)  # type: ignore[arg-type]
-        result = checks.run(reward_model, pairs, *source.where(), resolved, progress=progress, log=log)
-        return _written(EvalOutput(str(model), source.data, result), report)
+        scored, name = fused.apply(reward_model, str(model), resolved, progress=progress, log=log)
+        result = checks.run(scored, pairs, *source.where(), resolved, progress=progress, log=log)
+        return _written(EvalOutput(name, source.data, result), report, pairs)
     spec = ScorerSpec(
         kind=scorer or "reward-model",
         model=model,
@@ -150,10 +170,11 @@ def evaluate_data(
     column_map = source.column_map()  # a bad --columns fails here, before any model loads
     if spec.needs_references:
         spec.references = read_references(source.file(), column_map)
-    built, name = build_scorer(spec), spec.describe()
+    built, name = fused.apply(build_scorer(spec), spec.describe(), progress=progress, log=log)
     if data_format == "pairs":
-        result = checks.run(built, source.pairs(), *source.where(), progress=progress, log=log)
-        return _written(EvalOutput(name, source.data, result), report)
+        pairs = source.pairs()
+        result = checks.run(built, pairs, *source.where(), progress=progress, log=log)
+        return _written(EvalOutput(name, source.data, result), report, pairs)
     return _written(EvalOutput(name, source.data, _benchmark(built, data_format, source, sections, tie_credit)), report)
 
 
@@ -195,12 +216,15 @@ class EvalData:
 def _benchmark(
     scorer: Scorer | Comparer, data_format: str, source: EvalData, sections: str | Path | None, tie_credit: float
 ) -> BenchmarkEval:
-    """A benchmark format's evaluation: RewardBench sections, RewardBench 2 best-of-N, or k-wise rankings."""
+    """A benchmark format's evaluation: RewardBench sections, RewardBench 2 best-of-N, k-wise rankings,
+    or principle flip-sets."""
     if data_format == "rewardbench":
         section_map = load_section_map(sections) if sections else SectionMap.default()
         return benchmarks.evaluate_rewardbench(scorer, source.pairs(), section_map, tie_credit=tie_credit)
     if data_format == "rewardbench2":
         return benchmarks.evaluate_rewardbench2(scorer, read_best_of_n(source.file(), source.column_map()))
+    if data_format == "principles":
+        return benchmarks.evaluate_principles(scorer, source.pairs())
     return benchmarks.evaluate_kwise(scorer, source.rankings())
 
 
@@ -213,7 +237,7 @@ def format_errors(
         errors.append(f"--split applies to pairs only (--format {data_format} reads the whole file)")
     if data_format == "rewardbench2" and skip_bad_rows:
         errors.append("--skip-bad-rows is not available with --format rewardbench2")
-    if (sections is not None or tie_credit != 0.5) and data_format != "rewardbench":
+    if (sections is not None or tie_credit != 0.0) and data_format != "rewardbench":
         errors.append("--sections and --tie-credit apply to --format rewardbench only")
     return errors
 
@@ -245,11 +269,81 @@ def compare_data(
     return output
 
 
-def _written(output: EvalOutput, report: str | Path | None) -> EvalOutput:
-    """``output`` with its report files written to ``report``, if given."""
+@dataclass
+class EnsembleErrorsOutput:
+    """Several reward models' errors on one data set, as one ensemble, and the report files written."""
+
+    result: EnsembleErrors
+    members: list[str]
+    data: str
+    report_files: tuple[Path, ...] = ()
+
+    def markdown(self) -> str:
+        """The report as ``rewardlab ensemble-errors`` prints it."""
+        return render_ensemble_errors_markdown(self.result, self.members, self.data)
+
+
+def ensemble_errors_data(
+    members: list[str | Path],
+    data: str = "default",
+    *,
+    report: str | Path | None = None,
+    split: str = "all",
+    columns: str | None = None,
+    skip_bad_rows: bool = False,
+    precision: str = "auto",
+    uncertainty_weight: float = 1.0,
+    progress: bool = False,
+    log: Log | None = None,
+) -> EnsembleErrorsOutput:
+    """Each member's errors, the errors they share, and the ensemble's accuracy (``evaluate/ensemble_errors.py``).
+
+    Members are loaded one at a time; each is standardised with its saved reward statistics, or,
+    when one has none, all are aggregated raw with a ``RawEnsembleWarning`` (the rule of
+    ``RewardEnsemble``).
+    """
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from rewardlab.models.ensemble import member_statistics
+
+    if len(members) < 2:
+        raise ValueError(f"give at least two reward models to compare as an ensemble (got {len(members)})")
+    if uncertainty_weight < 0:
+        raise ValueError(f"--uncertainty-weight must be ≥ 0 (got {uncertainty_weight})")
+    if report:
+        check_folder_destination(report)
+    pairs = [
+        p for p in load_pairs(data, columns=columns, skip_bad_rows=skip_bad_rows, split=split, log=log) if not p.tie
+    ]
+    if not pairs:
+        raise ValueError(f"{data}: no pairs with a labelled order (split {split!r})")
+    prompts, replies = [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    scores, loaded = [], []
+    for path in members:
+        model = RewardModel.from_pretrained(path)
+        if model.info.scores_pairs or model.info.head != "reward":
+            raise ValueError(f"{path}: ensemble members must be scalar reward models (head 'reward')")
+        scores.append(model.score(prompts, replies, precision=precision, progress=progress))  # type: ignore[arg-type]
+        loaded.append(SimpleNamespace(info=model.info))  # its statistics; the weights are freed
+        del model
+    names = [str(m) for m in members]
+    statistics = member_statistics(loaded, names)  # type: ignore[arg-type]
+    table = np.asarray(scores, dtype=np.float64)
+    result = ensemble_errors(table[:, : len(pairs)], table[:, len(pairs) :], statistics, uncertainty_weight)
+    output = EnsembleErrorsOutput(result, names, data)
+    if report:
+        output.report_files = write_ensemble_errors_report(result, report, names, data)
+    return output
+
+
+def _written(output: EvalOutput, report: str | Path | None, pairs: list[PreferencePair] | None = None) -> EvalOutput:
+    """``output`` with its report files written to ``report``, if given (``pairs``: the evaluated
+    pairs, whose text excerpts go into ``predictions.jsonl`` and the page's wrong pairs)."""
     if report:
         if isinstance(output.result, PairwiseEval):
-            output.report_files = write_report(output.result, report, output.name, output.data)
+            output.report_files = write_report(output.result, report, output.name, output.data, pairs)
         else:
             output.report_files = write_benchmark_report(output.result, report, output.name, output.data)
     return output

@@ -1,9 +1,10 @@
 """A scalar reward model stored in the plain Hugging Face format.
 
 The weights are an ``AutoModelForSequenceClassification`` with one label, saved as safetensors,
-so TRL, OpenRLHF and RewardBench load it without rewardlab. What rewardlab adds lives in the
-config under ``rewardlab``: how texts were formatted, the maximum length, and the mean and
-standard deviation of rewards on the training data (for later normalisation).
+so transformers loads it without rewardlab (which other libraries score it the same way, and how:
+``consumer_fields.py`` and ``tests/test_consumers.py``). What rewardlab adds lives in the config
+under ``rewardlab``: how texts were formatted, the maximum length, and the mean and standard
+deviation of rewards on the training data (for later normalisation); ``README.md`` is the model card.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from transformers import logging as hf_logging
 from rewardlab.atomic import atomic_directory
 from rewardlab.data.records import Prompt
 from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.consumer_fields import consumer_tokenizer, is_plain_template, set_consumer_config
 from rewardlab.models.first_token import compute_first_token_only
 from rewardlab.models.formatting import TextFormat, choose_format, format_text
+from rewardlab.models.model_card import write_model_card
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
 from rewardlab.models.weight_files import require_safetensors
@@ -125,6 +128,9 @@ class RewardModel:
         model.config.pad_token_id = tokenizer.pad_token_id
         if not dropout:
             disable_dropout(model)
+        # a rewardlab folder as backbone: its template writes the plain format, it is no chat model's
+        if text_format == "auto" and is_plain_template(getattr(tokenizer, "chat_template", None)):
+            text_format = "plain"
         info = RewardModelInfo(choose_format(tokenizer, text_format), max_length, backbone=str(backbone), head=head)
         compute_first_token_only(model)
         return cls(model, tokenizer, info)
@@ -179,13 +185,28 @@ class RewardModel:
         return cls(model, tokenizer, info)
 
     def save_pretrained(self, path: str | Path) -> Path:
-        """Write the model folder atomically: weights (safetensors), tokenizer, config with ``rewardlab``."""
-        model = self.model
-        model.config.rewardlab = asdict(self.info)
+        """Write the model folder atomically: weights (safetensors), tokenizer, config with ``rewardlab``,
+        and a model card.
+
+        The folder also carries what other libraries read (``consumer_fields``): the tokenizer cuts
+        from the left at ``max_length``, a ``plain`` model's chat template writes its format, the one
+        label is ``reward``, and ``config.mean``/``config.std`` hold the reward statistics.
+        """
         with atomic_directory(path) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            self.tokenizer.save_pretrained(tmp)
+            self.write_folder(tmp)
+            write_model_card(tmp, self.info)
         return Path(path)
+
+    def write_folder(self, folder: Path, *, template_special_tokens: bool = True) -> None:
+        """Weights, config and tokenizer into an existing ``folder`` (``save_pretrained`` without the card);
+        ``template_special_tokens`` as in ``consumer_fields.plain_chat_template``."""
+        model, info = self.model, self.info
+        model.config.rewardlab = asdict(info)
+        set_consumer_config(model.config, info.head, info.reward_mean, info.reward_std)
+        model.save_pretrained(folder, safe_serialization=True)
+        consumer_tokenizer(self.tokenizer, info.text_format, info.max_length, template_special_tokens).save_pretrained(
+            folder
+        )
 
     # -- text to tokens ----------------------------------------------------------------------------
 

@@ -404,3 +404,35 @@ def spo_loss(
             raise ValueError("spo with sides='both' needs the rejected replies' token log-probabilities and mask")
         degree = (degree + _degree_loss(*rejected, beta, levels)) / 2
     return _output(losses + degree_weight * degree, beta * rho_w, beta * rho_l, degree_loss=degree)
+
+
+@register_policy_loss("sft", aliases=("rsf", "rejection_sampling_sft"))
+def sft_loss(
+    chosen_logps: Tensor,
+    chosen_lengths: Tensor,
+    rejected_logps: Tensor | None = None,
+    rejected_lengths: Tensor | None = None,
+) -> PolicyLossOutput:
+    """SFT on the chosen replies: −log π(y_w|x) / |y_w|, the per-token NLL; the rejected reply is not trained on.
+
+    The fine-tuning step of rejection-sampling fine-tuning (RSF; Touvron et al. 2023, "Llama 2",
+    §3.2.3; Dong et al. 2023, "RAFT: Reward rAnked FineTuning"): sample replies, keep the best by the
+    reward, imitate them. With pairs from ``rewardlab sample-pairs --direction`` the best is ranked
+    along a user's direction in a multi-attribute reward space, which makes it the preference-
+    conditioned RSF of DPA (Wang et al. 2024, "Arithmetic Control of LLMs for Diverse User
+    Preferences: Directional Preference Alignment with Multi-Objective Rewards", §3.2; the paper
+    also writes the direction into the prompt, which ``sample-pairs`` does not). Dividing by |y_w|
+    keeps the step size independent of reply length. No reference model is read.
+
+    The rejected reply only feeds the diagnostics: the rewards reported are the mean token
+    log-probabilities log π(y|x)/|y| of both replies (0 for the rejected one when its log-probs
+    are not given). The policy trainer still computes them; they carry no gradient into the loss.
+    """
+    _check_lengths(chosen_lengths, "chosen_lengths")
+    nll = -chosen_logps / chosen_lengths
+    if rejected_logps is None or rejected_lengths is None:
+        rejected_rewards = torch.zeros_like(chosen_logps)
+    else:
+        _check_lengths(rejected_lengths, "rejected_lengths")
+        rejected_rewards = rejected_logps / rejected_lengths
+    return _output(nll, -nll, rejected_rewards)

@@ -43,26 +43,35 @@ def _unit_rows(x: ArrayLike, name: str) -> np.ndarray:
     return a / norms
 
 
+def fusion_problems(alpha: float, temperature: float, top_k: int | None) -> list[str]:
+    """Every bad fusion setting at once (the one place they are checked: ``fuse_rewards`` and the CLI)."""
+    problems = []
+    if not 0 <= alpha <= 1:
+        problems.append(f"alpha must be in [0, 1] (got {alpha})")
+    if not temperature > 0:
+        problems.append(f"temperature must be positive (got {temperature})")
+    if top_k is not None and top_k < 1:
+        problems.append(f"top_k must be at least 1 (got {top_k})")
+    return problems
+
+
 def similarity_weights(
     queries: ArrayLike, memory: ArrayLike, temperature: float = 0.1, top_k: int | None = None
 ) -> np.ndarray:
     """(n, m) weights w_ij = softmax over j ∈ K_i of cos(q_i, m_j)/τ, zero outside K_i, the ``top_k``
     most similar memory rows (all of them when ``top_k`` is None). Each row sums to 1."""
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive (got {temperature})")
+    if problems := fusion_problems(0.0, temperature, top_k):
+        raise ValueError("; ".join(problems))
     q, m = _unit_rows(queries, "queries"), _unit_rows(memory, "memory")
     if q.shape[1] != m.shape[1]:
         raise ValueError(f"queries and memory embeddings differ in size ({q.shape[1]} vs {m.shape[1]})")
     if m.shape[0] == 0:
         raise ValueError("the memory of scored examples is empty")
     logits = (q @ m.T) / temperature
-    if top_k is not None:
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1 (got {top_k})")
-        if top_k < m.shape[0]:
-            kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
-            # ties at the k-th value are all kept: the weights stay a function of the similarities alone
-            logits = np.where(logits >= kth, logits, -np.inf)
+    if top_k is not None and top_k < m.shape[0]:
+        kth = np.partition(logits, -top_k, axis=1)[:, -top_k][:, None]
+        # ties at the k-th value are all kept: the weights stay a function of the similarities alone
+        logits = np.where(logits >= kth, logits, -np.inf)
     logits = logits - logits.max(axis=1, keepdims=True)
     w = np.exp(logits)
     return w / w.sum(axis=1, keepdims=True)
@@ -78,8 +87,8 @@ def fuse_rewards(
     top_k: int | None = None,
 ) -> np.ndarray:
     """r̂(x_i) = (1 − α)·r(x_i) + α·Σ_j w_ij·r(m_j), w from ``similarity_weights`` (module docstring)."""
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1] (got {alpha})")
+    if problems := fusion_problems(alpha, temperature, top_k):
+        raise ValueError("; ".join(problems))
     r = np.asarray(rewards, dtype=float)
     mr = np.asarray(memory_rewards, dtype=float)
     e, me = np.asarray(embeddings, dtype=float), np.asarray(memory_embeddings, dtype=float)
@@ -118,6 +127,11 @@ class FusedScorer:
         memory_rewards = np.asarray(scorer.score(list(prompts), list(replies)), dtype=float)
         memory_embeddings = np.asarray(embed(list(prompts), list(replies)), dtype=float)
         return cls(scorer, embed, memory_embeddings, memory_rewards, **options)
+
+    @property
+    def precision(self) -> str:
+        """The wrapped scorer's (reported by the evaluation)."""
+        return str(getattr(self.scorer, "precision", "n/a"))
 
     def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
         rewards = self.scorer.score(prompts, replies)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW
 from rewardlab.data.loading import LoadedPreferences, load_preferences
+from rewardlab.data.multi_level import multi_level_pairs
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.schema import ColumnMap
 from rewardlab.data.split import Splits, split_pairs
@@ -38,14 +39,39 @@ class SplitDataConfig:
     """Seed of the split: the same seed and fractions hold out the same pairs in every run and command."""
     max_pairs_per_row: int = MAX_PAIRS_PER_ROW
     """A k-wise or tree row that would expand to more pairs than this is a bad row (memory bound)."""
+    multi_level: bool = False
+    """Add MAPL's inter-sample multi-instruction pairs to the training split (``data/multi_level.py``):
+    each pair, after its original, gets two pairs whose prompt joins it with another training pair's
+    and whose chosen reply answers more of the two requests well. Held-out splits stay as they are."""
+    multi_level_seed: int = 0
+    """Seed of the multi-level construction (which partner each pair is joined with)."""
+    multi_level_weight: float = 1.0
+    """Loss weight of each multi-level pair relative to an original one (the paper's λ)."""
+    convex_da: bool = False
+    """ConvexDA (Shen et al. 2023, ``runs/augmentation.py``): give each training pair
+    ``convex_da_candidates`` synonym rewrites (``data/synonyms.py``), embed them, and add those that are
+    vertices of their group's convex hull. Held-out splits stay as they are."""
+    convex_da_candidates: int = 4
+    """ConvexDA: synonym rewrites made per training pair (each embedded twice: chosen and rejected)."""
+    convex_da_dims: int = 2
+    """ConvexDA: principal directions of a pair's group the hull is taken in (fewer keep fewer)."""
+    convex_da_encoder: str = "minilm"
+    """ConvexDA: sentence encoder of the embeddings (``models/embeddings.py``): minilm or a local folder."""
+    convex_da_seed: int = 0
+    """ConvexDA: seed of the synonym rewrites."""
 
     def problems(self) -> list[str]:
         problems = []
+        if not self.multi_level_weight > 0:
+            problems.append(f"data.multi_level_weight must be > 0 (got {self.multi_level_weight})")
         fractions = (self.validation_fraction, self.test_fraction)
         if min(fractions) < 0 or sum(fractions) >= 1:
             problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
         if self.max_pairs_per_row < 1:
             problems.append(f"data.max_pairs_per_row must be positive (got {self.max_pairs_per_row})")
+        if self.convex_da_candidates < 1 or self.convex_da_dims < 1:
+            got = (self.convex_da_candidates, self.convex_da_dims)
+            problems.append(f"data.convex_da_candidates and data.convex_da_dims must be at least 1 (got {got})")
         return problems
 
 
@@ -86,4 +112,15 @@ def load_split(config: SplitDataConfig, say: Callable[[str], None] = print) -> S
         seed=config.split_seed,
         rankings=loaded.rankings,
     )
+    if config.multi_level:
+        before = len(splits.train)
+        splits.train, _ = multi_level_pairs(splits.train, config.multi_level_seed, config.multi_level_weight)
+        say(f"multi-level (MAPL): {len(splits.train) - before} inter-sample pairs added to {before} training pairs")
+    if config.convex_da:
+        from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
+
+        settings = ConvexDASettings(
+            config.convex_da_candidates, config.convex_da_dims, config.convex_da_encoder, config.convex_da_seed
+        )
+        splits.train = augment_training_pairs(splits.train, settings, say)
     return SplitData(loaded, splits)

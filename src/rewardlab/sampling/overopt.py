@@ -12,6 +12,10 @@ standardised with its own saved statistics, (r − reward_mean) / reward_std
 ensemble; if one proxy has no statistics, none is standardised (a ``RawEnsembleWarning`` says
 which), and the report says which way the ensemble was aggregated. The single proxy's curve stays
 in its own units.
+
+Beside best-of-N, ``kl_optimal`` is the optimum of max E_φ[score] s.t. KL(φ ‖ π) ≤ KL_bon(N) on
+the same samples (Yang et al. 2024; ``sampling/kl_optimal.py``): the tilt of each prompt's
+empirical distribution by the first selection rule's score, judged by gold like the rest.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from rewardlab.data.records import Prompt
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.rewards.aggregate import aggregate_ensemble, standardise_members
 from rewardlab.runs.config import Checked
-from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl
+from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl, best_of_n_weights
 from rewardlab.sampling.cache import GenerationCache, generation_key
 from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
+from rewardlab.sampling.kl_optimal import solve_tilt, tilt_curve
 
 if TYPE_CHECKING:
     from rewardlab.models.reward_model import RewardModelInfo
@@ -149,6 +154,48 @@ def overopt_curves(rules: dict[str, np.ndarray], gold: np.ndarray, per_prompt: i
     return curves
 
 
+def sample_bon_kl(per_prompt: int, max_n: int) -> list[float]:
+    """KL, to the uniform distribution over a prompt's n samples, of the distribution the unbiased
+    best-of-N estimator puts on them (``best_of_n_weights``): log n at N = n, above KL_bon(N)."""
+    values = []
+    for big_n in range(1, max_n + 1):
+        w = best_of_n_weights(per_prompt, big_n)
+        w = w[w > 0]
+        values.append(max(float(np.sum(w * np.log(w * per_prompt))), 0.0))
+    return values
+
+
+def kl_optimal_curve(scores: np.ndarray, gold: np.ndarray, per_prompt: int, max_n: int) -> dict[str, list[float]]:
+    """The KL-constrained optimum (Yang et al. 2024) on each prompt's samples, beside best-of-N.
+
+    Per prompt, the base is the empirical distribution of its n replies and the optimum the tilt
+    φ_λ ∝ exp(λ·score) (``kl_optimal.solve_tilt``), averaged over prompts: ``proxy`` and ``gold`` at
+    KL_bon(N), the x-axis of the best-of-N curves; ``proxy_at_sample_kl`` at the KL the best-of-N
+    estimator's own weights have on these samples (``sample_kl``), where optimality guarantees it is
+    at least best-of-N's proxy value on every prompt.
+    """
+    rows, gold_rows = scores.reshape(-1, per_prompt), gold.reshape(-1, per_prompt)
+    own, judged, lambdas = [], [], []
+    for r, g in zip(rows, gold_rows, strict=True):
+        proxy_values, gold_values, lam = tilt_curve(r, g, max_n)
+        own.append(proxy_values)
+        judged.append(gold_values)
+        lambdas.append(lam)
+    own_arr, judged_arr = np.stack(own), np.stack(judged)
+    gains = judged_arr - judged_arr[:, :1]
+    se = gains.std(axis=0, ddof=1) / np.sqrt(len(rows)) if len(rows) > 1 else np.zeros(max_n)
+    sample_kl = sample_bon_kl(per_prompt, max_n)
+    matched = np.array([[solve_tilt(r, kl).expected_reward for kl in sample_kl] for r in rows])
+    return {
+        "proxy": own_arr.mean(0).tolist(),
+        "gold": judged_arr.mean(0).tolist(),
+        "gold_gain_se": se.tolist(),
+        "lambda_median": [float(v) if np.isfinite(v) else None for v in np.median(np.stack(lambdas), axis=0)],
+        "sample_kl": sample_kl,
+        "proxy_at_sample_kl": matched.mean(0).tolist(),
+    }
+
+
 def within_prompt_correlation(scores: np.ndarray, gold: np.ndarray, per_prompt: int) -> float | None:
     """Mean over prompts of Pearson's r between a selection score and gold among one prompt's replies:
     what best-of-N can exploit (differences between prompts do not matter to it)."""
@@ -206,6 +253,7 @@ def run_overopt(config: OveroptConfig) -> dict[str, object]:
     rules = selection_scores(scores[1:], config.uncertainty_weight, statistics)
     curves = overopt_curves(rules, scores[0], n, n)
     flat = [s for samples in generations.samples for s in samples]
+    first_rule = next(iter(rules))
     return {
         "policy": config.policy,
         "gold": config.gold,
@@ -224,6 +272,7 @@ def run_overopt(config: OveroptConfig) -> dict[str, object]:
         "n_values": list(range(1, n + 1)),
         "kl": [best_of_n_kl(k) for k in range(1, n + 1)],
         "curves": {name: curve.__dict__ for name, curve in curves.items()},
+        "kl_optimal": {"rule": first_rule, **kl_optimal_curve(rules[first_rule], scores[0], n, n)},
         "replies": {
             "count": len(flat),
             "mean_tokens": float(np.mean([s.tokens for s in flat])),

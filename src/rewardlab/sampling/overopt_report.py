@@ -65,6 +65,8 @@ def render_overopt_markdown(result: dict) -> str:
         r = result["within_prompt_correlation_with_gold"].get(name)
         r_text = "1" if name == ORACLE else ("–" if r is None else f"{r:.3f}")
         lines.append(f"| {name} | {gold[-1] - gold[0]:+.3f} | {best} | {gold[best - 1] - gold[0]:+.3f} | {r_text} |")
+    if "kl_optimal" in result:
+        lines += render_kl_optimal_markdown(result)
     cache = result["cache"]
     lines += [
         "",
@@ -73,6 +75,48 @@ def render_overopt_markdown(result: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def render_kl_optimal_markdown(result: dict) -> list[str]:
+    """The KL-optimal tilt beside best-of-N of the same rule: the gap the optimum leaves, per N."""
+    tilt, kl = result["kl_optimal"], result["kl"]
+    bon = result["curves"][tilt["rule"]]
+    lines = [
+        "",
+        f"## Best-of-N against the KL-constrained optimum ({tilt['rule']})",
+        "",
+        "The optimum of max E_φ[sel] s.t. KL(φ ‖ π) ≤ KL_bon(N) is the tilt φ ∝ π·exp(λ·sel) (Yang et al. 2024), "
+        "here of each prompt's empirical distribution over its n replies. *gap* is tilt − best-of-N; "
+        "*gain ratio* is (tilt − N=1) / (best-of-N − N=1) of the selecting score, which Yang et al. prove "
+        "tends to 1 for long replies with log N ∝ length (memoryless policy, linear reward). "
+        "*sel at sample KL* spends the KL that the best-of-N estimator's own weights have on the n samples "
+        "(log n at N = n): the optimum there is never below best-of-N's sel. At KL_bon(N) the tilt can fall "
+        "below best-of-N: the estimator spends more than KL_bon(N) on the n samples, and no reweighting of n "
+        "samples reaches replies none of them is, so with few samples per prompt read the gap at sample KL.",
+        "",
+        "| N | KL_bon | best-of-N sel | tilt sel | gap sel | gain ratio | sample KL | tilt sel at sample KL "
+        "| best-of-N gold | tilt gold | gap gold |",
+        "|" + "---|" * 11,
+    ]
+    for n in shown_n(len(kl)):
+        i = n - 1
+        bon_gain, tilt_gain = bon["proxy"][i] - bon["proxy"][0], tilt["proxy"][i] - tilt["proxy"][0]
+        ratio = f"{tilt_gain / bon_gain:.3f}" if abs(bon_gain) > 1e-12 else "–"
+        cells = [
+            str(n),
+            f"{kl[i]:.2f}",
+            f"{bon['proxy'][i]:.3f}",
+            f"{tilt['proxy'][i]:.3f}",
+            f"{tilt['proxy'][i] - bon['proxy'][i]:+.3f}",
+            ratio,
+            f"{tilt['sample_kl'][i]:.2f}",
+            f"{tilt['proxy_at_sample_kl'][i]:.3f}",
+            f"{bon['gold'][i]:.3f}",
+            f"{tilt['gold'][i]:.3f} ± {tilt['gold_gain_se'][i]:.3f}",
+            f"{tilt['gold'][i] - bon['gold'][i]:+.3f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def overopt_png(result: dict) -> bytes:
@@ -90,6 +134,11 @@ def overopt_png(result: dict) -> bytes:
         low = [g - s for g, s in zip(gains, c["gold_gain_se"], strict=True)]
         high = [g + s for g, s in zip(gains, c["gold_gain_se"], strict=True)]
         judged.fill_between(kl, low, high, color=color, alpha=0.12, linewidth=0)
+    if "kl_optimal" in result:
+        tilt = result["kl_optimal"]
+        label = f"KL-optimal (tilt) of {tilt['rule']}"
+        selected.plot(kl, [v - tilt["proxy"][0] for v in tilt["proxy"]], ":", color="C9", label=label)
+        judged.plot(kl, [v - tilt["gold"][0] for v in tilt["gold"]], ":", color="C9", label=label)
     selected.set(title="selecting score (proxy)", xlabel="KL_bon = log N − (N−1)/N (nats)", ylabel="gain over N = 1")
     judged.set(
         title="gold reward of the picked reply (± s.e. of the gain)", xlabel="KL_bon (nats)", ylabel="gain over N = 1"

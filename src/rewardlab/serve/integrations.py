@@ -1,4 +1,5 @@
-"""Rewards for other trainers: TRL's ``GRPOTrainer(reward_funcs=...)`` and verl's ``compute_score``.
+"""Rewards for other trainers: TRL's ``GRPOTrainer(reward_funcs=...)`` and verl's ``compute_score`` (per
+sample and batched).
 
 Both load a saved reward model once, score in the precision chosen once (bf16 where the hardware
 has it), and can apply a named transform (``rewardlab.rewards.transforms``) on the way out. A
@@ -122,33 +123,89 @@ def verl_compute_score(
     precision: Precision = "auto",
     direction: str | Sequence[float] | None = None,
 ):
-    """``compute_score(data_source, solution_str, ground_truth, extra_info=None) -> float`` for verl.
+    """``compute_score(data_source, solution_str, ground_truth, extra_info=None, **kwargs) -> float`` for
+    verl's per-sample reward managers (``naive``, the reward loop).
 
     verl passes only the decoded response as ``solution_str``; the prompt is read from
     ``extra_info[prompt_key]`` (put it there when preparing the dataset), or, with
     ``prompt_key=None``, the response is scored without a prompt. ``ground_truth`` is not used: a
-    reward model judges the reply itself. Transforms needing references are not available here.
-    ``direction`` weighs a multi-attribute model's attributes, as in ``TRLRewardFunction``.
+    reward model judges the reply itself. The keywords verl adds (``reward_router_address``,
+    ``reward_model_tokenizer``, ``reward_model_path``, the config's ``reward_kwargs``) are accepted and
+    unused: this function scores with its own model. Transforms needing references are not
+    available here. ``direction`` weighs a multi-attribute model's attributes, as in ``TRLRewardFunction``.
     """
+    scorer = _verl_scorer(model, transform, transform_args, precision, direction)
+
+    def compute_score(
+        data_source: Any,
+        solution_str: str,
+        ground_truth: Any,
+        extra_info: Mapping[str, Any] | None = None,
+        **verl_keywords: Any,
+    ) -> float:
+        return scorer.rewards([_verl_prompt(extra_info, prompt_key, "extra_info")], [solution_str])[0]
+
+    return compute_score
+
+
+def verl_batch_compute_score(
+    model: RewardModel | str | Path,
+    *,
+    prompt_key: str | None = "prompt",
+    transform: str | None = None,
+    transform_args: Mapping[str, Any] | None = None,
+    precision: Precision = "auto",
+    direction: str | Sequence[float] | None = None,
+):
+    """``compute_score(data_sources, solution_strs, ground_truths, extra_infos, **kwargs) -> list[float]``
+    for verl's ``BatchRewardManager`` (``reward_model.reward_manager=batch``), which passes the whole
+    batch at once, as sequences (numpy arrays of objects), plus the config's ``reward_kwargs``.
+
+    One model pass scores the batch; prompts and options as in :func:`verl_compute_score`.
+    """
+    scorer = _verl_scorer(model, transform, transform_args, precision, direction)
+
+    def compute_score(
+        data_sources: Sequence[Any],
+        solution_strs: Sequence[str],
+        ground_truths: Sequence[Any],
+        extra_infos: Sequence[Mapping[str, Any] | None] | None = None,
+        **verl_keywords: Any,
+    ) -> list[float]:
+        replies = [str(s) for s in solution_strs]
+        infos = list(extra_infos) if extra_infos is not None else [None] * len(replies)
+        if len(infos) != len(replies):
+            raise ValueError(f"{len(replies)} solution_strs but {len(infos)} extra_infos (one per response)")
+        prompts = [_verl_prompt(info, prompt_key, f"extra_infos[{i}]") for i, info in enumerate(infos)]
+        return scorer.rewards(prompts, replies)
+
+    return compute_score
+
+
+def _verl_scorer(
+    model: RewardModel | str | Path,
+    transform: str | None,
+    transform_args: Mapping[str, Any] | None,
+    precision: Precision,
+    direction: str | Sequence[float] | None,
+) -> _Scorer:
     scorer = _Scorer(model, transform, transform_args, precision, direction)
     if scorer.needs_reference:
         raise TransformError(f"{scorer.transform.name!r} needs reference replies, which verl does not pass")
+    return scorer
 
-    def compute_score(
-        data_source: Any, solution_str: str, ground_truth: Any, extra_info: Mapping[str, Any] | None = None
-    ) -> float:
-        prompt: Prompt = ""
-        if prompt_key is not None:
-            if not extra_info or prompt_key not in extra_info:
-                seen = sorted(extra_info or {})
-                raise KeyError(
-                    f"extra_info has no {prompt_key!r} (keys: {seen}); put the prompt there, "
-                    "pass prompt_key=<the key that holds it>, or prompt_key=None to score the response alone"
-                )
-            prompt = _prompt(extra_info[prompt_key], f"extra_info[{prompt_key!r}]")
-        return scorer.rewards([prompt], [solution_str])[0]
 
-    return compute_score
+def _verl_prompt(extra_info: Mapping[str, Any] | None, prompt_key: str | None, where: str) -> Prompt:
+    """The prompt verl's ``extra_info`` carries under ``prompt_key`` ("" when ``prompt_key`` is None)."""
+    if prompt_key is None:
+        return ""
+    if not extra_info or prompt_key not in extra_info:
+        seen = sorted(extra_info or {})
+        raise KeyError(
+            f"{where} has no {prompt_key!r} (keys: {seen}); put the prompt there, "
+            "pass prompt_key=<the key that holds it>, or prompt_key=None to score the response alone"
+        )
+    return _prompt(extra_info[prompt_key], f"{where}[{prompt_key!r}]")
 
 
 def _prompt(value: Any, where: str) -> Prompt:

@@ -27,6 +27,7 @@ from rewardlab.evaluate.calibration import fit_temperature
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs, score_pairs
 from rewardlab.evaluate.report import write_report
 from rewardlab.models.backbones import set_activation_checkpointing
+from rewardlab.models.model_card import EMBEDDED_DATA, HeldOutMetric, write_model_card
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
@@ -411,6 +412,13 @@ def _finish(
         )
         report_dir = out / "report"
         write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
+    accuracy = test.overall if test is not None else None  # the card, now with the held-out accuracy
+    held_out = (
+        [HeldOutMetric("accuracy", accuracy.accuracy, accuracy.ci_low, accuracy.ci_high, accuracy.n)]
+        if accuracy
+        else []
+    )
+    write_model_card(out / "model", model.info, data=config.data.path or EMBEDDED_DATA, metrics=held_out)
     return test, report_dir
 
 
