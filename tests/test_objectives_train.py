@@ -169,6 +169,8 @@ def test_gpm_through_the_cli_is_evaluated_on_pairwise_probabilities(data_files, 
     assert forward == pytest.approx(-backward, abs=1e-6)  # skew-symmetric: P(a ≻ b) = 1 − P(b ≻ a)
     report = json.loads((tmp_path / "run" / "report" / "eval.json").read_text())
     assert report["overall"]["n"] > 0
+    predictions = (tmp_path / "run" / "report" / "predictions.jsonl").read_text().splitlines()
+    assert len(predictions) == report["overall"]["n"] and all(json.loads(row)["chosen"] for row in predictions)
 
 
 def test_data_without_ratings_is_refused_for_regression(tiny_encoder_dir, tmp_path) -> None:

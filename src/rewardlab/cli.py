@@ -102,7 +102,8 @@ ColumnsOption = Annotated[
     str | None,
     typer.Option(help="Where your data keeps each field, as name=field pairs, e.g. prompt=question,chosen=response_j"),
 ]
-DataArgument = Annotated[str, typer.Argument(help="Preference data file or folder; 'default' for the embedded data")]
+DATA_HELP = "Preference data: a file, a datasets folder, or a cached Hub dataset org/name[:split]"
+DataArgument = Annotated[str, typer.Argument(help=DATA_HELP + "; 'default' for the embedded data")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
 SCORER_NAMES = ", ".join(scorer_names())
@@ -119,7 +120,7 @@ def train(
         list[str] | None, typer.Argument(help="Config overrides: key.sub=value, e.g. optim.lr=1e-5")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
-    data: Annotated[str | None, typer.Option(help="Preference data file or folder (default: embedded HH-RLHF)")] = None,
+    data: Annotated[str | None, typer.Option(help=DATA_HELP + " (default: embedded HH-RLHF)")] = None,
     backbone: Annotated[str | None, typer.Option(help="minilm, smollm2, or a local model folder")] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder for the model, logs and report")] = None,
     objective: Annotated[str | None, typer.Option(help="Objective name (see `rewardlab objectives`)")] = None,
@@ -162,7 +163,7 @@ def dpo(
         typer.Argument(help="Config overrides: key.sub=value, e.g. train.steps=50 train.loss_args.beta=0.2"),
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
-    data: Annotated[str | None, typer.Option(help="Preference data file or folder (default: embedded HH-RLHF)")] = None,
+    data: Annotated[str | None, typer.Option(help=DATA_HELP + " (default: embedded HH-RLHF)")] = None,
     policy: Annotated[str | None, typer.Option(help="smollm2 (default) or a local causal LM folder")] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder for the policy, metrics and report")] = None,
     loss: Annotated[

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rewardlab.data.records import Prompt
+from rewardlab.models.embeddings import mean_pool
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -65,12 +66,6 @@ def query_text(prompt: Prompt) -> str:
     if isinstance(prompt, str):
         return prompt
     return " ".join(m["content"] for m in prompt if m.get("role") == "user") or " ".join(m["content"] for m in prompt)
-
-
-def mean_pool(hidden: Tensor, mask: Tensor) -> Tensor:
-    """Σ_t m_t h_t / Σ_t m_t over the tokens t of each row: sentence-transformers' mean pooling."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
 @dataclass

@@ -411,7 +411,8 @@ def _finish(
             validation_scores=validation_scores,
         )
         report_dir = out / "report"
-        write_report(test, report_dir, model=str(out / "model"), data=config.data.path or "embedded HH-RLHF harmless")
+        data = config.data.path or "embedded HH-RLHF harmless"
+        write_report(test, report_dir, model=str(out / "model"), data=data, pairs=splits.test)
     accuracy = test.overall if test is not None else None  # the card, now with the held-out accuracy
     held_out = (
         [HeldOutMetric("accuracy", accuracy.accuracy, accuracy.ci_low, accuracy.ci_high, accuracy.n)]
