@@ -145,12 +145,13 @@ def test_the_data_option_adds_inter_pairs_to_the_training_split_only(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     said: list[str] = []
     plain = load_split(SplitDataConfig(path=str(path)), say=said.append)
-    mixed = load_split(SplitDataConfig(path=str(path), multi_level=True, multi_level_weight=0.5), say=said.append)
+    inter_only = SplitDataConfig(path=str(path), multi_level=True, multi_level_weight=0.5, multi_level_intra=False)
+    mixed = load_split(inter_only, say=said.append)
     assert mixed.splits.test == plain.splits.test and mixed.splits.validation == plain.splits.validation
     assert len(mixed.splits.train) == 3 * len(plain.splits.train)
     assert {p.weight for p in mixed.splits.train if p.subset == INTER_SUBSET} == {0.5}
     n = len(plain.splits.train)
-    assert said == [f"multi-level (MAPL): {2 * n} inter-sample pairs added to {n} training pairs"]
+    assert said == [f"multi-level (MAPL): {2 * n} inter-sample and 0 intra-sample pairs added to {n} training pairs"]
     assert SplitDataConfig(multi_level_weight=0).problems() == ["data.multi_level_weight must be > 0 (got 0)"]
 
 

@@ -102,7 +102,7 @@ def test_objective_trains_saves_and_evaluates(name, data_files, tiny_encoder_dir
 
     plain = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
     model = RewardModel.from_pretrained(result.model_dir)
-    assert plain.config.num_labels == get_objective(name).outputs({})
+    assert plain.config.num_labels == get_objective(name).saved_outputs({})
     assert model.info.objective == name and model.info.head == get_objective(name).head
     if model.info.scores_pairs:
         with pytest.raises(ValueError, match="compares replies"):

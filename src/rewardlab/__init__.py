@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers and editors; at run time the names load on first use
-    from rewardlab.api import train
+    from rewardlab.api import cross_validate, train
     from rewardlab.data import PreferencePair, load_preferences
     from rewardlab.evaluate.run import compare_data, evaluate_data
     from rewardlab.evaluate.score_file import score_file
@@ -26,6 +26,7 @@ _LAZY = {
     "RewardModel": "rewardlab.models.reward_model",
     "TrainConfig": "rewardlab.training.config",
     "compare_data": "rewardlab.evaluate.run",
+    "cross_validate": "rewardlab.api",
     "evaluate_data": "rewardlab.evaluate.run",
     "load_preferences": "rewardlab.data",
     "score_file": "rewardlab.evaluate.score_file",
@@ -37,6 +38,7 @@ __all__ = [
     "RewardModel",
     "TrainConfig",
     "compare_data",
+    "cross_validate",
     "evaluate_data",
     "load_preferences",
     "score_file",

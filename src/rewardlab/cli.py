@@ -102,8 +102,11 @@ ColumnsOption = Annotated[
     str | None,
     typer.Option(help="Where your data keeps each field, as name=field pairs, e.g. prompt=question,chosen=response_j"),
 ]
-DATA_HELP = "Preference data: a file, a datasets folder, or a cached Hub dataset org/name[:split]"
-DataArgument = Annotated[str, typer.Argument(help=DATA_HELP + "; 'default' for the embedded data")]
+DATA_HELP = (
+    "Preference data: a file, a datasets folder, a cached Hub dataset org/name[:split], or a packaged"
+    " dataset: hh-harmless, ultrafeedback, tulu1, finegrained"
+)
+DataArgument = Annotated[str, typer.Argument(help=DATA_HELP + "; 'default' for the embedded data (hh-harmless)")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
 SCORER_NAMES = ", ".join(scorer_names())
@@ -119,8 +122,16 @@ def train(
     overrides: Annotated[
         list[str] | None, typer.Argument(help="Config overrides: key.sub=value, e.g. optim.lr=1e-5")
     ] = None,
-    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
-    data: Annotated[str | None, typer.Option(help=DATA_HELP + " (default: embedded HH-RLHF)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file (applied on top of --recipe)")] = None,
+    recipe: Annotated[
+        str | None, typer.Option(help="Start from a packaged config, e.g. general (`rewardlab recipes` lists them)")
+    ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            help=DATA_HELP + " (default: embedded HH-RLHF); repeat for several sources, each PATH or PATH@WEIGHT"
+        ),
+    ] = None,
     backbone: Annotated[str | None, typer.Option(help="minilm, smollm2, or a local model folder")] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder for the model, logs and report")] = None,
     objective: Annotated[str | None, typer.Option(help="Objective name (see `rewardlab objectives`)")] = None,
@@ -132,27 +143,73 @@ def train(
         bool, typer.Option("--print-config", help="Print the resolved config, each key with its doc, and exit")
     ] = False,
 ) -> None:
-    """Train a reward model, then evaluate it on the held-out test split."""
-    from rewardlab.training.config import load_config
+    """Train a reward model, then evaluate it on the held-out test split (per source when there are several)."""
+    import json
+
+    from rewardlab.runs.config import load_run_config
+    from rewardlab.runs.recipes import apply_recipe
+    from rewardlab.runs.sources import data_overrides
+    from rewardlab.training.config import TrainConfig
     from rewardlab.training.trainer import train as run_training
 
-    shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output, "objective.name": objective}
-    items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
+    shortcuts = {"model.backbone": backbone, "output_dir": output, "objective.name": objective}
+    items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None]
+    items += [f"{k}={json.dumps(v)}" for k, v in data_overrides(data or []).items()] + list(overrides or [])
+    resolved = load_run_config(apply_recipe(TrainConfig(), recipe), config, items)
     if print_config:
         from rewardlab.runs.config_docs import render_config
 
-        typer.echo(render_config(load_config(config, items)), nl=False)
+        typer.echo(render_config(resolved), nl=False)
         return
-    result = run_training(load_config(config, items), resume=resume, overwrite=overwrite)
+    result = run_training(resolved, resume=resume, overwrite=overwrite)
     if not result.main_process:  # under torchrun the main process reports for all
         return
     if result.test is not None:
         o = result.test.overall
         out.print(f"held-out accuracy: [bold]{o.accuracy:.4f}[/] (95 % CI {o.ci_low:.4f}–{o.ci_high:.4f}, n={o.n})")
+        if (by_source := result.test.extras.get("per_source")) is not None:
+            for name, e in by_source.per_source.items():
+                out.print(f"  {name}: {e.accuracy:.4f} (95 % CI {e.ci_low:.4f}–{e.ci_high:.4f}, n={e.n})")
+            out.print(f"  mean over {len(by_source.per_source)} sources: {by_source.mean_accuracy:.4f}")
     out.print(f"model:  {result.model_dir}")
     if result.report_dir:
         out.print(f"report: {result.report_dir / 'eval.md'}")
     out.print(f"time: {result.seconds:.0f} s, {result.steps} steps, peak memory {result.peak_rss_mb:.0f} MB")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@user_errors
+def cv(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="Config overrides, as for train: key.sub=value, e.g. optim.lr=1e-5")
+    ] = None,
+    folds: Annotated[int, typer.Option(help="Number of folds (at least 2, at most the prompt groups)")] = 5,
+    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    data: Annotated[str | None, typer.Option(help=DATA_HELP + " (default: embedded HH-RLHF)")] = None,
+    backbone: Annotated[str | None, typer.Option(help="minilm, smollm2, or a local model folder")] = None,
+    output: Annotated[Path, typer.Option(help="Output folder: one run folder per fold, cv.json and cv.md")] = Path(
+        "runs/cv"
+    ),
+    objective: Annotated[str | None, typer.Option(help="Objective name (see `rewardlab objectives`)")] = None,
+    keep_models: Annotated[
+        bool, typer.Option("--keep-models", help="Keep each fold's model (default: only its predictions)")
+    ] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip the folds finished in --output; continue an unfinished one")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous cv in --output")] = False,
+) -> None:
+    """Cross-validate a training recipe: train and test it on each of --folds folds (split by prompt group)."""
+    from rewardlab.training.config import load_config
+    from rewardlab.training.cv import cross_validate
+
+    shortcuts = {"data.path": data, "model.backbone": backbone, "output_dir": output, "objective.name": objective}
+    items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
+    result = cross_validate(
+        load_config(config, items), folds, resume=resume, overwrite=overwrite, keep_models=keep_models
+    )
+    out.print(result.markdown, markup=False, highlight=False)
+    out.print("report: " + ", ".join(map(str, result.report_files)))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
@@ -216,6 +273,41 @@ def dpo(
         out.print(f"KL(π‖π_ref) on {n} sampled replies: [bold]{k['kl']:.4f}[/] ± {k['std_error']:.4f} nats")
     out.print(f"policy: {result.policy_dir}")
     out.print(f"report: {result.output_dir / 'report.md'}")
+
+
+@app.command("cross-dataset", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+@user_errors
+def cross_dataset(
+    overrides: Annotated[
+        list[str] | None, typer.Argument(help="`rewardlab train` overrides for every reward model: key.sub=value")
+    ] = None,
+    sources: Annotated[
+        str,
+        typer.Option(help="Comma-separated sources: packaged names (hh-harmless, ultrafeedback, ...) or NAME=PATH"),
+    ] = "hh-harmless,ultrafeedback,tulu1,finegrained",
+    output: Annotated[Path, typer.Option(help="Study folder: one run per source, cells, the matrix")] = Path(
+        "runs/cross-dataset"
+    ),
+    config: Annotated[Path | None, typer.Option(help="`rewardlab train` YAML config for every reward model")] = None,
+    dpo: Annotated[
+        bool, typer.Option("--dpo", help="Also a row per source for a DPO policy's implicit reward (DPORM vs EXRM)")
+    ] = False,
+    dpo_set: Annotated[
+        list[str] | None,
+        typer.Option("--dpo-set", help="`rewardlab dpo` override for every DPO run (repeat), e.g. policy=PATH"),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Keep finished models and cells; continue unfinished runs")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous study in --output")] = False,
+) -> None:
+    """Train a reward model per source, test each on every source's test split: an accuracy matrix."""
+    from rewardlab.policy.cross_dataset import CrossDatasetConfig, parse_sources, run_cross_dataset
+
+    study = CrossDatasetConfig(parse_sources(sources), output, list(overrides or []), config, dpo, list(dpo_set or []))
+    _, markdown = run_cross_dataset(study, resume=resume, overwrite=overwrite, say=typer.echo)
+    out.print(markdown, markup=False, highlight=False)
+    out.print(f"matrix: {output / 'cross_dataset.json'}, {output / 'cross_dataset.md'}", highlight=False)
 
 
 @app.command("eval")
@@ -344,6 +436,25 @@ def compare(
     from rewardlab.evaluate.run import compare_data
 
     _show(compare_data(**options, progress=True, log=_note))
+
+
+@app.command("length-removed")
+@user_errors
+def length_removed(
+    model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
+    data: DataArgument,
+    fit_split: Annotated[str, typer.Option(help="Split whose replies the length trend is fitted on")] = "validation",
+    split: Annotated[str, typer.Option(help="Split evaluated: all, train, validation or test")] = "test",
+    report: Annotated[Path | None, typer.Option(help="Folder for the report of the debiased reward")] = None,
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+    precision: PrecisionOption = "auto",
+) -> None:
+    """Remove the reward's length trend: fit r = a + b·length on one split, evaluate r − b·length on another."""
+    options = dict(locals())  # the command's parameters are evaluate_length_removed's keywords
+    from rewardlab.evaluate.length_removal import evaluate_length_removed
+
+    _show(evaluate_length_removed(**{**options, "model": str(model)}, progress=True, log=_note))
 
 
 @app.command("ensemble-errors")
@@ -685,6 +796,16 @@ def objectives() -> None:
     from rewardlab.objectives import get_objective, objective_names
 
     _print_methods(objective_names(), get_objective)
+
+
+@app.command()
+def recipes() -> None:
+    """List the packaged recipes of `rewardlab train --recipe`, each with what it trains."""
+    from rewardlab.runs.recipes import recipe_description, recipe_names
+
+    width = max(map(len, recipe_names()))
+    for name in recipe_names():  # one line each, never wrapped: easy to grep
+        out.print(f"[bold]{name:<{width}}[/]  {recipe_description(name)}", soft_wrap=True)
 
 
 @app.command("policy-losses")

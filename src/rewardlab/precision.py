@@ -10,6 +10,19 @@ if TYPE_CHECKING:
     import torch
 
 Precision = Literal["auto", "bf16", "fp32"]
+PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp32")
+"""Every precision a user may ask for; ``auto`` is resolved by :func:`resolve_precision`."""
+
+
+def precision_problem(value: object, option: str = "precision") -> str | None:
+    """What is wrong with ``value`` as a precision, in one line naming ``option`` (how the user set
+    it: ``precision``, ``train.precision``, ``--precision``), or None when it is one of :data:`PRECISIONS`.
+
+    The one check every configuration uses, so that the allowed values and the message cannot drift apart.
+    """
+    if value in PRECISIONS:
+        return None
+    return f"{option} must be {', '.join(PRECISIONS[:-1])} or {PRECISIONS[-1]} (got {value!r})"
 
 
 @cache
@@ -27,8 +40,8 @@ def cpu_has_fast_bf16() -> bool:
 
 def resolve_precision(precision: Precision, device: torch.device | str = "cpu") -> Literal["bf16", "fp32"]:
     """Turn ``auto`` into ``bf16`` where the device computes it fast, else ``fp32``."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise ValueError(f"precision must be one of auto, bf16, fp32 (got {precision!r})")
+    if problem := precision_problem(precision):
+        raise ValueError(problem)
     if precision != "auto":
         return precision
     import torch  # here, so that the CLI's help and config checks need not load it

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW, parse_row
+from rewardlab.data.named import known_names, named_data
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, PreferencePair, Ranking
 from rewardlab.data.schema import ColumnMap, NoPreference
@@ -67,7 +68,9 @@ def load_preferences(
     max_pairs_per_row: int = MAX_PAIRS_PER_ROW,
 ) -> LoadedPreferences:
     """Read and validate preference pairs from ``path`` (default: the embedded HH-RLHF data): a file,
-    a datasets folder, or a Hub dataset ``org/name[:split]`` in the local cache (``readers.iter_rows``).
+    a datasets folder, a Hub dataset ``org/name[:split]`` in the local cache (``readers.iter_rows``),
+    or a packaged dataset's name (``data/named.py``: its column map, with ``columns`` overriding the
+    fields they map, and its bad-row handling; an existing file of that name wins).
 
     ``limit`` stops once that many pairs are loaded; a k-wise or tree row that would expand to more
     than ``max_pairs_per_row`` pairs is a bad row (one such row could fill the memory). A damaged or
@@ -78,6 +81,11 @@ def load_preferences(
         raise ValueError(f"limit must be at least 1, got {limit}")
     if path is None or str(path) == DEFAULT_DATASET:
         path = default_dataset_path()
+    named = None if Path(path).exists() else named_data(path)
+    if named is not None:  # a packaged dataset by name: its file, column map and bad-row handling
+        path, columns, skip_bad_rows = named.path(), named.column_map(columns), skip_bad_rows or named.skip_bad_rows
+    elif not Path(path).exists() and not any(mark in str(path) for mark in "/:\\"):
+        raise DataError(str(path), f"no such file or directory, nor a packaged dataset (known: {known_names()})")
     columns = columns or ColumnMap()
     loaded = LoadedPreferences(path=str(path), pairs=[])
     seen_fields: dict[str, None] = {}

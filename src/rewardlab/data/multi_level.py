@@ -19,8 +19,10 @@ available here; no reference code was found, so the constructions below are desi
 
 The paper's objectives are weighted sums of Bradley-Terry (or DPO) terms over the original, intra
 and inter pairs; each derived pair carries that weight in ``weight``, so no new objective is
-needed. Every derived pair keeps its original's ``group`` (or, lacking one, the key the split uses
-for the original: its ``id`` or content digest), so a split keeps it beside its original. Build
+needed. An intra-sample record trains as a :class:`PreferencePair` with a ``rejected_prompt``
+(:meth:`PromptPreference.as_pair`; ``runs/augmentation.py`` adds both kinds for
+``data.multi_level``). Every derived pair keeps its original's ``group`` (or, lacking one, the key
+the split uses for the original: its ``id`` or content digest), so a split keeps it beside its original. Build
 them from one split only (the training split): an inter-sample pair also quotes its partner.
 """
 
@@ -143,6 +145,23 @@ class PromptPreference:
     id: str | None = None
     source: str | None = field(default=None, compare=False)
 
+    def as_pair(self) -> PreferencePair:
+        """The training record: chosen = rejected = ``reply``, scored after ``prompt`` and ``rejected_prompt``.
+
+        Any pairwise objective then reads r(x_w, y) − r(x_l, y) where it reads r(x, y⁺) − r(x, y⁻).
+        """
+        return PreferencePair(
+            self.prompt,
+            self.reply,
+            self.reply,
+            weight=self.weight,
+            id=self.id,
+            subset=self.subset,
+            group=self.group,
+            source=self.source,
+            rejected_prompt=self.rejected_prompt,
+        )
+
 
 def split_key(pair: PreferencePair) -> str:
     """The key :func:`rewardlab.data.split.split_pairs` places ``pair`` by: group, else id, else content."""
@@ -245,13 +264,19 @@ def multi_level_pairs(
     pairs: Sequence[PreferencePair], seed: int = 0, weight: float = 1.0
 ) -> tuple[list[PreferencePair], list[PromptPreference]]:
     """The original pairs followed, pair by pair, by their inter-sample pairs; and the intra-sample records."""
+    return with_inter_sample_pairs(pairs, seed, weight), intra_sample_pairs(pairs, seed, weight=weight)
+
+
+def with_inter_sample_pairs(
+    pairs: Sequence[PreferencePair], seed: int = 0, weight: float = 1.0
+) -> list[PreferencePair]:
+    """The original pairs, each followed by its inter-sample pairs (:func:`inter_sample_pairs`)."""
     inter = inter_sample_pairs(pairs, seed, weight)
     by_original: dict[int, list[PreferencePair]] = {}
     usable = [i for i, p in enumerate(pairs) if not p.tie]
     for k, derived in enumerate(inter):
         by_original.setdefault(usable[k // 2], []).append(derived)
-    mixed = [q for i, p in enumerate(pairs) for q in (p, *by_original.get(i, []))]
-    return mixed, intra_sample_pairs(pairs, seed, weight=weight)
+    return [q for i, p in enumerate(pairs) for q in (p, *by_original.get(i, []))]
 
 
 def _combined_prompt(first: Prompt, second: Prompt) -> str:

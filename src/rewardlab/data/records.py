@@ -44,6 +44,8 @@ class PreferencePair:
     tree record (they are split together), ``context`` is the context the judgement was made in
     (already stated in ``prompt`` by ``data.context.with_context``; kept here to group by it), and
     ``source`` says where the record came from (``file:line``) so later errors can point back to it.
+    ``rejected_prompt``, when set, is the prompt of the rejected side (the pair then compares one
+    reply, or two, under two prompts).
     """
 
     prompt: Prompt
@@ -61,10 +63,19 @@ class PreferencePair:
     group: str | None = None
     context: str | None = None
     source: str | None = field(default=None, compare=False)
+    rejected_prompt: Prompt | None = None
+    """Set when the two sides were judged under different prompts: ``chosen`` is scored after ``prompt``,
+    ``rejected`` after this one (MAPL's intra-sample pairs, ``data.multi_level``: one reply y under a
+    prompt x_w whose instructions it satisfies and x_l whose it does not, so chosen = rejected = y)."""
 
     @property
     def is_conversation(self) -> bool:
         return not isinstance(self.prompt, str)
+
+    @property
+    def prompt_of_rejected(self) -> Prompt:
+        """The prompt the rejected side is scored after: ``rejected_prompt``, else the shared ``prompt``."""
+        return self.prompt if self.rejected_prompt is None else self.rejected_prompt
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,8 @@ class ColumnMap:
     prompt: str = "prompt"
     chosen: str = "chosen"
     rejected: str = "rejected"
+    rejected_prompt: str = "rejected_prompt"
+    """The rejected side's own prompt, when the two sides were judged under different prompts."""
     margin: str = "margin"
     weight: str = "weight"
     tie: str = "tie"
@@ -94,8 +96,9 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
     as a message list or as text.
     """
     prompt, chosen, rejected = _prompt_and_replies(row, location, columns)
+    rejected_prompt = _rejected_prompt(row, location, columns, prompt)
     tie = _tie(row, location, columns.tie)
-    if chosen == rejected and not tie:
+    if chosen == rejected and not tie and rejected_prompt is None:
         raise NoPreference(
             location,
             f'is identical to "{columns.chosen}" (a preference needs two different replies; '
@@ -141,7 +144,28 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         group=read_label(row, location, columns.group),
         context=context,
         source=location,
+        rejected_prompt=None if rejected_prompt is None else with_context(rejected_prompt, context),
     )
+
+
+def _rejected_prompt(row: dict[str, Any], location: str, columns: ColumnMap, prompt: Prompt) -> Prompt | None:
+    """The rejected side's own prompt, or None when the row has none or it equals ``prompt``.
+
+    It needs the chosen side's prompt in its own field and replies as text: a prompt taken from what
+    two transcripts share has no counterpart for the other side."""
+    value = _optional(row, columns.rejected_prompt)
+    if value is None:
+        return None
+    replies = (lookup_field(row, columns.chosen), lookup_field(row, columns.rejected))
+    if lookup_field(row, columns.prompt) is MISSING or any(isinstance(r, list) for r in replies):
+        raise DataError(
+            location,
+            f'needs the chosen side\'s prompt in "{columns.prompt}" and both replies as text '
+            "(not transcripts or message lists)",
+            field=columns.rejected_prompt,
+        )
+    rejected_prompt = parse_prompt(value, location, columns.rejected_prompt)
+    return None if rejected_prompt == prompt else rejected_prompt
 
 
 def _prompt_and_replies(row: dict[str, Any], location: str, columns: ColumnMap) -> tuple[Prompt, str, str]:

@@ -219,7 +219,7 @@ def invariance_checks(
     if not pairs:
         raise ValueError("no pairs to check")
     n = len(pairs)
-    prompts = [p.prompt for p in pairs] * 2
+    prompts = [p.prompt for p in pairs] + [p.prompt_of_rejected for p in pairs]
     replies = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     base = _scores(scorer, prompts, replies)
 

@@ -19,6 +19,7 @@ from rewardlab.evaluate.calibration import CalibrationOutput, reliability_bins
 from rewardlab.evaluate.headline import headline_warnings
 from rewardlab.evaluate.metrics import AccuracyEstimate
 from rewardlab.evaluate.pairwise import PairwiseEval
+from rewardlab.evaluate.per_source import per_source_lines
 
 NO_WARNINGS = (
     "none: no length, formatting or position bias beyond its interval, no trivial baseline within reach, "
@@ -174,6 +175,8 @@ def results_markdown(result: PairwiseEval, model: str, data: str) -> str:
         lines += ["", "### Per subset", "", "| subset | accuracy | 95 % CI | n |", "|---|---|---|---|"]
         for name, e in result.per_subset.items():
             lines.append(f"| {name} | {e.accuracy:.4f} | {e.ci_low:.4f} – {e.ci_high:.4f} | {e.n} |")
+    if (by_source := result.extras.get("per_source")) is not None:
+        lines += per_source_lines(by_source)
     lines += _bins_table(result)
     return "\n".join(lines) + "\n"
 

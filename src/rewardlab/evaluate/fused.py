@@ -60,7 +60,8 @@ class FusionOptions:
                 f"--fusion needs a reward per reply; {type(scorer).__name__} only compares pairs of replies"
             )
         pairs = load_pairs(str(self.memory), split=self.split, log=log)
-        memory = list(dict.fromkeys((p.prompt, reply) for p in pairs for reply in (p.chosen, p.rejected)))
+        sides = [side for p in pairs for side in ((p.prompt, p.chosen), (p.prompt_of_rejected, p.rejected))]
+        memory = list(dict.fromkeys(sides))
         if not memory:
             raise ValueError(f"--fusion {self.memory}: no pairs in split {self.split!r} to remember")
         self.replies = len(memory)

@@ -75,9 +75,8 @@ def evaluate_with_policy_ranking(
 ) -> tuple[PairwiseEval, RankingAccuracyOutput]:
     """An implicit-reward scorer's evaluation and its policy's ranking accuracy (Chen et al. 2024),
     idealised with its reference, both from one computation of the log-probabilities."""
-    prompts = [x.prompt for x in pairs]
-    chosen = scorer.reply_logps(prompts, [x.chosen for x in pairs])
-    rejected = scorer.reply_logps(prompts, [x.rejected for x in pairs])
+    chosen = scorer.reply_logps([x.prompt for x in pairs], [x.chosen for x in pairs])
+    rejected = scorer.reply_logps([x.prompt_of_rejected for x in pairs], [x.rejected for x in pairs])
     rewards = scorer.rewards(chosen), scorer.rewards(rejected)
     result = summarise_scores(pairs, *rewards, precision=scorer.precision, validation_scores=validation)
     reference = (chosen.reference, rejected.reference) if chosen.reference is not None else None

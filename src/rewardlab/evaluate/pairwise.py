@@ -14,6 +14,7 @@ from rewardlab.evaluate.bias import LengthBiasOutput, StyleBiasOutput, length_bi
 from rewardlab.evaluate.calibration import CalibrationOutput, calibration_metrics, fit_temperature
 from rewardlab.evaluate.markdown_format import formatting_score
 from rewardlab.evaluate.metrics import AccuracyEstimate, estimate, pairwise_correct
+from rewardlab.evaluate.per_source import per_source_accuracy
 from rewardlab.evaluate.scorers import Comparer, Scorer, pair_scores
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.precision import Precision, resolve_precision
@@ -103,6 +104,7 @@ def summarise_scores(
     for pair, value, keep in zip(pairs, correct, ordered, strict=True):
         if keep and pair.subset is not None:
             groups[pair.subset].append(value)
+    by_source = per_source_accuracy(pairs, correct, ordered)  # pairs tagged by runs/sources.py
     chosen, rejected = np.asarray(chosen_scores)[ordered], np.asarray(rejected_scores)[ordered]
     gaps = chosen - rejected
     source = None
@@ -137,6 +139,7 @@ def summarise_scores(
         style_bias=style_bias(
             chosen, rejected, formatting[:, 0], formatting[:, 1], per_reply_rewards=not compares_pairs
         ),
+        extras={"per_source": by_source} if by_source is not None else {},
     )
 
 
@@ -191,9 +194,8 @@ def score_pairs(
     calibration of σ(r_c − r_r) = σ(ℓ)) read the model's own preference probability; those that need
     a reward per reply are not computed from them (``summarise_scores(compares_pairs=True)``).
     """
-    prompts = [p.prompt for p in pairs]
-    chosen = model.encode(prompts, [p.chosen for p in pairs])
-    rejected = model.encode(prompts, [p.rejected for p in pairs])
+    chosen = model.encode([p.prompt for p in pairs], [p.chosen for p in pairs])
+    rejected = model.encode([p.prompt_of_rejected for p in pairs], [p.rejected for p in pairs])  # its own prompt
     truncated = sum(c or r for c, r in zip(chosen.truncated, rejected.truncated, strict=True))
     if model.info.scores_pairs:
         logits = model.preference_logits(chosen.ids, rejected.ids, precision=precision, progress=progress)

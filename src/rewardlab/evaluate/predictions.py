@@ -69,6 +69,8 @@ def prediction_rows(result: PairwiseEval, pairs: Sequence[PreferencePair] | None
                 "chosen": excerpt(pair.chosen),
                 "rejected": excerpt(pair.rejected),
             }
+            if pair.rejected_prompt is not None:  # the rejected side was scored after its own prompt
+                row["rejected_prompt"] = excerpt(prompt_text(pair.rejected_prompt), tail=True)
         row |= {
             "chosen_score": float(chosen[i]),
             "rejected_score": float(rejected[i]),

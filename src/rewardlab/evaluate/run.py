@@ -319,7 +319,8 @@ def ensemble_errors_data(
     ]
     if not pairs:
         raise ValueError(f"{data}: no pairs with a labelled order (split {split!r})")
-    prompts, replies = [p.prompt for p in pairs] * 2, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+    prompts = [p.prompt for p in pairs] + [p.prompt_of_rejected for p in pairs]
+    replies = [p.chosen for p in pairs] + [p.rejected for p in pairs]
     scores, loaded = [], []
     for path in members:
         model = RewardModel.from_pretrained(path)

@@ -108,9 +108,14 @@ def pair_scores(scorer: Scorer | Comparer, pairs: Sequence[PreferencePair]) -> t
     prompts = [p.prompt for p in pairs]
     chosen, rejected = [p.chosen for p in pairs], [p.rejected for p in pairs]
     if isinstance(scorer, Comparer):
+        if any(p.rejected_prompt is not None for p in pairs):
+            raise ValueError(
+                "a scorer that compares two replies to one prompt cannot score pairs with a rejected_prompt"
+            )
         logits = _checked(scorer.compare(prompts, chosen, rejected), len(pairs), "compare")
         return [x / 2 for x in logits], [-x / 2 for x in logits]
-    scores = _checked(scorer.score(prompts * 2, chosen + rejected), 2 * len(pairs), "score")
+    both_prompts = prompts + [p.prompt_of_rejected for p in pairs]  # each side after its own prompt
+    scores = _checked(scorer.score(both_prompts, chosen + rejected), 2 * len(pairs), "score")
     return scores[: len(pairs)], scores[len(pairs) :]
 
 

@@ -52,6 +52,7 @@ def encode_pairs(
         raise ValueError(
             f"max_prompt_tokens and max_reply_tokens must be >= 1 (got {max_prompt_tokens}, {max_reply_tokens})"
         )
+    refuse_two_prompts(pairs)
     prompts, chosen, rejected = [], [], []
     for pair in pairs:
         prompt_text, chosen_text = prompt_and_reply_texts(pair.prompt, pair.chosen, fmt, tokenizer)
@@ -61,3 +62,15 @@ def encode_pairs(
         chosen.append(ids[1][:max_reply_tokens])
         rejected.append(ids[2][:max_reply_tokens])
     return PairTokens(prompts, chosen, rejected)
+
+
+def refuse_two_prompts(pairs: Sequence[PreferencePair]) -> None:
+    """A policy compares two replies to one prompt (its log-ratios share the prompt's tokens), so a pair
+    whose rejected side has its own prompt (MAPL's intra-sample pairs) is refused, not misread."""
+    two = [p for p in pairs if p.rejected_prompt is not None]
+    if two:
+        where = two[0].source or two[0].id or "a pair without a source"
+        raise ValueError(
+            f"{len(two)} of {len(pairs)} pairs have a rejected_prompt (first: {where}); policy training compares "
+            "two replies to one prompt: set data.multi_level_intra=false or drop the rejected_prompt field"
+        )

@@ -6,6 +6,11 @@ the prompt's hidden states are the same whichever reply follows: one row ``promp
 rejected`` with a mask that hides the chosen reply from the rejected one, and position ids that
 restart the rejected reply right after the prompt, gives exactly the two separate rewards.
 
+The prefix is found on the two token sequences, not taken from the records, so a pair whose sides
+have different prompts (``PreferencePair.rejected_prompt``) packs exactly too: the row reads once
+only the tokens both sequences start with (the prompts' common start, or nothing), and each side
+keeps the rest of its own prompt before its reply.
+
 This is not exact for bidirectional encoders (BERT, MiniLM): there every prompt token attends to
 the reply, so the prompt's states differ between the two sides and must be computed twice.
 """

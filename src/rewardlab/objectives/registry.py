@@ -22,7 +22,19 @@ from rewardlab.registry import Registry
 from rewardlab.registry import normalise_name as normalise_name  # the old home of the name
 
 BATCH_FIELDS = frozenset(
-    {"chosen", "rejected", "margin", "tie", "strength", "chosen_rating", "rejected_rating", "ranked", "ranked_mask"}
+    {
+        "chosen",
+        "rejected",
+        "margin",
+        "tie",
+        "strength",
+        "chosen_rating",
+        "rejected_rating",
+        "ranked",
+        "ranked_mask",
+        "chosen_length",
+        "rejected_length",
+    }
 )
 """Tensors the trainer can hand to an objective (a field the data lacks arrives as ``None``):
 
@@ -32,7 +44,9 @@ BATCH_FIELDS = frozenset(
 - ``strength`` (B,): probability that ``chosen`` is preferred, in [0.5, 1] (graded labels);
 - ``chosen_rating``, ``rejected_rating``: (B,) scalar ratings or (B, A) multi-attribute ratings;
 - ``ranked`` (G, K) or (G, K, D): outputs for the replies to one prompt, best first, and
-  ``ranked_mask`` (G, K) bool marking real replies (groups have different sizes).
+  ``ranked_mask`` (G, K) bool marking real replies (groups have different sizes);
+- ``chosen_length``, ``rejected_length`` (B,): each reply's length in characters, the measure the
+  length-bias metrics use (``evaluate/bias.py``), for objectives that disentangle length.
 
 An objective asks either for pairs (``chosen``/``rejected``) or for rankings (``ranked``), not both.
 """
@@ -64,6 +78,9 @@ class Objective:
     the model scores pairs, not single replies)."""
     ignores_order: bool = False
     """It reads no order from a pair (it regresses ratings), so a pair labelled as a tie trains like any other."""
+    kept_outputs: int | None = None
+    """How many of the head's first outputs the finished model keeps, the rest being heads used only in
+    training (ODIN's length head); None keeps them all."""
 
     @property
     def pairwise(self) -> bool:
@@ -82,6 +99,10 @@ class Objective:
         if callable(self.head_size):
             return int(self.head_size({**self.options, **options}))
         return self.head_size
+
+    def saved_outputs(self, options: Mapping[str, Any]) -> int:
+        """Head size of the finished model: ``kept_outputs`` if set, else ``outputs(options)``."""
+        return self.kept_outputs or self.outputs(options)
 
     def check_options(self, options: Mapping[str, Any]) -> list[str]:
         """Every problem with user-given options, so they can all be reported at once."""
@@ -133,6 +154,8 @@ def dummy_batch(objective: Objective, options: Mapping[str, Any], size: int = 2)
         "rejected_rating": torch.zeros(per_reply),
         "ranked": torch.zeros((1, *per_reply)),
         "ranked_mask": torch.ones(1, size, dtype=torch.bool),
+        "chosen_length": torch.arange(size, dtype=torch.float32) + 2,
+        "rejected_length": torch.ones(size),
     }
     return {name: values[name] for name in objective.inputs}
 
@@ -164,6 +187,7 @@ def register_objective(
     head_size: int | Callable[[Mapping[str, Any]], int] = 1,
     head: str = "reward",
     ignores_order: bool = False,
+    kept_outputs: int | None = None,
 ) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
     """Register ``fn`` under ``name``; a second registration of the same name is refused.
 
@@ -171,7 +195,8 @@ def register_objective(
     ``head_size_option("dim", per_unit=2)`` for preference embeddings); the trainer sizes the
     model's head from it, and ``head`` (see ``Objective.head``) says how the trained model turns
     those outputs into scores. ``ignores_order``: the objective reads no order from a pair (it
-    regresses ratings), so tie-labelled pairs are kept for it.
+    regresses ratings), so tie-labelled pairs are kept for it. ``kept_outputs``: the finished model keeps
+    only the head's first outputs (the others are training-only heads).
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
@@ -183,7 +208,9 @@ def register_objective(
         options = {p.name: p.default for p in params if p.name not in BATCH_FIELDS}
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
         key = OBJECTIVES.normalise(name)
-        OBJECTIVES.add(key, Objective(key, fn, inputs, options, summary, required, head_size, head, ignores_order))
+        OBJECTIVES.add(
+            key, Objective(key, fn, inputs, options, summary, required, head_size, head, ignores_order, kept_outputs)
+        )
         return fn
 
     return decorate

@@ -41,7 +41,7 @@ from rewardlab.policy.daa_overopt_fit import fit_gold_form
 from rewardlab.policy.lora import LoraSettings, adapters_off
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
-from rewardlab.precision import Precision
+from rewardlab.precision import Precision, precision_problem
 from rewardlab.runs.config import Checked
 from rewardlab.runs.data import SplitDataConfig
 
@@ -131,8 +131,8 @@ class DAAOveroptConfig(Checked):
             found.append(f"--max-train-pairs must be >= 1 (got {self.max_train_pairs})")
         if self.split not in ("test", "validation"):
             found.append(f"--split must be test or validation (got {self.split!r})")
-        if self.gold_precision not in ("auto", "bf16", "fp32"):
-            found.append(f"--precision must be auto, bf16 or fp32 (got {self.gold_precision!r})")
+        if problem := precision_problem(self.gold_precision, "--precision"):
+            found.append(problem)
         return found
 
 

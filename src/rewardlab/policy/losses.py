@@ -49,6 +49,22 @@ def _output(losses: Tensor, chosen_rewards: Tensor, rejected_rewards: Tensor, **
     )
 
 
+def weighted_batch_loss(losses: Tensor, weights: Tensor) -> Tensor:
+    """The batch's objective from its per-pair losses: (Σ_i w_i·l_i) / n over the batch's n pairs.
+
+    ``weights`` are the pairs' ``PreferencePair.weight`` (MAPL's λ for its derived pairs, or any
+    weight in the data); 1 everywhere gives the plain mean. The reduction is the reward-model
+    trainer's (``training/trainer.py``: the weighted sum over the pairs in the global batch), so a
+    weight means the same in ``rewardlab train`` and ``rewardlab dpo``: it scales the pair's loss, and
+    the mean over many batches estimates the data's weighted loss Σ w·l / N, the weighted sums of
+    MAPL's objectives (Sun et al. 2025). A pair of weight 0 has no effect on the gradient.
+    """
+    if losses.shape != weights.shape:
+        shapes = f"{tuple(losses.shape)} and {tuple(weights.shape)}"
+        raise ValueError(f"losses and weights must have the same shape (got {shapes})")
+    return (losses * weights.to(losses.device)).sum() / max(losses.numel(), 1)
+
+
 @register_policy_loss("dpo", aliases=("sigmoid",))
 def dpo_loss(
     chosen_logps: Tensor,

@@ -35,6 +35,7 @@ from rewardlab.policy.run_report import render_report
 from rewardlab.policy.sampled_kl import sampled_kl
 from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
+from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
 from rewardlab.runs.checkpoint import checkpoint_step
 from rewardlab.runs.config import flat_options
 from rewardlab.runs.data import load_split
@@ -125,11 +126,20 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
 
 
 def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
+    """The training pairs (the first ``data.max_train_pairs``, then ConvexDA's and reward augmentation's
+    pairs added to those), the held-out pairs, and what the report says about them."""
     d = config.data
-    data = load_split(d, say=lambda message: None)  # the count of skipped rows goes to the report
+    # the count of skipped rows goes to the report; ConvexDA runs below, on the pairs trained on
+    data = load_split(dataclasses.replace(d, convex_da=False), say=lambda message: None)
     data.require_training_pairs()
     train = data.splits.train[: d.max_train_pairs] if d.max_train_pairs else data.splits.train
     source_pairs = len(train)
+    convex = None
+    if d.convex_da:
+        settings = ConvexDASettings(d.convex_da_candidates, d.convex_da_dims, d.convex_da_encoder, d.convex_da_seed)
+        train = augment_training_pairs(train, settings, say=lambda message: None)
+        convex = {"source_pairs": source_pairs, "added": len(train) - source_pairs, "encoder": d.convex_da_encoder}
+    augmented_from = len(train)
     if d.reward_augmented:
         train = reward_augmented_pairs(train)
         if not train:
@@ -141,7 +151,8 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
         "pairs": len(data.loaded.pairs),
         "skipped_rows": len(data.loaded.skipped),
         "train_pairs": len(train),
-        "reward_augmented": {"source_pairs": source_pairs} if d.reward_augmented else None,
+        "reward_augmented": {"source_pairs": augmented_from} if d.reward_augmented else None,
+        "convex_da": convex,
         "test_pairs": len(test),
         "evaluated_on": config.eval.split,
         "split": {"validation": d.validation_fraction, "test": d.test_fraction, "seed": d.split_seed},

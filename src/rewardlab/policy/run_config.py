@@ -23,7 +23,11 @@ from rewardlab.runs.trackers import report_to_problems
 @dataclass
 class DPODataConfig(SplitDataConfig):
     max_train_pairs: int | None = None
-    """Train on the first N pairs of the training split only (None: all)."""
+    """Train on the first N pairs of the training split only (None: all); ConvexDA (``convex_da``) and
+    reward augmentation then add their pairs to those N."""
+    multi_level_intra: bool = False
+    """With ``multi_level``: add MAPL's intra-sample pairs; off here, as a policy run refuses pairs whose
+    two sides have different prompts (its log-ratios compare two replies to one prompt)."""
     reward_augmented: bool = False
     """Train on reward-augmented pairs (Zhang et al. 2024): each training pair, which needs
     ``chosen_rating`` and ``rejected_rating``, becomes two pairs conditioned on the score to reach

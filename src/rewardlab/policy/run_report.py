@@ -9,6 +9,13 @@ def _estimate(e: dict[str, Any]) -> str:
     return f"{e['accuracy']:.4f} (95 % CI {e['ci_low']:.4f}–{e['ci_high']:.4f}, n={e['n']})"
 
 
+def _convex_da_line(convex: dict[str, Any]) -> str:
+    return (
+        f"- ConvexDA: {convex['added']} synonym rewrites (hull vertices, encoder {convex['encoder']}) "
+        f"added to {convex['source_pairs']} training pairs"
+    )
+
+
 def render_report(report: dict[str, Any]) -> str:
     data, held = report["data"], report["held_out"]
     args = ", ".join(f"{k}={v}" for k, v in report["loss_args"].items()) or "defaults"
@@ -22,6 +29,7 @@ def render_report(report: dict[str, Any]) -> str:
         f"peak memory {report['peak_rss_mb']:.0f} MB",
         *([f"- LoRA: {report['lora']}"] if report.get("lora") else []),
         *([f"- guide model: {report['guide_model']}"] if report.get("guide_model") else []),
+        *([_convex_da_line(data["convex_da"])] if data.get("convex_da") else []),
         f"- training loss: {report['first_loss']:.4f} at step 1 → {report['last_loss']:.4f} at the last step",
         "",
         "## Held-out pairs",

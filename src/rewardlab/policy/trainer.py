@@ -15,6 +15,7 @@ they would if both ran in fp32.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,9 @@ from rewardlab.models.pair_encoding import encode_pairs
 from rewardlab.models.reference import cached_reference_logps
 from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy.lora import adapters_off, is_lora
-from rewardlab.policy.losses import dpo_token_rewards
+from rewardlab.policy.losses import dpo_token_rewards, weighted_batch_loss
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
-from rewardlab.precision import resolve_precision
+from rewardlab.precision import precision_problem, resolve_precision
 from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeWeights
 
@@ -78,15 +79,16 @@ class PolicyTrainConfig:
             found.append(f"save_every must be >= 1 (got {self.save_every})")
         if self.max_row_tokens is not None and self.max_row_tokens < 1:
             found.append(f"max_row_tokens must be >= 1 or None (got {self.max_row_tokens})")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            found.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            found.append(problem)
         return found
 
 
 @dataclass(frozen=True)
 class PolicyTrainResult:
     history: list[dict[str, float]]
-    """One entry per step: loss, chosen_reward, rejected_reward, margin, accuracy, logratio_data, grad_norm."""
+    """One entry per step: loss (the weighted batch loss optimised), chosen_reward, rejected_reward, margin,
+    accuracy, logratio_data, grad_norm; the others are plain means over the batch's pairs."""
     precision: str
     """The precision the passes ran in (``auto`` resolved)."""
 
@@ -106,6 +108,8 @@ def train_policy(
 
     ``reference_model`` defaults to a frozen copy of ``model`` as it is before training (the usual
     SFT starting point). ``guide_model`` (a DPO-trained policy) is needed only by token-guided losses.
+    Each pair's loss is scaled by its ``weight`` (:func:`rewardlab.policy.losses.weighted_batch_loss`,
+    the reward-model trainer's reduction), so MAPL's and ConvexDA's pairs train as they do there.
     With ``checkpoint_dir``, the fp32 weights, AdamW moments, random state, step and history are
     saved there every ``save_every`` steps and at the end (:mod:`rewardlab.runs.checkpoint`,
     safetensors and JSON, atomic); ``resume=True`` continues from it, and since the batches are a
@@ -119,6 +123,7 @@ def train_policy(
         problems.append(f"policy loss {loss.name!r} needs token rewards: pass a guide_model (a DPO-trained policy)")
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set tokenizer.pad_token before training")
+    problems += _weight_problems(pairs)
     if problems:
         raise ValueError("invalid policy training configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -129,6 +134,7 @@ def train_policy(
     _disable_dropout(model)
     compute = ComputeWeights(model, precision)
     fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
+    weights = torch.tensor([pair.weight for pair in pairs], dtype=torch.float32)
     compute.module.train()
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
@@ -143,13 +149,14 @@ def train_policy(
         policy = pair_logps(compute.module, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
         batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
         out = loss(batch, **config.loss_args)
-        out.losses.mean().backward()
+        objective = weighted_batch_loss(out.losses, weights[indices])
+        objective.backward()
         compute.accumulate_gradients()
         grad_norm = _clip(trained, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         compute.refresh()
-        values = {"loss": out.losses.mean().item(), "grad_norm": grad_norm}
+        values = {"loss": objective.item(), "grad_norm": grad_norm}
         values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
         if "reference_chosen_logps" in batch:
             values["logratio_data"] = data_logratio(
@@ -162,6 +169,13 @@ def train_policy(
             save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
     compute.release()
     return PolicyTrainResult(history, precision)
+
+
+def _weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
+    """Pair weights the loss cannot use (the data readers refuse them too; Python callers may not)."""
+    bad = [(i, p.weight) for i, p in enumerate(pairs) if not (math.isfinite(p.weight) and p.weight >= 0)]
+    shown = ", ".join(f"pairs[{i}].weight = {w!r}" for i, w in bad[:3]) + (" ..." if len(bad) > 3 else "")
+    return [f"pair weights must be finite and >= 0 ({len(bad)} are not: {shown})"] if bad else []
 
 
 def data_logratio(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:

@@ -164,6 +164,47 @@ def update_multipliers(multipliers: Tensor, components: Tensor, thresholds: Tens
     return (multipliers + lr * (components.mean(0) - thresholds)).clamp(min=0.0)
 
 
+# -- length ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LengthFit:
+    """r ≈ intercept + slope·length, fitted by least squares over scored replies."""
+
+    intercept: float
+    slope: float
+
+
+def fit_length_regression(rewards: Tensor, lengths: Tensor) -> LengthFit:
+    """Ordinary least squares of reward on length: b = cov(ℓ, r)/var(ℓ), a = mean(r) − b·mean(ℓ).
+
+    Fitted on the replies of a split the model did not train on (the validation split), b is how much
+    reward the model gives per unit of length (characters, as the length-bias metrics count them):
+    the length dependence that ``remove_length`` takes out (Singhal et al. 2023, "A Long Way to Go:
+    Investigating Length Correlations in RLHF", show reward models lean on length). Needs two or more
+    replies of different lengths.
+    """
+    rewards, lengths = rewards.double().flatten(), lengths.double().flatten()
+    if rewards.shape != lengths.shape:
+        raise ValueError(f"need one length per reward (got {len(rewards)} rewards, {len(lengths)} lengths)")
+    centred = lengths - lengths.mean()
+    spread = centred.pow(2).sum()
+    if len(lengths) < 2 or spread == 0:
+        raise ValueError("fitting reward on length needs at least two replies of different lengths")
+    slope = (centred * (rewards - rewards.mean())).sum() / spread
+    return LengthFit(float(rewards.mean() - slope * lengths.mean()), float(slope))
+
+
+def remove_length(rewards: Tensor, lengths: Tensor, slope: float) -> Tensor:
+    """r − b·ℓ: the reward with the length trend of ``fit_length_regression`` taken out.
+
+    On the replies it was fitted on, the result is uncorrelated with length (its least-squares slope
+    on length is 0), so ranking two replies by it no longer favours the longer one by b per
+    character; the intercept is kept out of it, as any shift of a Bradley-Terry reward is.
+    """
+    return rewards - slope * lengths.to(rewards.dtype)
+
+
 # -- transforms by name ---------------------------------------------------------------------------------
 
 

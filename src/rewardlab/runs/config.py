@@ -159,6 +159,8 @@ def _coerce(value: Any, hint: Any) -> tuple[bool, Any]:
             return True, str(value)
         if origin is dict and isinstance(value, dict):
             return True, dict(value)
+        if origin is list and isinstance(value, list):  # e.g. data.sources: checked by the config's problems()
+            return True, list(value)
     return False, None
 
 

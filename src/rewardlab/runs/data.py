@@ -7,14 +7,15 @@ pairs, because they all split here.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW
 from rewardlab.data.loading import LoadedPreferences, load_preferences
-from rewardlab.data.multi_level import multi_level_pairs
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.schema import ColumnMap
 from rewardlab.data.split import Splits, split_pairs
+from rewardlab.runs.sources import SplitSettings, load_sources, parse_sources
 
 SPLIT_NAMES = ("all", "train", "validation", "test")
 
@@ -40,13 +41,24 @@ class SplitDataConfig:
     max_pairs_per_row: int = MAX_PAIRS_PER_ROW
     """A k-wise or tree row that would expand to more pairs than this is a bad row (memory bound)."""
     multi_level: bool = False
-    """Add MAPL's inter-sample multi-instruction pairs to the training split (``data/multi_level.py``):
-    each pair, after its original, gets two pairs whose prompt joins it with another training pair's
-    and whose chosen reply answers more of the two requests well. Held-out splits stay as they are."""
+    """Add MAPL's multi-level pairs to the training split (``data/multi_level.py``): inter-sample
+    pairs (each pair, after its original, gets two whose prompt joins it with another training pair's
+    and whose chosen reply answers more of the two requests well) and intra-sample pairs (each reply
+    under a prompt with instructions it satisfies, preferred to itself under one with an instruction
+    it violates). Held-out splits stay as they are."""
+    multi_level_inter: bool = True
+    """With ``multi_level``: add the inter-sample (two-request) pairs."""
+    multi_level_intra: bool = True
+    """With ``multi_level``: add the intra-sample pairs, whose two sides have different prompts
+    (reward-model training only; ``dpo`` refuses them, so set this false there)."""
     multi_level_seed: int = 0
-    """Seed of the multi-level construction (which partner each pair is joined with)."""
+    """Seed of the multi-level construction (partners joined, instructions drawn)."""
     multi_level_weight: float = 1.0
-    """Loss weight of each multi-level pair relative to an original one (the paper's λ)."""
+    """Loss weight of each inter-sample pair relative to an original one (the paper's λ)."""
+    multi_level_intra_weight: float = 1.0
+    """Loss weight of each intra-sample pair relative to an original one (the paper's λ)."""
+    multi_level_max_instructions: int = 3
+    """Most instructions added to an intra-sample pair's prompts (1 to 4 kinds exist)."""
     convex_da: bool = False
     """ConvexDA (Shen et al. 2023, ``runs/augmentation.py``): give each training pair
     ``convex_da_candidates`` synonym rewrites (``data/synonyms.py``), embed them, and add those that are
@@ -59,11 +71,34 @@ class SplitDataConfig:
     """ConvexDA: sentence encoder of the embeddings (``models/embeddings.py``): minilm or a local folder."""
     convex_da_seed: int = 0
     """ConvexDA: seed of the synonym rewrites."""
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    """Several sources instead of ``path``, each ``{data, name, columns, skip_bad_rows, weight}``
+    (``runs/sources.py``): each split on its own, the splits joined, reported per source."""
+    source_balance: bool = False
+    """With ``sources``: weight each source's pairs so every source has the same total weight (times its weight)."""
+
+    def describe(self) -> str:
+        """The data as a report names it: the file, the sources joined by ``+``, or the embedded pairs."""
+        if self.sources:
+            return " + ".join(s.name for s in parse_sources(self.sources)[0])
+        return self.path or "embedded HH-RLHF harmless"
 
     def problems(self) -> list[str]:
         problems = []
+        if self.sources:
+            problems += parse_sources(self.sources)[1]
+            if self.path not in (None, "", "default"):
+                problems.append(f"data.path ({self.path}) and data.sources are both set; list the path as a source")
         if not self.multi_level_weight > 0:
             problems.append(f"data.multi_level_weight must be > 0 (got {self.multi_level_weight})")
+        if not self.multi_level_intra_weight > 0:
+            problems.append(f"data.multi_level_intra_weight must be > 0 (got {self.multi_level_intra_weight})")
+        if self.multi_level_max_instructions < 1:
+            problems.append(
+                f"data.multi_level_max_instructions must be at least 1 (got {self.multi_level_max_instructions})"
+            )
+        if self.multi_level and not (self.multi_level_inter or self.multi_level_intra):
+            problems.append("data.multi_level=true adds nothing with data.multi_level_inter and _intra both false")
         fractions = (self.validation_fraction, self.test_fraction)
         if min(fractions) < 0 or sum(fractions) >= 1:
             problems.append(f"data.validation_fraction + data.test_fraction must be in [0, 1) (got {fractions})")
@@ -98,6 +133,48 @@ class SplitData:
 def load_split(config: SplitDataConfig, say: Callable[[str], None] = print) -> SplitData:
     """Read and validate the pairs (and rankings) ``config`` names, ``say`` how many rows were skipped,
     and split them by their seeded hash."""
+    if config.sources:
+        sources, problems = parse_sources(config.sources)
+        if problems:
+            raise ValueError("; ".join(problems))
+        settings = SplitSettings(
+            config.validation_fraction, config.test_fraction, config.split_seed, config.max_pairs_per_row
+        )
+        loaded, splits = load_sources(sources, settings, config.source_balance, say)
+    else:
+        loaded, splits = _load_one(config, say)
+    splits.train = with_training_additions(splits.train, config, say)
+    return SplitData(loaded, splits)
+
+
+def with_training_additions(
+    train: list[PreferencePair], config: SplitDataConfig, say: Callable[[str], None] = print
+) -> list[PreferencePair]:
+    """``train`` with what a run adds to its training pairs only: MAPL's multi-level pairs and ConvexDA
+    rewrites (``runs/augmentation.py``). One function, so that ``cv``'s folds train on what ``train``'s would."""
+    if config.multi_level:
+        from rewardlab.runs.augmentation import MultiLevelSettings, multi_level_training_pairs
+
+        levels = MultiLevelSettings(
+            config.multi_level_inter,
+            config.multi_level_intra,
+            config.multi_level_weight,
+            config.multi_level_intra_weight,
+            config.multi_level_max_instructions,
+            config.multi_level_seed,
+        )
+        train = multi_level_training_pairs(train, levels, say)
+    if config.convex_da:
+        from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
+
+        settings = ConvexDASettings(
+            config.convex_da_candidates, config.convex_da_dims, config.convex_da_encoder, config.convex_da_seed
+        )
+        train = augment_training_pairs(train, settings, say)
+    return train
+
+
+def _load_one(config: SplitDataConfig, say: Callable[[str], None]) -> tuple[LoadedPreferences, Splits]:
     path = None if config.path in (None, "", "default") else config.path
     columns = ColumnMap.parse(config.columns) if config.columns else None
     loaded = load_preferences(
@@ -112,15 +189,4 @@ def load_split(config: SplitDataConfig, say: Callable[[str], None] = print) -> S
         seed=config.split_seed,
         rankings=loaded.rankings,
     )
-    if config.multi_level:
-        before = len(splits.train)
-        splits.train, _ = multi_level_pairs(splits.train, config.multi_level_seed, config.multi_level_weight)
-        say(f"multi-level (MAPL): {len(splits.train) - before} inter-sample pairs added to {before} training pairs")
-    if config.convex_da:
-        from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
-
-        settings = ConvexDASettings(
-            config.convex_da_candidates, config.convex_da_dims, config.convex_da_encoder, config.convex_da_seed
-        )
-        splits.train = augment_training_pairs(splits.train, settings, say)
-    return SplitData(loaded, splits)
+    return loaded, splits

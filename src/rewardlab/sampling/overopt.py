@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from rewardlab.data.records import Prompt
-from rewardlab.precision import Precision, resolve_precision
+from rewardlab.precision import Precision, precision_problem, resolve_precision
 from rewardlab.rewards.aggregate import aggregate_ensemble, standardise_members
 from rewardlab.runs.config import Checked
 from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl, best_of_n_weights
@@ -67,8 +67,8 @@ class OveroptConfig(Checked):
             problems.append("give at least one proxy reward model")
         if self.uncertainty_weight < 0:
             problems.append(f"uncertainty_weight must be ≥ 0 (got {self.uncertainty_weight})")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            problems.append(problem)
         for role, path in [("gold", self.gold)] + [("proxy", p) for p in self.proxies]:
             if problem := saved_model_problem(path):
                 problems.append(f"{role} {path}: {problem}")

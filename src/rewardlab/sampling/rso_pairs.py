@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rewardlab.data.records import PreferencePair, Prompt
-from rewardlab.precision import Precision
+from rewardlab.precision import Precision, precision_problem
 from rewardlab.runs.config import Checked
 from rewardlab.sampling.generation import SampleConfig, sample_replies
 from rewardlab.sampling.rejection import rso_sample
@@ -91,8 +91,8 @@ class RSOPairsConfig(Checked):
             problems.append(f"beta must be positive (got {self.beta})")
         if not 2 <= self.accept <= self.sampling.n:
             problems.append(f"accept must be between 2 and n={self.sampling.n} (got {self.accept})")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            problems.append(problem)
         if problem := saved_model_problem(self.reward_model):
             problems.append(f"reward model {self.reward_model}: {problem}")
         elif problem := direction_problem(*saved_head(self.reward_model), self.direction):

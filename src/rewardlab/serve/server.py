@@ -35,7 +35,7 @@ from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
-from rewardlab.precision import Precision
+from rewardlab.precision import Precision, precision_problem
 from rewardlab.rewards.direction import direction_problem
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
 from rewardlab.runs.config import Checked
@@ -86,8 +86,8 @@ class ServeConfig(Checked):
         errors = [f"{name} must be positive (got {value})" for name in positive if (value := getattr(self, name)) <= 0]
         if self.max_wait_ms < 0:
             errors.append(f"max_wait_ms must not be negative (got {self.max_wait_ms})")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            errors.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            errors.append(problem)
         if self.direction is not None and (
             not self.direction or not all(math.isfinite(w) for w in self.direction) or not any(self.direction)
         ):

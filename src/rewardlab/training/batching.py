@@ -135,9 +135,13 @@ class EncodedRankings:
 
 
 def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> EncodedPairs:
-    prompts = [p.prompt for p in pairs]
-    chosen = model.encode(prompts, [p.chosen for p in pairs])
-    rejected = model.encode(prompts, [p.rejected for p in pairs])
+    """Each side as (its prompt, its reply): the rejected side after ``rejected_prompt`` where a pair has one.
+
+    Packing stays exact for such pairs: the prefix a packed row reads once is found on the two token
+    sequences (``models/shared_prefix.py``), so it is whatever the two prompts share, possibly nothing.
+    """
+    chosen = model.encode([p.prompt for p in pairs], [p.chosen for p in pairs])
+    rejected = model.encode([p.prompt_of_rejected for p in pairs], [p.rejected for p in pairs])
     return EncodedPairs(
         chosen=chosen.ids,
         rejected=rejected.ids,

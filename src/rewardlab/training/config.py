@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewardlab.precision import precision_problem
 from rewardlab.runs.config import ConfigError, RunConfig, load_run_config
 from rewardlab.runs.data import SplitDataConfig
 from rewardlab.runs.trackers import report_to_problems
@@ -23,6 +24,10 @@ class DataConfig(SplitDataConfig):
     bootstrap_seed: int | None = None
     """Train on a bootstrap resample of the training split (drawn with replacement, seeded): one
     member of an ensemble of independently trained models."""
+    balance_length: bool = False
+    """Reweight the training pairs so that those whose chosen reply is the longer and those whose chosen
+    reply is the shorter carry equal total weight (``data/length_balance.py``): length alone then
+    explains no more of the labels one way than the other."""
 
 
 @dataclass
@@ -158,8 +163,8 @@ class TrainConfig(RunConfig):
             problems.append(f"optim.head_lr must be positive (got {self.optim.head_lr})")
         if not 0 <= self.optim.warmup_ratio < 1:
             problems.append(f"optim.warmup_ratio must be in [0, 1) (got {self.optim.warmup_ratio})")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append(f"precision must be auto, bf16 or fp32 (got {self.precision!r})")
+        if problem := precision_problem(self.precision):
+            problems.append(problem)
         if self.best_metric not in ("loss", "accuracy"):
             problems.append(f"best_metric must be loss or accuracy (got {self.best_metric!r})")
         problems += self.data.problems()

@@ -40,8 +40,9 @@ class ProbeResult:
 
 
 def probe_applies(objective: Objective) -> bool:
-    """The probe fits one reward per reply from ordered pairs: a scalar head trained on pairs."""
-    return objective.head == "reward" and "ranked" not in objective.inputs
+    """The probe fits one reward per reply from ordered pairs: a scalar head trained on pairs, or the first
+    output of a head whose other outputs are for training only (``Objective.kept_outputs``, ODIN)."""
+    return objective.head == "reward" and objective.saved_outputs({}) == 1 and "ranked" not in objective.inputs
 
 
 def pair_feature_differences(
@@ -102,12 +103,12 @@ def probe_head(
     precision: str = "auto",
     accelerator: Accelerator | None = None,
 ) -> ProbeResult:
-    """Set ``model``'s scalar head to the probe fitted on ``train`` (λ chosen on ``validation``; the
+    """Set ``model``'s reward head (its first output) to the probe fitted on ``train`` (λ chosen on ``validation``; the
     smallest of the grid without one) and report the fit. With several processes (``accelerator``)
     they share the feature pass; each then fits the same head from the same features."""
     head = scalar_head(model.model)
-    if head is None or head.out_features != 1:
-        raise ValueError("a linear probe needs a scalar reward head (one output)")
+    if head is None:
+        raise ValueError("a linear probe needs a linear reward head")
     diffs, weights = pair_feature_differences(model, train, precision, accelerator)
     if not len(diffs):
         raise ValueError("a linear probe needs ordered (not tie-labelled) training pairs")
@@ -121,7 +122,7 @@ def probe_head(
         l2 = min(losses, key=losses.__getitem__)
         w, score = fits[l2], losses[l2]
     with torch.no_grad():
-        head.weight.copy_(w[None].to(head.weight))
+        head.weight[:1].copy_(w[None].to(head.weight))  # the reward; further training-only outputs keep their init
         if head.bias is not None:
-            head.bias.zero_()
+            head.bias[:1].zero_()
     return ProbeResult(l2, float(probe_loss(w, diffs, weights)), score)

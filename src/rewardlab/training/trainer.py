@@ -21,6 +21,7 @@ from accelerate.utils import set_seed
 from safetensors.torch import load_file
 from transformers import get_cosine_schedule_with_warmup
 
+from rewardlab.data.length_balance import balance_length
 from rewardlab.data.records import PreferencePair, Ranking
 from rewardlab.data.split import Splits
 from rewardlab.evaluate.calibration import fit_temperature
@@ -53,6 +54,7 @@ from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
+from rewardlab.training.reply_lengths import PairsWithLengths, keep_first_outputs
 from rewardlab.tuning import tune_cpu
 
 
@@ -73,7 +75,7 @@ class TrainResult:
     """False on the other ranks of a multi-process run: the main process alone reports (and wrote the model)."""
 
 
-Encoded = EncodedPairs | EncodedRankings
+Encoded = EncodedPairs | EncodedRankings | PairsWithLengths
 
 __all__ = ["MetricLogger", "RunExists", "TrainResult", "build_optimizer", "train", "validation_metrics"]
 
@@ -88,9 +90,12 @@ RULES = RunRules(
 (rewardlab's files only), once the new run has loaded its data and model."""
 
 
-def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig, *, resume: bool = False, overwrite: bool = False, splits: Splits | None = None
+) -> TrainResult:
     """Train a reward model as ``config`` says, then evaluate it on the held-out test split, with
-    rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`)."""
+    rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`). ``splits`` replaces the split
+    of ``config.data`` (a cross-validation fold, ``training/cv.py``); everything else runs the same."""
     tune_cpu()
     config.check()
     started = time.perf_counter()
@@ -103,7 +108,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     main = accelerator.is_main_process
     show = config.progress and main
 
-    splits = _load_splits(config, accelerator)
+    splits = _load_splits(config, accelerator) if splits is None else splits
+    if config.data.balance_length:
+        splits.train = balance_length(splits.train)
     objective = get_objective(config.objective.name)
     model = _build_model(config, accelerator, objective)
     train_data, valid_data = _encode(model, splits, objective, config.objective.args, accelerator)
@@ -330,7 +337,11 @@ def _encode(
         check_fields(objective, args, splits.train, "training")
         check_fields(objective, args, splits.validation, "validation")
         valid = encode_pairs(model, splits.validation) if splits.validation else None
-        return encode_pairs(model, splits.train), valid
+        train = encode_pairs(model, splits.train)
+        if "chosen_length" in objective.inputs:  # the objective reads reply lengths
+            valid = PairsWithLengths.of(valid, splits.validation) if valid is not None else None
+            return PairsWithLengths.of(train, splits.train), valid
+        return train, valid
 
     def as_rankings(pairs: list[PreferencePair], rankings: list[Ranking]) -> list[Ranking]:
         ranked_groups = {r.group for r in rankings}
@@ -338,6 +349,10 @@ def _encode(
         ties = sum(p.tie for p in rest)
         if ties:
             accelerator.print(f"{ties} tie-labelled pairs left out: a ranking objective needs an order")
+        two_prompts = sum(p.rejected_prompt is not None for p in rest)
+        if two_prompts:
+            accelerator.print(f"{two_prompts} pairs with a rejected_prompt left out: a ranking shares one prompt")
+        rest = [p for p in rest if p.rejected_prompt is None]
         return rankings + [Ranking(p.prompt, (p.chosen, p.rejected), source=p.source) for p in rest if not p.tie]
 
     train = as_rankings(splits.train, splits.train_rankings)
@@ -379,17 +394,20 @@ def _finish(
     the validation pairs), save, and evaluate on the test pairs."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
         model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
+    if kept := get_objective(model.info.objective).kept_outputs:  # training-only heads go
+        keep_first_outputs(model, kept)
     if not model.info.scores_pairs:
         sample = splits.train[:500]
         if model.info.head == "ensemble":  # each member's own scale first: the reward below is standardised
             ids = model.encode(
-                [p.prompt for p in sample] * 2, [p.chosen for p in sample] + [p.rejected for p in sample]
+                [p.prompt for p in sample] + [p.prompt_of_rejected for p in sample],
+                [p.chosen for p in sample] + [p.rejected for p in sample],
             )
             outputs = model.outputs_ids(ids.ids, precision=config.precision).double()
             model.info.member_means, model.info.member_stds = outputs.mean(0).tolist(), outputs.std(0).tolist()
         scores = torch.tensor(
             model.score(
-                [p.prompt for p in sample] * 2,
+                [p.prompt for p in sample] + [p.prompt_of_rejected for p in sample],
                 [p.chosen for p in sample] + [p.rejected for p in sample],
                 precision=config.precision,
             )
@@ -411,7 +429,7 @@ def _finish(
             validation_scores=validation_scores,
         )
         report_dir = out / "report"
-        data = config.data.path or "embedded HH-RLHF harmless"
+        data = config.data.describe()
         write_report(test, report_dir, model=str(out / "model"), data=data, pairs=splits.test)
     accuracy = test.overall if test is not None else None  # the card, now with the held-out accuracy
     held_out = (
@@ -419,7 +437,12 @@ def _finish(
         if accuracy
         else []
     )
-    write_model_card(out / "model", model.info, data=config.data.path or EMBEDDED_DATA, metrics=held_out)
+    write_model_card(
+        out / "model",
+        model.info,
+        data=config.data.describe() if config.data.sources else (config.data.path or EMBEDDED_DATA),
+        metrics=held_out,
+    )
     return test, report_dir
 
 
