@@ -11,10 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rewardlab.data.loading import LoadedPreferences, load_preferences
-from rewardlab.data.schema import ColumnMap
+from rewardlab.data.loading import LoadedPreferences
 from rewardlab.data.split import Splits, content_key, kfold_splits
-from rewardlab.runs.data import SplitDataConfig, with_training_additions
+from rewardlab.runs.data import SplitDataConfig, load_one_source, with_training_additions
 
 
 @dataclass(frozen=True)
@@ -35,13 +34,7 @@ def load_folds(config: SplitDataConfig, folds: int, say: Callable[[str], None] =
         raise ValueError(f"folds must be at least 2 (got {folds})")
     if config.sources:
         raise ValueError("cv reads one data source; data.sources is not supported yet (run cv on each source)")
-    path = None if config.path in (None, "", "default") else config.path
-    columns = ColumnMap.parse(config.columns) if config.columns else None
-    loaded = load_preferences(
-        path, columns=columns, skip_bad_rows=config.skip_bad_rows, max_pairs_per_row=config.max_pairs_per_row
-    )
-    if loaded.skipped:
-        say(loaded.skip_summary())
+    loaded = load_one_source(config, say)
     splits = kfold_splits(
         loaded.pairs,
         folds,

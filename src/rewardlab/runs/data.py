@@ -174,7 +174,8 @@ def with_training_additions(
     return train
 
 
-def _load_one(config: SplitDataConfig, say: Callable[[str], None]) -> tuple[LoadedPreferences, Splits]:
+def load_one_source(config: SplitDataConfig, say: Callable[[str], None] = print) -> LoadedPreferences:
+    """Read and validate the one file (or name) ``config.path`` gives, ``say``-ing how many rows were skipped."""
     path = None if config.path in (None, "", "default") else config.path
     columns = ColumnMap.parse(config.columns) if config.columns else None
     loaded = load_preferences(
@@ -182,6 +183,11 @@ def _load_one(config: SplitDataConfig, say: Callable[[str], None]) -> tuple[Load
     )
     if loaded.skipped:
         say(loaded.skip_summary())
+    return loaded
+
+
+def _load_one(config: SplitDataConfig, say: Callable[[str], None]) -> tuple[LoadedPreferences, Splits]:
+    loaded = load_one_source(config, say)
     splits = split_pairs(
         loaded.pairs,
         validation=config.validation_fraction,
