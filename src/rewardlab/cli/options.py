@@ -1,0 +1,22 @@
+"""Options and arguments several commands take, with their help text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+ColumnsOption = Annotated[
+    str | None,
+    typer.Option(help="Where your data keeps each field, as name=field pairs, e.g. prompt=question,chosen=response_j"),
+]
+DATA_HELP = (
+    "Preference data: a file, a datasets folder, a cached Hub dataset org/name[:split], or a packaged"
+    " dataset: hh-harmless, ultrafeedback, tulu1, finegrained"
+)
+DataArgument = Annotated[str, typer.Argument(help=DATA_HELP + "; 'default' for the embedded data (hh-harmless)")]
+SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
+PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
+SkipOption = Annotated[
+    bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
+]
