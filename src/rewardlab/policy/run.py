@@ -35,7 +35,7 @@ from rewardlab.policy.run_report import render_report
 from rewardlab.policy.sampled_kl import sampled_kl
 from rewardlab.policy.trainer import PolicyTrainResult, train_policy
 from rewardlab.progress import progress_bar
-from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
+from rewardlab.runs.augmentation import augment_training_pairs
 from rewardlab.runs.checkpoint import checkpoint_step
 from rewardlab.runs.config import flat_options
 from rewardlab.runs.data import load_split
@@ -136,8 +136,7 @@ def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, A
     source_pairs = len(train)
     convex = None
     if d.convex_da:
-        settings = ConvexDASettings(d.convex_da_candidates, d.convex_da_dims, d.convex_da_encoder, d.convex_da_seed)
-        train = augment_training_pairs(train, settings, say=lambda message: None)
+        train = augment_training_pairs(train, d.convex_da_settings(), say=lambda message: None)
         convex = {"source_pairs": source_pairs, "added": len(train) - source_pairs, "encoder": d.convex_da_encoder}
     augmented_from = len(train)
     if d.reward_augmented:

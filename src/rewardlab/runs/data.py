@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW
 from rewardlab.data.loading import LoadedPreferences, load_preferences
@@ -16,6 +16,9 @@ from rewardlab.data.records import PreferencePair
 from rewardlab.data.schema import ColumnMap
 from rewardlab.data.split import Splits, split_pairs
 from rewardlab.runs.sources import SplitSettings, load_sources, parse_sources
+
+if TYPE_CHECKING:
+    from rewardlab.runs.augmentation import ConvexDASettings
 
 SPLIT_NAMES = ("all", "train", "validation", "test")
 
@@ -76,6 +79,14 @@ class SplitDataConfig:
     (``runs/sources.py``): each split on its own, the splits joined, reported per source."""
     source_balance: bool = False
     """With ``sources``: weight each source's pairs so every source has the same total weight (times its weight)."""
+
+    def convex_da_settings(self) -> ConvexDASettings:
+        """The ``convex_da_*`` keys as ``runs/augmentation``'s settings (imported here: it loads the encoder code)."""
+        from rewardlab.runs.augmentation import ConvexDASettings
+
+        return ConvexDASettings(
+            self.convex_da_candidates, self.convex_da_dims, self.convex_da_encoder, self.convex_da_seed
+        )
 
     def describe(self) -> str:
         """The data as a report names it: the file, the sources joined by ``+``, or the embedded pairs."""
@@ -165,12 +176,9 @@ def with_training_additions(
         )
         train = multi_level_training_pairs(train, levels, say)
     if config.convex_da:
-        from rewardlab.runs.augmentation import ConvexDASettings, augment_training_pairs
+        from rewardlab.runs.augmentation import augment_training_pairs
 
-        settings = ConvexDASettings(
-            config.convex_da_candidates, config.convex_da_dims, config.convex_da_encoder, config.convex_da_seed
-        )
-        train = augment_training_pairs(train, settings, say)
+        train = augment_training_pairs(train, config.convex_da_settings(), say)
     return train
 
 
