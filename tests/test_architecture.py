@@ -29,6 +29,7 @@ LAYERS = [
     {"sampling"},
     {"serve"},
     {"policy"},
+    {"collect"},
     {"api"},
     {"cli", "__main__", "__init__"},
 ]

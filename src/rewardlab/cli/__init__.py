@@ -7,7 +7,7 @@ order ``rewardlab --help`` lists them in. Heavy libraries are imported inside th
 """
 
 # isort: off
-from rewardlab.cli import learn, measure, use, sample, lists, data  # noqa: F401  # registers the commands
+from rewardlab.cli import learn, measure, use, sample, lists, data, collect  # noqa: F401  # registers the commands
 
 # isort: on
 from rewardlab.cli.base import app, data_app, user_errors

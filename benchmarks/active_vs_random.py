@@ -1,0 +1,260 @@
+"""Active vs random selection of the items people are asked to label (issue 30's benchmark).
+
+A simulated annotator answers from real labels: the pool is the packaged HH-RLHF harmless pairs and
+UltraFeedback pairs (``rewardlab.data.named``), each asked as "which reply is better?" and answered
+with its recorded preference. Per seed a fixed test set (``--test-share`` of the pairs, by
+``split_pairs``) is put aside, never in the pool. Each run starts from ``--start`` uniformly drawn
+labels and asks ``--step`` more per round up to ``--max-labels``:
+
+- active (``disagreement`` or ``bald``): a ``--random-share`` of each round uniformly at random, the
+  rest the most informative unlabelled pairs under the ensemble of the previous round
+  (``collect/active.py``), as the collect app picks;
+- random: every pick uniform.
+
+After each round the ensemble (``collect/ensemble.py``: ``--members`` linear Bradley-Terry heads on
+frozen-encoder features, bootstrap resamples) is refitted on every label collected so far (the random
+share too: the export holds them all) and its mean prediction scored on the test set. The same
+seed gives every strategy the same test set and the same first labels. Features are computed once
+with the frozen ``--encoder`` (default ``minilm``) and cached under ``--work``.
+
+Reported: mean held-out accuracy and a 95 % t interval across seeds per label count for each
+strategy, and the labels each active strategy needs for its mean to reach random's mean accuracy at
+``--target`` labels and stay there at every later count (the saving in %; the first count where the
+mean touches it is reported too, but one noisy round proves nothing).
+
+    nice python benchmarks/active_vs_random.py --work /tmp/active-vs-random
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from rewardlab.atomic import write_text_atomic
+from rewardlab.collect.active import STRATEGIES, strategy_function
+from rewardlab.collect.ensemble import FeatureEnsemble
+from rewardlab.collect.features import FeatureCache
+from rewardlab.collect.items import item_key
+from rewardlab.data import load_preferences, split_pairs
+from rewardlab.data.records import PreferencePair
+from rewardlab.tuning import tune_cpu
+
+DATASETS = ("hh-harmless", "ultrafeedback")
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    key: str
+    prompt: str
+    replies: tuple[str, str]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True, help="folder for the feature cache and the results")
+    parser.add_argument("--encoder", default="minilm", help="frozen encoder: minilm or a local encoder folder")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--start", type=int, default=20, help="uniformly drawn labels to start from")
+    parser.add_argument("--step", type=int, default=20, help="labels asked per round")
+    parser.add_argument("--max-labels", type=int, default=800)
+    parser.add_argument("--target", type=int, default=400, help="random's label count active has to match")
+    parser.add_argument("--test-share", type=float, default=0.2)
+    parser.add_argument("--random-share", type=float, default=0.2, help="share of each active round picked uniformly")
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
+    parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
+    parser.add_argument("--strategies", default="disagreement,bald,random")
+    args = parser.parse_args(argv)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    for name in strategies:
+        if name != RANDOM:
+            strategy_function(name)  # a ValueError naming the known ones
+    if RANDOM not in strategies:
+        parser.error(f"--strategies must include {RANDOM} (the baseline); known: {', '.join(STRATEGIES)}, random")
+    if not 0 < args.start <= args.max_labels or args.step < 1 or args.seeds < 2:
+        parser.error("need 0 < --start <= --max-labels, --step >= 1 and --seeds >= 2 (for an interval)")
+    args.strategies = strategies
+    return args
+
+
+def load_pool(limit: int | None) -> list[PreferencePair]:
+    pairs: list[PreferencePair] = []
+    for name in DATASETS:
+        pairs += [p for p in load_preferences(name, limit=limit).pairs if not p.tie]
+    return pairs
+
+
+def pair_differences(pairs: list[PreferencePair], work: Path, encoder: str) -> np.ndarray:
+    """φ(chosen) − φ(rejected) per pair, from the cache under ``work`` (embedded once per encoder)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", encoder).strip("-")[-60:] or "encoder"
+    cache = FeatureCache(work / f"features-{slug}.safetensors", encoder, progress=True)
+    items = [
+        PoolItem(item_key(str(p.prompt), (p.chosen, p.rejected)), str(p.prompt), (p.chosen, p.rejected)) for p in pairs
+    ]
+    features = cache.features(items)
+    return np.stack([features[item.key][0] - features[item.key][1] for item in items]).astype(np.float64)
+
+
+def run_curve(
+    strategy: str,
+    diffs: np.ndarray,
+    pool: np.ndarray,
+    test: np.ndarray,
+    seed: int,
+    args: argparse.Namespace,
+) -> list[float]:
+    """Held-out accuracy after each round, at ``start``, ``start + step``, ... labels."""
+    rng = np.random.default_rng(seed)
+    labelled = list(rng.choice(pool, size=args.start, replace=False))  # the same first labels for every strategy
+    curve = []
+    round_index = 0
+    while True:
+        train = diffs[labelled]
+        ensemble = FeatureEnsemble(args.members, args.l2, seed=seed * 1000 + round_index).fit(
+            train, np.ones(len(train))
+        )
+        curve.append(float(np.mean(ensemble.predict(diffs[test]).mean(axis=0) > 0.5)))
+        if len(labelled) >= args.max_labels:
+            return curve
+        round_index += 1
+        taken = set(labelled)
+        unlabelled = np.array([i for i in pool if i not in taken])
+        size = min(args.step, args.max_labels - len(labelled), len(unlabelled))
+        if size <= 0:
+            return curve
+        labelled += pick(strategy, ensemble, diffs, unlabelled, size, rng, args.random_share)
+
+
+def pick(
+    strategy: str,
+    ensemble: FeatureEnsemble,
+    diffs: np.ndarray,
+    unlabelled: np.ndarray,
+    size: int,
+    rng: np.random.Generator,
+    random_share: float,
+) -> list[int]:
+    if strategy == RANDOM:
+        return list(rng.choice(unlabelled, size=size, replace=False))
+    uniform = list(rng.choice(unlabelled, size=round(size * random_share), replace=False))
+    chosen = set(uniform)
+    rest = np.array([i for i in unlabelled if i not in chosen])
+    scores = strategy_function(strategy)(ensemble.predict(diffs[rest]))
+    order = np.lexsort((rng.random(len(rest)), -scores))  # best first, ties broken at random
+    return uniform + list(rest[order[: size - len(uniform)]])
+
+
+def interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and 95 % t interval across seeds."""
+    mean = float(values.mean())
+    half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def labels_to_stay_above(counts: list[int], means: list[float], goal: float) -> int | None:
+    """The fewest labels from which the mean accuracy stays at or above ``goal`` at every later count: a
+    single noisy round above it does not count as reaching it."""
+    needed = None
+    for count, mean in zip(counts, means, strict=True):
+        if mean < goal:
+            needed = None
+        elif needed is None:
+            needed = count
+    return needed
+
+
+def summarise(curves: dict[str, np.ndarray], counts: list[int], target: int) -> dict:
+    summary: dict = {"counts": counts, "strategies": {}}
+    for name, runs in curves.items():
+        rows = [interval(runs[:, i]) for i in range(len(counts))]
+        summary["strategies"][name] = {
+            "mean": [r[0] for r in rows],
+            "low": [r[1] for r in rows],
+            "high": [r[2] for r in rows],
+        }
+    if target in counts:
+        goal = summary["strategies"][RANDOM]["mean"][counts.index(target)]
+        summary["random_at_target"] = {"labels": target, "accuracy": goal}
+        for name in curves:
+            if name == RANDOM:
+                continue
+            means = summary["strategies"][name]["mean"]
+            first = next((c for c, m in zip(counts, means, strict=True) if m >= goal), None)
+            needed = labels_to_stay_above(counts, means, goal)
+            summary["strategies"][name]["first_reaches_random"] = first
+            summary["strategies"][name]["labels_to_match_random"] = needed
+            summary["strategies"][name]["saving"] = None if needed is None else 1 - needed / target
+    return summary
+
+
+def markdown(summary: dict, target: int) -> str:
+    counts = summary["counts"]
+    names = list(summary["strategies"])
+    shown = [i for i, c in enumerate(counts) if i == 0 or c % 100 == 0 or c in (40, 60) or i == len(counts) - 1]
+    lines = ["| labels | " + " | ".join(names) + " |", "|---:|" + "---|" * len(names)]
+    for i in shown:
+        cells = []
+        for name in names:
+            s = summary["strategies"][name]
+            cells.append(f"{s['mean'][i]:.3f} ({s['low'][i]:.3f}–{s['high'][i]:.3f})")
+        lines.append(f"| {counts[i]} | " + " | ".join(cells) + " |")
+    if "random_at_target" in summary:
+        goal = summary["random_at_target"]["accuracy"]
+        lines.append("")
+        lines.append(f"Random's mean accuracy at {target} labels: {goal:.3f}.")
+        for name in names:
+            s = summary["strategies"][name]
+            if name == RANDOM:
+                continue
+            if s["labels_to_match_random"] is None:
+                lines.append(f"- {name}: does not stay at or above it within {counts[-1]} labels")
+            else:
+                lines.append(
+                    f"- {name}: at or above it from {s['labels_to_match_random']} labels on"
+                    f" ({100 * s['saving']:.0f} % fewer; first reached at {s['first_reaches_random']})"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    args = parse_args(argv)
+    tune_cpu()  # rewardlab's CPU settings, as its own runs have them
+    args.work.mkdir(parents=True, exist_ok=True)
+    pairs = load_pool(args.limit)
+    diffs = pair_differences(pairs, args.work, args.encoder)
+    where = {id(p): i for i, p in enumerate(pairs)}
+    counts: list[int] | None = None
+    curves: dict[str, list[list[float]]] = {name: [] for name in args.strategies}
+    for seed in range(args.seeds):
+        split = split_pairs(pairs, validation=0.0, test=args.test_share, seed=seed)
+        test = np.array([where[id(p)] for p in split.test])
+        pool = np.array([where[id(p)] for p in split.train])
+        if len(pool) < args.max_labels:
+            raise ValueError(f"--max-labels {args.max_labels} exceeds the pool of {len(pool)} pairs")
+        for name in args.strategies:
+            curves[name].append(run_curve(name, diffs, pool, test, seed, args))
+            print(f"seed {seed} {name}: final accuracy {curves[name][-1][-1]:.3f}", file=sys.stderr, flush=True)
+        if counts is None:
+            counts = [min(args.start + i * args.step, args.max_labels) for i in range(len(curves[RANDOM][-1]))]
+    summary = summarise({n: np.array(c) for n, c in curves.items()}, counts or [], args.target)
+    summary["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    summary["pairs"] = {"total": len(pairs), "test": len(test), "pool": len(pool)}
+    summary["curves"] = curves
+    table = markdown(summary, args.target)
+    write_text_atomic(args.work / "active_vs_random.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(args.work / "active_vs_random.md", table)
+    print(table)
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,319 @@
+"""Active selection for the collect app: the informativeness maths by hand, the selectors' decisions,
+the ensemble on synthetic features with a known reward, the feature cache on the tiny encoder, the
+background trainer on a real SQLite store, and a quick run of benchmarks/active_vs_random.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from rewardlab.collect.active import (
+    ActiveSelector,
+    RandomSelector,
+    disagreement,
+    expected_information,
+    item_scores,
+    selector_for,
+)
+from rewardlab.collect.background import BackgroundTrainer, key_share, label_pairs
+from rewardlab.collect.ensemble import FeatureEnsemble
+from rewardlab.collect.features import FeatureCache, read_features
+from rewardlab.collect.items import CollectItem
+from rewardlab.collect.project import ProjectConfig, create_project
+from rewardlab.models.embeddings import load_embedder
+
+LOG2 = math.log(2)
+
+
+# -- the maths -------------------------------------------------------------------------------------
+
+
+def test_disagreement_and_expected_information_hand_computed():
+    """Members (0.2, 0.8), (0.5, 0.5), (1, 0):
+    D = variance: 0.3² = 0.09, 0, 0.5² = 0.25.
+    I = H(p̄) − mean H(p_m): H(0.5) − H(0.2) = 0.693147 − (0.2·1.609438 + 0.8·0.223144) = 0.693147 − 0.500402
+      = 0.192745; H(0.5) − H(0.5) = 0; H(0.5) − 0 = log 2 = 0.693147."""
+    probs = np.array([[0.2, 0.5, 1.0], [0.8, 0.5, 0.0]])
+    assert disagreement(probs).tolist() == pytest.approx([0.09, 0.0, 0.25], abs=1e-12)
+    assert expected_information(probs).tolist() == pytest.approx([0.192745, 0.0, LOG2], abs=1e-6)
+
+
+def test_bald_is_zero_when_members_agree_and_largest_for_a_zero_one_split():
+    """Agreement teaches nothing however unsure the shared p is; a 0/1 split is the most (log 2, and D = 1/4)."""
+    agreeing = np.array([[0.5, 0.9, 0.01]] * 4)
+    assert expected_information(agreeing).tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    assert disagreement(agreeing).tolist() == pytest.approx([0.0, 0.0, 0.0], abs=1e-12)
+    split = np.array([[1.0], [0.0], [1.0], [0.0]])
+    random_probs = np.random.default_rng(0).random((4, 10_000))
+    assert expected_information(split)[0] == pytest.approx(LOG2)
+    assert expected_information(random_probs).max() < LOG2
+    assert disagreement(split)[0] == pytest.approx(0.25) and disagreement(random_probs).max() < 0.25
+
+
+def test_bad_probabilities_are_refused():
+    with pytest.raises(ValueError, match="shape"):
+        disagreement(np.array([0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        expected_information(np.array([[1.5]]))
+
+
+def test_a_k_wise_item_scores_the_sum_over_its_pairs():
+    """Item 7 has three reply pairs (D 0.09, 0, 0.25 → 0.34); item 8 one (D 0.01)."""
+    probs = np.array([[0.2, 0.5, 1.0, 0.4], [0.8, 0.5, 0.0, 0.6]])
+    assert item_scores(probs, [7, 7, 7, 8], "disagreement") == pytest.approx({7: 0.34, 8: 0.01})
+    with pytest.raises(ValueError, match="bald"):
+        item_scores(probs, [7, 7, 7, 8], "entropy")
+
+
+# -- selectors -------------------------------------------------------------------------------------
+
+
+def test_active_selector_picks_the_best_scored_and_breaks_ties_at_random():
+    selector = ActiveSelector(random_share=0.0)
+    selector.update({1: 0.1, 2: 0.5, 3: 0.5, 4: 0.2})
+    rng = random.Random(0)
+    picks = [selector.pick([1, 2, 3, 4], rng) for _ in range(200)]
+    assert {item for item, _ in picks} == {2, 3} and {how for _, how in picks} == {"active"}
+    assert selector.pick([1, 4], rng) == (4, "active")
+
+
+def test_an_item_without_a_score_counts_as_most_informative():
+    selector = ActiveSelector(random_share=0.0)
+    selector.update({1: 5.0, 2: 9.0})
+    assert selector.pick([1, 2, 3], random.Random(0)) == (3, "active")
+
+
+def test_before_any_scores_picks_are_uniform_but_still_trained_on():
+    selector = ActiveSelector(random_share=0.0)
+    picks = [selector.pick([1, 2, 3], random.Random(seed)) for seed in range(60)]
+    assert {item for item, _ in picks} == {1, 2, 3} and {how for _, how in picks} == {"active"}
+
+
+def test_the_random_share_is_marked_random_and_uniform():
+    selector = ActiveSelector(random_share=0.25)
+    selector.update({1: 1.0, 2: 0.0, 3: 0.0})
+    rng = random.Random(1)
+    picks = [selector.pick([1, 2, 3], rng) for _ in range(4000)]
+    randoms = [item for item, how in picks if how == "random"]
+    assert len(randoms) / len(picks) == pytest.approx(0.25, abs=0.03)
+    assert all(abs(randoms.count(i) / len(randoms) - 1 / 3) < 0.05 for i in (1, 2, 3))
+    assert {item for item, how in picks if how == "active"} == {1}
+
+
+def test_random_selector_and_factory():
+    assert RandomSelector().pick([5], random.Random(0)) == (5, "random")
+    assert isinstance(selector_for("random"), RandomSelector)
+    assert selector_for("active", 0.3, "bald").strategy == "bald"
+    with pytest.raises(ValueError, match="random_share"):
+        ActiveSelector(random_share=1.5)
+    with pytest.raises(ValueError, match="disagreement, bald"):
+        ActiveSelector(strategy="margin")
+    with pytest.raises(ValueError, match="no candidate"):
+        ActiveSelector().pick([], random.Random(0))
+
+
+def test_update_swaps_the_table_whole():
+    """The selector keeps its own copy: changing the dict passed in later changes nothing."""
+    scores = {1: 1.0, 2: 2.0}
+    selector = ActiveSelector(random_share=0.0)
+    selector.update(scores)
+    scores[1] = 10.0
+    assert selector.pick([1, 2], random.Random(0)) == (2, "active")
+
+
+# -- the ensemble on a known reward ----------------------------------------------------------------
+
+
+def synthetic(n: int, seed: int, true_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of random feature vectors labelled by Bradley-Terry with the true reward w·φ (noisy labels)."""
+    rng = np.random.default_rng(seed)
+    diffs = rng.normal(size=(n, len(true_w)))
+    labels = (rng.random(n) < 1 / (1 + np.exp(-diffs @ true_w))).astype(float)
+    return diffs, labels
+
+
+def test_the_ensemble_mean_recovers_a_known_reward_ranking():
+    true_w = np.array([2.0, -1.0, 0.5, 0.0, 1.5, -0.5])
+    diffs, labels = synthetic(600, 0, true_w)
+    ensemble = FeatureEnsemble(members=5, l2=1.0, seed=0).fit(diffs, labels)
+    replies = np.random.default_rng(1).normal(size=(50, len(true_w)))
+    rho = spearmanr(ensemble.rewards(replies).mean(axis=0), replies @ true_w).statistic
+    assert rho > 0.95
+    assert ensemble.predict(diffs).shape == (5, 600)
+
+
+def test_member_disagreement_falls_as_labels_grow():
+    true_w = np.array([1.0, -1.0, 0.5, 2.0])
+    probe = np.random.default_rng(9).normal(size=(500, 4))
+    spread = []
+    for n in (30, 300, 3000):
+        diffs, labels = synthetic(n, n, true_w)
+        ensemble = FeatureEnsemble(members=8, l2=0.1, seed=0).fit(diffs, labels)
+        spread.append(float(disagreement(ensemble.predict(probe)).mean()))
+    assert spread[0] > spread[1] > spread[2]
+    assert spread[2] < spread[0] / 10
+
+
+def test_soft_targets_and_ties():
+    """A tie (target ½) on its own pulls the reward difference to 0; strength 0.875 gives a gap between."""
+    diffs = np.array([[1.0, 0.0]] * 20)
+    tie = FeatureEnsemble(members=2, l2=0.01).fit(diffs, np.full(20, 0.5)).predict(diffs[:1])
+    assert tie == pytest.approx(0.5, abs=1e-4)
+    graded = FeatureEnsemble(members=2, l2=0.01).fit(diffs, np.full(20, 0.875)).predict(diffs[:1])
+    assert graded == pytest.approx(0.875, abs=0.01)
+    with pytest.raises(ValueError, match="targets"):
+        FeatureEnsemble().fit(diffs, np.full(20, 2.0))
+    with pytest.raises(ValueError, match="not fitted"):
+        FeatureEnsemble().predict(diffs)
+
+
+# -- labels to pairs -------------------------------------------------------------------------------
+
+
+def test_label_pairs_for_each_kind():
+    assert label_pairs("pairwise", {"choice": "b", "strength": 3}, 2) == [(0, 1, 0.0)]
+    assert label_pairs("pairwise", {"choice": "a", "strength": 1}, 2) == [(0, 1, 0.75)]
+    assert label_pairs("pairwise", {"choice": "tie"}, 2) == [(0, 1, 0.5)]
+    assert label_pairs("ranking", {"order": [2, 0, 1]}, 3) == [(2, 0, 1.0), (2, 1, 1.0), (0, 1, 1.0)]
+    assert label_pairs("rating", {"ratings": [3, 5, 3]}, 3) == [(0, 1, 0.0), (0, 2, 0.5), (1, 2, 1.0)]
+    payload = {"ratings": {"help": [7, 1], "harm": [1, 5]}}  # means 4 and 3
+    assert label_pairs("attributes", payload, 2, ["help", "harm"]) == [(0, 1, 1.0)]
+
+
+# -- features on the tiny encoder ------------------------------------------------------------------
+
+
+def test_features_are_the_sentence_embeddings_and_are_cached(tmp_path, tiny_encoder_dir):
+    items = [CollectItem("Say hi.", ("hi", "go away"), key="a"), CollectItem("2+2?", ("4", "5", "22"), key="b")]
+    path = tmp_path / "features.safetensors"
+    features = FeatureCache(path, str(tiny_encoder_dir)).features(items)
+    expected = load_embedder(str(tiny_encoder_dir))(["2+2?"] * 3, ["4", "5", "22"])
+    assert features["b"].shape == (3, 32) and np.allclose(features["b"], expected, atol=1e-5)
+    assert set(read_features(path, str(tiny_encoder_dir))) == {"a", "b"}
+    again = FeatureCache(path, str(tiny_encoder_dir))
+    assert np.array_equal(again.features(items[:1])["a"], features["a"]) and again._embedder is None
+    assert read_features(path, "another-encoder") == {}  # another encoder's features are not reused
+    path.write_bytes(b"damaged")
+    assert read_features(path, str(tiny_encoder_dir)) == {}
+
+
+# -- the background trainer ------------------------------------------------------------------------
+
+
+def make_project(path: Path, encoder: Path, selection: str = "active", n_items: int = 40):
+    config = ProjectConfig(selection=selection, retrain_every=5, members=3, encoder=str(encoder), random_share=0.25)
+    project, store, _ = create_project(path, config)
+    store.add_items(
+        [
+            CollectItem(f"Question {i}?", (f"good answer {i}", f"bad {i} nonsense xyz"), key=f"k{i}")
+            for i in range(n_items)
+        ]
+    )
+    return project, store
+
+
+def label(store, annotator: str, item_ids, selection: str, payload: dict | None = None) -> None:
+    who = store.annotator_for_token(annotator)
+    for item_id in item_ids:
+        store.record_label(
+            annotator_id=who.id,
+            item_id=item_id,
+            submission_id=f"{who.id}-{item_id}",
+            payload=payload or {"choice": "a", "strength": 3},
+            skipped=False,
+            reason="",
+            shown_at=0.0,
+            selection=selection,
+        )
+
+
+def test_retraining_scores_open_items_and_holds_out_the_random_labels(tmp_path, tiny_encoder_dir):
+    project, store = make_project(tmp_path / "p", tiny_encoder_dir)
+    token = store.add_annotator("alice")
+    ids = [item.id for item in store.items()]
+    label(store, token, ids[:12], "active")
+    label(store, token, ids[12:16], "random")
+    selector = ActiveSelector(random_share=0.25)
+    trainer = BackgroundTrainer(project, store, selector)
+    result = trainer.maybe_retrain()
+    assert result is not None and result.n_labels == 12  # the 4 random labels are not trained on
+    assert result.heldout_n == 4 and result.heldout_accuracy is not None
+    assert set(selector.scores) == set(ids[16:])  # only items still needing a label are scored
+    assert store.metrics()[-1]["n_labels"] == 12 and store.metrics()[-1]["heldout_n"] == 4
+    assert project.features_path.is_file()
+    assert trainer.maybe_retrain() is None  # fewer than retrain_every new labels
+    label(store, token, ids[16:21], "active")
+    assert trainer.maybe_retrain().n_labels == 17
+
+
+def test_random_order_holds_out_items_by_key_hash(tmp_path, tiny_encoder_dir):
+    project, store = make_project(tmp_path / "p", tiny_encoder_dir, selection="random")
+    token = store.add_annotator("alice")
+    items = store.items()
+    label(store, token, [item.id for item in items], "random")
+    held = sum(key_share(item.key) < 0.25 for item in items)
+    result = BackgroundTrainer(project, store, RandomSelector()).maybe_retrain()
+    assert 0 < held < len(items) and result.heldout_n == held and result.n_labels == len(items) - held
+
+
+def test_the_thread_retrains_on_notify_and_survives_a_failure(tmp_path, tiny_encoder_dir, caplog):
+    project, store = make_project(tmp_path / "p", tiny_encoder_dir)
+    token = store.add_annotator("alice")
+    ids = [item.id for item in store.items()]
+    selector = ActiveSelector()
+    trainer = BackgroundTrainer(project, store, selector)
+    trainer.start()
+    try:
+        label(store, token, ids[:8], "active")
+        started = time.monotonic()
+        trainer.notify()
+        assert time.monotonic() - started < 0.05  # notify only wakes the thread
+        while not store.metrics() and time.monotonic() - started < 30:
+            time.sleep(0.05)
+        assert store.metrics() and selector.scores
+        with caplog.at_level(logging.ERROR, logger="rewardlab.collect.background"):
+            label(store, token, ids[8:14], "active", {"choice": "a", "strength": 9})  # no such strength: the fit fails
+            trainer.notify()
+            while not caplog.records and time.monotonic() - started < 30:
+                time.sleep(0.05)
+        assert "retraining" in caplog.text and trainer._thread.is_alive()
+    finally:
+        trainer.stop()
+    assert trainer._thread is None
+
+
+# -- the benchmark, tiny ---------------------------------------------------------------------------
+
+
+def test_the_benchmark_runs_end_to_end_on_the_tiny_encoder(tmp_path, tiny_encoder_dir, monkeypatch):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "active_vs_random.py"
+    spec = importlib.util.spec_from_file_location("active_vs_random", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    work = tmp_path / "work"
+    argv = ["--work", str(work), "--encoder", str(tiny_encoder_dir), "--limit", "60", "--seeds", "2"]
+    summary = module.main([*argv, "--max-labels", "60", "--target", "40", "--members", "2"])
+    assert summary["counts"] == [20, 40, 60]
+    for name in ("disagreement", "bald", "random"):
+        curves = summary["curves"][name]
+        assert len(curves) == 2 and all(0 <= a <= 1 for curve in curves for a in curve)
+        means = summary["strategies"][name]["mean"]
+        assert means == pytest.approx(np.mean(curves, axis=0).tolist())
+    assert summary["curves"]["random"][0][0] == summary["curves"]["bald"][0][0]  # same first labels
+    saved = json.loads((work / "active_vs_random.json").read_text())
+    assert saved["random_at_target"]["labels"] == 40
+    assert "| labels |" in (work / "active_vs_random.md").read_text()
+    # reaching random's accuracy means staying there: a single round above it (60) does not count
+    assert module.labels_to_stay_above([20, 40, 60, 80, 100], [0.5, 0.6, 0.7, 0.5, 0.7], 0.6) == 100
+    assert module.labels_to_stay_above([20, 40, 60], [0.6, 0.7, 0.5], 0.6) is None
