@@ -19,6 +19,7 @@ HELP_ORDER = [
     "overopt", "daa-overopt", "sample-pairs",  # sample
     "objectives", "recipes", "policy-losses",  # lists
     "data",  # the data group
+    "collect",  # the collect group (collect.py)
 ]  # fmt: skip
 
 
@@ -56,3 +57,5 @@ def test_every_command_is_importable_from_the_package():
         assert inspect.unwrap(getattr(rewardlab.cli, command.__name__)) is command, name
     data_commands = [inspect.unwrap(info.callback) for info in rewardlab.cli.data_app.registered_commands]
     assert [c.__module__ for c in data_commands] == ["rewardlab.cli.data"]
+    collect_commands = [inspect.unwrap(info.callback) for info in rewardlab.cli.collect.collect_app.registered_commands]
+    assert {c.__module__ for c in collect_commands} == {"rewardlab.cli.collect"}
