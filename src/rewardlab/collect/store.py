@@ -23,6 +23,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -55,6 +56,8 @@ items_table = Table(
     Column("meta", JSON, nullable=False),
     Column("overlap_rank", Float, nullable=False),
     Column("created_at", Float, nullable=False),
+    # candidates_for reads only these two columns of every item: from this index, not the item texts
+    Index("ix_items_id_overlap", "id", "overlap_rank"),
 )
 annotators_table = Table(
     "annotators",
