@@ -73,6 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
     parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
     parser.add_argument("--strategies", default="disagreement,bald,random")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="packaged datasets the pool and test set come from")
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     for name in strategies:
@@ -86,9 +87,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def load_pool(limit: int | None) -> list[PreferencePair]:
+def load_pool(limit: int | None, datasets: Sequence[str] = DATASETS) -> list[PreferencePair]:
     pairs: list[PreferencePair] = []
-    for name in DATASETS:
+    for name in datasets:
         pairs += [p for p in load_preferences(name, limit=limit).pairs if not p.tie]
     return pairs
 
@@ -229,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args = parse_args(argv)
     tune_cpu()  # rewardlab's CPU settings, as its own runs have them
     args.work.mkdir(parents=True, exist_ok=True)
-    pairs = load_pool(args.limit)
+    pairs = load_pool(args.limit, args.datasets.split(","))
     diffs = pair_differences(pairs, args.work, args.encoder)
     where = {id(p): i for i, p in enumerate(pairs)}
     counts: list[int] | None = None
