@@ -161,3 +161,16 @@ def test_a_hand_edited_project_yaml_is_checked_whole(tmp_path: Path) -> None:
 def test_reserved_or_empty_annotator_names(tmp_path: Path, name: str) -> None:
     run("init", str(tmp_path / "p"), "--items", str(items_file(tmp_path / "i.jsonl", 1)))
     assert "error: NAME:" in run("add-annotator", str(tmp_path / "p"), name, ok=False)
+
+
+def test_new_link_replaces_a_login_and_the_old_one_stops_working(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    owner_old = TOKEN.search(run("init", str(project), "--items", str(items_file(tmp_path / "i.jsonl", 3)))).group(1)
+    alice_old = TOKEN.search(run("add-annotator", str(project), "alice")).group(1)
+    owner_new = TOKEN.search(run("new-link", str(project), "owner")).group(1)
+    alice_new = TOKEN.search(run("new-link", str(project), "alice")).group(1)
+    _, store = Project.open(project)
+    assert store.annotator_for_token(owner_old) is None and store.annotator_for_token(alice_old) is None
+    assert store.annotator_for_token(owner_new).is_owner and store.annotator_for_token(alice_new).name == "alice"
+    store.close()
+    assert 'no annotator called "bob"' in run("new-link", str(project), "bob", ok=False)

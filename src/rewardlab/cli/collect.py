@@ -138,6 +138,23 @@ def add_annotator(
     out.print(f"login link for {name.strip()} (send it privately; shown once): {login_link(token)}", highlight=False)
 
 
+@collect_app.command("new-link")
+@user_errors
+def new_link(
+    project: ProjectArgument,
+    name: Annotated[str, typer.Argument(help="An annotator's name, or owner for the dashboard's link")],
+    db: DbOption = None,
+) -> None:
+    """Print a new login link for an annotator or the owner (a lost link, or imported annotators, who
+    have none); the old link stops working."""
+    from rewardlab.collect.project import Project, login_link
+
+    _, store = Project.open(project, db)
+    token = store.reset_token(name.strip())
+    store.close()
+    out.print(f"new login link for {name.strip()} (the old one no longer works): {login_link(token)}", highlight=False)
+
+
 @collect_app.command("serve")
 @user_errors
 def serve(
