@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
 from rewardlab.data.source_names import source_name
+from rewardlab.evaluate.eval_markdown import cross_validated_lines
 from rewardlab.runs.data import load_split
-from rewardlab.runs.recipes import apply_recipe, recipe_description, recipe_names
+from rewardlab.runs.recipes import (
+    ESTIMATE_SUFFIX,
+    apply_recipe,
+    comparable_settings,
+    recipe_description,
+    recipe_estimate,
+    recipe_names,
+    recipes_folder,
+)
 from rewardlab.runs.sources import parse_sources
 from rewardlab.training.config import TrainConfig
 
@@ -75,3 +86,69 @@ def test_recipes_are_package_data():
     package = Path(__file__).parents[1] / "src" / "rewardlab"
     shipped = {p for pattern in globs for p in package.glob(pattern)}
     assert all(package / "runs" / "recipes" / f"{name}.yaml" in shipped for name in recipe_names())
+
+
+def test_each_shipped_estimate_was_measured_with_its_recipe_as_it_is_now():
+    """A recipe changed after its cv was measured must be measured again (or its estimate removed):
+    the report would otherwise show another recipe's number."""
+    shipped = sorted(recipes_folder().glob(f"*{ESTIMATE_SUFFIX}"))
+    assert recipes_folder() / f"default{ESTIMATE_SUFFIX}" in shipped  # make run's headline
+    for path in shipped:
+        name = path.name.removesuffix(ESTIMATE_SUFFIX)
+        estimate = json.loads(path.read_text(encoding="utf-8"))
+        assert comparable_settings(estimate["config"]) == comparable_settings(apply_recipe(TrainConfig(), name)), name
+        m = estimate["mean"]
+        assert m["k"] == len(estimate["folds"]) >= 2 and m["low"] <= m["mean"] <= m["high"]
+        assert m["mean"] == pytest.approx(sum(estimate["folds"]) / len(estimate["folds"]))
+
+
+def test_an_estimate_applies_only_to_its_settings():
+    """Where the run reports is not a setting; the learning rate is."""
+    assert recipe_estimate(TrainConfig())["recipe"] == "default"
+    elsewhere = TrainConfig()
+    elsewhere.output_dir, elsewhere.num_threads, elsewhere.progress = "/tmp/x", 1, False
+    assert recipe_estimate(elsewhere)["recipe"] == "default"
+    changed = TrainConfig()
+    changed.optim.lr = 1e-5
+    assert recipe_estimate(changed) is None
+
+
+def test_the_report_puts_the_recipe_estimate_before_the_split():
+    estimate = recipe_estimate(TrainConfig())
+    lines = cross_validated_lines(estimate)
+    m = estimate["mean"]
+    assert lines[0] == "## Cross-validated accuracy of this recipe"
+    assert f"**{m['mean']:.4f}** (95 % t-interval {m['low']:.4f} – {m['high']:.4f}" in lines[2]
+    assert estimate["measured"]["commit"] in lines[2] and "single held-out split" in lines[2]
+
+
+def test_a_run_with_a_measured_recipe_reports_its_estimate_and_another_does_not(
+    tiny_encoder_dir, tmp_path, monkeypatch
+):
+    """The whole path on a tiny model: a recipe folder holding a measured estimate whose config is the
+    run's; the report of a run with those settings opens with it, one with another lr does not."""
+    import rewardlab
+    import rewardlab.runs.recipes as recipes
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"prompt": f"q{i}", "chosen": f"good answer {i}", "rejected": f"bad {i}"} for i in range(40)]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    settings = dict(data=str(pairs), backbone=str(tiny_encoder_dir), precision="fp32", max_steps=2, batch_size=8)
+    first = rewardlab.train(output_dir=tmp_path / "first", progress=False, num_threads=1, **settings)
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    estimate = json.loads((recipes_folder() / f"default{ESTIMATE_SUFFIX}").read_text(encoding="utf-8"))
+    estimate["config"] = yaml.safe_load((first.model_dir.parent / "config.yaml").read_text(encoding="utf-8"))
+    (folder / f"tiny{ESTIMATE_SUFFIX}").write_text(json.dumps(estimate), encoding="utf-8")
+    monkeypatch.setattr(recipes, "recipes_folder", lambda: folder)
+
+    again = rewardlab.train(output_dir=tmp_path / "again", progress=False, num_threads=1, **settings)
+    report = (again.report_dir / "eval.md").read_text(encoding="utf-8")
+    assert "## Cross-validated accuracy of this recipe\n\nThe `tiny` recipe over 5 folds" in report
+    assert report.index("Cross-validated accuracy") < report.index("## Results")
+    assert "Cross-validated accuracy of this recipe" in (again.report_dir / "eval.html").read_text(encoding="utf-8")
+    assert json.loads((again.report_dir / "eval.json").read_text())["extras"]["cross_validated"]["recipe"] == "tiny"
+    other = rewardlab.train(
+        output_dir=tmp_path / "other", progress=False, num_threads=1, **{**settings, "optim.lr": 1e-4}
+    )
+    assert "Cross-validated" not in (other.report_dir / "eval.md").read_text(encoding="utf-8")

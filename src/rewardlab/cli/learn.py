@@ -66,6 +66,12 @@ def train(
             for name, e in by_source.per_source.items():
                 out.print(f"  {name}: {e.accuracy:.4f} (95 % CI {e.ci_low:.4f}–{e.ci_high:.4f}, n={e.n})")
             out.print(f"  mean over {len(by_source.per_source)} sources: {by_source.mean_accuracy:.4f}")
+        if (estimate := result.test.extras.get("cross_validated")) is not None:
+            m = estimate["mean"]
+            out.print(
+                f"the {estimate['recipe']} recipe, {m['k']}-fold cross-validated: [bold]{m['mean']:.4f}[/] "
+                f"(95 % CI {m['low']:.4f}–{m['high']:.4f} across folds; measured {estimate['measured']['date']})"
+            )
     out.print(f"model:  {result.model_dir}")
     if result.report_dir:
         out.print(f"report: {result.report_dir / 'eval.md'}")

@@ -181,8 +181,29 @@ def results_markdown(result: PairwiseEval, model: str, data: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cross_validated_lines(estimate: dict[str, Any]) -> list[str]:
+    """The recipe's shipped k-fold estimate (``runs.recipes.recipe_estimate``), put before this one
+    split's accuracy: a single split of a small data set moves by several points from split to split."""
+    m, pooled, gap = estimate["mean"], estimate["pooled"], estimate["pooled_length"]["gap"]
+    measured = estimate["measured"]
+    return [
+        "## Cross-validated accuracy of this recipe",
+        "",
+        f"The `{estimate['recipe']}` recipe over {m['k']} folds of its data (`rewardlab cv`): "
+        f"**{m['mean']:.4f}** (95 % t-interval {m['low']:.4f} – {m['high']:.4f} across folds, fold standard "
+        f"deviation {m['std']:.4f}); all folds' test pairs pooled: {pooled['accuracy']:.4f} (Wilson "
+        f"{pooled['ci_low']:.4f} – {pooled['ci_high']:.4f}, n = {pooled['n']}); accuracy when the chosen reply "
+        f"is the longer minus when it is the shorter: {gap:+.3f}. Measured {measured['date']} on "
+        f"{measured['cpu']}, commit {measured['commit']}. The accuracy below is this run's single held-out split.",
+        "",
+    ]
+
+
 def render_markdown(result: PairwiseEval, model: str, data: str) -> str:
-    """The whole Markdown report: title, headline warnings, then every number."""
+    """The whole Markdown report: title, headline warnings, the recipe's cross-validated estimate
+    when one applies, then every number."""
     warnings = eval_payload(result, model, data)["warnings"]
     head = ["# Reward model evaluation", "", *warning_lines(warnings), ""]
+    if (estimate := result.extras.get("cross_validated")) is not None:
+        head += cross_validated_lines(estimate)
     return "\n".join(head) + "\n" + results_markdown(result, model, data)

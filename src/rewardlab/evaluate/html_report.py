@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 from rewardlab.atomic import write_text_atomic
 from rewardlab.evaluate.baselines import BASELINE_NAMES
 from rewardlab.evaluate.calibration import ReliabilityBins, reliability_bins
-from rewardlab.evaluate.eval_markdown import eval_payload, results_markdown
+from rewardlab.evaluate.eval_markdown import cross_validated_lines, eval_payload, results_markdown
 from rewardlab.evaluate.markdown_html import markdown_to_html, table
 from rewardlab.evaluate.pairwise import PairwiseEval
 from rewardlab.evaluate.predictions import WRONG_PAIRS_SHOWN, confidently_wrong, prediction_rows
@@ -230,6 +230,8 @@ def render_html(
         f"<p>Pairwise accuracy <strong>{o.accuracy:.4f}</strong> (95 % Wilson CI {o.ci_low:.4f} – {o.ci_high:.4f}, "
         f"n = {o.n}); ECE {result.calibration.ece:.4f}</p>"
     )
+    if (estimate := result.extras.get("cross_validated")) is not None:  # the recipe's k-fold estimate first
+        summary = markdown_to_html("\n".join(cross_validated_lines(estimate))) + summary
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'

@@ -38,6 +38,7 @@ from rewardlab.runs.config import flat_options
 from rewardlab.runs.data import load_split
 from rewardlab.runs.folder import RunExists, RunRules, claim_run_folder, holds_anything
 from rewardlab.runs.metrics import MetricLogger
+from rewardlab.runs.recipes import recipe_estimate
 from rewardlab.runs.trackers import start_trackers, tracker_names
 from rewardlab.training.batching import (
     EncodedPairs,
@@ -428,6 +429,8 @@ def _finish(
             progress=config.progress,
             validation_scores=validation_scores,
         )
+        if (estimate := recipe_estimate(config)) is not None:  # the recipe's k-fold estimate, beside this split
+            test.extras["cross_validated"] = estimate
         report_dir = out / "report"
         data = config.data.describe()
         write_report(test, report_dir, model=str(out / "model"), data=data, pairs=splits.test)
