@@ -73,7 +73,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
     parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
     parser.add_argument("--strategies", default="disagreement,bald,random")
-    parser.add_argument("--datasets", default=",".join(DATASETS), help="packaged datasets the pool and test set come from")
+    parser.add_argument("--datasets", default=",".join(DATASETS), help="packaged datasets of the pool and test set")
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     for name in strategies:
