@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,3 +21,12 @@ PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU
 SkipOption = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
 ]
+
+# the commands that sample replies from a policy (cli/sample.py)
+PolicyOption = Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")]
+GoldOption = Annotated[Path, typer.Option(help="Gold reward model folder: the reward really wanted")]
+PromptDataOption = Annotated[str, typer.Option(help="Preference data whose distinct prompts are used")]
+PromptCountOption = Annotated[int, typer.Option(help="How many distinct prompts")]
+TemperatureOption = Annotated[float, typer.Option(help="Sampling temperature")]
+MaxNewTokensOption = Annotated[int, typer.Option(help="Tokens per reply at most")]
+ChunkOption = Annotated[int, typer.Option(help="Replies per generate call (memory)")]

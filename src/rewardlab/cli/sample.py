@@ -9,28 +9,40 @@ from typing import Annotated
 import typer
 
 from rewardlab.cli.base import app, note, out, user_errors
-from rewardlab.cli.options import ColumnsOption, PrecisionOption, SkipOption, SplitOption
+from rewardlab.cli.options import (
+    ChunkOption,
+    ColumnsOption,
+    GoldOption,
+    MaxNewTokensOption,
+    PolicyOption,
+    PrecisionOption,
+    PromptCountOption,
+    PromptDataOption,
+    SkipOption,
+    SplitOption,
+    TemperatureOption,
+)
 
 
 @app.command()
 @user_errors
 def overopt(
-    gold: Annotated[Path, typer.Option(help="Gold reward model folder: the reward really wanted")],
+    gold: GoldOption,
     proxy: Annotated[
         list[Path] | None, typer.Option(help="Proxy reward model folder that picks the reply; repeat for an ensemble")
     ] = None,
     output: Annotated[Path, typer.Option(help="Folder for overopt.json, overopt.md and overopt.png")] = Path(
         "runs/overopt"
     ),
-    policy: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
-    data: Annotated[str, typer.Option(help="Preference data whose distinct prompts are used")] = "default",
+    policy: PolicyOption = "smollm2",
+    data: PromptDataOption = "default",
     split: SplitOption = "test",
-    prompts: Annotated[int, typer.Option(help="How many distinct prompts")] = 32,
+    prompts: PromptCountOption = 32,
     n: Annotated[int, typer.Option("--n", help="Replies sampled per prompt: best-of-N for every N up to it")] = 64,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply at most")] = 64,
+    temperature: TemperatureOption = 1.0,
+    max_new_tokens: MaxNewTokensOption = 64,
     seed: Annotated[int, typer.Option(help="Sampling seed (combined with each prompt)")] = 0,
-    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
+    chunk: ChunkOption = 64,
     precision: PrecisionOption = "auto",
     uncertainty_weight: Annotated[float, typer.Option(help="Ensembles: λ of uwo (mean − λ·variance)")] = 1.0,
     cache_dir: Annotated[
@@ -75,12 +87,12 @@ def overopt(
 @app.command("daa-overopt")
 @user_errors
 def daa_overopt(
-    gold: Annotated[Path, typer.Option(help="Gold reward model folder: the reward really wanted")],
+    gold: GoldOption,
     losses: Annotated[str, typer.Option(help="Policy losses, comma-separated; +ra: on reward-augmented pairs")] = (
         "dpo,ipo,slic"
     ),
     betas: Annotated[str, typer.Option(help="β values, comma-separated: one curve per loss and β")] = "0.01,0.1,0.5",
-    policy: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
+    policy: PolicyOption = "smollm2",
     data: Annotated[str, typer.Option(help="Preference data file or folder ('default': embedded HH-RLHF)")] = "default",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
@@ -141,16 +153,16 @@ def sample_pairs(
     policy: Annotated[str, typer.Option(help="The policy candidates are sampled from: smollm2 or a causal LM folder")],
     reward_model: Annotated[Path, typer.Option(help="Reward model folder: the tilt exp(r/β) and each pair's label")],
     output: Annotated[Path, typer.Option(help="Where to write the pairs (JSONL that `rewardlab dpo --data` reads)")],
-    data: Annotated[str, typer.Option(help="Preference data whose distinct prompts are used")] = "default",
+    data: PromptDataOption = "default",
     split: SplitOption = "train",
-    prompts: Annotated[int, typer.Option(help="How many distinct prompts")] = 32,
+    prompts: PromptCountOption = 32,
     n: Annotated[int, typer.Option("--n", help="Candidates sampled from the policy per prompt")] = 64,
     accept: Annotated[int, typer.Option(help="Draws of the tilted policy per prompt at most (pairs: half)")] = 8,
     beta: Annotated[float, typer.Option(help="β of π_sft·exp(r/β): large keeps the policy, small the best")] = 0.5,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option(help="Tokens per reply at most")] = 64,
+    temperature: TemperatureOption = 1.0,
+    max_new_tokens: MaxNewTokensOption = 64,
     seed: Annotated[int, typer.Option(help="Sampling and acceptance seed (combined with each prompt)")] = 0,
-    chunk: Annotated[int, typer.Option(help="Replies per generate call (memory)")] = 64,
+    chunk: ChunkOption = 64,
     precision: PrecisionOption = "auto",
     direction: Annotated[
         str | None,
