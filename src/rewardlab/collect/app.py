@@ -24,9 +24,9 @@ from typing import Any
 
 import jinja2
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from starlette.concurrency import run_in_threadpool
 
 from rewardlab.collect.dashboard_view import curve_svg, dashboard_data
 from rewardlab.collect.labels import MAX_REASON, parse_form
