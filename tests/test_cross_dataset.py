@@ -157,5 +157,17 @@ def test_dpo_rows_score_the_implicit_reward_of_a_tiny_policy(
         assert diagonal["accuracy"] == pytest.approx(held_out["accuracy"], abs=1e-12)
     assert "dpo:a" in shown.output and "off-diagonal mean" in shown.output
 
+    plain = tmp_path / "plain"  # a study without DPO rows gets them by --resume, its reward models kept
+    first = CliRunner().invoke(app, [*args[:-1], str(plain)], catch_exceptions=False)
+    assert first.exit_code == 0, first.output
+    kept = (plain / "reward-models" / "a" / "model" / "model.safetensors").stat().st_mtime_ns
+    added = CliRunner().invoke(app, [*args[:-1], str(plain), "--resume", *dpo], catch_exceptions=False)
+    assert added.exit_code == 0, added.output
+    rows = [r["label"] for r in json.loads((plain / "cross_dataset.json").read_text())["rows"]]
+    assert rows == ["a", "dpo:a", "b", "dpo:b"]
+    assert (plain / "reward-models" / "a" / "model" / "model.safetensors").stat().st_mtime_ns == kept
+    dropped = CliRunner().invoke(app, [*args[:-1], str(plain), "--resume"])  # taking rows away is a change
+    assert dropped.exit_code != 0 and "other settings" in dropped.output
+
     clash = CliRunner().invoke(app, [*args, "--overwrite", "--dpo", "--dpo-set", "data.split_seed=3"])
     assert clash.exit_code == 2 and "same test pairs" in clash.output

@@ -14,7 +14,8 @@ The output folder holds ``study.json`` (the settings), ``reward-models/SOURCE/``
 (ordinary run folders), ``cells/ROW/COLUMN.json`` (one evaluated cell each) and
 ``cross_dataset.json`` / ``.md``. With ``resume`` a finished model (its saved ``model/`` or
 ``policy/``) is not retrained and a written cell is not re-evaluated; an unfinished run continues
-from its checkpoint.
+from its checkpoint. ``--dpo --resume`` on a study run without ``--dpo`` adds the DPO rows beside the
+kept reward models (the only change of settings a resume allows).
 """
 
 from __future__ import annotations
@@ -181,7 +182,12 @@ def _claim(out: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool
         if not resume:
             raise RunExists(f"{out} already holds a cross-dataset study; pass --resume to continue it or --overwrite")
         saved = json.loads(study.read_text(encoding="utf-8"))
-        changed = [f"{k}: {saved.get(k)!r} → {v!r}" for k, v in settings.items() if saved.get(k) != v]
+        adds_dpo = settings["dpo"] and not saved.get("dpo")  # new rows beside the kept ones: nothing else moves
+        changed = [
+            f"{k}: {saved.get(k)!r} → {v!r}"
+            for k, v in settings.items()
+            if saved.get(k) != v and not (adds_dpo and k in ("dpo", "dpo_overrides"))
+        ]
         if changed:
             raise RunExists(f"{out} was run with other settings; --resume needs the same ones: " + "; ".join(changed))
     elif not study.is_file() and out.is_dir() and any(out.iterdir()) and not overwrite:
