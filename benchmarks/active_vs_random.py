@@ -73,6 +73,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
     parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
     parser.add_argument("--strategies", default="disagreement,bald,random")
+    parser.add_argument("--acquisition", choices=("top", "power"), default="top", help="top-scored or ∝ score")
+    parser.add_argument("--length-feature", action="store_true", help="add log(1 + characters) of each reply")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="packaged datasets of the pool and test set")
     args = parser.parse_args(argv)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
@@ -132,7 +134,7 @@ def run_curve(
         size = min(args.step, args.max_labels - len(labelled), len(unlabelled))
         if size <= 0:
             return curve
-        labelled += pick(strategy, ensemble, diffs, unlabelled, size, rng, args.random_share)
+        labelled += pick(strategy, ensemble, diffs, unlabelled, size, rng, args.random_share, args.acquisition)
 
 
 def pick(
@@ -143,14 +145,23 @@ def pick(
     size: int,
     rng: np.random.Generator,
     random_share: float,
+    acquisition: str = "top",
 ) -> list[int]:
+    """A round's picks: ``random_share`` uniform, the rest by ``strategy``'s scores, either the
+    top-scored (``top``) or drawn with probability proportional to the score (``power``: stochastic
+    batch acquisition, Kirsch et al. 2023, "Stochastic Batch Acquisition: A Simple Baseline for Deep
+    Active Learning", via the Gumbel-top-k trick: the k largest of log s_i + G_i, G_i ~ Gumbel(0, 1),
+    are k draws without replacement ∝ s_i), so a batch is not filled with near-copies of one item."""
     if strategy == RANDOM:
         return list(rng.choice(unlabelled, size=size, replace=False))
     uniform = list(rng.choice(unlabelled, size=round(size * random_share), replace=False))
     chosen = set(uniform)
     rest = np.array([i for i in unlabelled if i not in chosen])
     scores = strategy_function(strategy)(ensemble.predict(diffs[rest]))
-    order = np.lexsort((rng.random(len(rest)), -scores))  # best first, ties broken at random
+    if acquisition == "power":
+        order = np.argsort(-(np.log(np.maximum(scores, 1e-300)) + rng.gumbel(size=len(rest))))
+    else:
+        order = np.lexsort((rng.random(len(rest)), -scores))  # best first, ties broken at random
     return uniform + list(rest[order[: size - len(uniform)]])
 
 
@@ -219,9 +230,10 @@ def markdown(summary: dict, target: int) -> str:
             if s["labels_to_match_random"] is None:
                 lines.append(f"- {name}: does not stay at or above it within {counts[-1]} labels")
             else:
+                fewer = f"{100 * s['saving']:.0f} % fewer" if s["saving"] >= 0 else f"{-100 * s['saving']:.0f} % more"
                 lines.append(
                     f"- {name}: at or above it from {s['labels_to_match_random']} labels on"
-                    f" ({100 * s['saving']:.0f} % fewer; first reached at {s['first_reaches_random']})"
+                    f" ({fewer}; first reached at {s['first_reaches_random']})"
                 )
     return "\n".join(lines) + "\n"
 
@@ -232,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> dict:
     args.work.mkdir(parents=True, exist_ok=True)
     pairs = load_pool(args.limit, args.datasets.split(","))
     diffs = pair_differences(pairs, args.work, args.encoder)
+    if args.length_feature:  # the replies' log-length difference as one more feature
+        lengths = np.array([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=np.float64)
+        diffs = np.column_stack([diffs, np.log1p(lengths[:, 0]) - np.log1p(lengths[:, 1])])
     where = {id(p): i for i, p in enumerate(pairs)}
     counts: list[int] | None = None
     curves: dict[str, list[list[float]]] = {name: [] for name in args.strategies}
