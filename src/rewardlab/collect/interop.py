@@ -195,6 +195,17 @@ def _rating_names(kind: str, attributes: Sequence[str]) -> list[str]:
     return list(attributes) if kind == "attributes" else [""]
 
 
+def _rating_cells(kind: str, attributes: Sequence[str], payload: dict[str, Any]) -> list[tuple[str, int, Any]]:
+    """(question name, reply index, rating) of a rating or attributes label, in both tools' naming:
+    ``rating_N`` for a rating, ``ATTRIBUTE_N`` for an attribute (N counts replies from 1)."""
+    ratings = {"": payload["ratings"]} if kind == "rating" else payload["ratings"]
+    return [
+        (f"{name or 'rating'}_{i + 1}", i, r)
+        for name in _rating_names(kind, attributes)
+        for i, r in enumerate(ratings[name])
+    ]
+
+
 def write_json(path: str | Path, records: list[dict[str, Any]]) -> None:
     """Write the records as one JSON list, atomically."""
     write_text_atomic(path, json.dumps(records, ensure_ascii=False, indent=1) + "\n")
@@ -228,16 +239,9 @@ def _ls_results(kind: str, payload: Mapping[str, Any], n: int, attributes: Seque
     if kind == "ranking":
         ids = [f"answer{i + 1}" for i in payload["order"]]
         return [{"type": "ranker", "from_name": "rank", "to_name": "replies", "value": {"ranker": {"replies": ids}}}]
-    ratings = {"": payload["ratings"]} if kind == "rating" else payload["ratings"]
     return [
-        {
-            "type": "rating",
-            "from_name": f"{name or 'rating'}_{i + 1}",
-            "to_name": f"answer{i + 1}",
-            "value": {"rating": r},
-        }
-        for name in _rating_names(kind, attributes)
-        for i, r in enumerate(ratings[name])
+        {"type": "rating", "from_name": question, "to_name": f"answer{i + 1}", "value": {"rating": r}}
+        for question, i, r in _rating_cells(kind, attributes, payload)
     ]
 
 
@@ -416,12 +420,7 @@ def _argilla_values(kind: str, payload: Mapping[str, Any], attributes: Sequence[
         }
     if kind == "ranking":
         return {"ranking": [f"reply_{i + 1}" for i in payload["order"]]}
-    ratings = {"": payload["ratings"]} if kind == "rating" else payload["ratings"]
-    return {
-        f"{name or 'rating'}_{i + 1}": r
-        for name in _rating_names(kind, attributes)
-        for i, r in enumerate(ratings[name])
-    }
+    return {question: r for question, _, r in _rating_cells(kind, attributes, payload)}
 
 
 def to_argilla(
