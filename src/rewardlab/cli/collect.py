@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -130,12 +131,8 @@ def add_annotator(
     db: DbOption = None,
 ) -> None:
     """Add an annotator and print their personal login link (shown once: only a hash of it is stored)."""
-    from rewardlab.collect.project import Project, login_link
-
-    _, store = Project.open(project, db)
-    token = store.add_annotator(name)
-    store.close()
-    out.print(f"login link for {name.strip()} (send it privately; shown once): {login_link(token)}", highlight=False)
+    link = _login_link(project, db, lambda store: store.add_annotator(name))
+    out.print(f"login link for {name.strip()} (send it privately; shown once): {link}", highlight=False)
 
 
 @collect_app.command("new-link")
@@ -147,12 +144,19 @@ def new_link(
 ) -> None:
     """Print a new login link for an annotator or the owner (a lost link, or imported annotators, who
     have none); the old link stops working."""
+    link = _login_link(project, db, lambda store: store.reset_token(name.strip()))
+    out.print(f"new login link for {name.strip()} (the old one no longer works): {link}", highlight=False)
+
+
+def _login_link(project: Path, db: str | None, issue_token: Callable[[Any], str]) -> str:
+    """The login link of the token ``issue_token(store)`` writes into ``project``'s store."""
     from rewardlab.collect.project import Project, login_link
 
     _, store = Project.open(project, db)
-    token = store.reset_token(name.strip())
-    store.close()
-    out.print(f"new login link for {name.strip()} (the old one no longer works): {login_link(token)}", highlight=False)
+    try:
+        return login_link(issue_token(store))
+    finally:
+        store.close()
 
 
 @collect_app.command("serve")
