@@ -1,5 +1,6 @@
 """Sampling against a reward: N replies per prompt, best-of-N, rejection sampling, over-optimisation."""
 
+from rewardlab.sampling.batched import sample_replies_batched
 from rewardlab.sampling.best_of_n import best_of_n_curve, best_of_n_kl, best_of_n_weights
 from rewardlab.sampling.generation import Sample, SampleConfig, sample_replies
 from rewardlab.sampling.kl_optimal import best_of_n_levels, solve_tilt, tilt
@@ -15,6 +16,7 @@ __all__ = [
     "rso_accept",
     "rso_sample",
     "sample_replies",
+    "sample_replies_batched",
     "solve_tilt",
     "tilt",
     "tilted_distribution",

@@ -5,7 +5,8 @@ prompt, ``models/pair_encoding.py``) and its N replies come from ``generate`` ca
 ``chunk`` sequences of that one prompt (no padding, so no left-padding effects). Every call is
 seeded from (seed, prompt tokens, chunk index), as ``CausalLM.generate`` seeds a single reply, so
 a prompt's replies do not depend on which other prompts are sampled, or in what order, and the
-first k·chunk replies stay the same when N grows.
+first k·chunk replies stay the same when N grows. ``batched.py`` samples many prompts in one
+decoding loop, faster, under a per-reply seeding contract of its own.
 """
 
 from __future__ import annotations
