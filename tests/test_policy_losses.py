@@ -55,6 +55,11 @@ def random_batch(n: int = 6, seed: int = 0) -> dict[str, torch.Tensor]:
         batch[f"{side}_logps"] = (tokens * mask).sum(-1)
         batch[f"reference_{side}_logps"] = (reference * mask).sum(-1)
         batch[f"{side}_lengths"] = lengths.float()
+    for side in ("chosen", "rejected"):  # the labels and old-policy log-probs of the online rules
+        batch[f"old_{side}_logps"] = batch[f"{side}_logps"] + 0.1 * torch.randn(n, generator=g)
+        batch[f"{side}_scores"] = torch.randn(n, generator=g)
+    batch["strengths"] = 0.5 + 0.5 * torch.rand(n, generator=g)
+    batch["consistencies"] = torch.rand(n, generator=g)
     return batch
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -72,7 +73,8 @@ def test_every_loss_trains_two_steps(tiny_decoder_dir, name, tmp_path):
             param.add_(torch.randn_like(param) * 0.01)
     before = [p.detach().clone() for p in model.parameters()]
     config = PolicyTrainConfig(loss=name, steps=2, batch_pairs=3, lr=1e-3, max_row_tokens=96, cache_dir=str(tmp_path))
-    result = train_policy(model, tokenizer, PAIRS, config, guide_model=guide)
+    rated = [dataclasses.replace(p, chosen_rating=1.0, rejected_rating=0.0) for p in PAIRS]  # P3O, BRAIn read them
+    result = train_policy(model, tokenizer, rated, config, guide_model=guide)
     assert all(math.isfinite(v) for entry in result.history for v in entry.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 

@@ -67,6 +67,9 @@ class PreferencePair:
     """Set when the two sides were judged under different prompts: ``chosen`` is scored after ``prompt``,
     ``rejected`` after this one (MAPL's intra-sample pairs, ``data.multi_level``: one reply y under a
     prompt x_w whose instructions it satisfies and x_l whose it does not, so chosen = rejected = y)."""
+    consistency: float | None = None
+    """How far two judges (CREAM: two iterations of a self-rewarding model) agree on this pair's ranking,
+    in [0, 1]; the CREAM policy loss (``policy.online_losses``) uses it as the label's probability."""
 
     @property
     def is_conversation(self) -> bool:

@@ -28,11 +28,20 @@ SEQUENCE_FIELDS = frozenset(
         "reference_rejected_logps",
         "chosen_lengths",
         "rejected_lengths",
+        "old_chosen_logps",
+        "old_rejected_logps",
+        "strengths",
+        "consistencies",
+        "chosen_scores",
+        "rejected_scores",
     }
 )
 """Per-pair tensors of shape (B,): summed log-probabilities of each reply given its prompt under
 the policy (``*_logps``) and the frozen reference (``reference_*_logps``), and reply lengths in
-tokens (float)."""
+tokens (float). For online rules (:mod:`rewardlab.policy.online_losses`): the policy's log-probs
+when the update started (``old_*_logps``), and from each ``PreferencePair`` its ``strength``
+(``strengths``, 1 if unset), ``consistency`` (``consistencies``, 1 if unset) and ratings as the
+judge's rewards (``chosen_scores``, ``rejected_scores``, NaN if unset)."""
 
 TOKEN_FIELDS = frozenset(
     {
@@ -127,11 +136,11 @@ class PolicyLoss:
 POLICY_LOSSES: Registry[PolicyLoss] = Registry(
     "policy loss",
     plural="policy losses",
-    packages=("rewardlab.policy.losses",),
+    packages=("rewardlab.policy.losses", "rewardlab.policy.online_losses"),
     group="rewardlab.policy_losses",
 )
-"""The losses of :mod:`rewardlab.policy.losses` and every ``rewardlab.policy_losses`` entry-point
-plugin, found on the first lookup."""
+"""The losses of :mod:`rewardlab.policy.losses` and :mod:`rewardlab.policy.online_losses`, and
+every ``rewardlab.policy_losses`` entry-point plugin, found on the first lookup."""
 
 
 def register_policy_loss(

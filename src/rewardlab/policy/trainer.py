@@ -15,6 +15,7 @@ they would if both ran in fp32.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ def train_policy(
     precision = resolve_precision(config.precision, device)
     _disable_dropout(model)
     compute = ComputeWeights(model, precision)
+    labels = pair_fields(pairs, loss)
     fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
+    fixed |= labels
     weights = torch.tensor([pair.weight for pair in pairs], dtype=torch.float32)
     compute.module.train()
     trained = [p for p in model.parameters() if p.requires_grad]
@@ -204,10 +207,17 @@ def _fixed_fields(
     in the dtype of ``model``, the module the policy's passes run on.
 
     Without a ``reference_model`` the reference is ``model`` as it is now: a LoRA model with its
-    adapters switched off (its base, no copy), any other model a frozen copy.
+    adapters switched off (its base, no copy), any other model a frozen copy. Losses that read
+    ``old_*_logps`` (P3O, BRAIn) get ``model``'s own log-probs as it is now, before any step: the
+    policy that sampled the replies in an on-policy round (never cached: a LoRA model with and
+    without its adapters has one fingerprint).
     """
+    fields: dict[str, Tensor] = {}
+    if any(name.startswith("old_") for name in loss.inputs):
+        old = _first_epoch_logps(model, tokens, pad_id, dataclasses.replace(config, cache_dir=None))
+        fields |= {f"old_{side}_logps": getattr(old, f"{side}_logps") for side in ("chosen", "rejected")}
     if not loss.needs_reference:
-        return {}
+        return fields
     bf16 = next(model.parameters()).dtype == torch.bfloat16
     if reference_model is not None:
         reference = bf16_copy(reference_model) if bf16 else reference_model
@@ -217,12 +227,45 @@ def _fixed_fields(
         guide_model = bf16_copy(guide_model)
     with adapters_off(reference):
         ref = _first_epoch_logps(reference, tokens, pad_id, config)
-    fields = {k: v for k, v in ref.batch_fields("reference_").items() if k.startswith("reference_")}
+    fields |= {k: v for k, v in ref.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
         guide = _first_epoch_logps(guide_model, tokens, pad_id, config)
         for side in ("chosen", "rejected"):
             fields[f"{side}_token_rewards"] = dpo_token_rewards(
                 getattr(guide, f"{side}_token_logps"), getattr(ref, f"{side}_token_logps"), config.guide_beta
+            )
+    return fields
+
+
+def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, Tensor]:
+    """The per-pair labels a loss reads, from the pairs: ``strengths`` (``strength``; 1/2 for a tie
+    without one, else 1), ``consistencies`` (``consistency``, else 1), and ``chosen_scores`` /
+    ``rejected_scores`` (the ratings, NaN where unset; refused where a loss requires them, and a
+    rating with several attributes is refused)."""
+
+    def score(pair: PreferencePair, side: str) -> float:
+        rating = getattr(pair, f"{side}_rating")
+        if rating is not None and not isinstance(rating, int | float):
+            raise ValueError(f"policy loss {loss.name!r} reads {side}_rating as one reward; got {rating!r}")
+        return float("nan") if rating is None else float(rating)
+
+    values = {
+        "strengths": lambda p: p.strength if p.strength is not None else (0.5 if p.tie else 1.0),
+        "consistencies": lambda p: 1.0 if p.consistency is None else p.consistency,
+        "chosen_scores": lambda p: score(p, "chosen"),
+        "rejected_scores": lambda p: score(p, "rejected"),
+    }
+    fields = {
+        name: torch.tensor([get(p) for p in pairs], dtype=torch.float32)
+        for name, get in values.items()
+        if name in loss.inputs
+    }
+    if "chosen_scores" in loss.required:
+        unrated = int((fields["chosen_scores"].isnan() | fields["rejected_scores"].isnan()).sum())
+        if unrated:
+            raise ValueError(
+                f"policy loss {loss.name!r} needs every pair's chosen_rating and rejected_rating (the judge's "
+                f"rewards); {unrated} of {len(pairs)} pairs lack one"
             )
     return fields
 
