@@ -29,6 +29,7 @@ LAYERS = [
     {"sampling"},
     {"serve"},
     {"policy"},
+    {"online"},
     {"collect"},
     {"api"},
     {"cli", "__main__", "__init__"},

@@ -14,6 +14,7 @@ from rewardlab.cli import app
 
 HELP_ORDER = [
     "train", "cv", "dpo", "cross-dataset",  # learn
+    "online",  # online
     "eval", "compare", "length-removed", "ensemble-errors",  # measure
     "score", "export", "serve",  # use
     "overopt", "daa-overopt", "sample-pairs",  # sample
@@ -41,7 +42,7 @@ def test_each_module_holds_one_contiguous_run_of_the_help():
     modules = [command.__module__ for _, command in registered()]
     runs = [m for i, m in enumerate(modules) if i == 0 or modules[i - 1] != m]
     assert len(runs) == len(set(runs)), runs
-    assert runs == [f"rewardlab.cli.{m}" for m in ("learn", "measure", "use", "sample", "lists")]
+    assert runs == [f"rewardlab.cli.{m}" for m in ("learn", "online", "measure", "use", "sample", "lists")]
 
 
 def test_every_module_of_the_package_is_loaded_with_it():
