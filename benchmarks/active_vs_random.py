@@ -42,9 +42,10 @@ from rewardlab.atomic import write_text_atomic
 from rewardlab.collect.active import STRATEGIES, strategy_function
 from rewardlab.collect.ensemble import FeatureEnsemble
 from rewardlab.collect.features import FeatureCache
-from rewardlab.collect.items import item_key
+from rewardlab.collect.items import item_key, prompt_text
 from rewardlab.data import load_preferences, split_pairs
 from rewardlab.data.records import PreferencePair
+from rewardlab.models.embeddings import MAX_LENGTH, load_embedder
 from rewardlab.tuning import tune_cpu
 
 DATASETS = ("hh-harmless", "ultrafeedback")
@@ -62,6 +63,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, required=True, help="folder for the feature cache and the results")
     parser.add_argument("--encoder", default="minilm", help="frozen encoder: minilm or a local encoder folder")
+    parser.add_argument("--max-length", type=int, default=MAX_LENGTH, help="tokens read (cut from the left)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--start", type=int, default=20, help="uniformly drawn labels to start from")
     parser.add_argument("--step", type=int, default=20, help="labels asked per round")
@@ -96,12 +98,15 @@ def load_pool(limit: int | None, datasets: Sequence[str] = DATASETS) -> list[Pre
     return pairs
 
 
-def pair_differences(pairs: list[PreferencePair], work: Path, encoder: str) -> np.ndarray:
-    """φ(chosen) − φ(rejected) per pair, from the cache under ``work`` (embedded once per encoder)."""
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", encoder).strip("-")[-60:] or "encoder"
-    cache = FeatureCache(work / f"features-{slug}.safetensors", encoder, progress=True)
+def pair_differences(pairs: list[PreferencePair], work: Path, encoder: str, max_length: int) -> np.ndarray:
+    """φ(chosen) − φ(rejected) per pair, from the cache under ``work`` (embedded once per encoder and
+    length). The prompt is the text the app shows (a conversation as ``role: content`` paragraphs)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{encoder}-{max_length}").strip("-")[-60:] or "encoder"
+    embedder = load_embedder(encoder, max_length=max_length, progress=True)
+    cache = FeatureCache(work / f"features-{slug}.safetensors", encoder, progress=True, embedder=embedder)
     items = [
-        PoolItem(item_key(str(p.prompt), (p.chosen, p.rejected)), str(p.prompt), (p.chosen, p.rejected)) for p in pairs
+        PoolItem(item_key(prompt_text(p.prompt), (p.chosen, p.rejected)), prompt_text(p.prompt), (p.chosen, p.rejected))
+        for p in pairs
     ]
     features = cache.features(items)
     return np.stack([features[item.key][0] - features[item.key][1] for item in items]).astype(np.float64)
@@ -243,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     tune_cpu()  # rewardlab's CPU settings, as its own runs have them
     args.work.mkdir(parents=True, exist_ok=True)
     pairs = load_pool(args.limit, args.datasets.split(","))
-    diffs = pair_differences(pairs, args.work, args.encoder)
+    diffs = pair_differences(pairs, args.work, args.encoder, args.max_length)
     if args.length_feature:  # the replies' log-length difference as one more feature
         lengths = np.array([[len(p.chosen), len(p.rejected)] for p in pairs], dtype=np.float64)
         diffs = np.column_stack([diffs, np.log1p(lengths[:, 0]) - np.log1p(lengths[:, 1])])

@@ -60,11 +60,11 @@ def _prompt(row: dict[str, Any], where: str) -> str:
     """A text prompt; a chat prompt (list of messages) is flattened to ``role: content`` lines."""
     value = row.get("prompt")
     if isinstance(value, list):
-        return _flatten(parse_prompt(value, where, "prompt"))
+        return prompt_text(parse_prompt(value, where, "prompt"))
     return _text(row, "prompt", where)
 
 
-def _flatten(prompt: Prompt) -> str:
+def prompt_text(prompt: Prompt) -> str:
     """A prompt as the text shown: a conversation as ``role: content`` paragraphs."""
     if isinstance(prompt, str):
         return prompt.strip()
@@ -87,11 +87,11 @@ def _replies(row: dict[str, Any], where: str) -> tuple[tuple[str, ...], dict[str
         pair = parse_pair(row, where, ColumnMap())
         chosen, rejected = pair.chosen, pair.rejected
         if pair.tie:
-            return (chosen, rejected), {"preferred": None, "prompt": _flatten(pair.prompt)}
+            return (chosen, rejected), {"preferred": None, "prompt": prompt_text(pair.prompt)}
         # the order shown is fixed by the pair's hash, so half the items show the preferred reply second
         flip = int(item_key(chosen, [rejected]), 16) % 2 == 1
         shown = (rejected, chosen) if flip else (chosen, rejected)
-        return shown, {"preferred": 1 if flip else 0, "prompt": _flatten(pair.prompt)}
+        return shown, {"preferred": 1 if flip else 0, "prompt": prompt_text(pair.prompt)}
     raise ValueError(
         f'{where}: field "replies" is missing (give "replies", "chosen"/"rejected" or "response_a"/"response_b")'
     )
