@@ -370,3 +370,39 @@ def test_every_online_update_rule_runs_a_round_by_name(setup, tmp_path, loss):
 
 def test_the_online_losses_are_there():
     assert {"dno", "selm", "vpo", "p3o", "brain", "cream"} <= set(ONLINE_LOSSES)
+
+
+def test_scir_keeps_only_the_pairs_the_second_internal_judge_ranks_alike(setup, tiny_decoder_dir, tmp_path):
+    """pairs.agree_with=self beside an rm judge: every kept pair has β·(log π − log π_ref) of its chosen reply
+    above its rejected one's under the round's policy, and every best-vs-worst pair left out does not."""
+    reference = tmp_path / "reference"
+    model = AutoModelForCausalLM.from_pretrained(tiny_decoder_dir)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(reference)
+    AutoTokenizer.from_pretrained(tiny_decoder_dir).save_pretrained(reference)
+    out = tmp_path / "scir"
+    overrides = [f"output_dir={out}", "rounds=1", "pairs.agree_with=self", f"judge.reference={reference}"]
+    overrides += ["generate.k=4", "data.train_prompts=8"]
+    run_online(load_online_config(setup / "online.yaml", overrides))
+    start = CausalLM.from_pretrained(tiny_decoder_dir, max_prompt_tokens=512, max_reply_tokens=512)
+    ref = CausalLM.from_pretrained(reference, max_prompt_tokens=512, max_reply_tokens=512)
+    generations = read_jsonl(out / "round-1" / "generations.jsonl")
+    judged = read_jsonl(out / "round-1" / "judgements.jsonl")
+    kept = {p["id"] for p in read_jsonl(out / "round-1" / "pairs.jsonl")}
+    agree = disagree = 0
+    for g, (gen, j) in enumerate(zip(generations, judged, strict=True)):
+        best = max(range(4), key=lambda i: (j["scores"][i], -i))
+        worst = min(range(4), key=lambda i: (j["scores"][i], i))
+        chosen, rejected = gen["replies"][best], gen["replies"][worst]
+        if chosen == rejected or j["scores"][best] == j["scores"][worst]:
+            continue
+        pi, _ = start.reply_logps([gen["prompt"]] * 2, [chosen, rejected])
+        pr, _ = ref.reply_logps([gen["prompt"]] * 2, [chosen, rejected])
+        implicit_agrees = (pi[0] - pr[0]) > (pi[1] - pr[1])
+        assert (f"round-1/prompt-{g}/{best}-over-{worst}" in kept) == implicit_agrees
+        agree += implicit_agrees
+        disagree += not implicit_agrees
+    assert agree >= 1 and disagree >= 1  # both sides of the filter exercised (6 and 2 with these seeds)

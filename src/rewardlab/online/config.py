@@ -115,6 +115,9 @@ class PairSettings:
     consistency: bool = False
     """CREAM (judge.kind=self): each pair's consistency is (τ + 1)/2, Kendall's τ between the prompt's
     replies ranked by this round's implicit reward and by the previous round's policy's (from round 2)."""
+    agree_with: str | None = None
+    """SCIR (Self-Consistent Internal Rewards): a second internal judge of the policy, self or judge (the
+    other one than judge.kind); a pair is kept only when it too ranks the chosen reply above the rejected."""
 
 
 @dataclass
@@ -205,6 +208,15 @@ class OnlineConfig(RunConfig):
             )
         if self.pairs.consistency and self.judge.kind != "self":
             problems.append(f"pairs.consistency needs judge.kind=self (CREAM's two iterations; got {self.judge.kind})")
+        if self.pairs.agree_with is not None and (
+            self.pairs.agree_with not in ("self", "judge") or self.pairs.agree_with == self.judge.kind
+        ):
+            problems.append(
+                f"pairs.agree_with must be self or judge, and not judge.kind (got {self.pairs.agree_with!r} "
+                f"with judge.kind={self.judge.kind})"
+            )
+        if self.pairs.agree_with == "self" and not self.judge.reference:
+            problems.append("judge.reference: pairs.agree_with=self needs the model the policy was trained from")
         if self.pairs.min_gap < 0:
             problems.append(f"pairs.min_gap must be >= 0 (got {self.pairs.min_gap})")
         return problems

@@ -156,7 +156,7 @@ def _round(ctx: Context, n: int) -> dict[str, Any]:
     started = time.perf_counter()
     judgements = _judgements(ctx, lm, folder, replies)
     seconds["judge"], started = time.perf_counter() - started, time.perf_counter()
-    pairs = _pairs(ctx, n, replies, judgements, _consistencies(ctx, n, judgements, replies))
+    pairs = _agreeing(ctx, lm, _pairs(ctx, n, replies, judgements, _consistencies(ctx, n, judgements, replies)))
     if not pairs:
         hint = (
             "; judge.kind=self scores 0 for a policy equal to its reference: set judge.reference to the model "
@@ -246,6 +246,21 @@ def _consistencies(ctx: Context, n: int, judgements: list[Judgement], replies: l
         ranking_consistency(torch.tensor(now.scores), torch.tensor(before.scores))
         for now, before in zip(judgements, earlier, strict=True)
     ]
+
+
+def _agreeing(ctx: Context, lm: CausalLM, pairs: list[PreferencePair]) -> list[PreferencePair]:
+    """SCIR's selection (``pairs.agree_with``): the pairs a second internal judge of the policy also ranks
+    chosen over rejected (Zhou et al. 2025, "Self-Consistency of the Internal Reward Models Improves
+    Self-Rewarding Language Models", from the abstract: preference data is kept where the internal
+    reward models agree; its consistency penalty during training is not implemented)."""
+    other = ctx.config.pairs.agree_with
+    if other is None or not pairs:
+        return pairs
+    j = ctx.config.judge
+    reference = _self_reference(ctx) if other == "self" else None
+    second = load_judge(other, None, lm, reference, j.beta, j.principle)
+    judged = second.judge([p.prompt for p in pairs], [[p.chosen, p.rejected] for p in pairs])
+    return [p for p, x in zip(pairs, judged, strict=True) if x.scores[0] > x.scores[1]]
 
 
 def _self_reference(ctx: Context) -> CausalLM:
