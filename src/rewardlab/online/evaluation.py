@@ -27,20 +27,34 @@ from rewardlab.evaluate.metrics import pairwise_correct, wilson_interval
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.policy.sampled_kl import sampled_kl
+from rewardlab.sampling.batched import decode_rows, reply_seed
 from rewardlab.sampling.generation import prompt_prefix
 
 RIDGE = 0.01
 
 
 def eval_replies(
-    lm: CausalLM, prompts: Sequence[Prompt], max_new_tokens: int, temperature: float, seed: int
+    lm: CausalLM, prompts: Sequence[Prompt], max_new_tokens: int, temperature: float, seed: int, batch_rows: int = 32
 ) -> list[str]:
-    """One reply per prompt: greedy at temperature 0, else sampled with a generator seeded by ``seed`` and
-    the prompt (``CausalLM.generate``), so the start and every round draw with the same seeds."""
-    return [
-        lm.generate(prompt_prefix(lm, p), max_new_tokens=max_new_tokens, temperature=temperature, seed=seed).strip()
-        for p in prompts
-    ]
+    """One reply per prompt from the batched decoder (``sampling/batched.py``, prompts of similar length
+    together): greedy at temperature 0, else drawn with a generator seeded by ``seed`` and the prompt, so
+    the start and every round answer with the same seeds."""
+    prefixes = [prompt_prefix(lm, p) for p in prompts]
+    order = sorted(range(len(prefixes)), key=lambda i: len(prefixes[i]))
+    replies = [""] * len(prefixes)
+    for start in range(0, len(order), batch_rows):
+        chunk = order[start : start + batch_rows]
+        rows = decode_rows(
+            lm,
+            [prefixes[i] for i in chunk],
+            list(range(len(chunk))),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seeds=[reply_seed(seed, prefixes[i], 0) for i in chunk],
+        )
+        for i, (tokens, _) in zip(chunk, rows, strict=True):
+            replies[i] = lm.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+    return replies
 
 
 def reply_tokens(lm: CausalLM, replies: Sequence[str]) -> list[int]:
