@@ -19,7 +19,7 @@ from torch import Tensor
 from rewardlab.policy.registry import PolicyLossOutput, register_policy_loss
 
 
-def _check_positive(name: str, value: float) -> None:
+def check_positive(name: str, value: float) -> None:
     if not value > 0:
         raise ValueError(f"{name} must be > 0 (got {value})")
 
@@ -34,13 +34,13 @@ def _check_lengths(lengths: Tensor, which: str) -> None:
         raise ValueError(f"{which} must be positive token counts (got {lengths.tolist()})")
 
 
-def _logratios(
+def logratios(
     chosen_logps: Tensor, rejected_logps: Tensor, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor
 ) -> tuple[Tensor, Tensor]:
     return chosen_logps - reference_chosen_logps, rejected_logps - reference_rejected_logps
 
 
-def _output(losses: Tensor, chosen_rewards: Tensor, rejected_rewards: Tensor, **extras: Tensor) -> PolicyLossOutput:
+def loss_output(losses: Tensor, chosen_rewards: Tensor, rejected_rewards: Tensor, **extras: Tensor) -> PolicyLossOutput:
     return PolicyLossOutput(
         losses,
         chosen_rewards.detach(),
@@ -79,10 +79,10 @@ def dpo_loss(
     Model", eq. 7. β is the strength of the KL penalty to the reference in the RLHF objective the
     loss is derived from: small β lets the policy move far from the reference.
     """
-    _check_positive("beta", beta)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    check_positive("beta", beta)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = -F.logsigmoid(beta * (rho_w - rho_l))
-    return _output(losses, beta * rho_w, beta * rho_l)
+    return loss_output(losses, beta * rho_w, beta * rho_l)
 
 
 @register_policy_loss("conservative_dpo", aliases=("cdpo",))
@@ -100,12 +100,12 @@ def conservative_dpo_loss(
     trusted only with probability 1 − ε, so the loss no longer pushes h to infinity; its minimum is
     at β·h = log((1 − ε)/ε). With ε = 0 it is exactly DPO.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     _check_noise("label_smoothing", label_smoothing)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     logits = beta * (rho_w - rho_l)
     losses = -(1 - label_smoothing) * F.logsigmoid(logits) - label_smoothing * F.logsigmoid(-logits)
-    return _output(losses, beta * rho_w, beta * rho_l)
+    return loss_output(losses, beta * rho_w, beta * rho_l)
 
 
 @register_policy_loss("robust_dpo", aliases=("rdpo",))
@@ -125,13 +125,13 @@ def robust_dpo_loss(
     (1 − ε)·L̃(h) + ε·L̃(−h) = ℓ(h), where ℓ(h) = −log σ(β·h). Unlike conservative DPO it is an
     unbiased estimate of the clean loss, not a smoothed one; a single term can be negative.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     _check_noise("label_noise", label_noise)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     logits = beta * (rho_w - rho_l)
     eps = label_noise
     losses = (-(1 - eps) * F.logsigmoid(logits) + eps * F.logsigmoid(-logits)) / (1 - 2 * eps)
-    return _output(losses, beta * rho_w, beta * rho_l)
+    return loss_output(losses, beta * rho_w, beta * rho_l)
 
 
 @register_policy_loss("ipo")
@@ -150,10 +150,10 @@ def ipo_loss(
     strength instead. The inputs are whatever log-probabilities the caller passes (summed here;
     some implementations pass per-token means).
     """
-    _check_positive("beta", beta)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    check_positive("beta", beta)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = (rho_w - rho_l - 1 / (2 * beta)) ** 2
-    return _output(losses, beta * rho_w, beta * rho_l)
+    return loss_output(losses, beta * rho_w, beta * rho_l)
 
 
 @register_policy_loss("hinge", aliases=("slic",))
@@ -171,10 +171,10 @@ def hinge_loss(
     Optimization" (RSO), where the log-ratios are taken against the reference and 1/β is
     the margin.
     """
-    _check_positive("beta", beta)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    check_positive("beta", beta)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = torch.relu(1 - beta * (rho_w - rho_l))
-    return _output(losses, beta * rho_w, beta * rho_l)
+    return loss_output(losses, beta * rho_w, beta * rho_l)
 
 
 @register_policy_loss("rpo")
@@ -196,14 +196,14 @@ def rpo_loss(
     |y_w|), so α does not depend on reply length. Its gradient with respect to log π(y_w|x) is
     DPO's plus −α/|y_w|.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0: the weight of the chosen reply's NLL (got {alpha})")
     _check_lengths(chosen_lengths, "chosen_lengths")
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     nll = -chosen_logps / chosen_lengths
     losses = -F.logsigmoid(beta * (rho_w - rho_l)) + alpha * nll
-    return _output(losses, beta * rho_w, beta * rho_l, nll=nll)
+    return loss_output(losses, beta * rho_w, beta * rho_l, nll=nll)
 
 
 @register_policy_loss("simpo")
@@ -222,13 +222,13 @@ def simpo_loss(
     by), so long replies gain nothing from length alone; γ is a target reward margin. The paper
     uses β around 2 to 2.5 and γ/β around 0.5. The rewards reported are β·log π(y|x)/|y|.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     _check_lengths(chosen_lengths, "chosen_lengths")
     _check_lengths(rejected_lengths, "rejected_lengths")
     chosen_rewards = beta * chosen_logps / chosen_lengths
     rejected_rewards = beta * rejected_logps / rejected_lengths
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards - gamma)
-    return _output(losses, chosen_rewards, rejected_rewards)
+    return loss_output(losses, chosen_rewards, rejected_rewards)
 
 
 @register_policy_loss("flex_dpo", aliases=("dpo_3d",))
@@ -256,20 +256,20 @@ def flex_dpo_loss(
 
     With β⁺ = β⁻ = β and λ = 0 it is DPO. The rewards reported are β⁺·ρ_w and β⁻·ρ_l.
     """
-    _check_positive("beta_chosen", beta_chosen)
-    _check_positive("beta_rejected", beta_rejected)
+    check_positive("beta_chosen", beta_chosen)
+    check_positive("beta_rejected", beta_rejected)
     if sft_weight < 0:
         raise ValueError(f"sft_weight must be >= 0 (got {sft_weight})")
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     chosen_rewards, rejected_rewards = beta_chosen * rho_w, beta_rejected * rho_l
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
     if sft_weight == 0:
-        return _output(losses, chosen_rewards, rejected_rewards)
+        return loss_output(losses, chosen_rewards, rejected_rewards)
     if chosen_lengths is None:
         raise ValueError("flex_dpo with sft_weight > 0 needs chosen_lengths (the NLL is per token)")
     _check_lengths(chosen_lengths, "chosen_lengths")
     nll = -chosen_logps / chosen_lengths
-    return _output(losses + sft_weight * nll, chosen_rewards, rejected_rewards, nll=nll)
+    return loss_output(losses + sft_weight * nll, chosen_rewards, rejected_rewards, nll=nll)
 
 
 def dpo_token_rewards(guide_token_logps: Tensor, reference_token_logps: Tensor, beta: float) -> Tensor:
@@ -279,7 +279,7 @@ def dpo_token_rewards(guide_token_logps: Tensor, reference_token_logps: Tensor, 
     trained with DPO is a token-level reward model through its per-token implicit reward. The
     result is detached: it guides the loss, it is not trained.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     return (beta * (guide_token_logps - reference_token_logps)).detach()
 
 
@@ -309,7 +309,7 @@ def tgdpo_loss(
     weights to stay positive. With α = 0 (or r̂ = 0) it is exactly DPO. The guidance rewards are
     detached. The rewards reported are the weighted sums β·Σ_t w_t·ρ_t the loss compares.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0: the strength of the token-level guidance (got {alpha})")
     chosen_weights = 1 + alpha * chosen_token_rewards.detach()
@@ -320,7 +320,7 @@ def tgdpo_loss(
     chosen_rewards = beta * torch.where(chosen_token_mask, rho_w, zero).sum(-1)
     rejected_rewards = beta * torch.where(rejected_token_mask, rho_l, zero).sum(-1)
     losses = -F.logsigmoid(chosen_rewards - rejected_rewards)
-    return _output(losses, chosen_rewards, rejected_rewards)
+    return loss_output(losses, chosen_rewards, rejected_rewards)
 
 
 def degraded_logratios(token_logratios: Tensor, key_scores: Tensor, token_mask: Tensor, levels: int) -> Tensor:
@@ -404,14 +404,14 @@ def spo_loss(
     averages it over y_w and y_l, as the paper builds degraded variants of both. With λ = 0 it
     is exactly DPO. The rewards reported are DPO's, β·ρ_w and β·ρ_l; ``degree_loss`` is L_deg.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     if degree_weight < 0:
         raise ValueError(f"degree_weight must be >= 0: the weight λ of the degree loss (got {degree_weight})")
     if not isinstance(levels, int) or levels < 1:
         raise ValueError(f"levels must be an integer >= 1: the number of degraded variants (got {levels!r})")
     if sides not in ("chosen", "both"):
         raise ValueError(f"sides must be 'chosen' or 'both' (got {sides!r})")
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = -F.logsigmoid(beta * (rho_w - rho_l))
     degree = _degree_loss(chosen_token_logps, reference_chosen_token_logps, chosen_token_mask, beta, levels)
     if sides == "both":
@@ -419,7 +419,7 @@ def spo_loss(
         if any(t is None for t in rejected):
             raise ValueError("spo with sides='both' needs the rejected replies' token log-probabilities and mask")
         degree = (degree + _degree_loss(*rejected, beta, levels)) / 2
-    return _output(losses + degree_weight * degree, beta * rho_w, beta * rho_l, degree_loss=degree)
+    return loss_output(losses + degree_weight * degree, beta * rho_w, beta * rho_l, degree_loss=degree)
 
 
 @register_policy_loss("sft", aliases=("rsf", "rejection_sampling_sft"))
@@ -451,4 +451,4 @@ def sft_loss(
     else:
         _check_lengths(rejected_lengths, "rejected_lengths")
         rejected_rewards = rejected_logps / rejected_lengths
-    return _output(nll, -nll, rejected_rewards)
+    return loss_output(nll, -nll, rejected_rewards)

@@ -23,23 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rewardlab.policy.losses import check_positive, logratios, loss_output
 from rewardlab.policy.registry import PolicyLossOutput, register_policy_loss
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0 (got {value})")
-
-
-def _logratios(
-    chosen_logps: Tensor, rejected_logps: Tensor, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor
-) -> tuple[Tensor, Tensor]:
-    return chosen_logps - reference_chosen_logps, rejected_logps - reference_rejected_logps
-
-
-def _output(losses: Tensor, chosen_rewards: Tensor, rejected_rewards: Tensor, **extras: Tensor) -> PolicyLossOutput:
-    detached = {name: value.detach() for name, value in extras.items()}
-    return PolicyLossOutput(losses, chosen_rewards.detach(), rejected_rewards.detach(), detached)
 
 
 def _check_probabilities(name: str, values: Tensor) -> None:
@@ -95,11 +80,11 @@ def dno_loss(
     practical form, keeps only pairs whose win rates differ clearly and labels them hard (p = 1):
     DPO against π_t, which is this loss with the strengths left unset.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     _check_probabilities("strengths", strengths)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = soft_dpo_losses(beta * (rho_w - rho_l), strengths)
-    return _output(losses, beta * rho_w, beta * rho_l, target=strengths)
+    return loss_output(losses, beta * rho_w, beta * rho_l, target=strengths)
 
 
 def _value_term(rho_w: Tensor, rho_l: Tensor, calibration: str) -> Tensor:
@@ -140,15 +125,15 @@ def vpo_loss(
 
     α = 0 is DPO. The value term is reported as ``value``.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0: the weight of the value regulariser (got {alpha})")
     if sign not in (1, -1):
         raise ValueError(f"sign must be +1 (optimism, online) or -1 (pessimism, offline) (got {sign!r})")
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     value = beta * _value_term(rho_w, rho_l, calibration)
     losses = -F.logsigmoid(beta * (rho_w - rho_l)) + sign * alpha * value
-    return _output(losses, beta * rho_w, beta * rho_l, value=value)
+    return loss_output(losses, beta * rho_w, beta * rho_l, value=value)
 
 
 @register_policy_loss("selm")
@@ -174,13 +159,13 @@ def selm_loss(
     (sign = +1, ``calibration="both"``, :func:`vpo_loss`); the papers are concurrent and reach the
     same form. The released default is α = 0.001. α = 0 is DPO. ``optimism`` is the term's value.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0: the weight of the optimism term (got {alpha})")
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     optimism = beta * (rho_w + rho_l) / 2
     losses = -F.logsigmoid(beta * (rho_w - rho_l)) + alpha * optimism
-    return _output(losses, beta * rho_w, beta * rho_l, optimism=optimism)
+    return loss_output(losses, beta * rho_w, beta * rho_l, optimism=optimism)
 
 
 @register_policy_loss("p3o", aliases=("pairwise_ppo",))
@@ -218,13 +203,13 @@ def p3o_loss(
     if not 0 < clip < 1:
         raise ValueError(f"clip must be in (0, 1): PPO's ε (got {clip})")
     _check_scores(chosen_scores, rejected_scores)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     old_drift = (old_chosen_logps - reference_chosen_logps) - (old_rejected_logps - reference_rejected_logps)
     advantage = (chosen_scores - rejected_scores - beta * old_drift).detach()
     ratio = torch.exp((chosen_logps - old_chosen_logps) - (rejected_logps - old_rejected_logps))
     surrogate = torch.minimum(ratio * advantage, torch.clamp(ratio, 1 - clip, 1 + clip) * advantage)
     clipped = (surrogate != ratio * advantage).float()
-    return _output(-surrogate, beta * rho_w, beta * rho_l, ratio=ratio, advantage=advantage, clipped=clipped)
+    return loss_output(-surrogate, beta * rho_w, beta * rho_l, ratio=ratio, advantage=advantage, clipped=clipped)
 
 
 def _log_goodness(scores: Tensor, goodness: str, temperature: float) -> Tensor:
@@ -268,7 +253,7 @@ def brain_loss(
     replies. Weights are detached. The rewards reported are ρ_w and ρ_l (β = 1);
     ``target_weight`` is w of y_w.
     """
-    _check_positive("temperature", temperature)
+    check_positive("temperature", temperature)
     _check_scores(chosen_scores, rejected_scores)
     if (old_chosen_logps is None) != (old_rejected_logps is None):
         raise ValueError("brain needs both old_chosen_logps and old_rejected_logps, or neither")
@@ -281,8 +266,8 @@ def brain_loss(
     target = torch.softmax(reference + good - proposal, dim=-1).detach()
     own = torch.softmax(logps - proposal, dim=-1).detach() if baseline else torch.zeros_like(target)
     losses = -((target - own) * logps).sum(-1)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
-    return _output(losses, rho_w, rho_l, target_weight=target[:, 0])
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    return loss_output(losses, rho_w, rho_l, target_weight=target[:, 0])
 
 
 @register_policy_loss("cream")
@@ -308,11 +293,11 @@ def cream_loss(
     at h = 0. The same cross-entropy as :func:`dno_loss`, with a different target; both can be set
     on a pair.
     """
-    _check_positive("beta", beta)
+    check_positive("beta", beta)
     _check_probabilities("consistencies", consistencies)
-    rho_w, rho_l = _logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
     losses = soft_dpo_losses(beta * (rho_w - rho_l), consistencies)
-    return _output(losses, beta * rho_w, beta * rho_l, consistency=consistencies)
+    return loss_output(losses, beta * rho_w, beta * rho_l, consistency=consistencies)
 
 
 def ranking_consistency(current: Tensor, previous: Tensor) -> float:
