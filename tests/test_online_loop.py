@@ -59,6 +59,18 @@ def setup(tiny_decoder_dir, tiny_encoder_dir, tmp_path_factory):
     return root
 
 
+def perturbed_copy(decoder_dir, folder, seed):
+    """The tiny decoder with seeded noise on every weight: a reference the starting policy differs from."""
+    model = AutoModelForCausalLM.from_pretrained(decoder_dir)
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(decoder_dir).save_pretrained(folder)
+    return folder
+
+
 def read_jsonl(path):
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
@@ -275,14 +287,7 @@ def test_gpm_judge_compares_every_two_replies_with_the_models_own_logodds(tiny_e
 def test_self_rewarding_implicit_reward_with_cream_consistency(setup, tiny_decoder_dir, tmp_path):
     """judge.kind=self with a reference the start differs from: round 1 scores are β·(log π − log π_ref);
     from round 2 each pair's consistency is (τ + 1)/2 against the previous round's policy, and cream trains on it."""
-    reference = tmp_path / "reference"
-    model = AutoModelForCausalLM.from_pretrained(tiny_decoder_dir)
-    torch.manual_seed(5)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model.save_pretrained(reference)
-    AutoTokenizer.from_pretrained(tiny_decoder_dir).save_pretrained(reference)
+    reference = perturbed_copy(tiny_decoder_dir, tmp_path / "reference", seed=5)
     out = tmp_path / "cream"
     overrides = [f"output_dir={out}", "judge.kind=self", f"judge.reference={reference}", "judge.beta=0.5"]
     overrides += ["pairs.consistency=true", "train.loss=cream"]
@@ -375,14 +380,7 @@ def test_the_online_losses_are_there():
 def test_scir_keeps_only_the_pairs_the_second_internal_judge_ranks_alike(setup, tiny_decoder_dir, tmp_path):
     """pairs.agree_with=self beside an rm judge: every kept pair has β·(log π − log π_ref) of its chosen reply
     above its rejected one's under the round's policy, and every best-vs-worst pair left out does not."""
-    reference = tmp_path / "reference"
-    model = AutoModelForCausalLM.from_pretrained(tiny_decoder_dir)
-    torch.manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    model.save_pretrained(reference)
-    AutoTokenizer.from_pretrained(tiny_decoder_dir).save_pretrained(reference)
+    reference = perturbed_copy(tiny_decoder_dir, tmp_path / "reference", seed=7)
     out = tmp_path / "scir"
     overrides = [f"output_dir={out}", "rounds=1", "pairs.agree_with=self", f"judge.reference={reference}"]
     overrides += ["generate.k=4", "data.train_prompts=8"]
