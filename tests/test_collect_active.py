@@ -203,6 +203,10 @@ def test_features_are_the_sentence_embeddings_and_are_cached(tmp_path, tiny_enco
     again = FeatureCache(path, str(tiny_encoder_dir))
     assert np.array_equal(again.features(items[:1])["a"], features["a"]) and again._embedder is None
     assert read_features(path, "another-encoder") == {}  # another encoder's features are not reused
+    longer = FeatureCache(path, str(tiny_encoder_dir), max_length=3).features(items[:1])["a"]  # nor another length
+    expected_short = load_embedder(str(tiny_encoder_dir), max_length=3)(["Say hi."] * 2, ["hi", "go away"])
+    assert np.allclose(longer, expected_short, atol=1e-5) and not np.allclose(longer, features["a"], atol=1e-3)
+    assert set(read_features(path, f"{tiny_encoder_dir}@3")) == {"a"}
     path.write_bytes(b"damaged")
     assert read_features(path, str(tiny_encoder_dir)) == {}
 

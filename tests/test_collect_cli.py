@@ -121,6 +121,14 @@ def test_kinds_and_their_settings(tmp_path: Path) -> None:
     assert opened.config.attributes == ["helpfulness", "harmlessness"]
     assert opened.config.guidelines == "Prefer honest replies."
     store.close()
+    run("init", str(tmp_path / "smol"), "--items", str(items), "--kind", "ranking", "--encoder", "smollm2",
+        "--encoder-max-length", "256")  # fmt: skip
+    opened, store = Project.open(tmp_path / "smol")
+    assert (opened.config.encoder, opened.config.encoder_max_length) == ("smollm2", 256)
+    store.close()
+    shown = run("init", str(tmp_path / "short"), "--items", str(items), "--kind", "ranking", "--encoder-max-length",
+                "4", ok=False)  # fmt: skip
+    assert "encoder_max_length: 4 must be a whole number >= 8" in shown
     shown = run("init", str(tmp_path / "pw"), "--items", str(items), ok=False)
     assert re.search(r'items\.jsonl:1: field "replies" has 3 replies; a pairwise project needs exactly 2', shown)
     assert not (tmp_path / "pw").exists()  # a bad items file leaves no half project

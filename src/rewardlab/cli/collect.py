@@ -40,6 +40,8 @@ def init(
     guidelines: Annotated[Path | None, typer.Option(help="A text or markdown file shown to annotators")] = None,
     selection: Annotated[str, typer.Option(help="active (ensemble uncertainty) or random")] = "active",
     labels_per_item: Annotated[int, typer.Option(help="Annotators asked about each item")] = 1,
+    encoder: Annotated[str, typer.Option(help="Active selection's encoder: minilm, smollm2, a folder")] = "minilm",
+    encoder_max_length: Annotated[int, typer.Option(help="Tokens the encoder reads (e.g. 256 for smollm2)")] = 128,
     skip_bad_rows: SkipBadRows = False,
     db: DbOption = None,
     overwrite: Annotated[bool, typer.Option(help="Reuse a non-empty folder, replacing its project")] = False,
@@ -60,7 +62,14 @@ def init(
             raise FileNotFoundError(f"--guidelines: no such file: {guidelines}")
         text = guidelines.read_text(encoding="utf-8")
     config = ProjectConfig(
-        kind=kind, guidelines=text, attributes=names, selection=selection, labels_per_item=labels_per_item, db=db
+        kind=kind,
+        guidelines=text,
+        attributes=names,
+        selection=selection,
+        labels_per_item=labels_per_item,
+        encoder=encoder,
+        encoder_max_length=encoder_max_length,
+        db=db,
     )
     if title:
         config.title = title

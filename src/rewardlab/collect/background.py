@@ -95,7 +95,11 @@ class BackgroundTrainer:
         self.config = project.config
         self.store = store
         self.selector = selector
-        self.features = features if features is not None else FeatureCache(project.features_path, self.config.encoder)
+        self.features = (
+            features
+            if features is not None
+            else FeatureCache(project.features_path, self.config.encoder, max_length=self.config.encoder_max_length)
+        )
         self.l2 = l2
         self.retrain_every = int(self.config.retrain_every)
         self.fits = 0

@@ -24,7 +24,7 @@ import numpy as np
 
 from rewardlab.atomic import write_bytes_atomic
 from rewardlab.data.records import Prompt
-from rewardlab.models.embeddings import DEFAULT_ENCODER, SentenceEmbedder, load_embedder
+from rewardlab.models.embeddings import DEFAULT_ENCODER, MAX_LENGTH, SentenceEmbedder, load_embedder
 
 FEATURES_FILE = "features.safetensors"
 ENCODER_KEY = "encoder"
@@ -42,7 +42,8 @@ class FeatureCache:
     """φ of every reply of the items asked for, embedding only those not already in ``path``.
 
     ``embedder`` is loaded from ``encoder`` on first need (in the thread that needs it, so a server
-    starts without loading a model); tests and benchmarks may pass one already loaded.
+    starts without loading a model); tests and benchmarks may pass one already loaded. ``max_length``
+    is how many tokens it reads; a cache made at another length is not reused.
     """
 
     def __init__(
@@ -50,12 +51,15 @@ class FeatureCache:
         path: str | Path,
         encoder: str = DEFAULT_ENCODER,
         *,
+        max_length: int = MAX_LENGTH,
         progress: bool = False,
         batch_size: int = 64,
         embedder: SentenceEmbedder | None = None,
     ) -> None:
         self.path = Path(path)
         self.encoder = str(encoder)
+        self.max_length = max_length
+        self.identity = features_identity(self.encoder, max_length)
         self.progress = progress
         self.batch_size = batch_size
         self._embedder = embedder
@@ -81,19 +85,26 @@ class FeatureCache:
 
     def _embed(self, prompts: list[Any], replies: list[str]) -> np.ndarray:
         if self._embedder is None:
-            self._embedder = load_embedder(self.encoder, batch_size=self.batch_size, progress=self.progress)
+            self._embedder = load_embedder(
+                self.encoder, max_length=self.max_length, batch_size=self.batch_size, progress=self.progress
+            )
         return np.asarray(self._embedder(prompts, replies), dtype=np.float32)
 
     def _loaded(self) -> dict[str, np.ndarray]:
         if self._cache is None:
-            self._cache = read_features(self.path, self.encoder)
+            self._cache = read_features(self.path, self.identity)
         return self._cache
 
     def _save(self, cache: dict[str, np.ndarray]) -> None:
         from safetensors.numpy import save
 
         tensors = {key: np.ascontiguousarray(value, dtype=np.float32) for key, value in cache.items()}
-        write_bytes_atomic(self.path, save(tensors, metadata={ENCODER_KEY: self.encoder}))
+        write_bytes_atomic(self.path, save(tensors, metadata={ENCODER_KEY: self.identity}))
+
+
+def features_identity(encoder: str, max_length: int) -> str:
+    """What the cache file records as the features' maker: the encoder, and its length when not the default."""
+    return str(encoder) if max_length == MAX_LENGTH else f"{encoder}@{max_length}"
 
 
 def _stale(cached: np.ndarray | None, item: TextItem) -> bool:

@@ -52,7 +52,10 @@ class ProjectConfig:
     members: int = 5
     """Ensemble members (bootstrap resamples)."""
     encoder: str = "minilm"
-    """The frozen encoder whose features the ensemble reads: minilm or a local model folder."""
+    """The frozen encoder whose features the ensemble reads: minilm, smollm2 or a local model folder."""
+    encoder_max_length: int = 128
+    """Tokens of prompt and reply the encoder reads, cut from the left (128: MiniLM's own limit; the
+    active-vs-random benchmark measured smollm2 at 256)."""
     db: str | None = None
     """Database URL (sqlite:///PATH or postgresql://...); unset: PROJECT/collect.db."""
 
@@ -77,6 +80,8 @@ class ProjectConfig:
             found.append(f"selection: {self.selection!r} is not active or random")
         if not isinstance(self.retrain_every, int) or self.retrain_every < 1:
             found.append(f"retrain_every: {self.retrain_every!r} must be a whole number >= 1")
+        if not isinstance(self.encoder_max_length, int) or self.encoder_max_length < 8:
+            found.append(f"encoder_max_length: {self.encoder_max_length!r} must be a whole number >= 8")
         if not isinstance(self.members, int) or self.members < 2:
             found.append(f"members: {self.members!r} must be a whole number >= 2")
         return found
