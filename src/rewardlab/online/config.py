@@ -34,34 +34,14 @@ class OnlineDataConfig(SplitDataConfig):
 
 @dataclass
 class OnlineTrainConfig(PolicyTrainConfig):
-    """Each round's update: ``train_policy``'s options (``policy/trainer.py``), documented here for the loop."""
+    """Each round's update: ``train_policy``'s options (``policy/trainer.py``); what a round changes is here."""
 
-    loss: str = "dpo"
-    """The policy loss, any registered name (`rewardlab policy-losses`): dpo, ipo, or the online rules."""
     steps: int = 100
     """Optimiser steps per round."""
-    batch_pairs: int = 8
-    """Pairs per optimiser step."""
-    lr: float = 5e-7
-    """AdamW learning rate (with LoRA, higher: e.g. 1e-4)."""
-    weight_decay: float = 0.0
-    """AdamW weight decay."""
-    max_grad_norm: float | None = 1.0
-    """Clip the gradient norm to this (None: no clipping)."""
     seed: int = 0
     """Seed of round 1's batch order and adapters; round n uses seed + n − 1."""
-    text_format: str = "auto"
-    """auto (the tokenizer's chat template when it has one), chat or plain."""
     max_prompt_tokens: int = 512
     """Prompts are cut from the left to this many tokens, in generation and in the update."""
-    max_reply_tokens: int = 512
-    """Replies are cut from the right to this many tokens in the update."""
-
-
-@dataclass
-class OnlineLoraSettings(LoraSettings):
-    enabled: bool = False
-    """Train LoRA adapters each round instead of every weight; the round saves the merged policy."""
 
 
 @dataclass
@@ -156,7 +136,7 @@ class OnlineConfig(RunConfig):
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     pairs: PairSettings = field(default_factory=PairSettings)
     train: OnlineTrainConfig = field(default_factory=OnlineTrainConfig)
-    lora: OnlineLoraSettings = field(default_factory=OnlineLoraSettings)
+    lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters each round (lora.enabled=true), merged into the policy the round saves."""
     eval: OnlineEvalConfig = field(default_factory=OnlineEvalConfig)
     num_threads: int | None = None

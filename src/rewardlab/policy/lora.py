@@ -23,6 +23,7 @@ import torch
 @dataclass
 class LoraSettings:
     enabled: bool = False
+    """Train LoRA adapters instead of every weight; the saved policy is the merged model."""
     r: int = 16
     """Rank of each update B·A."""
     alpha: float = 32.0

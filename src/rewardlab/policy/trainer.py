@@ -43,17 +43,27 @@ from rewardlab.training.compute import ComputeWeights
 @dataclass
 class PolicyTrainConfig:
     loss: str = "dpo"
+    """The policy loss, any registered name (`rewardlab policy-losses`): dpo, ipo, or the online rules."""
     loss_args: dict[str, Any] = field(default_factory=dict)
     """Options of the loss, e.g. ``{"beta": 0.1}`` (see ``get_policy_loss(name).options``)."""
     steps: int = 100
+    """Optimiser steps."""
     batch_pairs: int = 8
+    """Pairs per optimiser step."""
     lr: float = 5e-7
+    """AdamW learning rate (with LoRA, higher: e.g. 1e-4)."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     max_grad_norm: float | None = 1.0
+    """Clip the gradient norm to this (None: no clipping)."""
     seed: int = 0
+    """Seed of the batch order (and of LoRA adapters' random start)."""
     text_format: str = "auto"
+    """auto (the tokenizer's chat template when it has one), chat or plain."""
     max_prompt_tokens: int = 512
+    """Prompts are cut from the left to this many tokens."""
     max_reply_tokens: int = 512
+    """Replies are cut from the right to this many tokens."""
     max_row_tokens: int | None = None
     """Pack several pairs per row up to this many tokens (None: one pair per row)."""
     cache_dir: str | None = None
