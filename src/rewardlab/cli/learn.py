@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rewardlab.cli.base import app, out, user_errors
-from rewardlab.cli.options import DATA_HELP
+from rewardlab.cli.options import DATA_HELP, OverwriteRunOption, PrintConfigOption
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
@@ -33,10 +33,8 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint")
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved config, each key with its doc, and exit")
-    ] = False,
+    overwrite: OverwriteRunOption = False,
+    print_config: PrintConfigOption = False,
 ) -> None:
     """Train a reward model, then evaluate it on the held-out test split (per source when there are several)."""
     import json
@@ -142,7 +140,7 @@ def dpo(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --output from its last checkpoint")
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
+    overwrite: OverwriteRunOption = False,
 ) -> None:
     """Train a policy from preferences (DPO family), then evaluate it on the held-out test split."""
     from rewardlab.policy.run import run_dpo

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rewardlab.cli.base import app, out, user_errors
+from rewardlab.cli.options import OverwriteRunOption, PrintConfigOption
 
 
 @app.command("online", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
@@ -23,10 +24,8 @@ def online_command(
         bool,
         typer.Option("--resume", help="Continue after the last finished round (an unfinished one from its checkpoint)"),
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
-    print_config: Annotated[
-        bool, typer.Option("--print-config", help="Print the resolved config, each key with its doc, and exit")
-    ] = False,
+    overwrite: OverwriteRunOption = False,
+    print_config: PrintConfigOption = False,
 ) -> None:
     """Align a policy online: each round it samples replies, a judge (rm, gpm, self, judge) ranks them, and a
     policy loss (dpo, or any of `rewardlab policy-losses`) learns from the best-vs-worst pairs."""

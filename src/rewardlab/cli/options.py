@@ -18,6 +18,10 @@ DATA_HELP = (
 DataArgument = Annotated[str, typer.Argument(help=DATA_HELP + "; 'default' for the embedded data (hh-harmless)")]
 SplitOption = Annotated[str, typer.Option(help="all, or train/validation/test of the default seeded split")]
 PrecisionOption = Annotated[str, typer.Option(help="auto (bf16 where the CPU/GPU has it), bf16 or fp32")]
+OverwriteRunOption = Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")]
+PrintConfigOption = Annotated[
+    bool, typer.Option("--print-config", help="Print the resolved config, each key with its doc, and exit")
+]
 SkipOption = Annotated[
     bool, typer.Option("--skip-bad-rows", help="Skip invalid rows (counted and reported) instead of failing")
 ]
