@@ -34,7 +34,7 @@ import torch
 from rewardlab.atomic import write_text_atomic
 from rewardlab.data import load_preferences, split_pairs
 from rewardlab.models.causal_lm import CausalLM
-from rewardlab.sampling.batched import decode_rows, sample_replies_batched
+from rewardlab.sampling.batched import decode_rows, left_padded, sample_replies_batched
 from rewardlab.sampling.generation import SampleConfig, prompt_prefix, sample_replies
 from rewardlab.tuning import tune_cpu
 
@@ -64,13 +64,8 @@ def generate_rows(
     lm: CausalLM, prefixes: list[list[int]], n: int, max_new_tokens: int, *, sample: bool
 ) -> torch.Tensor:
     """``generate`` on the given prompts, N rows each, left-padded; the generated part of each row."""
-    width = max(map(len, prefixes))
-    ids = torch.full((len(prefixes) * n, width), lm.pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, prefix in enumerate(prefixes):
-        for j in range(n):
-            ids[i * n + j, width - len(prefix) :] = torch.tensor(prefix)
-            mask[i * n + j, width - len(prefix) :] = 1
+    ids, mask = left_padded([prefix for prefix in prefixes for _ in range(n)], lm.pad_id)
+    width = ids.shape[1]
     options = {"do_sample": True, "temperature": 1.0} if sample else {"do_sample": False}
     with torch.inference_mode():
         out = lm.model.generate(

@@ -51,6 +51,17 @@ def next_tokens(logits: torch.Tensor, temperature: float, generators: Sequence[t
     return torch.cat(drawn).to(logits.device)
 
 
+def left_padded(prefixes: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prefixes as one (rows, longest) batch padded on the left, and its attention mask."""
+    width = max(len(p) for p in prefixes)
+    input_ids = torch.full((len(prefixes), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
+    for i, prefix in enumerate(prefixes):
+        input_ids[i, width - len(prefix) :] = torch.tensor(list(prefix))
+        mask[i, width - len(prefix) :] = 1
+    return input_ids, mask
+
+
 @torch.inference_mode()
 def decode_rows(
     lm: CausalLM,
@@ -68,12 +79,7 @@ def decode_rows(
     if temperature > 0 and (seeds is None or len(seeds) != len(owners)):
         raise ValueError(f"sampling needs one seed per row ({len(owners)} rows)")
     device, eos = lm.model.device, lm.tokenizer.eos_token_id
-    width = max(len(p) for p in prefixes)
-    input_ids = torch.full((len(prefixes), width), lm.pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prefixes), width), dtype=torch.long)
-    for i, prefix in enumerate(prefixes):
-        input_ids[i, width - len(prefix) :] = torch.tensor(list(prefix))
-        mask[i, width - len(prefix) :] = 1
+    input_ids, mask = left_padded(prefixes, lm.pad_id)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache(config=lm.model.config)
     head = lm.model(
