@@ -17,6 +17,7 @@ batches by its seed, the resumed round ends in the state an uninterrupted one wo
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -81,6 +82,13 @@ class Context:
     start_dir: Path
     start_lm: CausalLM
     evaluator: RewardModel | None
+
+    @functools.cached_property
+    def self_reference(self) -> CausalLM:
+        """What the implicit reward (``judge.kind=self``, CREAM, SCIR) is measured against: ``judge.reference``,
+        loaded once for the run, or the starting policy."""
+        j = self.config.judge
+        return _causal_lm(_load(_model_dir(j.reference)), self.tokenizer, self.config) if j.reference else self.start_lm
 
 
 def run_online(config: OnlineConfig, overwrite: bool = False, resume: bool = False) -> OnlineOutput:
@@ -220,7 +228,7 @@ def _judgements(ctx: Context, lm: CausalLM, folder: Path, replies: list[list[str
     if path.is_file():
         return [_judgement(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
     j = ctx.config.judge
-    reference = _self_reference(ctx) if j.kind == "self" else None
+    reference = ctx.self_reference if j.kind == "self" else None
     judge: Judge = load_judge(j.kind, j.model, lm, reference, j.beta, j.principle)
     with progress_bar(ctx.config.progress, f"judging ({j.kind})", 1) as advance:
         judged = judge.judge(ctx.train_prompts, replies)
@@ -240,7 +248,7 @@ def _consistencies(ctx: Context, n: int, judgements: list[Judgement], replies: l
     previous = _causal_lm(
         _load(ctx.start_dir if n == 2 else ctx.out / f"round-{n - 2}" / "policy"), ctx.tokenizer, ctx.config
     )
-    reference = _self_reference(ctx)
+    reference = ctx.self_reference
     earlier = load_judge("self", None, previous, reference, j.beta, None).judge(ctx.train_prompts, replies)
     return [
         ranking_consistency(torch.tensor(now.scores), torch.tensor(before.scores))
@@ -257,15 +265,10 @@ def _agreeing(ctx: Context, lm: CausalLM, pairs: list[PreferencePair]) -> list[P
     if other is None or not pairs:
         return pairs
     j = ctx.config.judge
-    reference = _self_reference(ctx) if other == "self" else None
+    reference = ctx.self_reference if other == "self" else None
     second = load_judge(other, None, lm, reference, j.beta, j.principle)
     judged = second.judge([p.prompt for p in pairs], [[p.chosen, p.rejected] for p in pairs])
     return [p for p, x in zip(pairs, judged, strict=True) if x.scores[0] > x.scores[1]]
-
-
-def _self_reference(ctx: Context) -> CausalLM:
-    j = ctx.config.judge
-    return _causal_lm(_load(_model_dir(j.reference)), ctx.tokenizer, ctx.config) if j.reference else ctx.start_lm
 
 
 def _pairs(
@@ -287,7 +290,7 @@ def _update(ctx: Context, n: int, folder: Path, policy_dir: Path, pairs: list[Pr
     config = ctx.config
     train = dataclasses.replace(config.train, seed=config.train.seed + n - 1, cache_dir=str(folder / "cache"))
     model = _load(policy_dir)
-    reference = _load(ctx.start_dir) if config.reference == "start" else None
+    reference = ctx.start_lm.model if config.reference == "start" else None  # read only, never trained
     if config.lora.enabled:
         torch.manual_seed(train.seed)  # the adapters start from seeded random A (and B = 0)
         model = add_lora(model, config.lora)
