@@ -159,13 +159,11 @@ def selm_loss(
     (sign = +1, ``calibration="both"``, :func:`vpo_loss`); the papers are concurrent and reach the
     same form. The released default is α = 0.001. α = 0 is DPO. ``optimism`` is the term's value.
     """
-    check_positive("beta", beta)
-    if alpha < 0:
-        raise ValueError(f"alpha must be >= 0: the weight of the optimism term (got {alpha})")
-    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
-    optimism = beta * (rho_w + rho_l) / 2
-    losses = -F.logsigmoid(beta * (rho_w - rho_l)) + alpha * optimism
-    return loss_output(losses, beta * rho_w, beta * rho_l, optimism=optimism)
+    vpo = vpo_loss(
+        chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps,
+        beta=beta, alpha=alpha, sign=1, calibration="both",
+    )  # fmt: skip
+    return PolicyLossOutput(vpo.losses, vpo.chosen_rewards, vpo.rejected_rewards, {"optimism": vpo.extras["value"]})
 
 
 @register_policy_loss("p3o", aliases=("pairwise_ppo",))
