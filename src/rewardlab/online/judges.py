@@ -21,13 +21,14 @@ exactly those, so a reader can check what the judge was asked.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from typing import Protocol
 
 from rewardlab.data.records import Prompt
 from rewardlab.evaluate.judge import JudgeScorer
+from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
 
@@ -61,29 +62,15 @@ class Judge(Protocol):
 
 
 @dataclass
-class RewardJudge:
-    model: RewardModel
+class PointwiseJudge:
+    """A judge that scores each reply on its own: a reward model, or the implicit reward (``ImplicitRewardScorer``)."""
+
+    score: Callable[[list[Prompt], list[str]], list[float]]
     pairwise: bool = False
 
     def judge(self, prompts: Sequence[Prompt], replies: Sequence[Sequence[str]]) -> list[Judgement]:
         flat_prompts = [p for p, group in zip(prompts, replies, strict=True) for _ in group]
-        scores = self.model.score(flat_prompts, [r for group in replies for r in group], precision="fp32")
-        return [Judgement(chunk) for chunk in _regroup(scores, replies)]
-
-
-@dataclass
-class ImplicitRewardJudge:
-    policy: CausalLM
-    reference: CausalLM
-    beta: float
-    pairwise: bool = False
-
-    def judge(self, prompts: Sequence[Prompt], replies: Sequence[Sequence[str]]) -> list[Judgement]:
-        flat_prompts = [p for p, group in zip(prompts, replies, strict=True) for _ in group]
-        flat = [r for group in replies for r in group]
-        policy, _ = self.policy.reply_logps(flat_prompts, flat)
-        reference, _ = self.reference.reply_logps(flat_prompts, flat)
-        scores = [self.beta * (p - r) for p, r in zip(policy, reference, strict=True)]
+        scores = self.score(flat_prompts, [r for group in replies for r in group])
         return [Judgement(chunk) for chunk in _regroup(scores, replies)]
 
 
@@ -141,11 +128,13 @@ def load_judge(
                 f"judge.model {model_path} scores single replies (head {model.info.head!r}), not pairs: "
                 "set judge.kind=rm, or train a GPM (objective general_preference)"
             )
-        return RewardJudge(model) if kind == "rm" else PairwiseJudge(model)
+        if kind == "gpm":
+            return PairwiseJudge(model)
+        return PointwiseJudge(lambda prompts, replies: model.score(prompts, replies, precision="fp32"))
     if kind == "self":
         if reference is None:
             raise ValueError("judge.kind=self needs a reference policy for the implicit reward")
-        return ImplicitRewardJudge(policy, reference, beta)
+        return PointwiseJudge(ImplicitRewardScorer(policy, reference, beta, "dpo").score)
     if kind == "judge":
         return PairwiseJudge(JudgeScorer(policy, principle=principle))
     raise ValueError(f"judge.kind must be rm, gpm, self or judge (got {kind!r})")
