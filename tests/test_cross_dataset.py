@@ -127,6 +127,8 @@ def test_matrix_shape_diagonal_is_the_runs_own_test_split_and_resume(
     changed = CrossDatasetConfig(study.sources, out, [*overrides, "seed=1"])
     with pytest.raises(RunExists, match="other settings"):
         run_cross_dataset(changed, resume=True, say=lambda _: None)
+    threads = CrossDatasetConfig(study.sources, out, [*overrides, "num_threads=1", "progress=false"])
+    assert run_cross_dataset(threads, resume=True, say=lambda _: None)[0]["cells"] == summary["cells"]
 
 
 def test_dpo_rows_score_the_implicit_reward_of_a_tiny_policy(

@@ -44,6 +44,7 @@ from rewardlab.precision import Precision
 from rewardlab.progress import progress_bar
 from rewardlab.runs.data import load_split
 from rewardlab.runs.folder import RunExists
+from rewardlab.runs.recipes import NOT_SETTINGS
 from rewardlab.training.config import TrainConfig, load_config
 from rewardlab.training.trainer import train
 
@@ -186,7 +187,8 @@ def _claim(out: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool
         changed = [
             f"{k}: {saved.get(k)!r} → {v!r}"
             for k, v in settings.items()
-            if saved.get(k) != v and not (adds_dpo and k in ("dpo", "dpo_overrides"))
+            if _what_it_measures(saved.get(k)) != _what_it_measures(v)
+            and not (adds_dpo and k in ("dpo", "dpo_overrides"))
         ]
         if changed:
             raise RunExists(f"{out} was run with other settings; --resume needs the same ones: " + "; ".join(changed))
@@ -194,6 +196,14 @@ def _claim(out: Path, settings: dict[str, Any], *, resume: bool, overwrite: bool
         raise RunExists(f"{out} is not empty and holds no cross-dataset study; choose another --output or --overwrite")
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(study, json.dumps(settings, indent=2) + "\n")
+
+
+def _what_it_measures(value: Any) -> Any:
+    """A list of overrides without those that say how a run reports or how many threads it uses
+    (``NOT_SETTINGS``): a study resumes with other threads or without progress bars."""
+    if not isinstance(value, list):
+        return value
+    return [o for o in value if not (isinstance(o, str) and o.partition("=")[0].strip() in NOT_SETTINGS)]
 
 
 def held_out_pairs(config: TrainConfig, say: Callable[[str], None]) -> list[PreferencePair]:
