@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 from rewardlab.cli import app
 from rewardlab.evaluate.judge import JudgeScorer
 from rewardlab.models.causal_lm import CausalLM
+from rewardlab.models.ensemble import RawEnsembleWarning, RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.online import OnlineConfig, load_online_config, run_online
 from rewardlab.online import rounds as rounds_module
-from rewardlab.online.evaluation import length_controlled_win_rate
+from rewardlab.online.evaluation import eval_replies, length_controlled_win_rate
 from rewardlab.online.judges import Judgement, PairwiseJudge, win_rate_scores
-from rewardlab.online.pairs import best_worst_pairs, temporal_pairs
+from rewardlab.online.pairs import best_random_pairs, best_worst_pairs, temporal_pairs
 from rewardlab.policy.online_losses import ranking_consistency
 from rewardlab.policy.registry import get_policy_loss, policy_loss_names
 from rewardlab.policy.trainer import train_policy
@@ -59,13 +60,13 @@ def setup(tiny_decoder_dir, tiny_encoder_dir, tmp_path_factory):
     return root
 
 
-def perturbed_copy(decoder_dir, folder, seed):
+def perturbed_copy(decoder_dir, folder, seed, scale=0.05):
     """The tiny decoder with seeded noise on every weight: a reference the starting policy differs from."""
     model = AutoModelForCausalLM.from_pretrained(decoder_dir)
     torch.manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+            p.add_(scale * torch.randn_like(p))
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(decoder_dir).save_pretrained(folder)
     return folder
@@ -209,6 +210,7 @@ def test_bad_config_names_every_key_at_once(setup, tmp_path):
         (["judge.kind=self"], "judge.reference: judge.kind=self needs"),
         (["judge.kind=self", f"judge.reference={tmp_path / 'none'}"], "judge.reference: "),
         (["pairs.consistency=true"], "pairs.consistency needs judge.kind=self"),
+        ([f"judge.members=[{tmp_path / 'none'}]"], "judge.members: "),
     ):
         result = CliRunner().invoke(app, ["online", str(setup / "online.yaml"), *args, f"output_dir={tmp_path}/h"])
         assert result.exit_code == 2 and expected in result.output, result.output
@@ -362,11 +364,13 @@ ONLINE_LOSSES = sorted(
 @pytest.mark.parametrize("loss", ONLINE_LOSSES)
 def test_every_online_update_rule_runs_a_round_by_name(setup, tmp_path, loss):
     """The loop passes the loss name through; each rule finds the fields it reads on the loop's pairs
-    (strength, the two scores as ratings) and takes finite steps."""
+    (strength, the two scores as ratings, the policy-judge's probability) and takes finite steps."""
     out = tmp_path / loss
+    judge = ["judge.kind=judge"] if "judge_probabilities" in get_policy_loss(loss).inputs else []
     run_online(
         load_online_config(
-            setup / "online.yaml", [f"output_dir={out}", "rounds=1", f"train.loss={loss}", "train.loss_args={}"]
+            setup / "online.yaml",
+            [f"output_dir={out}", "rounds=1", f"train.loss={loss}", "train.loss_args={}", *judge],
         )
     )
     steps = read_jsonl(out / "round-1" / "metrics.jsonl")
@@ -374,7 +378,7 @@ def test_every_online_update_rule_runs_a_round_by_name(setup, tmp_path, loss):
 
 
 def test_the_online_losses_are_there():
-    assert {"dno", "selm", "vpo", "p3o", "brain", "cream"} <= set(ONLINE_LOSSES)
+    assert {"dno", "selm", "vpo", "p3o", "brain", "cream", "scir"} <= set(ONLINE_LOSSES)
 
 
 def test_scir_keeps_only_the_pairs_the_second_internal_judge_ranks_alike(setup, tiny_decoder_dir, tmp_path):
@@ -404,3 +408,124 @@ def test_scir_keeps_only_the_pairs_the_second_internal_judge_ranks_alike(setup, 
         agree += implicit_agrees
         disagree += not implicit_agrees
     assert agree >= 1 and disagree >= 1  # both sides of the filter exercised (6 and 2 with these seeds)
+
+
+def test_pf_ppo_best_random_and_the_ensemble_reliability_filter():
+    """Scores [0.9, 0.1, 0.5, 0.3]: best 0; best_random draws its rejected among 1, 2, 3 with a generator
+    seeded by (seed, round, prompt), the same on every call. Uncertainties [0.5, 0.0, 0.2, 0.9] with
+    max_uncertainty 0.4 leave replies 1 and 2: best 2 (0.5) over worst 1 (0.1), σ(0.4) = 0.5986877."""
+    judged = [Judgement([0.9, 0.1, 0.5, 0.3], uncertainties=[0.5, 0.0, 0.2, 0.9])]
+    replies = [["a", "b", "c", "d"]]
+    drawn = {best_random_pairs(["x"], replies, judged, 0.0, 1, seed)[0].rejected for seed in range(40)}
+    assert drawn == {"b", "c", "d"}  # uniform over the others: each seen in 40 draws
+    first = best_random_pairs(["x"], replies, judged, 0.0, 3, seed=7)
+    assert first == best_random_pairs(["x"], replies, judged, 0.0, 3, seed=7) and first[0].chosen == "a"
+    (pair,) = best_worst_pairs(["x"], replies, judged, 0.0, 1, max_uncertainty=0.4)
+    assert (pair.chosen, pair.rejected, pair.id) == ("c", "b", "round-1/prompt-0/2-over-1")
+    assert pair.strength == pytest.approx(0.5986877)
+    (pair,) = best_random_pairs(["x"], replies, judged, 0.0, 1, seed=0, max_uncertainty=0.4)
+    assert (pair.chosen, pair.rejected) == ("c", "b")  # one candidate left to draw
+    assert best_worst_pairs(["x"], replies, judged, 0.0, 1, max_uncertainty=0.1) == []  # only reply 1 is trusted
+    with pytest.raises(ValueError, match="needs an ensemble judge"):
+        best_worst_pairs(["x"], replies, [Judgement([0.9, 0.1, 0.5, 0.3])], 0.0, 1, max_uncertainty=0.4)
+    # a pairwise judge's σ(ℓ(best, worst)) is the pair's judge_probability when the policy judged (SCIR)
+    comparisons = [(0, 1, math.log(3)), (0, 2, 0.0), (1, 2, 0.0)]
+    judged = [Judgement(win_rate_scores(3, comparisons), comparisons)]
+    (pair,) = best_worst_pairs(["x"], [["a", "b", "c"]], judged, 0.0, 1, judge_probability=True)
+    assert (pair.chosen, pair.rejected) == ("a", "b") and pair.judge_probability == pytest.approx(0.75)
+    assert best_worst_pairs(["x"], [["a", "b", "c"]], judged, 0.0, 1)[0].judge_probability is None
+
+
+def test_pf_ppo_filter_in_the_loop_keeps_only_replies_the_ensemble_agrees_on(setup, tiny_encoder_dir, tmp_path):
+    """judge.members: the round's scores are the ensemble's uwo reward and its variance is written beside them;
+    with max_uncertainty at the round's median variance, every pair's replies are at most it, and a prompt
+    whose best reply was too uncertain gets a different pair than without the filter."""
+    torch.manual_seed(4)
+    RewardModel.from_backbone(str(tiny_encoder_dir), max_length=64).save_pretrained(tmp_path / "member")
+    base = ["rounds=1", f"judge.members=[{tmp_path / 'member'}]", "judge.aggregation=uwo"]
+    base += ["judge.uncertainty_weight=0.5", "pairs.strategy=best_random", "data.train_prompts=8", "generate.k=4"]
+    with pytest.warns(RawEnsembleWarning):  # tiny members saved without reward statistics: aggregated raw
+        run_online(load_online_config(setup / "online.yaml", [f"output_dir={tmp_path / 'all'}", *base]))
+    generations = read_jsonl(tmp_path / "all" / "round-1" / "generations.jsonl")
+    judged = read_jsonl(tmp_path / "all" / "round-1" / "judgements.jsonl")
+    with pytest.warns(RawEnsembleWarning):
+        ensemble = RewardEnsemble.from_pretrained(
+            [setup / "judge", tmp_path / "member"], aggregation="uwo", uncertainty_weight=0.5
+        )
+    for g, j in zip(generations, judged, strict=True):
+        scores, variances = ensemble.score_with_uncertainty([g["prompt"]] * 4, g["replies"], precision="fp32")
+        assert j["scores"] == pytest.approx(scores, abs=1e-5) and j["uncertainties"] == pytest.approx(variances)
+    threshold = sorted(u for j in judged for u in j["uncertainties"])[16]
+    with pytest.warns(RawEnsembleWarning):
+        run_online(
+            load_online_config(
+                setup / "online.yaml", [f"output_dir={tmp_path / 'kept'}", *base, f"pairs.max_uncertainty={threshold}"]
+            )
+        )
+    unfiltered = {p["id"].split("/")[1]: p["id"] for p in read_jsonl(tmp_path / "all" / "round-1" / "pairs.jsonl")}
+    kept = read_jsonl(tmp_path / "kept" / "round-1" / "pairs.jsonl")
+    assert kept and read_jsonl(tmp_path / "kept" / "round-1" / "generations.jsonl") == generations
+    for pair in kept:
+        g = int(pair["id"].split("/")[1].removeprefix("prompt-"))
+        best, other = (int(x) for x in pair["id"].split("/")[2].split("-over-"))
+        assert max(judged[g]["uncertainties"][best], judged[g]["uncertainties"][other]) <= threshold
+        trusted = [i for i in range(4) if judged[g]["uncertainties"][i] <= threshold]
+        assert judged[g]["scores"][best] == max(judged[g]["scores"][i] for i in trusted)
+    assert {p["id"] for p in kept} != set(unfiltered.values())  # the filter changed what the update learns from
+
+
+def test_selm_reference_reply_joins_the_candidates(setup, tiny_decoder_dir, tmp_path):
+    """pairs.reference_reply: each prompt's last reply is the reference policy's greedy reply (round 1: the
+    start; round 2 with reference=previous: round 1's policy), ranked with the K samples, so it is chosen or
+    rejected where the judge rates it best or worst. (The tiny decoder's own greedy replies are blank lines:
+    a noisier copy of it, whose greedy replies are text, is the policy.)"""
+    policy = perturbed_copy(tiny_decoder_dir, tmp_path / "policy", seed=5, scale=0.2)
+    out = tmp_path / "selm"
+    overrides = [f"output_dir={out}", f"policy={policy}", "pairs.reference_reply=true"]
+    run_online(load_online_config(setup / "online.yaml", overrides))
+    in_pairs = 0
+    for n, model in ((1, policy), (2, out / "round-1" / "policy")):
+        lm = CausalLM.from_pretrained(model, max_prompt_tokens=512, max_reply_tokens=512)
+        generations = read_jsonl(out / f"round-{n}" / "generations.jsonl")
+        greedy = eval_replies(lm, [g["prompt"] for g in generations], 6, 0.0, n - 1)
+        assert [g["replies"][-1] for g in generations] == greedy and all(r.strip() for r in greedy)
+        assert all(len(g["replies"]) == 4 and g["reference_index"] == 3 for g in generations)
+        judged = read_jsonl(out / f"round-{n}" / "judgements.jsonl")
+        pairs = read_jsonl(out / f"round-{n}" / "pairs.jsonl")
+        assert len(pairs) == 4
+        for pair in pairs:
+            g = int(pair["id"].split("/")[1].removeprefix("prompt-"))
+            scores = judged[g]["scores"]
+            best, worst = (int(x) for x in pair["id"].split("/")[2].split("-over-"))
+            assert (scores[best], scores[worst]) == (max(scores), min(scores))
+            in_pairs += 3 in (best, worst)
+    assert in_pairs >= 1  # the reference's reply was chosen or rejected (4 of 8 pairs with these seeds)
+    # a blank reply (a greedy reply can be one) is no candidate: the prompt keeps a pair among the others
+    judged = [Judgement([0.2, 0.1, 0.3, 0.9]), Judgement([0.2, 0.5, 0.3, -1.0])]
+    replies = [["a", "b", "c", " "], ["d", "e", "f", "greedy y"]]
+    pairs = best_worst_pairs(["x", "y"], replies, judged, 0.0, 1)
+    assert [(p.chosen, p.rejected, p.id.split("/")[2]) for p in pairs] == [
+        ("c", "b", "2-over-1"),
+        ("e", "greedy y", "1-over-3"),
+    ]
+
+
+def test_scir_consistency_penalty_reads_the_policy_judges_probability(setup, tmp_path, monkeypatch):
+    """pairs.agree_with=judge beside an rm judge, train.loss=scir: every kept pair carries σ of the policy-judge's
+    log-odds of chosen over rejected (above 1/2: it agreed), as JudgeScorer gives it, and the update reads it."""
+    out = tmp_path / "scir"
+    overrides = [f"output_dir={out}", "rounds=1", "pairs.agree_with=judge", "train.loss=scir"]
+    run_online(load_online_config(setup / "online.yaml", [*overrides, "data.train_prompts=8", "generate.k=4"]))
+    pairs = read_jsonl(out / "round-1" / "pairs.jsonl")
+    assert pairs
+    lm = CausalLM.from_pretrained(load_online_config(setup / "online.yaml").policy, max_prompt_tokens=512)
+    chosen, rejected = [p["chosen"] for p in pairs], [p["rejected"] for p in pairs]
+    logodds = JudgeScorer(lm).compare([p["prompt"] for p in pairs], chosen, rejected)
+    for pair, value in zip(pairs, logodds, strict=True):
+        assert pair["judge_probability"] == pytest.approx(1 / (1 + math.exp(-value)), abs=1e-5) and value > 0
+    steps = read_jsonl(out / "round-1" / "metrics.jsonl")
+    assert all(s["judged"] == 1.0 and math.isfinite(s["inconsistency"]) for s in steps)
+    with pytest.raises(ConfigError, match=r"set judge\.kind=judge or pairs\.agree_with=judge"):
+        load_online_config(setup / "online.yaml", ["train.loss=scir"])
+    with pytest.raises(ConfigError, match=r"pairs\.max_uncertainty needs judge\.members"):
+        load_online_config(setup / "online.yaml", ["pairs.max_uncertainty=0.1"])

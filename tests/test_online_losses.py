@@ -38,6 +38,7 @@ from rewardlab.policy.online_losses import (
     dno_target,
     p3o_loss,
     ranking_consistency,
+    scir_loss,
     selm_loss,
     vpo_loss,
 )
@@ -351,3 +352,47 @@ def test_old_logps_of_a_lora_policy_are_the_adapted_policy_not_its_base(tiny_dec
     first = train_policy(policy, tokenizer, rated, config).history[0]
     assert first["ratio"] == pytest.approx(1.0, abs=1e-6)
     assert abs(first["chosen_reward"]) > 1e-3
+
+
+def test_scir_hand_computed_and_an_agreeing_judge_costs_nothing():
+    """β·h = [1, −0.5], λ = 1. Pair 1, p_J = 0.75: the cross-entropy ℓ(1) + 0.25·1 = 0.5632617, less
+    H(0.75) = 0.75·0.2876821 + 0.25·1.3862944 = 0.5623351, is the KL 0.0009266; loss 0.3132617 + 0.0009266
+    = 0.3141883. Pair 2 has no judge probability (NaN): DPO's ℓ(−0.5) = 0.9740770. With p_J = σ(−0.5) =
+    0.3775407, the judge agrees with the implicit reward: KL 0, DPO's loss again."""
+    out = scir_loss(**example(), judge_probabilities=torch.tensor([0.75, float("nan")]), beta=0.5)
+    assert out.losses.tolist() == pytest.approx([0.3141883, 0.9740770], abs=1e-6)
+    assert out.extras["inconsistency"].tolist() == pytest.approx([0.0009266, 0.0], abs=1e-6)
+    assert out.extras["judged"].tolist() == [1.0, 0.0]
+    agreeing = scir_loss(**example(), judge_probabilities=torch.sigmoid(torch.tensor([1.0, -0.5])), beta=0.5)
+    assert agreeing.extras["inconsistency"].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)
+    assert agreeing.losses.tolist() == pytest.approx([0.3132617, 0.9740770], abs=1e-6)
+    assert scir_loss(**example(), beta=0.5).losses.tolist() == pytest.approx([0.3132617, 0.9740770], abs=1e-6)
+    with pytest.raises(ValueError, match="judge_probabilities must be probabilities"):
+        scir_loss(**example(), judge_probabilities=torch.tensor([1.5, 0.5]))
+    with pytest.raises(ValueError, match="consistency_weight must be >= 0"):
+        scir_loss(**example(), judge_probabilities=torch.tensor([0.5, 0.5]), consistency_weight=-1.0)
+
+
+@pytest.mark.parametrize(("judge", "weight"), [(0.2, 1.0), (0.6, 4.0), (0.9, 0.5)])
+def test_scir_holds_the_implicit_preference_between_the_label_and_the_judge(judge, weight):
+    """DPO alone pushes σ(β·h) to 1 (no finite optimum); with the penalty, the stationary point of
+    ℓ(z) + λ·KL(p ‖ σ(z)) is −(1 − σ) + λ·(σ − p) = 0, σ(z*) = (1 + λ·p)/(1 + λ): the implicit reward's
+    preference settles between the label's 1 and the judge's p, nearer the judge as λ grows."""
+    chosen = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.SGD([chosen], lr=0.5)
+    for _ in range(3000):
+        optimizer.zero_grad()
+        out = scir_loss(
+            chosen, torch.zeros(1), torch.zeros(1), torch.zeros(1),
+            judge_probabilities=torch.tensor([judge]), beta=1.0, consistency_weight=weight,
+        )  # fmt: skip
+        out.losses.sum().backward()
+        optimizer.step()
+    assert torch.sigmoid(chosen).item() == pytest.approx((1 + weight * judge) / (1 + weight), abs=1e-4)
+
+
+def test_pair_fields_give_the_judge_probability_nan_where_unset():
+    pairs = [PAIRS[0], dataclasses.replace(PAIRS[1], judge_probability=0.25)]
+    fields = pair_fields(pairs, get_policy_loss("scir"))
+    assert math.isnan(fields["judge_probabilities"][0]) and fields["judge_probabilities"][1].item() == 0.25
+    assert "judge_probabilities" not in pair_fields(pairs, get_policy_loss("cream"))

@@ -70,6 +70,10 @@ class PreferencePair:
     consistency: float | None = None
     """How far two judges (CREAM: two iterations of a self-rewarding model) agree on this pair's ranking,
     in [0, 1]; the CREAM policy loss (``policy.online_losses``) uses it as the label's probability."""
+    judge_probability: float | None = None
+    """The generative judge's probability that ``chosen`` beats ``rejected`` (the policy asked, as in
+    Self-Rewarding); SCIR's policy loss (``policy.online_losses.scir_loss``) keeps the implicit reward
+    consistent with it."""
 
     @property
     def is_conversation(self) -> bool:

@@ -43,6 +43,8 @@ class ColumnMap:
     group: str = "group"
     """Pairs sharing a group are split together (e.g. several pairs drawn for one prompt)."""
     strength: str = "strength"
+    consistency: str = "consistency"
+    """How far two judges agree on the pair's ranking, in [0, 1] (CREAM's per-pair weight)."""
     chosen_rating: str = "chosen_rating"
     rejected_rating: str = "rejected_rating"
     # the context the preference was stated in, put before the prompt (data/context.py)
@@ -116,6 +118,13 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
             "(below 0.5, swap chosen and rejected)",
             field=columns.strength,
         )
+    consistency = _number(row, location, columns.consistency)
+    if consistency is not None and not 0 <= consistency <= 1:
+        raise DataError(
+            location,
+            f"is {consistency:g}; it is how far two judges agree on the pair's ranking, between 0 and 1",
+            field=columns.consistency,
+        )
     chosen_rating = rating(row, location, columns.chosen_rating)
     rejected_rating = rating(row, location, columns.rejected_rating)
     if isinstance(chosen_rating, tuple) != isinstance(rejected_rating, tuple) or (
@@ -145,6 +154,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         context=context,
         source=location,
         rejected_prompt=None if rejected_prompt is None else with_context(rejected_prompt, context),
+        consistency=consistency,
     )
 
 

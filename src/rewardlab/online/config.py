@@ -16,12 +16,13 @@ from typing import Any
 from rewardlab.policy.lora import LoraSettings
 from rewardlab.policy.registry import get_policy_loss
 from rewardlab.policy.trainer import PolicyTrainConfig
+from rewardlab.rewards.aggregate import AGGREGATIONS
 from rewardlab.runs.config import RunConfig, load_run_config
 from rewardlab.runs.data import SplitDataConfig
 from rewardlab.sampling.generation import SampleConfig
 
 JUDGE_KINDS = ("rm", "gpm", "self", "judge")
-PAIR_STRATEGIES = ("best_worst", "temporal")
+PAIR_STRATEGIES = ("best_worst", "best_random", "temporal")
 REFERENCES = ("previous", "start")
 STRENGTHS = ("oracle", "scores")
 
@@ -78,6 +79,13 @@ class JudgeSettings:
     DPO-trained from (smollm2 or a folder)."""
     principle: str | None = None
     """judge: a principle or rubric the policy is told to judge by."""
+    members: list[str] = field(default_factory=list)
+    """rm: further reward model folders scored with judge.model as one ensemble (each standardised by its saved
+    statistics); their disagreement is each reply's uncertainty (pairs.max_uncertainty)."""
+    aggregation: str = "mean"
+    """With members: mean, wco (the lowest member) or uwo (mean − uncertainty_weight·variance), Coste et al. 2024."""
+    uncertainty_weight: float = 1.0
+    """With members and aggregation=uwo: λ of mean − λ·variance."""
 
 
 @dataclass
@@ -85,8 +93,15 @@ class PairSettings:
     """How a round's judged replies become preference pairs."""
 
     strategy: str = "best_worst"
-    """best_worst: the best reply of a prompt over its worst; temporal: the best of this round over
-    the worst of round 1's replies (Temporal Self-Rewarding: rejected anchored in the past)."""
+    """best_worst: the best reply of a prompt over its worst (PF-PPO's BW filter); best_random: the best over a
+    seeded random other (PF-PPO's BR); temporal: the best of this round over the worst of round 1's replies
+    (Temporal Self-Rewarding: rejected anchored in the past)."""
+    max_uncertainty: float | None = None
+    """PF-PPO's reliability filter (best_worst, best_random): only replies whose reward the judge.members ensemble
+    agrees on, variance of the standardised member scores at most this, can be chosen or rejected (null: all)."""
+    reference_reply: bool = False
+    """SELM: the reference policy's greedy reply (the round's starting policy, or the start with reference=start)
+    joins each prompt's sampled replies before judging, so the pair may include it (saved last in generations)."""
     min_gap: float = 0.0
     """Skip a prompt whose chosen reply's score exceeds the rejected one's by no more than this."""
     strength: str = "oracle"
@@ -197,8 +212,37 @@ class OnlineConfig(RunConfig):
             )
         if self.pairs.agree_with == "self" and not self.judge.reference:
             problems.append("judge.reference: pairs.agree_with=self needs the model the policy was trained from")
+        problems += self._filter_problems()
         if self.pairs.min_gap < 0:
             problems.append(f"pairs.min_gap must be >= 0 (got {self.pairs.min_gap})")
+        return problems
+
+    def _filter_problems(self) -> list[str]:
+        """PF-PPO's ensemble filter and SCIR's judge probability: what each needs of the judge."""
+        problems = []
+        j, p = self.judge, self.pairs
+        if j.members and j.kind != "rm":
+            problems.append(f"judge.members: an ensemble of reward models needs judge.kind=rm (got {j.kind})")
+        if j.aggregation not in AGGREGATIONS:
+            problems.append(f"judge.aggregation must be one of {', '.join(AGGREGATIONS)} (got {j.aggregation!r})")
+        if j.uncertainty_weight < 0:
+            problems.append(f"judge.uncertainty_weight must be >= 0 (got {j.uncertainty_weight})")
+        if p.max_uncertainty is not None and (not j.members or p.strategy == "temporal"):
+            problems.append(
+                "pairs.max_uncertainty needs judge.members (an ensemble measures the uncertainty) and "
+                f"pairs.strategy best_worst or best_random (got {len(j.members)} members, {p.strategy})"
+            )
+        if p.max_uncertainty is not None and p.max_uncertainty < 0:
+            problems.append(f"pairs.max_uncertainty must be >= 0 (got {p.max_uncertainty})")
+        try:
+            reads_judge = "judge_probabilities" in get_policy_loss(self.train.loss).inputs
+        except ValueError:
+            reads_judge = False
+        if reads_judge and "judge" not in (j.kind, p.agree_with):
+            problems.append(
+                f"train.loss: {self.train.loss!r} keeps the implicit reward consistent with the policy as a judge: "
+                "set judge.kind=judge or pairs.agree_with=judge"
+            )
         return problems
 
     def _count_problems(self) -> list[str]:

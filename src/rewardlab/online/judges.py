@@ -3,7 +3,10 @@
 Every judge turns each prompt's K replies into K scores (higher is better) and, for the pairwise
 judges, the comparisons it made:
 
-- ``rm``: a saved rewardlab reward model, r(x, y) per reply (Bradley–Terry: P(y ≻ y') = σ(r − r'));
+- ``rm``: a saved rewardlab reward model, r(x, y) per reply (Bradley–Terry: P(y ≻ y') = σ(r − r')); with
+  further ``members``, an ensemble of reward models (:class:`rewardlab.models.ensemble.RewardEnsemble`: each
+  member standardised, then mean, wco or uwo = mean − λ·variance, Coste et al. 2024), whose variance across
+  members is each reply's ``uncertainty`` (PF-PPO's reliability filter reads it, ``online/pairs.py``);
 - ``gpm``: a saved general preference model (preference-embedding head, ``objectives/general_preference.py``),
   asked for the log-odds ℓ(y_i, y_j) of every two replies; a reply's score is its mean win probability
   against the others, (1/(K−1))·Σ_{j≠i} σ(ℓ(y_i, y_j)) — the win rate against the policy's own samples
@@ -30,6 +33,7 @@ from rewardlab.data.records import Prompt
 from rewardlab.evaluate.judge import JudgeScorer
 from rewardlab.evaluate.likelihood_scorers import ImplicitRewardScorer
 from rewardlab.models.causal_lm import CausalLM
+from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
 
 
@@ -41,6 +45,8 @@ class Judgement:
     """One per reply, higher is better."""
     comparisons: list[tuple[int, int, float]] = field(default_factory=list)
     """(i, j, log-odds that reply i beats reply j) for each pair a pairwise judge compared; empty otherwise."""
+    uncertainties: list[float] | None = None
+    """One per reply: the variance of an ensemble's standardised member scores (None: one judge)."""
 
     def logodds(self, i: int, j: int) -> float | None:
         """The judge's log-odds that reply i beats reply j, if it compared them."""
@@ -52,7 +58,11 @@ class Judgement:
         return None
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """The row ``judgements.jsonl`` holds (``uncertainties`` only where an ensemble judged)."""
+        row = asdict(self)
+        if self.uncertainties is None:
+            del row["uncertainties"]
+        return row
 
 
 class Judge(Protocol):
@@ -72,6 +82,23 @@ class PointwiseJudge:
         flat_prompts = [p for p, group in zip(prompts, replies, strict=True) for _ in group]
         scores = self.score(flat_prompts, [r for group in replies for r in group])
         return [Judgement(chunk) for chunk in _regroup(scores, replies)]
+
+
+@dataclass
+class EnsembleJudge:
+    """Reward models scored as one (``judge.members``): the aggregated reward and the members' variance."""
+
+    ensemble: RewardEnsemble
+    pairwise: bool = False
+
+    def judge(self, prompts: Sequence[Prompt], replies: Sequence[Sequence[str]]) -> list[Judgement]:
+        flat_prompts = [p for p, group in zip(prompts, replies, strict=True) for _ in group]
+        flat = [r for group in replies for r in group]
+        scores, variances = self.ensemble.score_with_uncertainty(flat_prompts, flat, precision="fp32")
+        return [
+            Judgement(s, uncertainties=v)
+            for s, v in zip(_regroup(scores, replies), _regroup(variances, replies), strict=True)
+        ]
 
 
 class PairwiseJudge:
@@ -117,8 +144,17 @@ def load_judge(
     reference: CausalLM | None,
     beta: float,
     principle: str | None,
+    members: Sequence[str] = (),
+    aggregation: str = "mean",
+    uncertainty_weight: float = 1.0,
 ) -> Judge:
-    """The judge ``kind`` names (``judge.kind``); a saved model of the wrong kind is refused, naming the key."""
+    """The judge ``kind`` names (``judge.kind``); a saved model of the wrong kind is refused, naming the key.
+    ``members`` (rm only): further reward models scored with ``model_path`` as one ensemble."""
+    if kind == "rm" and members:
+        paths = [str(model_path), *members]
+        return EnsembleJudge(
+            RewardEnsemble.from_pretrained(paths, aggregation=aggregation, uncertainty_weight=uncertainty_weight)
+        )
     if kind in ("rm", "gpm"):
         model = RewardModel.from_pretrained(str(model_path))
         if kind == "rm" and model.info.scores_pairs:

@@ -3,6 +3,8 @@
 - ``best_worst``: per prompt, the highest-scored reply over the lowest (iterative DPO, Xiong et al.
   2024; Self-Rewarding, Yuan et al. 2024; DNO-Prct, Rosset et al. 2024, Alg. 2, which keeps the pair
   only when the win-rate gap is large enough: ``min_gap``).
+- ``best_random``: the highest-scored reply over one drawn uniformly from the prompt's others (seeded by the
+  run's seed, the round and the prompt).
 - ``temporal``: the best reply of this round over the worst of round 1's replies to the same prompt
   (Temporal Self-Rewarding Language Models: "anchored rejection", the rejected reply fixed in the
   past model's outputs while the chosen one comes from the current model; from the abstract).
@@ -13,13 +15,30 @@ otherwise σ(s_w − s_l) from the two scores (Bradley–Terry on a reward or an
 and ``rejected_rating`` are the two scores (the judge's rewards, which SELM, VPO and BRAIn read). A prompt whose two
 replies are the same text, or whose score gap is at most ``min_gap`` (ties always), gives no pair.
 ``consistencies`` (one per prompt, CREAM's agreement of two iterations' rankings) go to each pair's
-``consistency``.
+``consistency``; where the policy itself judged the two replies (``judge.kind=judge``), σ of its log-odds is
+the pair's ``judge_probability`` (SCIR's consistency penalty reads it).
+
+Policy filtration (PF-PPO; Shen et al. 2024, "Policy Filtration in RLHF to Fine-Tune LLM for Code
+Generation": the abstract, and the variants' names from memory of the paper). A reward model is more
+reliable on some replies than on others, and the paper finds it most reliable at the ends of a
+prompt's reward range, so it trains only on filtered samples: best-of-N (BoN: the best reply alone),
+best-random (BR: the best and one random other) and best-worst (BW: the best and the worst); the
+paper reports BR and BW as the variants that work with PPO, and ranks filters by the R² between
+reward and true score on the kept replies. In this loop the update learns from pairs, so BW is
+``best_worst`` and BR is ``best_random`` (BoN gives no pair). Where the reward is an ensemble
+(``judge.members``), the reliability of each reply's reward is also measured directly, as the
+members' disagreement (their variance, ``RewardEnsemble.score_with_uncertainty``): ``max_uncertainty``
+drops the replies above it before the pair is picked, and ``judge.aggregation=uwo`` ranks by
+mean − λ·variance, the over-optimisation code's uncertainty-weighted reward (Coste et al. 2024). The
+paper's own reliability measure, R² against true scores, needs labelled replies the loop does not have.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 
 from rewardlab.data.records import PreferencePair, Prompt
 from rewardlab.online.judges import Judgement
@@ -33,18 +52,86 @@ def best_worst_pairs(
     round_index: int,
     consistencies: Sequence[float] | None = None,
     strength_from: str = "oracle",
+    max_uncertainty: float | None = None,
+    judge_probability: bool = False,
 ) -> list[PreferencePair]:
-    """``strength_from="scores"``: σ(s_w − s_l) even where the judge compared the two (DNO's win-rate target)."""
+    """``strength_from="scores"``: σ(s_w − s_l) even where the judge compared the two (DNO's win-rate target);
+    ``max_uncertainty``: only replies whose ensemble variance is at most this are candidates;
+    ``judge_probability``: the judge's σ(ℓ(chosen, rejected)) is the pair's ``judge_probability``."""
+
+    def worst(judged: Judgement, kept: list[int], g: int) -> int:
+        return min(kept, key=lambda i: (judged.scores[i], i))
+
+    return _best_over(
+        prompts, replies, judgements, worst, min_gap, round_index, consistencies, strength_from, max_uncertainty,
+        judge_probability,
+    )  # fmt: skip
+
+
+def best_random_pairs(
+    prompts: Sequence[Prompt],
+    replies: Sequence[Sequence[str]],
+    judgements: Sequence[Judgement],
+    min_gap: float,
+    round_index: int,
+    seed: int,
+    consistencies: Sequence[float] | None = None,
+    strength_from: str = "oracle",
+    max_uncertainty: float | None = None,
+    judge_probability: bool = False,
+) -> list[PreferencePair]:
+    """PF-PPO's best-random: the best candidate over one of the others drawn uniformly, by a generator seeded
+    with (``seed``, round, prompt), so a resumed round draws the same; options as :func:`best_worst_pairs`."""
+
+    def drawn(judged: Judgement, kept: list[int], g: int) -> int:
+        best = _best(judged, kept)
+        return random.Random(f"{seed}/{round_index}/{g}").choice([i for i in kept if i != best])
+
+    return _best_over(
+        prompts, replies, judgements, drawn, min_gap, round_index, consistencies, strength_from, max_uncertainty,
+        judge_probability,
+    )  # fmt: skip
+
+
+def reliable_replies(judged: Judgement, max_uncertainty: float | None) -> list[int]:
+    """The replies whose reward is trusted: all, or those whose members' variance is at most ``max_uncertainty``."""
+    if max_uncertainty is None:
+        return list(range(len(judged.scores)))
+    if judged.uncertainties is None:
+        raise ValueError("pairs.max_uncertainty needs an ensemble judge (judge.members) to measure the uncertainty")
+    return [i for i, u in enumerate(judged.uncertainties) if u <= max_uncertainty]
+
+
+def _best_over(
+    prompts: Sequence[Prompt],
+    replies: Sequence[Sequence[str]],
+    judgements: Sequence[Judgement],
+    rejected_of: Callable[[Judgement, list[int], int], int],
+    min_gap: float,
+    round_index: int,
+    consistencies: Sequence[float] | None,
+    strength_from: str,
+    max_uncertainty: float | None,
+    judge_probability: bool,
+) -> list[PreferencePair]:
+    """Per prompt, its best reliable reply over the one ``rejected_of`` picks among the reliable others; a blank
+    reply (a greedy reference reply may be one) is no candidate, so it does not cost the prompt its pair."""
     pairs = []
     for g, (prompt, group, judged) in enumerate(zip(prompts, replies, judgements, strict=True)):
-        best, worst = _argmax(judged.scores), _argmin(judged.scores)
+        kept = [i for i in reliable_replies(judged, max_uncertainty) if group[i].strip()]
+        if len(kept) < 2:
+            continue
+        best, worst = _best(judged, kept), rejected_of(judged, kept, g)
         pair = _pair(prompt, group[best], group[worst], judged.scores[best] - judged.scores[worst], min_gap)
         if pair is not None:
             logodds = judged.logodds(best, worst)
-            strength = _sigmoid(logodds) if logodds is not None and strength_from == "oracle" else pair.strength
+            strength = sigmoid(logodds) if logodds is not None and strength_from == "oracle" else pair.strength
             scores = (judged.scores[best], judged.scores[worst])
             consistency = consistencies[g] if consistencies is not None else None
-            pairs.append(_named(pair, strength, round_index, g, best, worst, scores, consistency))
+            named = _named(pair, strength, round_index, g, best, worst, scores, consistency)
+            if judge_probability and logodds is not None:
+                named = dataclasses.replace(named, judge_probability=sigmoid(logodds))
+            pairs.append(named)
     return pairs
 
 
@@ -76,7 +163,7 @@ def temporal_pairs(
 def _pair(prompt: Prompt, chosen: str, rejected: str, gap: float, min_gap: float) -> PreferencePair | None:
     if chosen == rejected or not chosen.strip() or not rejected.strip() or not gap > min_gap:
         return None
-    return PreferencePair(prompt, chosen, rejected, strength=_sigmoid(gap))
+    return PreferencePair(prompt, chosen, rejected, strength=sigmoid(gap))
 
 
 def _named(
@@ -102,8 +189,13 @@ def _named(
     )
 
 
-def _sigmoid(x: float) -> float:
+def sigmoid(x: float) -> float:
+    """σ(x), without overflow for large |x|."""
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
+
+
+def _best(judged: Judgement, kept: list[int]) -> int:
+    return max(kept, key=lambda i: (judged.scores[i], -i))
 
 
 def _argmax(values: Sequence[float]) -> int:

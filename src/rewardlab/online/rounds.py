@@ -2,7 +2,8 @@
 
 The run folder holds ``config.yaml``, ``round-0/evaluation.json`` (the starting policy measured),
 and for each round n ≥ 1 ``round-n/``: ``generations.jsonl`` (K replies per prompt; ``sampling.json``
-the time and tokens it took), ``judgements.jsonl`` (scores and the comparisons made), ``pairs.jsonl``,
+the time and tokens it took; with ``pairs.reference_reply`` each prompt's last reply is the reference
+policy's greedy one, SELM's), ``judgements.jsonl`` (scores and the comparisons made), ``pairs.jsonl``,
 ``metrics.jsonl`` (one line per update step),
 ``checkpoint/`` (the update's state, :func:`rewardlab.policy.trainer.train_policy`), ``policy/``
 (the updated policy, merged when LoRA is on), ``evaluation.json`` and, last, ``done.json``. Every file
@@ -36,9 +37,9 @@ from rewardlab.models.formatting import choose_format
 from rewardlab.models.reward_model import RewardModel, ensure_pad_token
 from rewardlab.models.weight_files import require_safetensors
 from rewardlab.online.config import OnlineConfig
-from rewardlab.online.evaluation import evaluate_round
+from rewardlab.online.evaluation import eval_replies, evaluate_round, reply_tokens
 from rewardlab.online.judges import Judge, Judgement, load_judge
-from rewardlab.online.pairs import best_worst_pairs, temporal_pairs
+from rewardlab.online.pairs import best_random_pairs, best_worst_pairs, sigmoid, temporal_pairs
 from rewardlab.online.report import write_report
 from rewardlab.policy.evaluation import distinct_prompts
 from rewardlab.policy.lora import add_lora, merged_and_base
@@ -108,6 +109,8 @@ def run_online(config: OnlineConfig, overwrite: bool = False, resume: bool = Fal
     j = config.judge
     if j.kind in ("rm", "gpm"):  # a wrong or missing judge model fails before anything is written
         _named_load("judge.model", j.model, lambda path: load_judge(j.kind, path, start_lm, None, j.beta, None))
+        for member in j.members:
+            _named_load("judge.members", member, lambda path: load_judge("rm", path, start_lm, None, j.beta, None))
     if j.kind == "self":
         _named_load("judge.reference", j.reference, _model_dir)
     folder.start()
@@ -218,9 +221,25 @@ def _generations(ctx: Context, lm: CausalLM, folder: Path, n: int) -> list[list[
         for p, samples in zip(ctx.train_prompts, drawn, strict=True)
     ]
     tokens = sum(s.tokens for samples in drawn for s in samples)
+    if ctx.config.pairs.reference_reply:
+        _add_reference_replies(ctx, lm, rows, n)
     write_text_atomic(folder / "sampling.json", _dumps({"seconds": time.perf_counter() - started, "tokens": tokens}))
     write_text_atomic(path, "".join(_dumps(row) for row in rows))  # last: its presence says sampling is done
     return [row["replies"] for row in rows]
+
+
+def _add_reference_replies(ctx: Context, lm: CausalLM, rows: list[dict[str, Any]], n: int) -> None:
+    """SELM's third reply (Zhang et al. 2024, released ``online_feedback.py``): the reference policy's greedy
+    reply to each prompt joins the candidates the judge ranks, so the pair's best or worst may be it; the
+    reference is the update's (``reference``: the round's starting policy, or the start). Appended last,
+    ``reference_index`` naming it."""
+    reference = lm if ctx.config.reference == "previous" else ctx.start_lm
+    g = ctx.config.generate
+    greedy = eval_replies(reference, ctx.train_prompts, g.max_new_tokens, 0.0, g.seed + n - 1)
+    for row, reply, tokens in zip(rows, greedy, reply_tokens(reference, greedy), strict=True):
+        row["reference_index"] = len(row["replies"])
+        row["replies"].append(reply)
+        row["tokens"].append(tokens)
 
 
 def _judgements(ctx: Context, lm: CausalLM, folder: Path, replies: list[list[str]]) -> list[Judgement]:
@@ -229,7 +248,9 @@ def _judgements(ctx: Context, lm: CausalLM, folder: Path, replies: list[list[str
         return [_judgement(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
     j = ctx.config.judge
     reference = ctx.self_reference if j.kind == "self" else None
-    judge: Judge = load_judge(j.kind, j.model, lm, reference, j.beta, j.principle)
+    judge: Judge = load_judge(
+        j.kind, j.model, lm, reference, j.beta, j.principle, j.members, j.aggregation, j.uncertainty_weight
+    )
     with progress_bar(ctx.config.progress, f"judging ({j.kind})", 1) as advance:
         judged = judge.judge(ctx.train_prompts, replies)
         advance()
@@ -260,7 +281,8 @@ def _agreeing(ctx: Context, lm: CausalLM, pairs: list[PreferencePair]) -> list[P
     """SCIR's selection (``pairs.agree_with``): the pairs a second internal judge of the policy also ranks
     chosen over rejected (Zhou et al. 2025, "Self-Consistency of the Internal Reward Models Improves
     Self-Rewarding Language Models", from the abstract: preference data is kept where the internal
-    reward models agree; its consistency penalty during training is not implemented)."""
+    reward models agree; its consistency penalty during training is the ``scir`` policy loss, which reads
+    the judge's probability set here, or by the pairs step when ``judge.kind=judge``)."""
     other = ctx.config.pairs.agree_with
     if other is None or not pairs:
         return pairs
@@ -268,7 +290,15 @@ def _agreeing(ctx: Context, lm: CausalLM, pairs: list[PreferencePair]) -> list[P
     reference = ctx.self_reference if other == "self" else None
     second = load_judge(other, None, lm, reference, j.beta, j.principle)
     judged = second.judge([p.prompt for p in pairs], [[p.chosen, p.rejected] for p in pairs])
-    return [p for p, x in zip(pairs, judged, strict=True) if x.scores[0] > x.scores[1]]
+    kept = [(p, x) for p, x in zip(pairs, judged, strict=True) if x.scores[0] > x.scores[1]]
+    if other != "judge":
+        return [p for p, _ in kept]
+    # the policy as a judge compared chosen (0) with rejected (1): σ(ℓ) is SCIR's judge probability
+    return [dataclasses.replace(p, judge_probability=_probability(x.logodds(0, 1))) for p, x in kept]
+
+
+def _probability(logodds: float | None) -> float | None:
+    return None if logodds is None else sigmoid(logodds)
 
 
 def _pairs(
@@ -282,7 +312,16 @@ def _pairs(
         return temporal_pairs(
             ctx.train_prompts, replies, judgements, anchor_replies, anchor_judged, p.min_gap, n, consistencies
         )
-    return best_worst_pairs(ctx.train_prompts, replies, judgements, p.min_gap, n, consistencies, p.strength)
+    judged_by_policy = ctx.config.judge.kind == "judge"
+    if p.strategy == "best_random":
+        return best_random_pairs(
+            ctx.train_prompts, replies, judgements, p.min_gap, n, ctx.config.generate.seed, consistencies, p.strength,
+            p.max_uncertainty, judged_by_policy,
+        )  # fmt: skip
+    return best_worst_pairs(
+        ctx.train_prompts, replies, judgements, p.min_gap, n, consistencies, p.strength, p.max_uncertainty,
+        judged_by_policy,
+    )  # fmt: skip
 
 
 def _update(ctx: Context, n: int, folder: Path, policy_dir: Path, pairs: list[PreferencePair]) -> torch.nn.Module:
@@ -349,12 +388,13 @@ def _causal_lm(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, confi
 
 
 def _judgement(row: dict[str, Any]) -> Judgement:
-    return Judgement(row["scores"], [tuple(c) for c in row["comparisons"]])
+    return Judgement(row["scores"], [tuple(c) for c in row["comparisons"]], row.get("uncertainties"))
 
 
 def _pair_row(pair: PreferencePair) -> dict[str, Any]:
     fields = ("id", "prompt", "chosen", "rejected", "strength", "chosen_rating", "rejected_rating", "consistency")
-    return {name: getattr(pair, name) for name in fields}
+    row = {name: getattr(pair, name) for name in fields}
+    return row | ({"judge_probability": pair.judge_probability} if pair.judge_probability is not None else {})
 
 
 def _last_loss(path: Path) -> float | None:

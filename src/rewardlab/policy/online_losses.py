@@ -11,7 +11,9 @@ add to a DPO batch (:data:`rewardlab.policy.registry.SEQUENCE_FIELDS`):
 - ``chosen_scores`` / ``rejected_scores``: the judge's rewards, ``PreferencePair.chosen_rating`` /
   ``rejected_rating`` (one number each);
 - ``old_chosen_logps`` / ``old_rejected_logps``: log π_old(y|x) of the policy as it was when the
-  update started (the policy that sampled the replies in an on-policy round).
+  update started (the policy that sampled the replies in an on-policy round);
+- ``judge_probabilities``: ``PreferencePair.judge_probability`` (NaN if unset), the policy-as-judge's
+  probability that y_w wins (SCIR).
 
 Which paper text was read: the abstracts in ``shared/papers``; the equations beyond them are
 written from memory of the papers and say so where a choice was made.
@@ -152,8 +154,9 @@ def selm_loss(
     rewards that are optimistic about replies not yet seen (a bilevel objective: likelihood + α·the
     best achievable KL-regularised value). Reparameterised through the policy, the optimism term is
     α·β·E_{y∼π_ref}[log π(y|x) − log π_ref(y|x)] added to the loss, with π_ref the previous
-    iterate. The released code evaluates it on a third reply sampled from π_ref; here it is
-    estimated on the pair's two replies, which in an on-policy round are π_ref's samples too. It
+    iterate. The released code evaluates it on a third reply, π_ref's greedy one, which its data step
+    also ranks with the pair's two (the online loop's ``pairs.reference_reply`` does that ranking); here
+    the term is estimated on the pair's two replies, which in an on-policy round are π_ref's samples too. It
     lowers the likelihood of what the reference already samples, so mass moves to replies outside
     it, toward those the implicit reward rates high. The term is VPO's online value regulariser
     (sign = +1, ``calibration="both"``, :func:`vpo_loss`); the papers are concurrent and reach the
@@ -318,3 +321,55 @@ def ranking_consistency(current: Tensor, previous: Tensor) -> float:
 
     agreement = order(current) * order(previous)
     return (agreement.mean().item() + 1) / 2
+
+
+def bernoulli_kl(target: Tensor, logits: Tensor) -> Tensor:
+    """KL(Bern(p) ‖ Bern(σ(z))) = −p·log σ(z) − (1 − p)·log σ(−z) − H(p), 0 exactly where σ(z) = p.
+
+    The soft-label cross-entropy (:func:`soft_dpo_losses`) less the target's own entropy
+    H(p) = −p·log p − (1 − p)·log(1 − p) (0·log 0 = 0), so a confident target agreed with costs nothing.
+    """
+    entropy = -torch.xlogy(target, target) - torch.xlogy(1 - target, 1 - target)
+    return soft_dpo_losses(logits, target) - entropy
+
+
+@register_policy_loss("scir", aliases=("self_consistent_internal_rewards",))
+def scir_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    judge_probabilities: Tensor | None = None,
+    beta: float = 0.1,
+    consistency_weight: float = 1.0,
+) -> PolicyLossOutput:
+    """SCIR: −log σ(β·h) + λ·KL(Bern(p_J) ‖ Bern(σ(β·h))), DPO plus a penalty where the internal rewards disagree.
+
+    Zhou et al. 2025, "Self-Consistency of the Internal Reward Models Improves Self-Rewarding Language
+    Models" (abstract only: the divergence below is this library's choice, not the paper's equation).
+    A self-rewarding policy holds two internal reward models: its implicit DPO reward, whose
+    preference for y_w is σ(β·h) (Rafailov et al. 2023), and itself as a generative judge
+    (LLM-as-a-judge), whose probability that y_w wins is p_J (``PreferencePair.judge_probability``,
+    the ``judge_probabilities`` field; the online loop fills it where the policy judged the pair:
+    ``judge.kind=judge`` or ``pairs.agree_with=judge``). SCIR keeps the pairs the two agree on (the
+    loop's ``pairs.agree_with``) and, while training, penalises their inconsistency; here the
+    penalty is the Bernoulli KL from the judge's preference to the implicit reward's
+    (:func:`bernoulli_kl`), 0 where they agree, and the judge's probability is read once per round
+    (the judge's side is not trained through: the penalty pulls the implicit reward toward it).
+    λ = ``consistency_weight``; λ = 0 is DPO, and so is a pair with no judge probability (NaN, or
+    the field absent), since there is nothing to be consistent with; ``judged`` reports which pairs
+    had one and ``inconsistency`` the penalty.
+    """
+    check_positive("beta", beta)
+    if consistency_weight < 0:
+        raise ValueError(f"consistency_weight must be >= 0: the penalty's weight (got {consistency_weight})")
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    logits = beta * (rho_w - rho_l)
+    if judge_probabilities is None:
+        judge_probabilities = torch.full_like(logits, float("nan"))
+    judged = ~torch.isnan(judge_probabilities)
+    _check_probabilities("judge_probabilities", judge_probabilities[judged])
+    target = torch.where(judged, judge_probabilities, torch.full_like(logits, 0.5)).to(logits.dtype)
+    penalty = torch.where(judged, bernoulli_kl(target, logits), torch.zeros_like(logits))
+    losses = -F.logsigmoid(logits) + consistency_weight * penalty
+    return loss_output(losses, beta * rho_w, beta * rho_l, inconsistency=penalty, judged=judged.float())

@@ -34,6 +34,7 @@ SEQUENCE_FIELDS = frozenset(
         "consistencies",
         "chosen_scores",
         "rejected_scores",
+        "judge_probabilities",
     }
 )
 """Per-pair tensors of shape (B,): summed log-probabilities of each reply given its prompt under
@@ -41,7 +42,8 @@ the policy (``*_logps``) and the frozen reference (``reference_*_logps``), and r
 tokens (float). For online rules (:mod:`rewardlab.policy.online_losses`): the policy's log-probs
 when the update started (``old_*_logps``), and from each ``PreferencePair`` its ``strength``
 (``strengths``, 1 if unset), ``consistency`` (``consistencies``, 1 if unset) and ratings as the
-judge's rewards (``chosen_scores``, ``rejected_scores``, NaN if unset)."""
+judge's rewards (``chosen_scores``, ``rejected_scores``, NaN if unset), and its ``judge_probability``
+(``judge_probabilities``, NaN if unset: the generative judge's P(chosen ≻ rejected), SCIR)."""
 
 TOKEN_FIELDS = frozenset(
     {

@@ -251,7 +251,8 @@ def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, 
     """The per-pair labels a loss reads, from the pairs: ``strengths`` (``strength``; 1/2 for a tie
     without one, else 1), ``consistencies`` (``consistency``, else 1), and ``chosen_scores`` /
     ``rejected_scores`` (the ratings, NaN where unset; refused where a loss requires them, and a
-    rating with several attributes is refused)."""
+    rating with several attributes is refused), and ``judge_probabilities`` (``judge_probability``,
+    NaN where unset)."""
 
     def score(pair: PreferencePair, side: str) -> float:
         rating = getattr(pair, f"{side}_rating")
@@ -264,6 +265,7 @@ def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, 
         "consistencies": lambda p: 1.0 if p.consistency is None else p.consistency,
         "chosen_scores": lambda p: score(p, "chosen"),
         "rejected_scores": lambda p: score(p, "rejected"),
+        "judge_probabilities": lambda p: float("nan") if p.judge_probability is None else p.judge_probability,
     }
     fields = {
         name: torch.tensor([get(p) for p in pairs], dtype=torch.float32)
