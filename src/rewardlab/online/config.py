@@ -22,7 +22,8 @@ from rewardlab.runs.data import SplitDataConfig
 from rewardlab.sampling.generation import SampleConfig
 
 JUDGE_KINDS = ("rm", "gpm", "self", "judge")
-PAIR_STRATEGIES = ("best_worst", "best_random", "temporal")
+PAIR_STRATEGIES = ("best_worst", "best_random", "temporal", "recorded")
+TRAINERS = ("rewardlab", "trl_grpo")
 REFERENCES = ("previous", "start")
 STRENGTHS = ("oracle", "scores")
 
@@ -95,7 +96,8 @@ class PairSettings:
     strategy: str = "best_worst"
     """best_worst: the best reply of a prompt over its worst (PF-PPO's BW filter); best_random: the best over a
     seeded random other (PF-PPO's BR); temporal: the best of this round over the worst of round 1's replies
-    (Temporal Self-Rewarding: rejected anchored in the past)."""
+    (Temporal Self-Rewarding: rejected anchored in the past); recorded: offline DPO as a round, nothing generated
+    or judged, the data's own recorded pairs of the data.train_prompts prompts (the same prompt budget)."""
     max_uncertainty: float | None = None
     """PF-PPO's reliability filter (best_worst, best_random): only replies whose reward the judge.members ensemble
     agrees on, variance of the standardised member scores at most this, can be chosen or rejected (null: all)."""
@@ -151,6 +153,9 @@ class OnlineConfig(RunConfig):
     judge: JudgeSettings = field(default_factory=JudgeSettings)
     pairs: PairSettings = field(default_factory=PairSettings)
     train: OnlineTrainConfig = field(default_factory=OnlineTrainConfig)
+    trainer: str = "rewardlab"
+    """Each round's update: rewardlab (generate → judge → pair → train.loss) or trl_grpo (TRL's GRPOTrainer on the
+    round's prompts, the judge.kind=rm reward model as its reward: online/grpo.py)."""
     lora: LoraSettings = field(default_factory=LoraSettings)
     """LoRA adapters each round (lora.enabled=true), merged into the policy the round saves."""
     eval: OnlineEvalConfig = field(default_factory=OnlineEvalConfig)
@@ -189,10 +194,11 @@ class OnlineConfig(RunConfig):
             ("pairs.strategy", self.pairs.strategy, PAIR_STRATEGIES),
             ("pairs.strength", self.pairs.strength, STRENGTHS),
             ("reference", self.reference, REFERENCES),
+            ("trainer", self.trainer, TRAINERS),
         ):
             if value not in allowed:
                 problems.append(f"{key} must be one of {', '.join(allowed)} (got {value!r})")
-        if self.judge.kind in ("rm", "gpm") and not self.judge.model:
+        if self.judge.kind in ("rm", "gpm") and not self.judge.model and self.pairs.strategy != "recorded":
             problems.append(f"judge.model: judge.kind={self.judge.kind} needs a saved model folder")
         if self.judge.kind == "self" and not self.judge.beta > 0:
             problems.append(f"judge.beta must be > 0 (got {self.judge.beta})")
@@ -213,6 +219,7 @@ class OnlineConfig(RunConfig):
         if self.pairs.agree_with == "self" and not self.judge.reference:
             problems.append("judge.reference: pairs.agree_with=self needs the model the policy was trained from")
         problems += self._filter_problems()
+        problems += self._update_problems()
         if self.pairs.min_gap < 0:
             problems.append(f"pairs.min_gap must be >= 0 (got {self.pairs.min_gap})")
         return problems
@@ -243,6 +250,32 @@ class OnlineConfig(RunConfig):
                 f"train.loss: {self.train.loss!r} keeps the implicit reward consistent with the policy as a judge: "
                 "set judge.kind=judge or pairs.agree_with=judge"
             )
+        return problems
+
+    def _update_problems(self) -> list[str]:
+        """What recorded pairs (offline DPO) and TRL's GRPO leave out: the judged-pair options they never read."""
+        p, problems = self.pairs, []
+        pair_options = {
+            "pairs.reference_reply": p.reference_reply,
+            "pairs.consistency": p.consistency,
+            "pairs.agree_with": p.agree_with is not None,
+            "pairs.max_uncertainty": p.max_uncertainty is not None,
+        }
+        unused = [key for key, on in pair_options.items() if on]
+        if p.strategy == "recorded" and unused:
+            problems.append(f"pairs.strategy=recorded judges nothing: unset {', '.join(unused)}")
+        if self.trainer == "trl_grpo":
+            if self.judge.kind != "rm" or self.judge.members:
+                problems.append(
+                    f"trainer=trl_grpo rewards with one reward model: set judge.kind=rm, no judge.members "
+                    f"(got {self.judge.kind}, {len(self.judge.members)} members)"
+                )
+            if p.strategy not in ("best_worst", "best_random") or unused:
+                problems.append(
+                    f"trainer=trl_grpo makes no pairs: unset pairs.strategy={p.strategy} {' '.join(unused)}".rstrip()
+                )
+            if self.reference != "previous":
+                problems.append("reference: trainer=trl_grpo measures its KL to the round's starting policy (previous)")
         return problems
 
     def _count_problems(self) -> list[str]:

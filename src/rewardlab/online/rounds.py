@@ -3,11 +3,15 @@
 The run folder holds ``config.yaml``, ``round-0/evaluation.json`` (the starting policy measured),
 and for each round n ≥ 1 ``round-n/``: ``generations.jsonl`` (K replies per prompt; ``sampling.json``
 the time and tokens it took; with ``pairs.reference_reply`` each prompt's last reply is the reference
-policy's greedy one, SELM's), ``judgements.jsonl`` (scores and the comparisons made), ``pairs.jsonl``,
+policy's greedy one, SELM's), ``judgements.jsonl`` (scores and the comparisons made), ``pairs.jsonl``
+(with ``pairs.strategy=recorded``, offline DPO, the data's own pairs of the training prompts, and no
+generations or judgements),
 ``metrics.jsonl`` (one line per update step),
 ``checkpoint/`` (the update's state, :func:`rewardlab.policy.trainer.train_policy`), ``policy/``
 (the updated policy, merged when LoRA is on), ``evaluation.json`` and, last, ``done.json``. Every file
-is written atomically.
+is written atomically. With ``trainer=trl_grpo`` the update is TRL's GRPO (``online/grpo.py``): it samples
+and scores its own replies, so a round holds ``metrics.jsonl`` (TRL's log), ``policy/``, ``evaluation.json``
+and ``done.json``.
 
 ``--resume`` continues after the last round with ``done.json``. A round killed mid-way keeps what it
 had saved: its generations and judgements are read back, its pairs rebuilt from them, and its update
@@ -38,10 +42,11 @@ from rewardlab.models.reward_model import RewardModel, ensure_pad_token
 from rewardlab.models.weight_files import require_safetensors
 from rewardlab.online.config import OnlineConfig
 from rewardlab.online.evaluation import eval_replies, evaluate_round, reply_tokens
+from rewardlab.online.grpo import grpo_update
 from rewardlab.online.judges import Judge, Judgement, load_judge
 from rewardlab.online.pairs import best_random_pairs, best_worst_pairs, sigmoid, temporal_pairs
+from rewardlab.online.prompts import balanced_prompts, recorded_pairs
 from rewardlab.online.report import write_report
-from rewardlab.policy.evaluation import distinct_prompts
 from rewardlab.policy.lora import add_lora, merged_and_base
 from rewardlab.policy.online_losses import ranking_consistency
 from rewardlab.policy.trainer import train_policy
@@ -83,6 +88,8 @@ class Context:
     start_dir: Path
     start_lm: CausalLM
     evaluator: RewardModel | None
+    recorded: list[PreferencePair]
+    """The training split's pairs (``pairs.strategy=recorded`` trains on those of ``train_prompts``)."""
 
     @functools.cached_property
     def self_reference(self) -> CausalLM:
@@ -100,14 +107,15 @@ def run_online(config: OnlineConfig, overwrite: bool = False, resume: bool = Fal
     folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
-    train_prompts, eval_prompts = _prompts(config)
+    train_prompts, eval_prompts, recorded = _prompts(config)
     start_dir = require_safetensors(resolve_backbone(config.policy), config.policy)
     tokenizer = AutoTokenizer.from_pretrained(start_dir)
     ensure_pad_token(tokenizer)
     evaluator = _named_load("eval.evaluator", config.eval.evaluator, RewardModel.from_pretrained)
     start_lm = _causal_lm(_load(start_dir), tokenizer, config)
     j = config.judge
-    if j.kind in ("rm", "gpm"):  # a wrong or missing judge model fails before anything is written
+    # a wrong or missing judge model fails before anything is written (recorded pairs need none)
+    if j.kind in ("rm", "gpm") and config.pairs.strategy != "recorded":
         _named_load("judge.model", j.model, lambda path: load_judge(j.kind, path, start_lm, None, j.beta, None))
         for member in j.members:
             _named_load("judge.members", member, lambda path: load_judge("rm", path, start_lm, None, j.beta, None))
@@ -115,7 +123,7 @@ def run_online(config: OnlineConfig, overwrite: bool = False, resume: bool = Fal
         _named_load("judge.reference", j.reference, _model_dir)
     folder.start()
     config.save(folder.config)
-    ctx = Context(config, folder.path, train_prompts, eval_prompts, tokenizer, start_dir, start_lm, evaluator)
+    ctx = Context(config, folder.path, train_prompts, eval_prompts, tokenizer, start_dir, start_lm, evaluator, recorded)
     rounds = [_round_zero(ctx)]
     for n in range(1, config.rounds + 1):
         rounds.append(_read_json(_done(ctx.out, n)) if _done(ctx.out, n).is_file() else _round(ctx, n))
@@ -123,16 +131,16 @@ def run_online(config: OnlineConfig, overwrite: bool = False, resume: bool = Fal
     return OnlineOutput(ctx.out, report)
 
 
-def _prompts(config: OnlineConfig) -> tuple[list[Prompt], list[Prompt]]:
+def _prompts(config: OnlineConfig) -> tuple[list[Prompt], list[Prompt], list[PreferencePair]]:
     data = load_split(config.data, say=lambda message: None)
     data.require_training_pairs()
-    train = distinct_prompts(data.splits.train, config.data.train_prompts)
-    held = distinct_prompts(data.splits.test, config.eval.prompts)
+    train = balanced_prompts(data.splits.train, config.data.train_prompts)
+    held = balanced_prompts(data.splits.test, config.eval.prompts)
     if not held:
         raise ValueError(
             f"{data.loaded.path}: the test split holds no prompt to evaluate on (raise data.test_fraction)"
         )
-    return train, held
+    return train, held, data.splits.train
 
 
 def _round_zero(ctx: Context) -> dict[str, Any]:
@@ -160,13 +168,52 @@ def _round(ctx: Context, n: int) -> dict[str, Any]:
     config, folder = ctx.config, ctx.out / f"round-{n}"
     folder.mkdir(parents=True, exist_ok=True)
     policy_dir = ctx.start_dir if n == 1 else ctx.out / f"round-{n - 1}" / "policy"
+    started = time.perf_counter()
+    if config.trainer == "trl_grpo":
+        policy = grpo_update(config, n, folder, policy_dir, ctx.train_prompts, ctx.tokenizer)
+        seconds, counts = {"update": time.perf_counter() - started}, {"pairs": None, "generated_tokens": None}
+    else:
+        pairs, seconds, counts = _round_pairs(ctx, n, folder, policy_dir)
+        started = time.perf_counter()
+        policy = _update(ctx, n, folder, policy_dir, pairs)
+        seconds["update"] = time.perf_counter() - started
+    started = time.perf_counter()
+    e = config.eval
+    start = _read_json(ctx.out / "round-0" / "evaluation.json")["evaluation"]
+    trained_lm = _causal_lm(policy, ctx.tokenizer, config)
+    evaluation = evaluate_round(
+        trained_lm, ctx.start_lm, ctx.eval_prompts, start, ctx.evaluator, e.max_new_tokens, e.temperature, e.kl_prompts,
+        e.kl_samples, e.seed,
+    )  # fmt: skip
+    seconds["evaluate"] = time.perf_counter() - started
+    write_text_atomic(folder / "evaluation.json", _dumps(evaluation))
+    summary = {
+        "round": n,
+        **counts,
+        "seconds": seconds,
+        "last_loss": _last_loss(folder / "metrics.jsonl"),
+        "evaluation": evaluation,
+    }
+    write_text_atomic(_done(ctx.out, n), _dumps(summary))
+    return summary
+
+
+def _round_pairs(
+    ctx: Context, n: int, folder: Path, policy_dir: Path
+) -> tuple[list[PreferencePair], dict[str, float], dict[str, Any]]:
+    """Round n's pairs (saved in ``pairs.jsonl``), the seconds spent making them, and how many there are."""
+    config = ctx.config
+    if config.pairs.strategy == "recorded":  # offline DPO: the data's pairs, nothing generated or judged
+        pairs = recorded_pairs(ctx.recorded, ctx.train_prompts, n)
+        write_text_atomic(folder / "pairs.jsonl", "".join(_dumps(_pair_row(p)) for p in pairs))
+        return pairs, {}, {"pairs": len(pairs), "generated_tokens": 0}
     lm = _causal_lm(_load(policy_dir), ctx.tokenizer, config)
     replies = _generations(ctx, lm, folder, n)
     sampling = _read_json(folder / "sampling.json")
     seconds: dict[str, float] = {"generate": sampling["seconds"]}
     started = time.perf_counter()
     judgements = _judgements(ctx, lm, folder, replies)
-    seconds["judge"], started = time.perf_counter() - started, time.perf_counter()
+    seconds["judge"] = time.perf_counter() - started
     pairs = _agreeing(ctx, lm, _pairs(ctx, n, replies, judgements, _consistencies(ctx, n, judgements, replies)))
     if not pairs:
         hint = (
@@ -180,27 +227,7 @@ def _round(ctx: Context, n: int) -> dict[str, Any]:
             f"raise generate.k or generate.temperature, or lower pairs.min_gap{hint}"
         )
     write_text_atomic(folder / "pairs.jsonl", "".join(_dumps(_pair_row(p)) for p in pairs))
-    policy = _update(ctx, n, folder, policy_dir, pairs)
-    seconds["update"], started = time.perf_counter() - started, time.perf_counter()
-    e = config.eval
-    start = _read_json(ctx.out / "round-0" / "evaluation.json")["evaluation"]
-    trained_lm = _causal_lm(policy, ctx.tokenizer, config)
-    evaluation = evaluate_round(
-        trained_lm, ctx.start_lm, ctx.eval_prompts, start, ctx.evaluator, e.max_new_tokens, e.temperature, e.kl_prompts,
-        e.kl_samples, e.seed,
-    )  # fmt: skip
-    seconds["evaluate"] = time.perf_counter() - started
-    write_text_atomic(folder / "evaluation.json", _dumps(evaluation))
-    summary = {
-        "round": n,
-        "pairs": len(pairs),
-        "generated_tokens": sampling["tokens"],
-        "seconds": seconds,
-        "last_loss": _last_loss(folder / "metrics.jsonl"),
-        "evaluation": evaluation,
-    }
-    write_text_atomic(_done(ctx.out, n), _dumps(summary))
-    return summary
+    return pairs, seconds, {"pairs": len(pairs), "generated_tokens": sampling["tokens"]}
 
 
 def _generations(ctx: Context, lm: CausalLM, folder: Path, n: int) -> list[list[str]]:
