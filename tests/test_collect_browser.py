@@ -3,8 +3,9 @@
 mouse, five by keyboard), and ``rewardlab collect export`` holds exactly those ten labels with the
 sides chosen; a reply holding ``<script>`` is shown as text and never runs.
 
-``REWARDLAB_SCREENSHOTS=1`` also saves the annotator page and the dashboard at 1280 px and 390 px
-wide to ``docs/collect/``.
+``REWARDLAB_SCREENSHOTS=DIR`` also saves this test's annotator page and dashboard (its synthetic
+questions) at 1280 px and 390 px wide to DIR; the docs' screenshots, of real labels, come from
+``benchmarks/collect_simulated_annotator.py``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ pytestmark = pytest.mark.skipif(
 )
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright package (a dev dependency)")
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "collect"
 MOUSE = ["a3", "b2", "a1", "tie", "b3"]  # the buttons clicked, in turn
 KEYS = {"1": "a3", "2": "a2", "3": "a1", "4": "tie", "5": "b1", "6": "b2", "7": "b3"}
 KEYBOARD = ["7", "2", "4", "5", "1"]  # the keys pressed, in turn
@@ -111,9 +111,9 @@ def browser() -> Iterator[object]:
 
 
 def shoot(page: object, name: str) -> None:
-    if os.environ.get("REWARDLAB_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+    if folder := os.environ.get("REWARDLAB_SCREENSHOTS"):
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
 
 
 def submitted(page: object, n: int) -> None:

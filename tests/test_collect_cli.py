@@ -101,9 +101,10 @@ def test_add_items_generated_by_a_policy(tmp_path: Path, tiny_decoder_dir: Path)
     policy = ["--prompts", str(prompts), "--policy", str(tiny_decoder_dir), "--replies", "3", "--max-new-tokens", "6"]
     assert "2 items added" in run("add-items", str(project), *policy)
     assert "0 items added (2 already there)" in run("add-items", str(project), *policy)  # same seed, same replies
+    assert "2 items added" in run("add-items", str(project), *policy, "--temperature", "5")  # other replies
     _, store = Project.open(project)
     generated = [i for i in store.items() if i.source.startswith("policy:")]
-    assert [i.prompt for i in generated] == ["What is 2+2?", "Name a colour."]
+    assert [i.prompt for i in generated] == ["What is 2+2?", "Name a colour."] * 2
     assert all(len(i.replies) == 3 and i.source == f"policy:{tiny_decoder_dir.name}" for i in generated)
     store.close()
     run("init", str(tmp_path / "pw"), "--items", str(items_file(tmp_path / "b.jsonl", 1)))

@@ -97,6 +97,9 @@ def add_items(
     policy: Annotated[str | None, typer.Option(help="With --prompts: smollm2 or a causal LM folder")] = None,
     replies: Annotated[int, typer.Option(help="With --policy: replies generated per prompt")] = 2,
     max_new_tokens: Annotated[int, typer.Option(help="With --policy: tokens per reply at most")] = 128,
+    temperature: Annotated[
+        float, typer.Option(help="With --policy: sampling temperature (lower: more coherent, less varied replies)")
+    ] = 0.7,
     seed: Annotated[int, typer.Option(help="With --policy: sampling seed")] = 0,
     skip_bad_rows: SkipBadRows = False,
     db: DbOption = None,
@@ -119,7 +122,14 @@ def add_items(
             raise ValueError(f"--replies: a pairwise project needs 2 replies per item (got {replies})")
         if policy is None or prompts is None:  # checked above; narrows the types
             raise ValueError("--prompts needs --policy")
-        new = policy_items(policy, read_prompts(prompts), replies=replies, max_new_tokens=max_new_tokens, seed=seed)
+        new = policy_items(
+            policy,
+            read_prompts(prompts),
+            replies=replies,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            seed=seed,
+        )
     added = store.add_items(new)
     total = store.item_count()
     store.close()

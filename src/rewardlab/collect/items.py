@@ -142,12 +142,14 @@ def _read_item(line: str, where: str, number: int, kind: str) -> CollectItem:
     return CollectItem(prompt, replies, key, "file", {**metadata, "line": number})
 
 
-def read_prompts(path: str | Path) -> list[str]:
-    """Prompts for generation: a JSONL file with a ``prompt`` field, or a text file with one prompt a line."""
+def read_prompts(path: str | Path) -> list[Prompt]:
+    """Prompts for generation: a JSONL file with a ``prompt`` field, or a text file with one prompt a line.
+    A conversation (a list of messages) stays one: the policy continues it turn by turn through its chat
+    template, where flattened to ``role: content`` text it would read the whole as one user message."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--prompts: no such file: {path}")
-    prompts: list[str] = []
+    prompts: list[Prompt] = []
     for number, line in enumerate(_open(path), start=1):
         if not line.strip():
             continue
@@ -158,7 +160,9 @@ def read_prompts(path: str | Path) -> list[str]:
                 raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
             if not isinstance(row, dict):
                 raise ValueError(f"{path}:{number}: expected a JSON object with a prompt")
-            prompts.append(_prompt(row, f"{path}:{number}"))
+            where, value = f"{path}:{number}", row.get("prompt")
+            is_chat = isinstance(value, list)
+            prompts.append(parse_prompt(value, where, "prompt") if is_chat else _text(row, "prompt", where))
         else:
             prompts.append(line.rstrip("\n"))
     if not prompts:
@@ -167,22 +171,24 @@ def read_prompts(path: str | Path) -> list[str]:
 
 
 def generate_items(
-    prompts: Sequence[str],
-    generate: Callable[[str], Sequence[str]],
+    prompts: Sequence[Prompt],
+    generate: Callable[[Prompt], Sequence[str]],
     policy_name: str,
 ) -> list[CollectItem]:
     """Items whose replies ``generate(prompt)`` writes (a policy sampling n replies); the key hashes the
-    prompt and replies, so generating again with another seed adds new items rather than replacing."""
+    prompt as shown and the replies, so generating again with another seed adds new items rather than
+    replacing. A conversation is shown as ``role: content`` paragraphs (:func:`prompt_text`)."""
     items = []
     for prompt in prompts:
         replies = tuple(generate(prompt))
-        items.append(CollectItem(prompt, replies, item_key(prompt, replies), f"policy:{policy_name}"))
+        shown = prompt_text(prompt)
+        items.append(CollectItem(shown, replies, item_key(shown, replies), f"policy:{policy_name}"))
     return items
 
 
 def policy_items(
     policy: str,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     *,
     replies: int = 2,
     max_new_tokens: int = 128,
