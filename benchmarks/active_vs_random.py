@@ -14,7 +14,10 @@ labels and asks ``--step`` more per round up to ``--max-labels``:
 After each round the ensemble (``collect/ensemble.py``: ``--members`` linear Bradley-Terry heads on
 frozen-encoder features, bootstrap resamples) is refitted on every label collected so far (the random
 share too: the export holds them all) and its mean prediction scored on the test set. The same
-seed gives every strategy the same test set and the same first labels. Features are computed once
+seed gives every strategy the same test set and the same first labels. ``--selection-posterior laplace``
+(with ``--selection-members`` draws) has the active rules pick by the Laplace posterior of
+``ensemble.py`` instead; the accuracy is still that of the bootstrap ensemble, so random's curve is the
+same as without it. Features are computed once
 with the frozen ``--encoder`` (default ``minilm``) and cached under ``--work``.
 
 Reported: mean held-out accuracy and a 95 % t interval across seeds per label count for each
@@ -23,6 +26,13 @@ strategy, and the labels each active strategy needs for its mean to reach random
 mean touches it is reported too, but one noisy round proves nothing). Random order's own count is
 reported beside them: where the curve is flat before ``--target``, random order "saves" labels on
 itself, and an active strategy's saving means something only beyond that.
+
+Paired by seed (each seed gives both orders the same test set and first labels), the report also
+gives, for each active strategy, the difference active(c) − random(``--target``) at the count c =
+``--target`` × (1 − ``--goal-saving``) (280 for 400 and 30 %), its 95 % t interval and the one-sample
+t-test's p: the goal "random's accuracy at 400 labels with 30 % fewer" seed by seed. Beside it, the
+same-count difference at ``--target`` and averaged over the counts from 100 on. ``--first-seed`` moves
+the seed range, so settings chosen on one range can be confirmed on fresh seeds.
 
     nice python benchmarks/active_vs_random.py --work /tmp/active-vs-random
 """
@@ -42,7 +52,7 @@ from scipy import stats
 
 from rewardlab.atomic import write_text_atomic
 from rewardlab.collect.active import STRATEGIES, strategy_function
-from rewardlab.collect.ensemble import FeatureEnsemble
+from rewardlab.collect.ensemble import POSTERIORS, FeatureEnsemble
 from rewardlab.collect.features import FeatureCache
 from rewardlab.collect.items import item_key, prompt_text
 from rewardlab.data import load_preferences, split_pairs
@@ -66,7 +76,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, required=True, help="folder for the feature cache and the results")
     parser.add_argument("--encoder", default="minilm", help="frozen encoder: minilm or a local encoder folder")
     parser.add_argument("--max-length", type=int, default=MAX_LENGTH, help="tokens read (cut from the left)")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=20, help="how many seeds (runs) per strategy")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here (fresh seeds to confirm on)")
+    parser.add_argument("--goal-saving", type=float, default=0.3, help="the share of labels active has to save")
     parser.add_argument("--start", type=int, default=20, help="uniformly drawn labels to start from")
     parser.add_argument("--step", type=int, default=20, help="labels asked per round")
     parser.add_argument("--max-labels", type=int, default=800)
@@ -74,6 +86,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-share", type=float, default=0.2)
     parser.add_argument("--random-share", type=float, default=0.2, help="share of each active round picked uniformly")
     parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--selection-posterior", choices=POSTERIORS, default="bootstrap", help="what active picks by")
+    parser.add_argument("--selection-members", type=int, default=None, help="its members (default: --members)")
     parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
     parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
     parser.add_argument("--strategies", default="disagreement,bald,random")
@@ -87,6 +101,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             strategy_function(name)  # a ValueError naming the known ones
     if RANDOM not in strategies:
         parser.error(f"--strategies must include {RANDOM} (the baseline); known: {', '.join(STRATEGIES)}, random")
+    if not 0 <= args.goal_saving < 1:
+        parser.error(f"--goal-saving must be in [0, 1), got {args.goal_saving}")
     if not 0 < args.start <= args.max_labels or args.step < 1 or args.seeds < 2:
         parser.error("need 0 < --start <= --max-labels, --step >= 1 and --seeds >= 2 (for an interval)")
     args.strategies = strategies
@@ -141,7 +157,13 @@ def run_curve(
         size = min(args.step, args.max_labels - len(labelled), len(unlabelled))
         if size <= 0:
             return curve
-        labelled += pick(strategy, ensemble, diffs, unlabelled, size, rng, args.random_share, args.acquisition)
+        selector = ensemble
+        members = args.selection_members or args.members
+        if strategy != RANDOM and (args.selection_posterior != "bootstrap" or members != args.members):
+            posterior = args.selection_posterior
+            selector = FeatureEnsemble(members, args.l2, seed=seed * 1000 + round_index, posterior=posterior)
+            selector.fit(train, np.ones(len(train)))
+        labelled += pick(strategy, selector, diffs, unlabelled, size, rng, args.random_share, args.acquisition)
 
 
 def pick(
@@ -191,7 +213,35 @@ def labels_to_stay_above(counts: list[int], means: list[float], goal: float) -> 
     return needed
 
 
-def summarise(curves: dict[str, np.ndarray], counts: list[int], target: int) -> dict:
+def paired(differences: np.ndarray) -> dict[str, float | int]:
+    """Mean, 95 % t interval and two-sided one-sample t-test p of per-seed differences, and on how
+    many seeds the difference is positive."""
+    mean, low, high = interval(differences)
+    p = 1.0 if mean == 0 else 0.0  # every seed the same difference: the t-test is undefined
+    if differences.std() > 0:
+        p = float(stats.ttest_1samp(differences, 0.0).pvalue)
+    return {"mean": mean, "low": low, "high": high, "p": p, "ahead": int(np.sum(differences > 0))}
+
+
+def paired_margins(curves: dict[str, np.ndarray], counts: list[int], target: int, check: int) -> dict:
+    """Per active strategy, paired by seed against random: active(check) − random(target) (the goal,
+    seed by seed), active(target) − random(target), and the difference averaged over counts ≥ 100."""
+    base = curves[RANDOM]
+    later = [i for i, c in enumerate(counts) if c >= 100] or list(range(len(counts)))
+    margins: dict = {}
+    for name, runs in curves.items():
+        if name == RANDOM:
+            continue
+        margins[name] = {"over_100_on": paired((runs[:, later] - base[:, later]).mean(axis=1))}
+        if target in counts:
+            at = counts.index(target)
+            margins[name]["at_target"] = paired(runs[:, at] - base[:, at])
+            if check in counts:
+                margins[name]["goal"] = paired(runs[:, counts.index(check)] - base[:, at])
+    return margins
+
+
+def summarise(curves: dict[str, np.ndarray], counts: list[int], target: int, check: int | None = None) -> dict:
     summary: dict = {"counts": counts, "strategies": {}}
     for name, runs in curves.items():
         rows = [interval(runs[:, i]) for i in range(len(counts))]
@@ -210,13 +260,17 @@ def summarise(curves: dict[str, np.ndarray], counts: list[int], target: int) -> 
             summary["strategies"][name]["first_reaches_random"] = first
             summary["strategies"][name]["labels_to_match_random"] = needed
             summary["strategies"][name]["saving"] = None if needed is None else 1 - needed / target
+    if check is not None and len(next(iter(curves.values()))) > 1:
+        summary["goal_labels"] = check
+        summary["paired"] = paired_margins(curves, counts, target, check)
     return summary
 
 
 def markdown(summary: dict, target: int) -> str:
     counts = summary["counts"]
     names = list(summary["strategies"])
-    shown = [i for i, c in enumerate(counts) if i == 0 or c % 100 == 0 or c in (40, 60) or i == len(counts) - 1]
+    marked = (40, 60, summary.get("goal_labels"))
+    shown = [i for i, c in enumerate(counts) if i == 0 or c % 100 == 0 or c in marked or i == len(counts) - 1]
     lines = ["| labels | " + " | ".join(names) + " |", "|---:|" + "---|" * len(names)]
     for i in shown:
         cells = []
@@ -241,6 +295,20 @@ def markdown(summary: dict, target: int) -> str:
                     f"- {name}: at or above it from {s['labels_to_match_random']} labels on"
                     f" ({fewer}; first reached at {s['first_reaches_random']})"
                 )
+    for name, margin in summary.get("paired", {}).items():
+        lines.append("")
+        lines.append(f"Paired by seed, {name} − random:")
+        rows = [("over_100_on", "averaged over counts ≥ 100")]
+        if "at_target" in margin:
+            rows.append(("at_target", f"at {target} labels"))
+        if "goal" in margin:
+            rows.append(("goal", f"{name} at {summary['goal_labels']} − random at {target} (the goal)"))
+        for key, text in rows:
+            m = margin[key]
+            lines.append(
+                f"- {text}: {m['mean']:+.4f} (95 % {m['low']:+.4f} to {m['high']:+.4f}), p = {m['p']:.3f},"
+                f" ahead on {m['ahead']} of {len(summary['curves'][RANDOM])} seeds"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     where = {id(p): i for i, p in enumerate(pairs)}
     counts: list[int] | None = None
     curves: dict[str, list[list[float]]] = {name: [] for name in args.strategies}
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         split = split_pairs(pairs, validation=0.0, test=args.test_share, seed=seed)
         test = np.array([where[id(p)] for p in split.test])
         pool = np.array([where[id(p)] for p in split.train])
@@ -267,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
             print(f"seed {seed} {name}: final accuracy {curves[name][-1][-1]:.3f}", file=sys.stderr, flush=True)
         if counts is None:
             counts = [min(args.start + i * args.step, args.max_labels) for i in range(len(curves[RANDOM][-1]))]
-    summary = summarise({n: np.array(c) for n, c in curves.items()}, counts or [], args.target)
+    check = round(args.target * (1 - args.goal_saving))
+    summary = summarise({n: np.array(c) for n, c in curves.items()}, counts or [], args.target, check)
     summary["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     summary["pairs"] = {"total": len(pairs), "test": len(test), "pool": len(pool)}
     summary["curves"] = curves

@@ -20,9 +20,11 @@ from scipy.stats import spearmanr
 from rewardlab.collect.active import (
     ActiveSelector,
     RandomSelector,
+    batch_information,
     disagreement,
     expected_information,
     item_scores,
+    predictive_information,
     selector_for,
 )
 from rewardlab.collect.background import BackgroundTrainer, key_share, label_pairs
@@ -73,6 +75,66 @@ def test_a_k_wise_item_scores_the_sum_over_its_pairs():
     assert item_scores(probs, [7, 7, 7, 8], "disagreement") == pytest.approx({7: 0.34, 8: 0.01})
     with pytest.raises(ValueError, match="bald"):
         item_scores(probs, [7, 7, 7, 8], "entropy")
+
+
+def test_batch_information_hand_computed_and_equal_to_the_joint_gain():
+    """One pair, members' logits +1 and −1: μ = 0, s = σ(0)σ(0) = 0.25, C = ((1)² + (−1)²)/(2 − 1) = 2,
+    g = ½ log(1 + 0.25·2) = ½ log 1.5 = 0.202733. And the greedy gains of a batch add up to its joint
+    information ½ log det(I + S^½ C_B S^½), the rank-one updates being exact Gaussian conditioning."""
+    sigmoid = 1 / (1 + math.exp(-1))
+    assert batch_information(np.array([[sigmoid], [1 - sigmoid]])).tolist() == pytest.approx([0.202733], abs=1e-6)
+    logits = np.random.default_rng(3).normal(size=(40, 12)) * np.linspace(0.5, 3, 12) + 0.3
+    probs = 1 / (1 + np.exp(-logits))
+    scores = batch_information(probs, picks=5)
+    batch = np.argsort(-scores)[:5]
+    mean, centred = logits.mean(axis=0), (logits - logits.mean(axis=0)) / math.sqrt(39)
+    s = np.sqrt(np.exp(mean) / (1 + np.exp(mean)) ** 2)[batch]
+    joint = 0.5 * np.linalg.slogdet(np.eye(5) + s[:, None] * (centred.T @ centred)[np.ix_(batch, batch)] * s)[1]
+    assert scores[batch].sum() == pytest.approx(joint, rel=1e-9)
+    assert np.all(np.diff(scores[batch]) <= 1e-12)  # greedy gains only fall: the batch comes first, in order
+
+
+def test_batch_information_skips_a_copy_of_a_pair_already_in_the_batch():
+    """Pairs 0 and 1 are the same pair (identical logits, variance ≈ 4); pair 2 is independent, variance
+    ≈ 2.25. BALD and disagreement score the copies highest and would ask both; after pair 0, a copy's
+    variance falls to 4 / (1 + 4/4) = 2 (gain ½ log 1.5), below pair 2's ½ log(1 + 2.25/4), so the
+    batch rule asks pair 2 second: the known best batch of two."""
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=4000) * 2.0
+    logits = np.column_stack([shared, shared, rng.normal(size=4000) * 1.5])
+    probs = 1 / (1 + np.exp(-logits))
+    assert set(np.argsort(-expected_information(probs))[:2]) == {0, 1}
+    assert set(np.argsort(-disagreement(probs))[:2]) == {0, 1}
+    scores = batch_information(probs)
+    assert set(np.argsort(-scores)[:2]) == {0, 2}
+    assert max(scores[0], scores[1]) > scores[2] > min(scores[0], scores[1])
+    assert selector_for("active", strategy="batch-information").strategy == "batch-information"
+
+
+def test_epig_hand_computed():
+    """Two members; pairs 0 and 1 have logits (1, −1) and (−1, 1), pair 2 (0, 0). μ = 0 everywhere, so
+    s = 0.25 and 1/s = 4; C = [[2, −2, 0], [−2, 2, 0], [0, 0, 0]], C_kk + 1/s = 6, 6, 4. ρ² = 4/36 = 1/9
+    between pairs 0 and 1 (either sign) and with themselves, 0 with pair 2: EPIG_0 = EPIG_1 =
+    (2 · −½ log(8/9) + 0) / 3 = (2 · 0.0588915) / 3 = 0.0392610, EPIG_2 = 0."""
+    sigmoid = 1 / (1 + math.exp(-1))
+    probs = np.array([[sigmoid, 1 - sigmoid, 0.5], [1 - sigmoid, sigmoid, 0.5]])
+    assert predictive_information(probs).tolist() == pytest.approx([0.0392610, 0.0392610, 0.0], abs=1e-7)
+
+
+def test_epig_prefers_a_typical_pair_to_an_uncertain_outlier():
+    """Pairs 1–50 share one uncertain direction (logit u + small noise, variance ≈ 1); pair 0 is an
+    outlier, independent of them, with variance 9. BALD asks the outlier first (the largest
+    uncertainty); its label says nothing about the other 50, so EPIG ranks it below every typical
+    pair: by hand, EPIG_0 ≈ (1/51) · −½ log(1 − 81/13²) = 0.0064, a typical pair's ≈ (50/51) · −½
+    log(1 − 1/5²) = 0.020 (s = 0.25 at μ ≈ 0)."""
+    rng = np.random.default_rng(0)
+    shared = rng.normal(size=(4000, 1))
+    logits = np.column_stack([3 * rng.normal(size=4000), shared + 0.1 * rng.normal(size=(4000, 50))])
+    probs = 1 / (1 + np.exp(-logits))
+    assert int(np.argmax(expected_information(probs))) == 0
+    scores = predictive_information(probs)
+    assert scores[0] == pytest.approx(0.0064, abs=0.002) and scores[1:].min() > scores[0]
+    assert scores[1:].mean() == pytest.approx(0.020, abs=0.003)
 
 
 # -- selectors -------------------------------------------------------------------------------------
@@ -175,6 +237,34 @@ def test_soft_targets_and_ties():
         FeatureEnsemble().fit(diffs, np.full(20, 2.0))
     with pytest.raises(ValueError, match="not fitted"):
         FeatureEnsemble().predict(diffs)
+
+
+def test_laplace_members_have_the_posterior_covariance_known_by_hand():
+    """1-D, λ = 1. Pairs with d = 0 carry no information: w* = 0, H = 2λ = 2, so the members are draws
+    of N(0, ½). Ten ties on d = 1: w* = 0 by symmetry, H = 10·σ(0)σ(0) + 2 = 10·0.25 + 2 = 4.5, var
+    1/4.5 = 0.2222. Sample variance of 20,000 draws: standard error ≈ var·√(2/20000) = 1 % of it."""
+    blank = FeatureEnsemble(members=20_000, l2=1.0, posterior="laplace").fit(np.zeros((10, 1)), np.ones(10))
+    assert blank.weights.mean() == pytest.approx(0.0, abs=0.02)
+    assert blank.weights.var() == pytest.approx(0.5, rel=0.05)
+    ties = FeatureEnsemble(members=20_000, l2=1.0, posterior="laplace").fit(np.ones((10, 1)), np.full(10, 0.5))
+    assert ties.weights.var() == pytest.approx(1 / 4.5, rel=0.05)
+    with pytest.raises(ValueError, match="posterior"):
+        FeatureEnsemble(posterior="dropout")
+
+
+def test_laplace_members_recover_a_known_reward_and_shrink_with_labels():
+    """The paper's claim for the Laplace posterior: centred on the MAP reward, with a spread that falls
+    as labels grow (H grows about linearly in n, so the variance falls about as 1/n)."""
+    true_w = np.array([2.0, -1.0, 0.5, 0.0, 1.5, -0.5])
+    probe = np.random.default_rng(1).normal(size=(200, len(true_w)))
+    spread = []
+    for n in (30, 300, 3000):
+        diffs, labels = synthetic(n, n, true_w)
+        ensemble = FeatureEnsemble(members=64, l2=1.0, seed=0, posterior="laplace").fit(diffs, labels)
+        spread.append(float(disagreement(ensemble.predict(probe)).mean()))
+    assert spread[0] > spread[1] > spread[2] and spread[2] < spread[0] / 10
+    rho = spearmanr(ensemble.rewards(probe).mean(axis=0), probe @ true_w).statistic
+    assert rho > 0.98
 
 
 # -- labels to pairs -------------------------------------------------------------------------------
@@ -307,8 +397,13 @@ def test_the_benchmark_runs_end_to_end_on_the_tiny_encoder(tmp_path, tiny_encode
     spec.loader.exec_module(module)
     work = tmp_path / "work"
     argv = ["--work", str(work), "--encoder", str(tiny_encoder_dir), "--limit", "60", "--seeds", "2"]
-    summary = module.main([*argv, "--max-labels", "60", "--target", "40", "--members", "2"])
+    summary = module.main([*argv, "--max-labels", "60", "--target", "40", "--members", "2", "--goal-saving", "0.5"])
     assert summary["counts"] == [20, 40, 60]
+    for name in ("disagreement", "bald"):  # active(20) − random(40), seed by seed: the goal's own test
+        goal = summary["paired"][name]["goal"]
+        differences = np.array(summary["curves"][name])[:, 0] - np.array(summary["curves"]["random"])[:, 1]
+        assert summary["goal_labels"] == 20 and goal["mean"] == pytest.approx(differences.mean())
+        assert goal["low"] <= goal["mean"] <= goal["high"] and goal["ahead"] == int((differences > 0).sum())
     for name in ("disagreement", "bald", "random"):
         curves = summary["curves"][name]
         assert len(curves) == 2 and all(0 <= a <= 1 for curve in curves for a in curve)
@@ -321,3 +416,10 @@ def test_the_benchmark_runs_end_to_end_on_the_tiny_encoder(tmp_path, tiny_encode
     # reaching random's accuracy means staying there: a single round above it (60) does not count
     assert module.labels_to_stay_above([20, 40, 60, 80, 100], [0.5, 0.6, 0.7, 0.5, 0.7], 0.6) == 100
     assert module.labels_to_stay_above([20, 40, 60], [0.6, 0.7, 0.5], 0.6) is None
+    # the batch rule on the Laplace posterior, on seeds 5–6: random's curve is the bootstrap learner's, as before
+    argv = [*argv, "--max-labels", "60", "--target", "40", "--members", "2", "--first-seed", "5"]
+    laplace = ["--selection-posterior", "laplace", "--selection-members", "16"]
+    other = module.main([*argv, "--strategies", "batch-information,random", *laplace])
+    assert len(other["curves"]["batch-information"]) == 2
+    again = module.main(argv)
+    assert again["curves"]["random"] == other["curves"]["random"]

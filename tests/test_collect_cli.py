@@ -126,7 +126,15 @@ def test_kinds_and_their_settings(tmp_path: Path) -> None:
         "--encoder-max-length", "256")  # fmt: skip
     opened, store = Project.open(tmp_path / "smol")
     assert (opened.config.encoder, opened.config.encoder_max_length) == ("smollm2", 256)
+    assert opened.config.strategy == "disagreement"
     store.close()
+    run("init", str(tmp_path / "epig"), "--items", str(items), "--kind", "ranking", "--strategy", "epig")
+    opened, store = Project.open(tmp_path / "epig")
+    assert opened.config.strategy == "epig"
+    store.close()
+    shown = run("init", str(tmp_path / "bad"), "--items", str(items), "--kind", "ranking", "--strategy", "guess",
+                ok=False)  # fmt: skip
+    assert "strategy: 'guess' is not one of disagreement, bald, batch-information, epig" in shown
     shown = run("init", str(tmp_path / "short"), "--items", str(items), "--kind", "ranking", "--encoder-max-length",
                 "4", ok=False)  # fmt: skip
     assert "encoder_max_length: 4 must be a whole number >= 8" in shown

@@ -39,6 +39,9 @@ def init(
     title: Annotated[str | None, typer.Option(help="The question at the top of the annotator page")] = None,
     guidelines: Annotated[Path | None, typer.Option(help="A text or markdown file shown to annotators")] = None,
     selection: Annotated[str, typer.Option(help="active (ensemble uncertainty) or random")] = "active",
+    strategy: Annotated[
+        str, typer.Option(help="Active selection's measure: disagreement, bald, batch-information or epig")
+    ] = "disagreement",
     labels_per_item: Annotated[int, typer.Option(help="Annotators asked about each item")] = 1,
     encoder: Annotated[str, typer.Option(help="Active selection's encoder: minilm, smollm2, a folder")] = "minilm",
     encoder_max_length: Annotated[int, typer.Option(help="Tokens the encoder reads (e.g. 256 for smollm2)")] = 128,
@@ -66,6 +69,7 @@ def init(
         guidelines=text,
         attributes=names,
         selection=selection,
+        strategy=strategy,
         labels_per_item=labels_per_item,
         encoder=encoder,
         encoder_max_length=encoder_max_length,

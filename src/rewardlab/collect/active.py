@@ -18,6 +18,47 @@ p_m = P_m(a ≻ b). Two measures of how much a human label on the pair would tea
   members agree is a coin flip teaches nothing), and log 2 at most, when half the members are sure
   of a and half sure of b. D instead is largest for that 0/1 split too, 1/4.
 
+Both score each pair alone, so a round's top-scored pairs can be near-copies that teach the same
+thing. A third measure scores a *batch*:
+
+- **batch information** (``batch-information``): the information a batch of labels gives about the
+  reward, with the members' logits z_m = log(p_m / (1 − p_m)) read as draws from a Gaussian posterior
+  of the logits (exactly so for the Laplace posterior of ``ensemble.py``: z = w·d is linear in w) and
+  each label linearised around the mean logit μ_i, so that it adds Fisher information s_i =
+  σ(μ_i) σ(−μ_i) along its pair. A label on pair k then gains
+
+      g_k = ½ log(1 + s_k C_kk)                                   (nats)
+
+  with C the logits' posterior covariance across pairs (estimated from the members), and conditions it
+  as a Gaussian observation does, C ← C − s_k C_{·k} C_{k·} / (1 + s_k C_kk), so that pairs like k
+  (high covariance with it) lose their gain. The joint information of a batch is the sum of these
+  conditional gains, ½ log det(I + S C_B), a submodular function (it is BatchBALD's joint mutual
+  information, Kirsch et al. 2019, "BatchBALD: Efficient and Diverse Batch Acquisition for Deep
+  Bayesian Active Learning", under this Gaussian approximation; the Gaussian update is the
+  information-based design of MacKay 1992, "Information-Based Objective Functions for Active Data
+  Selection"; neither is in the shared abstracts, the formulas are derived here), so the greedy
+  choice is within 1 − 1/e of the best batch. The score of a pair is its gain when greedily picked
+  (the first ``GREEDY_PICKS``), and the rest their gain conditioned on those: the greedy gains only
+  fall, so the highest scores are the greedy batch in its order, and a selector that asks the
+  best-scored open item next asks them in that order.
+
+BALD and the batch rule measure information about the reward's *parameters*; for a linear reward the
+logit variance grows as ‖φ(a) − φ(b)‖², so they favour pairs whose replies differ most, outliers of the
+pool, whose labels say little about the pairs a model will be asked to judge. The fourth measure asks
+about those instead:
+
+- **expected predictive information** (``epig``; Bickford Smith et al. 2023, "Prediction-Oriented
+  Bayesian Active Learning", EPIG: the mutual information between the label of a candidate and the
+  label of a target input drawn from the distribution the model will be used on; not in the shared
+  abstracts, the Gaussian form here is derived for this module). The targets are the candidates
+  themselves (the open pool, at most ``TARGET_PAIRS`` of them, evenly spaced), and each label is
+  linearised as above, a Gaussian observation of its logit with noise variance 1 / s, so that for a
+  candidate k and target j, with ρ²_kj = C_kj² / ((C_kk + 1/s_k)(C_jj + 1/s_j)),
+
+      EPIG_k = (1/T) Σ_j −½ log(1 − ρ²_kj)                      (nats)
+
+  An outlier, whose logit covaries with few targets, scores low however uncertain it is.
+
 An item with k replies is asked as one task (a ranking or ratings of all k), so its score is the sum
 over its k(k−1)/2 reply pairs. Asking people about the pairs the current models are least sure of
 is the active preference elicitation of Zhang et al. 2024 ("Self-Exploring Language Models: Active
@@ -71,9 +112,65 @@ def expected_information(probs: np.ndarray | Sequence[Sequence[float]]) -> np.nd
     return np.maximum(gain, 0.0)  # H is concave, so gain ≥ 0; the clip removes rounding below it
 
 
+GREEDY_PICKS = 64
+"""Pairs ``batch_information`` picks greedily; the others are scored conditioned on them."""
+
+
+def logit_posterior(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The members' mean logit per pair and a factor A of the logits' covariance C = AᵀA across
+    pairs, (N,) and (M, N), from p clipped to [ε, 1 − ε]."""
+    q = np.clip(_members_by_pairs(probs), PROBABILITY_CLIP, 1 - PROBABILITY_CLIP)
+    logits = np.log(q) - np.log1p(-q)
+    mean = logits.mean(axis=0)
+    return mean, (logits - mean) / math.sqrt(max(len(logits) - 1, 1))
+
+
+def batch_information(probs: np.ndarray | Sequence[Sequence[float]], picks: int = GREEDY_PICKS) -> np.ndarray:
+    """Batch information of the module docstring, (M, N) → (N,), in nats: greedy gains of the first
+    ``picks`` pairs, the others' gains conditioned on them."""
+    mean, factor = logit_posterior(np.asarray(probs, dtype=np.float64))
+    tail = np.exp(-np.abs(mean))
+    fisher = tail / (1 + tail) ** 2  # s = σ(μ) σ(−μ)
+    variance = (factor**2).sum(axis=0)
+    scores = np.empty(len(mean))
+    open_pairs = np.ones(len(mean), dtype=bool)
+    for _ in range(min(picks, len(mean))):
+        gains = np.where(open_pairs, 0.5 * np.log1p(fisher * variance), -np.inf)
+        k = int(np.argmax(gains))
+        scores[k], open_pairs[k] = gains[k], False
+        column = factor[:, k].copy()
+        if variance[k] <= 0:
+            continue
+        shrink = fisher[k] / (1 + fisher[k] * variance[k])  # C ← C − shrink · C_{·k} C_{k·}
+        # A ← A − γ a_k (a_kᵀ A) gives AᵀA − (2γ − γ² C_kk) C_{·k} C_{k·}; γ solves 2γ − γ² C_kk = shrink
+        gamma = (1 - math.sqrt(max(1 - shrink * variance[k], 0.0))) / variance[k]
+        factor -= gamma * np.outer(column, column @ factor)
+        variance = (factor**2).sum(axis=0)
+    scores[open_pairs] = 0.5 * np.log1p(fisher[open_pairs] * variance[open_pairs])
+    return scores
+
+
+TARGET_PAIRS = 2000
+"""Targets ``predictive_information`` averages over (the cost is candidates × targets × members)."""
+
+
+def predictive_information(probs: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """EPIG of the module docstring, (M, N) → (N,), in nats, ≥ 0, with the N pairs (or ``TARGET_PAIRS``
+    of them, evenly spaced) as the targets."""
+    mean, factor = logit_posterior(np.asarray(probs, dtype=np.float64))
+    tail = np.exp(-np.abs(mean))
+    noisy = (factor**2).sum(axis=0) + (1 + tail) ** 2 / tail  # C_kk + 1/s_k, with 1/s = (1 + e^−|μ|)² / e^−|μ|
+    targets = np.unique(np.linspace(0, len(mean) - 1, min(TARGET_PAIRS, len(mean))).round().astype(int))
+    covariance = factor.T @ factor[:, targets]  # C_kj, (N, T)
+    squared = np.clip(covariance**2 / (noisy[:, None] * noisy[None, targets]), 0.0, 1 - PROBABILITY_CLIP)
+    return -0.5 * np.log1p(-squared).mean(axis=1)
+
+
 STRATEGIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "disagreement": disagreement,
     "bald": expected_information,
+    "batch-information": batch_information,
+    "epig": predictive_information,
 }
 """How a pair's informativeness is measured, by the name ``ActiveSelector`` and the project take."""
 

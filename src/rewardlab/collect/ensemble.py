@@ -17,6 +17,19 @@ in the bootstrapped DQN and Lakshminarayanan et al. 2017). Each fit is the conve
 probe solves (``training.probe.fit_linear_bt``, L-BFGS): a soft target t is the pair (d, weight t)
 plus the pair (−d, weight 1 − t).
 
+A second posterior (``posterior="laplace"``): the Laplace approximation of Bayesian logistic
+regression (MacKay 1992, "The Evidence Framework Applied to Classification Networks"; Bishop 2006,
+"Pattern Recognition and Machine Learning", §4.5; neither is in the shared abstracts, the formulas are
+the textbook ones). One fit on all the labels gives the MAP w* of the objective above (every c_i = 1);
+the posterior is approximated by the Gaussian N(w*, H⁻¹) with H that objective's Hessian at w*,
+
+    H = Σ_i σ(w*·d_i) σ(−w*·d_i) d_i d_iᵀ + 2λ I
+
+(a soft target leaves H as it is: the pairs (d, t) and (−d, 1 − t) have the same curvature), and the
+members are ``members`` draws w_m = w* + L⁻ᵀ z_m, z_m ~ N(0, I), H = L Lᵀ. One L-BFGS fit and one
+Cholesky factor instead of ``members`` fits, so many members are cheap, and their spread is the
+posterior's own, not the resampling noise of five bootstrap fits.
+
 Linear heads on a frozen encoder fit in well under a second, so the ensemble can be refitted every
 few labels while annotators work; a fine-tuned reward model (``rewardlab train``) is what the
 collected labels are for afterwards.
@@ -25,21 +38,27 @@ collected labels are for afterwards.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
+from scipy.linalg import solve_triangular
 
 from rewardlab.training.probe import fit_linear_bt
+
+POSTERIORS = ("bootstrap", "laplace")
 
 
 @dataclass
 class FeatureEnsemble:
-    """``members`` linear Bradley-Terry heads, each fitted on its own bootstrap resample (``seed``)."""
+    """``members`` linear Bradley-Terry heads, each fitted on its own bootstrap resample (``seed``), or
+    drawn from the Laplace posterior (``posterior="laplace"``)."""
 
     members: int = 5
     l2: float = 1.0
     """λ of the module docstring (on the summed loss)."""
     seed: int = 0
+    posterior: Literal["bootstrap", "laplace"] = "bootstrap"
     weights: np.ndarray | None = field(default=None, repr=False)
     """(members, features) once fitted."""
 
@@ -48,6 +67,8 @@ class FeatureEnsemble:
             raise ValueError(f"members must be at least 1, got {self.members}")
         if not (np.isfinite(self.l2) and self.l2 > 0):
             raise ValueError(f"l2 must be a positive number, got {self.l2}")
+        if self.posterior not in POSTERIORS:
+            raise ValueError(f"posterior must be one of {', '.join(POSTERIORS)}, got {self.posterior!r}")
 
     def fit(self, diffs: np.ndarray, targets: np.ndarray) -> FeatureEnsemble:
         """Fit every member on a bootstrap resample of the pairs (rows of ``diffs`` = φ(a) − φ(b),
@@ -62,6 +83,9 @@ class FeatureEnsemble:
             raise ValueError("targets must be probabilities in [0, 1]")
         rng = np.random.default_rng(self.seed)
         both = torch.from_numpy(np.concatenate([diffs, -diffs]))
+        if self.posterior == "laplace":
+            self.weights = self._laplace(diffs, targets, both, rng)
+            return self
         rows = []
         for _ in range(self.members):
             counts = np.bincount(rng.integers(0, len(diffs), len(diffs)), minlength=len(diffs)).astype(np.float64)
@@ -74,6 +98,20 @@ class FeatureEnsemble:
             rows.append(fit_linear_bt(both, pair_weights, self.l2 / total).double().numpy())
         self.weights = np.stack(rows)
         return self
+
+    def _laplace(
+        self, diffs: np.ndarray, targets: np.ndarray, both: torch.Tensor, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``members`` draws from N(w*, H⁻¹) of the module docstring, (members, features)."""
+        pair_weights = torch.from_numpy(np.concatenate([targets, 1 - targets]))
+        w_map = fit_linear_bt(both, pair_weights, self.l2 / len(diffs)).double().numpy()
+        gaps = diffs @ w_map
+        tail = np.exp(-np.abs(gaps))
+        curvature = tail / (1 + tail) ** 2  # σ(g) σ(−g), without overflow
+        hessian = (diffs * curvature[:, None]).T @ diffs + 2 * self.l2 * np.eye(diffs.shape[1])
+        lower = np.linalg.cholesky(hessian)
+        draws = solve_triangular(lower.T, rng.standard_normal((diffs.shape[1], self.members)), lower=False)
+        return w_map[None, :] + draws.T
 
     def rewards(self, features: np.ndarray) -> np.ndarray:
         """Each member's reward w_m·φ of each row of ``features``, (members, rows)."""

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.collect.active import STRATEGIES
 from rewardlab.collect.items import KINDS
 from rewardlab.collect.store import OWNER, Store
 from rewardlab.runs.config_docs import render_config
@@ -45,6 +46,9 @@ class ProjectConfig:
     """Share of items (by key hash) asked of at least 2 annotators, to measure agreement on."""
     selection: str = "active"
     """active (ensemble uncertainty) or random order."""
+    strategy: str = "disagreement"
+    """How active selection measures what a label would teach (``collect/active.py``): disagreement,
+    bald, batch-information or epig."""
     random_share: float = 0.2
     """Share of picks made at random under active selection; those labels are the unbiased held-out set."""
     retrain_every: int = 10
@@ -78,6 +82,8 @@ class ProjectConfig:
                 found.append(f"{name}: {value!r} must be between 0 and 1")
         if self.selection not in ("active", "random"):
             found.append(f"selection: {self.selection!r} is not active or random")
+        if self.strategy not in STRATEGIES:
+            found.append(f"strategy: {self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if not isinstance(self.retrain_every, int) or self.retrain_every < 1:
             found.append(f"retrain_every: {self.retrain_every!r} must be a whole number >= 1")
         if not isinstance(self.encoder_max_length, int) or self.encoder_max_length < 8:

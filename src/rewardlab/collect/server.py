@@ -25,7 +25,7 @@ def build_app(project_dir: str | Path, db: str | None = None, *, seed: int | Non
         return create_app(project, store, RandomSelector(), seed=seed), store
     from rewardlab.collect.background import BackgroundTrainer
 
-    selector = ActiveSelector(config.random_share)
+    selector = ActiveSelector(config.random_share, config.strategy)
     return create_app(project, store, selector, BackgroundTrainer(project, store, selector), seed=seed), store
 
 
