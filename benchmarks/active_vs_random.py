@@ -17,7 +17,11 @@ share too: the export holds them all) and its mean prediction scored on the test
 seed gives every strategy the same test set and the same first labels. ``--selection-posterior laplace``
 (with ``--selection-members`` draws) has the active rules pick by the Laplace posterior of
 ``ensemble.py`` instead; the accuracy is still that of the bootstrap ensemble, so random's curve is the
-same as without it. Features are computed once
+same as without it. ``--acquisition power`` draws the active picks with probability ∝ score^β
+(``--power`` β, ``--floor`` a uniform share mixed in) instead of taking the top ones, and
+``--importance-weights`` then weights every label of the fit by Farquhar et al. 2021's R_LURE weights
+(``collect/acquisition.py``), so the fitted reward targets the pool's distribution, not the rule's:
+the fix for the sampling bias of actively chosen labels. Features are computed once
 with the frozen ``--encoder`` (default ``minilm``) and cached under ``--work``.
 
 Reported: mean held-out accuracy and a 95 % t interval across seeds per label count for each
@@ -51,6 +55,7 @@ import numpy as np
 from scipy import stats
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.collect.acquisition import draw, lure_weights
 from rewardlab.collect.active import STRATEGIES, strategy_function
 from rewardlab.collect.ensemble import POSTERIORS, FeatureEnsemble
 from rewardlab.collect.features import FeatureCache
@@ -91,7 +96,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--l2", type=float, default=1.0, help="the ensemble's prior weight λ (ensemble.py)")
     parser.add_argument("--limit", type=int, default=None, help="pairs read from each dataset (quick runs)")
     parser.add_argument("--strategies", default="disagreement,bald,random")
-    parser.add_argument("--acquisition", choices=("top", "power"), default="top", help="top-scored or ∝ score")
+    parser.add_argument("--acquisition", choices=("top", "power"), default="top", help="top-scored or ∝ score^β")
+    parser.add_argument("--power", type=float, default=1.0, help="β of --acquisition power (0: uniform)")
+    parser.add_argument("--floor", type=float, default=0.0, help="uniform share mixed into --acquisition power")
+    parser.add_argument(
+        "--importance-weights", action="store_true", help="weight active labels by R_LURE (needs --acquisition power)"
+    )
     parser.add_argument("--length-feature", action="store_true", help="add log(1 + characters) of each reply")
     parser.add_argument("--datasets", default=",".join(DATASETS), help="packaged datasets of the pool and test set")
     args = parser.parse_args(argv)
@@ -103,6 +113,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--strategies must include {RANDOM} (the baseline); known: {', '.join(STRATEGIES)}, random")
     if not 0 <= args.goal_saving < 1:
         parser.error(f"--goal-saving must be in [0, 1), got {args.goal_saving}")
+    if args.importance_weights and args.acquisition != "power":
+        parser.error("--importance-weights needs --acquisition power: a top-scored pick has no draw probability")
     if not 0 < args.start <= args.max_labels or args.step < 1 or args.seeds < 2:
         parser.error("need 0 < --start <= --max-labels, --step >= 1 and --seeds >= 2 (for an interval)")
     args.strategies = strategies
@@ -141,12 +153,15 @@ def run_curve(
     """Held-out accuracy after each round, at ``start``, ``start + step``, ... labels."""
     rng = np.random.default_rng(seed)
     labelled = list(rng.choice(pool, size=args.start, replace=False))  # the same first labels for every strategy
+    drawn = [1 / (len(pool) - m) for m in range(args.start)]  # q_m of each label: uniform for the first ones
+    weighted = args.importance_weights and strategy != RANDOM
     curve = []
     round_index = 0
     while True:
         train = diffs[labelled]
+        weights = lure_weights(drawn, len(pool)) if weighted else None
         ensemble = FeatureEnsemble(args.members, args.l2, seed=seed * 1000 + round_index).fit(
-            train, np.ones(len(train))
+            train, np.ones(len(train)), weights
         )
         curve.append(float(np.mean(ensemble.predict(diffs[test]).mean(axis=0) > 0.5)))
         if len(labelled) >= args.max_labels:
@@ -162,8 +177,10 @@ def run_curve(
         if strategy != RANDOM and (args.selection_posterior != "bootstrap" or members != args.members):
             posterior = args.selection_posterior
             selector = FeatureEnsemble(members, args.l2, seed=seed * 1000 + round_index, posterior=posterior)
-            selector.fit(train, np.ones(len(train)))
-        labelled += pick(strategy, selector, diffs, unlabelled, size, rng, args.random_share, args.acquisition)
+            selector.fit(train, np.ones(len(train)), weights)
+        picks, probabilities = pick(strategy, selector, diffs, unlabelled, size, rng, args)
+        labelled += picks
+        drawn += probabilities
 
 
 def pick(
@@ -173,25 +190,29 @@ def pick(
     unlabelled: np.ndarray,
     size: int,
     rng: np.random.Generator,
-    random_share: float,
-    acquisition: str = "top",
-) -> list[int]:
-    """A round's picks: ``random_share`` uniform, the rest by ``strategy``'s scores, either the
-    top-scored (``top``) or drawn with probability proportional to the score (``power``: stochastic
-    batch acquisition, Kirsch et al. 2023, "Stochastic Batch Acquisition: A Simple Baseline for Deep
-    Active Learning", via the Gumbel-top-k trick: the k largest of log s_i + G_i, G_i ~ Gumbel(0, 1),
-    are k draws without replacement ∝ s_i), so a batch is not filled with near-copies of one item."""
+    args: argparse.Namespace,
+) -> tuple[list[int], list[float]]:
+    """A round's picks and the probability each had among the pairs then open (the q_m of
+    ``collect/acquisition.py``; 1 for a top-scored pick, which has none): ``args.random_share``
+    uniform, the rest by ``strategy``'s scores, either the top-scored (``top``) or drawn with
+    probability ∝ score^β (``power``: stochastic batch acquisition, Kirsch et al. 2023, "Stochastic
+    Batch Acquisition: A Simple Baseline for Deep Active Learning", and Farquhar et al. 2021's
+    proposal, by the Gumbel-top-k trick of ``acquisition.draw``), so a batch is not filled with
+    near-copies of one item and the labels can be reweighted to the pool's distribution."""
+    open_count = len(unlabelled)
     if strategy == RANDOM:
-        return list(rng.choice(unlabelled, size=size, replace=False))
-    uniform = list(rng.choice(unlabelled, size=round(size * random_share), replace=False))
+        return list(rng.choice(unlabelled, size=size, replace=False)), [1 / (open_count - j) for j in range(size)]
+    uniform = list(rng.choice(unlabelled, size=round(size * args.random_share), replace=False))
     chosen = set(uniform)
     rest = np.array([i for i in unlabelled if i not in chosen])
     scores = strategy_function(strategy)(ensemble.predict(diffs[rest]))
-    if acquisition == "power":
-        order = np.argsort(-(np.log(np.maximum(scores, 1e-300)) + rng.gumbel(size=len(rest))))
-    else:
-        order = np.lexsort((rng.random(len(rest)), -scores))  # best first, ties broken at random
-    return uniform + list(rest[order[: size - len(uniform)]])
+    probabilities = [1 / (open_count - j) for j in range(len(uniform))]
+    if args.acquisition == "power":
+        order, drawn = draw(scores, size - len(uniform), rng, args.power, args.floor)
+        return uniform + list(rest[order]), probabilities + drawn.tolist()
+    order = np.lexsort((rng.random(len(rest)), -scores))  # best first, ties broken at random
+    active = list(rest[order[: size - len(uniform)]])
+    return uniform + active, probabilities + [1.0] * len(active)
 
 
 def interval(values: np.ndarray) -> tuple[float, float, float]:

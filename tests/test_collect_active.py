@@ -5,6 +5,7 @@ background trainer on a real SQLite store, and a quick run of benchmarks/active_
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import logging
 import math
@@ -17,12 +18,14 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
+from rewardlab.collect.acquisition import draw, lure_weights, proposal
 from rewardlab.collect.active import (
     ActiveSelector,
     RandomSelector,
     batch_information,
     disagreement,
     expected_information,
+    flip_probability,
     item_scores,
     predictive_information,
     selector_for,
@@ -135,6 +138,131 @@ def test_epig_prefers_a_typical_pair_to_an_uncertain_outlier():
     scores = predictive_information(probs)
     assert scores[0] == pytest.approx(0.0064, abs=0.002) and scores[1:].min() > scores[0]
     assert scores[1:].mean() == pytest.approx(0.020, abs=0.003)
+
+
+def test_flip_hand_computed():
+    """Members' logits (1, −1): μ = 0, F = Φ(0) = ½. Logits (1, 3): μ = 2, σ = √((1 + 1)/1) = √2,
+    F = Φ(−2/√2) = Φ(−1.414214) = 0.0786496. Logits (2, 2): σ = 0, the members agree exactly: 0."""
+    logits = np.array([[1.0, 1.0, 2.0], [-1.0, 3.0, 2.0]])
+    scores = flip_probability(1 / (1 + np.exp(-logits)))
+    assert scores.tolist() == pytest.approx([0.5, 0.0786496, 0.0], abs=1e-6)
+    assert selector_for("active", strategy="flip").strategy == "flip"
+
+
+def test_flip_is_blind_to_a_pairs_scale_where_bald_chases_it():
+    """The known case of issue 30: a linear reward's logits on c·d are c times those on d, so a pair
+    whose replies differ five times as much looks five times as uncertain. Pool: 200 pairs, the first
+    20 copies of others scaled by 5 (outliers). On a Laplace ensemble fitted to 30 labels, BALD's top 20
+    are mostly outliers; F of each outlier equals F of the pair it copies (to rounding), so flip's top
+    20 hold outliers only as copies of pairs it ranks high anyway."""
+    rng = np.random.default_rng(0)
+    true_w = rng.normal(size=8)
+    base = rng.normal(size=(180, 8)) * 0.3
+    pool = np.concatenate([5 * base[:20], base])
+    diffs, labels = synthetic(30, 1, true_w)
+    ensemble = FeatureEnsemble(members=64, l2=1.0, seed=0, posterior="laplace").fit(diffs, labels)
+    probs = ensemble.predict(pool)
+    assert np.mean(np.argsort(-expected_information(probs))[:20] < 20) > 0.5
+    flip = flip_probability(probs)
+    assert flip[:20] == pytest.approx(flip[20:40], abs=1e-9)
+    assert not np.allclose(expected_information(probs)[:20], expected_information(probs)[20:40], rtol=0.1)
+
+
+# -- stochastic acquisition and its weights --------------------------------------------------------
+
+
+def test_lure_weights_hand_computed():
+    """N = 4, M = 2: q_1 = 0.5 → v_1 = 1 + (2/3)(1/(4·0.5) − 1) = 1 − 1/3 = 0.666667; q_2 = 0.1 →
+    v_2 = 1 + (2/2)(1/(3·0.1) − 1) = 3.333333. Uniform draws (q = 1/4, 1/3) weigh 1; with M = N every
+    weight is 1; with M = 1, v = 1/(N q) = 1/(4·0.5) = 0.5."""
+    assert lure_weights([0.5, 0.1], 4).tolist() == pytest.approx([2 / 3, 10 / 3])
+    assert lure_weights([1 / 4, 1 / 3], 4).tolist() == pytest.approx([1.0, 1.0])
+    assert lure_weights([0.9, 0.2, 0.5, 1.0], 4).tolist() == pytest.approx([1.0] * 4)
+    assert lure_weights([0.5], 4).tolist() == pytest.approx([0.5])
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        lure_weights([0.0], 4)
+
+
+def test_lure_is_unbiased_for_the_pool_loss_exactly():
+    """The paper's claim, checked by enumerating every ordered draw of M of N = 6 pairs (q ∝ s over the
+    pairs left): E[(1/M) Σ v_m L_m] = (1/6) Σ L = 1.1 for every M, where the plain mean of the drawn
+    losses is pulled towards the high-score pairs."""
+    losses, scores = np.array([0.1, 2.0, 0.5, 3.0, 0.0, 1.0]), np.array([1, 5, 2, 8, 0.5, 3.0])
+    for m in (1, 2, 4, 6):
+        lure = plain = 0.0
+        for order in itertools.permutations(range(6), m):
+            left, chance, q = list(range(6)), 1.0, []
+            for i in order:
+                q.append(scores[i] / scores[left].sum())
+                chance *= q[-1]
+                left.remove(i)
+            lure += chance * float(np.mean(lure_weights(q, 6) * losses[list(order)]))
+            plain += chance * float(np.mean(losses[list(order)]))
+        assert lure == pytest.approx(1.1, abs=1e-12)
+        assert m == 6 or plain > 1.3
+
+
+def test_draws_follow_the_power_of_the_scores_and_report_their_probability():
+    """q ∝ s^β: scores (1, 2, 7) with β = 1 give 0.1, 0.2, 0.7; β = 0 is uniform; a floor of 0.3 mixes in
+    0.1 each. A draw of all three reports its first pick's q and 1 for the last (nothing else left)."""
+    assert proposal(np.array([1.0, 2.0, 7.0])).tolist() == pytest.approx([0.1, 0.2, 0.7])
+    assert proposal(np.array([1.0, 2.0, 7.0]), power=0).tolist() == pytest.approx([1 / 3] * 3)
+    assert proposal(np.array([1.0, 2.0, 7.0]), floor=0.3).tolist() == pytest.approx([0.17, 0.24, 0.59])
+    rng = np.random.default_rng(0)
+    firsts = np.array([draw(np.array([1.0, 2.0, 7.0]), 1, rng)[0][0] for _ in range(20_000)])
+    assert np.bincount(firsts, minlength=3) / 20_000 == pytest.approx([0.1, 0.2, 0.7], abs=0.01)
+    picks, q = draw(np.array([1.0, 2.0, 7.0]), 3, rng)
+    assert q[0] == pytest.approx([0.1, 0.2, 0.7][picks[0]]) and q[-1] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        proposal(np.array([1.0, -1.0]))
+
+
+def test_weighted_fit_on_biased_draws_targets_the_pool():
+    """Misspecified on purpose, so that which pairs are labelled changes the fit: 500 pairs with d = 1
+    and P(a ≻ b) = 0.9, 500 with d = 3 and P = 0.6; no single σ(w d) fits both, and the fit on the whole
+    pool is w ≈ 0.297. Drawn ∝ d² (BALD's ‖d‖², 9 to 1 for the far pairs), 200 labels fit plainly give a
+    w near the far pairs' (0.157 on these seeds); weighted by R_LURE they give the pool's (0.289)."""
+    diffs = np.array([1.0] * 500 + [3.0] * 500)[:, None]
+    targets = np.array([0.9] * 500 + [0.6] * 500)
+
+    def fitted(rows: np.ndarray, weights: np.ndarray | None = None) -> float:
+        ensemble = FeatureEnsemble(members=400, l2=1e-3, posterior="laplace").fit(diffs[rows], targets[rows], weights)
+        return float(ensemble.weights.mean())
+
+    pool = fitted(np.arange(1000))
+    rng = np.random.default_rng(0)
+    plain, weighted = [], []
+    for _ in range(10):
+        open_rows, rows, q = np.arange(1000), [], []
+        for _ in range(10):
+            order, chances = draw(diffs[open_rows, 0] ** 2, 20, rng)
+            rows += list(open_rows[order])
+            q += chances.tolist()
+            open_rows = np.setdiff1d(open_rows, open_rows[order])
+        plain.append(fitted(np.array(rows)))
+        weighted.append(fitted(np.array(rows), lure_weights(q, 1000)))
+    assert pool == pytest.approx(0.297, abs=0.01)
+    assert abs(np.mean(weighted) - pool) < 0.03 < 0.1 < abs(np.mean(plain) - pool)
+
+
+def test_weights_act_as_copies_of_a_pair():
+    """Weight 2 on every pair is each pair twice (the Laplace posterior is the same, draws and all);
+    weight 0 drops a pair; the bootstrap ensemble with every weight 1 is the unweighted one."""
+    diffs, labels = synthetic(40, 3, np.array([1.0, -2.0, 0.5]))
+    twice = FeatureEnsemble(members=8, l2=1.0, seed=1, posterior="laplace").fit(diffs, labels, np.full(40, 2.0))
+    copies = FeatureEnsemble(members=8, l2=1.0, seed=1, posterior="laplace").fit(
+        np.concatenate([diffs, diffs]), np.concatenate([labels, labels])
+    )
+    assert twice.weights == pytest.approx(copies.weights, abs=1e-5)
+    dropped = FeatureEnsemble(members=8, l2=1.0, seed=1, posterior="laplace").fit(
+        diffs, labels, np.r_[np.ones(30), np.zeros(10)]
+    )
+    first = FeatureEnsemble(members=8, l2=1.0, seed=1, posterior="laplace").fit(diffs[:30], labels[:30])
+    assert dropped.weights == pytest.approx(first.weights, abs=1e-5)
+    ones = FeatureEnsemble(members=3, seed=2).fit(diffs, labels, np.ones(40))
+    assert np.array_equal(ones.weights, FeatureEnsemble(members=3, seed=2).fit(diffs, labels).weights)
+    with pytest.raises(ValueError, match="weights"):
+        FeatureEnsemble().fit(diffs, labels, -np.ones(40))
 
 
 # -- selectors -------------------------------------------------------------------------------------
@@ -423,3 +551,9 @@ def test_the_benchmark_runs_end_to_end_on_the_tiny_encoder(tmp_path, tiny_encode
     assert len(other["curves"]["batch-information"]) == 2
     again = module.main(argv)
     assert again["curves"]["random"] == other["curves"]["random"]
+    # stochastic acquisition with R_LURE weights, and the scale-free rule: random's curve is untouched
+    lure = ["--acquisition", "power", "--power", "2", "--floor", "0.1", "--importance-weights"]
+    weighted = module.main([*argv, "--strategies", "flip,bald,random", *lure])
+    assert weighted["curves"]["random"] == again["curves"]["random"] and len(weighted["curves"]["flip"]) == 2
+    with pytest.raises(SystemExit):
+        module.parse_args(["--work", str(work), "--importance-weights"])

@@ -134,7 +134,7 @@ def test_kinds_and_their_settings(tmp_path: Path) -> None:
     store.close()
     shown = run("init", str(tmp_path / "bad"), "--items", str(items), "--kind", "ranking", "--strategy", "guess",
                 ok=False)  # fmt: skip
-    assert "strategy: 'guess' is not one of disagreement, bald, batch-information, epig" in shown
+    assert "strategy: 'guess' is not one of disagreement, bald, batch-information, epig, flip" in shown
     shown = run("init", str(tmp_path / "short"), "--items", str(items), "--kind", "ranking", "--encoder-max-length",
                 "4", ok=False)  # fmt: skip
     assert "encoder_max_length: 4 must be a whole number >= 8" in shown

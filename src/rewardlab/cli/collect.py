@@ -40,7 +40,7 @@ def init(
     guidelines: Annotated[Path | None, typer.Option(help="A text or markdown file shown to annotators")] = None,
     selection: Annotated[str, typer.Option(help="active (ensemble uncertainty) or random")] = "active",
     strategy: Annotated[
-        str, typer.Option(help="Active selection's measure: disagreement, bald, batch-information or epig")
+        str, typer.Option(help="Active selection's measure: disagreement, bald, batch-information, epig or flip")
     ] = "disagreement",
     labels_per_item: Annotated[int, typer.Option(help="Annotators asked about each item")] = 1,
     encoder: Annotated[str, typer.Option(help="Active selection's encoder: minilm, smollm2, a folder")] = "minilm",

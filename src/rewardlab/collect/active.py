@@ -59,6 +59,28 @@ about those instead:
 
   An outlier, whose logit covaries with few targets, scores low however uncertain it is.
 
+Every measure above grows with the pair's scale: for a linear reward the logit's spread is σ_i =
+√(d_iᵀ Σ d_i), proportional to ‖d_i‖, so a pair whose replies differ twice as much scores as if it were
+twice as uncertain, though the *direction* of its preference (which is all its label says) is no less
+known. On a pool mixing sources (HH-RLHF's near-alike replies beside UltraFeedback's unlike ones) these
+rules chase the unlike pairs and the labelled set stops looking like the pool
+(``benchmarks/RESULTS.md``, issue 30). A fifth measure does not reward being an outlier:
+
+- **probability of a flip** (``flip``): the posterior probability that the preferred reply is the
+  other one than the members' mean says, with the members' logits z_m read as Gaussian draws
+  N(μ, σ²) (μ, σ their mean and standard deviation),
+
+      F = Φ(−|μ| / σ)                                               (in [0, ½])
+
+  Scaling a pair's difference d by c > 0 scales μ and σ by c and leaves F as it is: F depends on the
+  direction of d only, so an outlier scores no higher for being far. F is ½ where the members' mean
+  is indifferent and falls as the posterior grows sure of the sign, which is what a label reveals
+  (the misclassification probability of level-set estimation, Bect et al. 2012, "Sequential design
+  of computer experiments for the estimation of a probability of failure", with level 0; not in the
+  shared abstracts). A pair with no spread (σ = 0) scores 0: the members agree exactly. On issue
+  30's benchmark its picks look like the pool (source and ‖d‖) where BALD's do not, but it is no
+  better than random order on HH+UF and saves 25 % of the labels on HH (``benchmarks/RESULTS.md``).
+
 An item with k replies is asked as one task (a ranking or ratings of all k), so its score is the sum
 over its k(k−1)/2 reply pairs. Asking people about the pairs the current models are least sure of
 is the active preference elicitation of Zhang et al. 2024 ("Self-Exploring Language Models: Active
@@ -80,6 +102,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
+from scipy import special
 
 PROBABILITY_CLIP = 1e-12
 """p is clipped to [ε, 1 − ε] inside the logarithms, so a member that is certain gives H = 0, not NaN."""
@@ -166,11 +189,20 @@ def predictive_information(probs: np.ndarray | Sequence[Sequence[float]]) -> np.
     return -0.5 * np.log1p(-squared).mean(axis=1)
 
 
+def flip_probability(probs: np.ndarray | Sequence[Sequence[float]]) -> np.ndarray:
+    """F of the module docstring, Φ(−|μ|/σ) of the members' logits, (M, N) → (N,), in [0, ½]."""
+    mean, factor = logit_posterior(np.asarray(probs, dtype=np.float64))
+    spread = np.sqrt((factor**2).sum(axis=0))
+    ratio = np.divide(np.abs(mean), spread, out=np.full(len(mean), np.inf), where=spread > 0)
+    return 0.5 * special.erfc(ratio / math.sqrt(2))
+
+
 STRATEGIES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "disagreement": disagreement,
     "bald": expected_information,
     "batch-information": batch_information,
     "epig": predictive_information,
+    "flip": flip_probability,
 }
 """How a pair's informativeness is measured, by the name ``ActiveSelector`` and the project take."""
 

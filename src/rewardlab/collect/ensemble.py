@@ -70,9 +70,10 @@ class FeatureEnsemble:
         if self.posterior not in POSTERIORS:
             raise ValueError(f"posterior must be one of {', '.join(POSTERIORS)}, got {self.posterior!r}")
 
-    def fit(self, diffs: np.ndarray, targets: np.ndarray) -> FeatureEnsemble:
+    def fit(self, diffs: np.ndarray, targets: np.ndarray, weights: np.ndarray | None = None) -> FeatureEnsemble:
         """Fit every member on a bootstrap resample of the pairs (rows of ``diffs`` = φ(a) − φ(b),
-        ``targets`` = P(a ≻ b) labelled, in [0, 1])."""
+        ``targets`` = P(a ≻ b) labelled, in [0, 1]); ``weights`` (one ≥ 0 a pair, default 1) multiply
+        each pair's loss, e.g. the importance weights of ``acquisition.lure_weights``."""
         diffs = np.asarray(diffs, dtype=np.float64)
         targets = np.asarray(targets, dtype=np.float64)
         if diffs.ndim != 2 or len(diffs) != len(targets) or not len(diffs):
@@ -81,14 +82,19 @@ class FeatureEnsemble:
             )
         if not np.all((targets >= 0) & (targets <= 1)):
             raise ValueError("targets must be probabilities in [0, 1]")
+        scale = np.ones(len(diffs)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if scale.shape != targets.shape or not np.all(np.isfinite(scale) & (scale >= 0)):
+            raise ValueError(f"weights must be one finite number >= 0 a pair, got shape {scale.shape}")
         rng = np.random.default_rng(self.seed)
         both = torch.from_numpy(np.concatenate([diffs, -diffs]))
         if self.posterior == "laplace":
-            self.weights = self._laplace(diffs, targets, both, rng)
+            self.weights = self._laplace(diffs, targets, scale, both, rng)
             return self
         rows = []
         for _ in range(self.members):
             counts = np.bincount(rng.integers(0, len(diffs), len(diffs)), minlength=len(diffs)).astype(np.float64)
+            if weights is not None:
+                counts = counts * scale
             pair_weights = torch.from_numpy(np.concatenate([counts * targets, counts * (1 - targets)]))
             total = float(pair_weights.sum())
             if total <= 0:  # cannot happen with targets in [0, 1]; kept so a fit never divides by 0
@@ -100,14 +106,20 @@ class FeatureEnsemble:
         return self
 
     def _laplace(
-        self, diffs: np.ndarray, targets: np.ndarray, both: torch.Tensor, rng: np.random.Generator
+        self,
+        diffs: np.ndarray,
+        targets: np.ndarray,
+        scale: np.ndarray,
+        both: torch.Tensor,
+        rng: np.random.Generator,
     ) -> np.ndarray:
-        """``members`` draws from N(w*, H⁻¹) of the module docstring, (members, features)."""
-        pair_weights = torch.from_numpy(np.concatenate([targets, 1 - targets]))
-        w_map = fit_linear_bt(both, pair_weights, self.l2 / len(diffs)).double().numpy()
+        """``members`` draws from N(w*, H⁻¹) of the module docstring, (members, features), each pair's
+        loss (and so its curvature) multiplied by ``scale``."""
+        pair_weights = torch.from_numpy(np.concatenate([scale * targets, scale * (1 - targets)]))
+        w_map = fit_linear_bt(both, pair_weights, self.l2 / max(float(scale.sum()), 1e-12)).double().numpy()
         gaps = diffs @ w_map
         tail = np.exp(-np.abs(gaps))
-        curvature = tail / (1 + tail) ** 2  # σ(g) σ(−g), without overflow
+        curvature = scale * tail / (1 + tail) ** 2  # σ(g) σ(−g), without overflow
         hessian = (diffs * curvature[:, None]).T @ diffs + 2 * self.l2 * np.eye(diffs.shape[1])
         lower = np.linalg.cholesky(hessian)
         draws = solve_triangular(lower.T, rng.standard_normal((diffs.shape[1], self.members)), lower=False)

@@ -48,7 +48,7 @@ class ProjectConfig:
     """active (ensemble uncertainty) or random order."""
     strategy: str = "disagreement"
     """How active selection measures what a label would teach (``collect/active.py``): disagreement,
-    bald, batch-information or epig."""
+    bald, batch-information, epig or flip."""
     random_share: float = 0.2
     """Share of picks made at random under active selection; those labels are the unbiased held-out set."""
     retrain_every: int = 10
