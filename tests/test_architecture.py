@@ -26,6 +26,7 @@ LAYERS = [
     {"runs"},
     {"evaluate"},
     {"training"},
+    {"curation"},
     {"sampling"},
     {"serve"},
     {"policy"},
@@ -37,7 +38,9 @@ LAYERS = [
 """Bottom to top: a module may import from its own layer's packages or from layers below, never above.
 
 ``rewards`` (pure functions of scores) sits below ``models``, which aggregate ensemble and attribute
-outputs with it; ``evaluate`` sits below ``training``, whose runs end with a held-out evaluation."""
+outputs with it; ``evaluate`` sits below ``training``, whose runs end with a held-out evaluation; ``curation`` (noisy
+labels) judges data with saved models and reports through ``evaluate``, above ``training`` so that it
+may train its judges."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 

@@ -1,5 +1,5 @@
 """The ``rewardlab`` command line: train, dpo, eval, compare, ensemble-errors, score, serve, overopt, sample-pairs,
-data check and more (``rewardlab --help``).
+data check, data curate and more (``rewardlab --help``).
 
 One module per kind of command (``learn``, ``online``, ``measure``, ``use``, ``sample``, ``lists``, ``data``), all on
 the one ``app`` of ``base``; each registers its commands when imported, so the order of the imports below is the
@@ -7,7 +7,7 @@ order ``rewardlab --help`` lists them in. Heavy libraries are imported inside th
 """
 
 # isort: off
-from rewardlab.cli import learn, online, measure, use, sample, lists, data, collect  # noqa: F401  # registers the commands
+from rewardlab.cli import learn, online, measure, use, sample, lists, data, curation, collect  # noqa: F401  # registers the commands
 
 # isort: on
 from rewardlab.cli.base import app, data_app, user_errors
