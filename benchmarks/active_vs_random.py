@@ -133,7 +133,9 @@ def pair_differences(pairs: list[PreferencePair], work: Path, encoder: str, max_
     length). The prompt is the text the app shows (a conversation as ``role: content`` paragraphs)."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", f"{encoder}-{max_length}").strip("-")[-60:] or "encoder"
     embedder = load_embedder(encoder, max_length=max_length, progress=True)
-    cache = FeatureCache(work / f"features-{slug}.safetensors", encoder, progress=True, embedder=embedder)
+    cache = FeatureCache(
+        work / f"features-{slug}.safetensors", encoder, max_length=max_length, progress=True, embedder=embedder
+    )
     items = [
         PoolItem(item_key(prompt_text(p.prompt), (p.chosen, p.rejected)), prompt_text(p.prompt), (p.chosen, p.rejected))
         for p in pairs

@@ -57,6 +57,7 @@ def test_every_command_is_importable_from_the_package():
     for name, command in registered():
         assert inspect.unwrap(getattr(rewardlab.cli, command.__name__)) is command, name
     data_commands = [inspect.unwrap(info.callback) for info in rewardlab.cli.data_app.registered_commands]
-    assert {c.__module__ for c in data_commands} == {"rewardlab.cli.data", "rewardlab.cli.curation"}
+    data_modules = {"rewardlab.cli.data", "rewardlab.cli.curation", "rewardlab.cli.synthesis"}
+    assert {c.__module__ for c in data_commands} == data_modules
     collect_commands = [inspect.unwrap(info.callback) for info in rewardlab.cli.collect.collect_app.registered_commands]
     assert {c.__module__ for c in collect_commands} == {"rewardlab.cli.collect"}

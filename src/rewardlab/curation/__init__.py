@@ -11,6 +11,8 @@ from rewardlab.curation.review_queue import gold_errors, review_order, review_pr
 from rewardlab.curation.run import curate_data, peer_halves_data, review_queue_data, strength_data
 from rewardlab.curation.self_consuming import SelfConsumingConfig, curated_distribution, run_self_consuming
 from rewardlab.curation.strength import Strength, preference_strength, score_members, soft_label
+from rewardlab.curation.synthesis import SynthesisConfig, synthesize
+from rewardlab.curation.synthesis_data import synthesize_data
 
 __all__ = [
     "ACTIONS",
@@ -19,6 +21,7 @@ __all__ = [
     "FlagQuality",
     "SelfConsumingConfig",
     "Strength",
+    "SynthesisConfig",
     "curate_data",
     "curated_distribution",
     "curriculum_order",
@@ -38,4 +41,6 @@ __all__ = [
     "score_members",
     "soft_label",
     "strength_data",
+    "synthesize",
+    "synthesize_data",
 ]
