@@ -9,33 +9,20 @@ user sees what was flipped or removed before training on it. Text from the data 
 
 from __future__ import annotations
 
-import base64
 import html
-import io
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from matplotlib import rc_context
 from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from rewardlab.curation.result import CurationOutput
 from rewardlab.destinations import write_report_files
+from rewardlab.evaluate.html_report import figure_png
 from rewardlab.evaluate.markdown_html import markdown_to_html
 
 EXAMPLES = 20
 EXCERPT = 300
 COLOURS = {"kept": "#1f77b4", "flipped": "#d62728", "dropped": "#7f7f7f", "softened": "#2ca02c"}
-
-
-def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 3.6)) -> str:
-    with rc_context({"text.usetex": False}):
-        figure = Figure(figsize=size, dpi=100, layout="constrained")
-        draw(figure.add_subplot())
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def strength_png(result: CurationOutput) -> str:
@@ -52,7 +39,7 @@ def strength_png(result: CurationOutput) -> str:
         ax.set_ylabel("pairs")
         ax.legend()
 
-    return _png(draw)
+    return figure_png(draw, (6.0, 3.6))
 
 
 def agreement_png(agreement: np.ndarray) -> str:
@@ -62,7 +49,7 @@ def agreement_png(agreement: np.ndarray) -> str:
         ax.set_xlabel("share of members on the majority's side")
         ax.set_ylabel("pairs")
 
-    return _png(draw)
+    return figure_png(draw, (6.0, 3.6))
 
 
 def _excerpt(text: object) -> str:

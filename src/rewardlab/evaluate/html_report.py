@@ -54,7 +54,7 @@ __all__ = ["ReliabilityBins", "reliability_bins", "render_html", "write_html_rep
 CHOSEN_COLOUR, REJECTED_COLOUR, ACCENT_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
 
 
-def _png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 4.0)) -> str:
+def figure_png(draw: Callable[[Axes], None], size: tuple[float, float] = (6.0, 4.0)) -> str:
     """Draw on a fresh figure and return it as a base64 PNG (never through LaTeX: no ``usetex``)."""
     with rc_context({"text.usetex": False}):
         figure = Figure(figsize=size, dpi=100, layout="constrained")
@@ -94,7 +94,7 @@ def reliability_png(result: PairwiseEval) -> str:
         ax.set(ylabel="fraction of pairs ordered right", title="Reliability diagram (numbers: pairs per bin)")
         ax.legend(loc="lower right", fontsize=8)
 
-    return _png(draw)
+    return figure_png(draw)
 
 
 def margin_png(result: PairwiseEval) -> str:
@@ -118,7 +118,7 @@ def margin_png(result: PairwiseEval) -> str:
         ax.set(xlabel=what, ylabel="pairs", title=f"Margins (median {np.median(margins):.3g})")
         ax.legend(fontsize=8)
 
-    return _png(draw)
+    return figure_png(draw)
 
 
 def histogram_png(result: PairwiseEval) -> str:
@@ -131,7 +131,7 @@ def histogram_png(result: PairwiseEval) -> str:
         ax.set(xlabel="reward", ylabel="replies", title="Rewards of chosen and rejected replies")
         ax.legend(fontsize=8)
 
-    return _png(draw)
+    return figure_png(draw)
 
 
 def subset_png(result: PairwiseEval) -> str | None:
@@ -154,7 +154,7 @@ def subset_png(result: PairwiseEval) -> str | None:
         ax.set(xlim=(-0.02, 1.02), xlabel="pairwise accuracy (95 % Wilson CI)", title="Accuracy per subset")
         ax.legend(fontsize=8, loc="best")
 
-    return _png(draw, (6.0, max(2.5, 0.45 * len(names) + 1.5)))
+    return figure_png(draw, (6.0, max(2.5, 0.45 * len(names) + 1.5)))
 
 
 def length_png(result: PairwiseEval) -> str:
@@ -174,7 +174,7 @@ def length_png(result: PairwiseEval) -> str:
         )
         ax.legend(fontsize=8)
 
-    return _png(draw)
+    return figure_png(draw)
 
 
 def _ordered_scores(result: PairwiseEval) -> tuple[np.ndarray, np.ndarray]:
