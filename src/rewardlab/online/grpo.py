@@ -57,11 +57,11 @@ def grpo_update(
 ) -> torch.nn.Module:
     """Round ``n``'s GRPO update of the policy in ``policy_dir``; the result saved (merged) in ``folder/policy``."""
     from datasets import Dataset
-    from trl import GRPOTrainer
 
+    trl = _trl()
     model = AutoModelForCausalLM.from_pretrained(policy_dir, dtype=torch.float32)
     processing = AutoTokenizer.from_pretrained(policy_dir)  # TRL may change its padding side: not the run's own
-    trainer = GRPOTrainer(
+    trainer = trl.GRPOTrainer(
         model=model,
         reward_funcs=[trl_reward_function(config.judge.model, precision="fp32")],
         args=grpo_config(config, n, folder / "trl"),
@@ -80,12 +80,19 @@ def grpo_update(
     return trained
 
 
+def _trl() -> Any:
+    """TRL, an optional dependency: only ``trainer=trl_grpo`` needs it."""
+    try:
+        import trl
+    except ImportError:
+        raise ImportError("trainer=trl_grpo needs TRL: pip install 'rewardlab[trl]'") from None
+    return trl
+
+
 def grpo_config(config: OnlineConfig, n: int, output_dir: Path) -> Any:
     """TRL's ``GRPOConfig`` for round ``n`` (the mapping of the module's docstring)."""
-    from trl import GRPOConfig
-
     t, g = config.train, config.generate
-    return GRPOConfig(
+    return _trl().GRPOConfig(
         output_dir=str(output_dir),
         per_device_train_batch_size=t.batch_pairs * g.k,
         num_generations=g.k,
