@@ -60,7 +60,7 @@ def best_worst_pairs(
     ``judge_probability``: the judge's σ(ℓ(chosen, rejected)) is the pair's ``judge_probability``."""
 
     def worst(judged: Judgement, kept: list[int], g: int) -> int:
-        return min(kept, key=lambda i: (judged.scores[i], i))
+        return _argmin(judged.scores, kept)
 
     return _best_over(
         prompts, replies, judgements, worst, min_gap, round_index, consistencies, strength_from, max_uncertainty,
@@ -84,7 +84,7 @@ def best_random_pairs(
     with (``seed``, round, prompt), so a resumed round draws the same; options as :func:`best_worst_pairs`."""
 
     def drawn(judged: Judgement, kept: list[int], g: int) -> int:
-        best = _best(judged, kept)
+        best = _argmax(judged.scores, kept)
         return random.Random(f"{seed}/{round_index}/{g}").choice([i for i in kept if i != best])
 
     return _best_over(
@@ -121,7 +121,7 @@ def _best_over(
         kept = [i for i in reliable_replies(judged, max_uncertainty) if group[i].strip()]
         if len(kept) < 2:
             continue
-        best, worst = _best(judged, kept), rejected_of(judged, kept, g)
+        best, worst = _argmax(judged.scores, kept), rejected_of(judged, kept, g)
         pair = _pair(prompt, group[best], group[worst], judged.scores[best] - judged.scores[worst], min_gap)
         if pair is not None:
             logodds = judged.logodds(best, worst)
@@ -194,13 +194,11 @@ def sigmoid(x: float) -> float:
     return 1 / (1 + math.exp(-x)) if x >= 0 else math.exp(x) / (1 + math.exp(x))
 
 
-def _best(judged: Judgement, kept: list[int]) -> int:
-    return max(kept, key=lambda i: (judged.scores[i], -i))
+def _argmax(values: Sequence[float], among: Sequence[int] | None = None) -> int:
+    """The index of the highest value (``among`` those indices, else all); the first on a tie."""
+    return max(range(len(values)) if among is None else among, key=lambda i: (values[i], -i))
 
 
-def _argmax(values: Sequence[float]) -> int:
-    return max(range(len(values)), key=lambda i: (values[i], -i))
-
-
-def _argmin(values: Sequence[float]) -> int:
-    return min(range(len(values)), key=lambda i: (values[i], i))
+def _argmin(values: Sequence[float], among: Sequence[int] | None = None) -> int:
+    """The index of the lowest value (``among`` those indices, else all); the first on a tie."""
+    return min(range(len(values)) if among is None else among, key=lambda i: (values[i], i))
