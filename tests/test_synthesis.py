@@ -264,7 +264,7 @@ def test_bad_input_fails_with_one_line_naming_the_file_line_and_field(tmp_path, 
         result = run(good, "--policy", "nowhere", *extra, "--output", out)
         assert result.exit_code == 2 and said in result.output, (extra, result.output)
     result = run(good, "--policy", "nowhere", "--judge-model", reward_dir, "--output", tmp_path / "o.json")
-    assert result.exit_code == 2 and "give a .jsonl file name" in result.output
+    assert result.exit_code == 2 and "ending in .jsonl" in result.output
     assert not out.exists()
 
 

@@ -28,6 +28,18 @@ class DestinationError(OSError):
         return f"{self.filename}: cannot write ({self.strerror})"
 
 
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+def check_jsonl_destination(path: str | Path, option: str = "--output") -> Path:
+    """``path`` as a writable JSON-lines file name (``.jsonl`` or ``.ndjson``), else one line naming ``option``."""
+    path = Path(path)
+    if path.suffix not in JSONL_SUFFIXES:
+        raise ValueError(f"{option} {path}: rows are written as JSON lines; give a name ending in .jsonl")
+    check_file_destination(path)
+    return path
+
+
 def check_file_destination(path: str | Path) -> None:
     """Raise ``DestinationError`` unless ``path`` can be written as a file (its folder may not exist yet)."""
     path = Path(path)

@@ -43,8 +43,9 @@ def data_synthesize(
     """Synthesise preference pairs: the policy samples --k replies a prompt, tools score them, the judge
     pairs the best with the worst, and prompts whose pair is weak are sampled again (Anyprefer)."""
     from rewardlab.curation.synthesis import SynthesisConfig
-    from rewardlab.curation.synthesis_data import check_output, read_prompts, synthesize_data
+    from rewardlab.curation.synthesis_data import read_prompts, synthesize_data
     from rewardlab.curation.synthesis_tools import build_tools, parse_tools
+    from rewardlab.destinations import check_jsonl_destination
     from rewardlab.models.causal_lm import CausalLM
     from rewardlab.sampling.synthesis_sampler import policy_sampler
 
@@ -57,7 +58,7 @@ def data_synthesize(
     unknown = set(config.weights) - set(names)
     if unknown:
         raise ValueError(f"--weights names {', '.join(sorted(unknown))}, not among --tools {tools}")
-    check_output(output)
+    check_jsonl_destination(output)
     chosen = read_prompts(prompts, limit)  # a bad file fails before any model loads
     judge = build_tools(names, reward_model=judge_model, lm_judge=lm_judge, precision=precision)  # type: ignore[arg-type]
     check = None

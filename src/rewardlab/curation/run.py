@@ -23,19 +23,9 @@ from rewardlab.curation.result import CurationOutput, curated_row
 from rewardlab.curation.review_queue import gold_errors, reason, review_order, review_priority
 from rewardlab.curation.rows import SourceRows, read_rows
 from rewardlab.curation.strength import Strength, preference_strength, score_members, soft_label
-from rewardlab.destinations import check_file_destination
+from rewardlab.destinations import check_jsonl_destination
 
 Log = Callable[[str], None]
-
-JSONL_SUFFIXES = (".jsonl", ".ndjson")
-
-
-def _jsonl_destination(path: str | Path, option: str) -> Path:
-    path = Path(path)
-    if path.suffix not in JSONL_SUFFIXES:
-        raise ValueError(f"{option} {path}: curated rows are written as JSON lines; give a name ending in .jsonl")
-    check_file_destination(path)
-    return path
 
 
 def _member_paths(models: Sequence[str | Path], needed: str, count: int | None = None) -> list[str]:
@@ -100,7 +90,7 @@ def strength_data(
 ) -> StrengthOutput:
     """Each pair's preference strength: mean and spread of the members' margins, and their soft label."""
     paths = _member_paths(models, "give two or more reward models, an ensemble to measure strength with")
-    destination = _jsonl_destination(output, "--output") if output else None
+    destination = check_jsonl_destination(output, "--output") if output else None
     source = read_rows(data, columns=columns, skip_bad_rows=skip_bad_rows)
     strength = preference_strength(score_members(source.pairs, paths, precision=precision, progress=progress))  # type: ignore[arg-type]
     result = StrengthOutput(data, paths, source, strength)
@@ -138,8 +128,8 @@ def curate_data(
         paths = _member_paths(models, "peer review takes exactly two models, trained on halves 0 and 1", 2)
     else:
         paths = _member_paths(models, "give two or more reward models, an ensemble to judge the labels with")
-    destination = _jsonl_destination(output, "--output")
-    dropped_path = _jsonl_destination(dropped or destination.with_suffix(".dropped.jsonl"), "--dropped")
+    destination = check_jsonl_destination(output, "--output")
+    dropped_path = check_jsonl_destination(dropped or destination.with_suffix(".dropped.jsonl"), "--dropped")
     if dropped_path.resolve() == destination.resolve():
         raise ValueError(f"--dropped {dropped_path}: give a file other than --output, or leave it out")
     if report:
@@ -210,7 +200,7 @@ def review_queue_data(
     paths = _member_paths(models, "give two or more reward models, an ensemble whose doubts rank the pairs")
     if budget < 1:
         raise ValueError(f"--budget must be at least 1 (got {budget})")
-    destination = _jsonl_destination(output, "--output")
+    destination = check_jsonl_destination(output, "--output")
     source = read_rows(data, columns=columns, skip_bad_rows=skip_bad_rows)
     order = [i for i, p in enumerate(source.pairs) if not p.tie]
     if not order:

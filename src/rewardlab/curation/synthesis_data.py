@@ -29,7 +29,7 @@ from rewardlab.data.prompts import ROLES
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import describe_value
-from rewardlab.destinations import check_file_destination
+from rewardlab.destinations import check_jsonl_destination
 from rewardlab.evaluate.scorers import Comparer, Scorer
 
 
@@ -120,15 +120,6 @@ class SynthesisDataOutput:
         )
 
 
-def check_output(output: str | Path) -> Path:
-    """``--output`` checked before anything is sampled: a writable ``.jsonl`` file name."""
-    output = Path(output)
-    if output.suffix != ".jsonl":
-        raise ValueError(f"--output {output}: give a .jsonl file name")
-    check_file_destination(output)
-    return output
-
-
 def synthesize_data(
     prompts: str | Sequence[Prompt],
     sampler: Sampler,
@@ -143,7 +134,7 @@ def synthesize_data(
 ) -> SynthesisDataOutput:
     """Synthesise pairs for ``prompts`` (a list, or where to read them: :func:`read_prompts`) and write them
     to ``output`` (see the module docstring)."""
-    output = check_output(output)
+    output = check_jsonl_destination(output)
     config.check()
     chosen = read_prompts(prompts, limit) if isinstance(prompts, str) else list(prompts)[:limit]
     result = synthesize(chosen, sampler, tools, config, progress=progress)
