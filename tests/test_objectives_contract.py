@@ -14,6 +14,7 @@ import rewardlab.objectives
 from rewardlab.data.records import PreferencePair
 from rewardlab.data.split import Splits
 from rewardlab.objectives import get_objective, objective_names
+from rewardlab.objectives.registry import dummy_batch
 from rewardlab.training.batching import trainable_pairs
 
 
@@ -46,6 +47,7 @@ def batch_for(name: str) -> tuple[dict, torch.Tensor]:
         "strength": 0.5 + 0.5 * torch.rand(5, generator=g),
         "chosen_rating": torch.randn(shape, generator=g),
         "rejected_rating": torch.randn(shape, generator=g),
+        "user": dummy_batch(objective, {}, size=5).get("user"),
     }, chosen
 
 
@@ -82,6 +84,7 @@ def tied_batch(name: str) -> tuple[dict, list[torch.Tensor]]:
         "strength": torch.full((1,), float("nan")),
         "chosen_rating": unrated,
         "rejected_rating": unrated,
+        "user": dummy_batch(get_objective(name), {}, size=1).get("user"),
     }
     return batch, [chosen, rejected]
 

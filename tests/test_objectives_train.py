@@ -52,6 +52,7 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
             continue
         chosen, rejected = (a, b) if gap > 0 else (b, a)
         base = {"prompt": f"question {len(pairs) % 5}", "chosen": chosen, "rejected": rejected}
+        base["annotator"] = f"u{len(pairs) % 4}"  # pluralistic objectives learn one row per annotator
         pairs.append(
             base
             | {

@@ -1,7 +1,9 @@
-"""``rewardlab data``: commands that inspect preference datasets (``data check``)."""
+"""``rewardlab data``: commands that inspect preference datasets (``data check``) and build user groups
+from them (``data groups``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -37,3 +39,37 @@ def data_check(
         out.print(subsets)
     for reason in summary["skipped"]["sample"]:
         out.print(f"skipped: {reason}", markup=False, highlight=False)
+
+
+@data_app.command("groups")
+@user_errors
+def data_groups(
+    path: DataArgument,
+    output: Annotated[Path, typer.Option(help="JSONL to write: every row plus annotator, annotator_group")],
+    aspect: Annotated[str, typer.Option(help="What the minority disagrees on: length or refusal")] = "length",
+    minority: Annotated[float, typer.Option(help="Share of the users in the minority group")] = 0.3,
+    users: Annotated[int, typer.Option(help="Number of users; each pair goes to one of them")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the users' groups and of the pairs' dealing")] = 0,
+    threshold: Annotated[
+        float, typer.Option(help="length: replies differ when the longer is more than this share longer")
+    ] = 0.2,
+    columns: ColumnsOption = None,
+    skip_bad_rows: SkipOption = False,
+) -> None:
+    """Two groups of users from real pairs: the majority keeps the human label, the minority prefers the
+    shorter reply (length) or the one that does not refuse (refusal) where the replies differ in it."""
+    from rewardlab.data import ColumnMap
+    from rewardlab.data.user_groups import build_user_groups
+
+    built = build_user_groups(
+        path,
+        output,
+        aspect=aspect,
+        minority=minority,
+        users=users,
+        seed=seed,
+        threshold=threshold,
+        columns=ColumnMap.parse(columns) if columns else None,
+        skip_bad_rows=skip_bad_rows,
+    )
+    out.print(built.summary(), markup=False, highlight=False)

@@ -109,6 +109,17 @@ def evaluate(
     fusion_encoder: Annotated[
         str, typer.Option(help="--fusion: sentence encoder of the similarities: minilm or a local folder")
     ] = "minilm",
+    by: Annotated[
+        str | None,
+        typer.Option(
+            help="Accuracy per annotator or per group of annotators (worst first); a pluralistic model scores "
+            "each annotator's pairs for that annotator"
+        ),
+    ] = None,
+    groups: Annotated[
+        Path | None,
+        typer.Option(help='--by group: JSON {"group": ["annotator", ...]} (default: the pairs\' annotator_group)'),
+    ] = None,
 ) -> None:
     """Accuracy with 95 % Wilson CIs of a reward model or any scorer, on pairs or benchmark formats.
 

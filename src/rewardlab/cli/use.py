@@ -28,17 +28,23 @@ def score(
     ] = None,
     uncertainty_weight: Annotated[float | None, typer.Option(help="Ensembles: λ of uwo")] = None,
     direction: Annotated[str | None, typer.Option(help="Multi-attribute models: attribute weights, e.g. 1,0.5")] = None,
+    user: Annotated[str | None, typer.Option(help="Pluralistic models: score for this annotator id")] = None,
+    user_examples: Annotated[
+        Path | None, typer.Option(help="Pluralistic models: a new user's labelled pairs (JSONL) to score for")
+    ] = None,
 ) -> None:
     """Score each (prompt, response) row; the output is written whole or not at all.
 
     An ensemble (several --member models, or a model trained with an ensemble objective) also
-    writes each reward's 'uncertainty': the variance across members.
+    writes each reward's 'uncertainty': the variance across members. A pluralistic model scores for
+    the population, or for --user, or for a new user fitted from --user-examples.
     """
     options = dict(locals())  # the command's parameters are score_file's keywords
     from rewardlab.evaluate.score_file import score_file
 
     scored = score_file(**options, progress=True)
-    out.print(f"scored {len(scored)} rows → {output}")
+    whom = f" for user {user}" if user else (f" for the new user of {user_examples}" if user_examples else "")
+    out.print(f"scored {len(scored)} rows{whom} → {output}")
 
 
 @app.command()

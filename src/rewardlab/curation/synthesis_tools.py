@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rewardlab.data.records import Prompt
+from rewardlab.data.refusals import refuses
 from rewardlab.evaluate.scorers import Comparer, Scorer, reward_model_scorer
 from rewardlab.precision import Precision
 
@@ -24,13 +25,6 @@ TOOL_NAMES = ("reward", "length", "repetition", "refusal", "judge")
 """Tools by name: ``reward`` (a saved reward model), ``length``, ``repetition``, ``refusal`` (rules
 below) and ``judge`` (a local LM as a pairwise judge, ``evaluate.judge.JudgeScorer``)."""
 
-REFUSALS = (
-    r"\bi (?:can ?not|can't|cannot|won't|am unable to|'m unable to|am not able to|'m not able to)\b",
-    r"\bi'?m sorry\b",
-    r"\bas an ai\b",
-    r"\bi (?:do not|don't) (?:know|have)\b",
-)
-REFUSAL = re.compile("|".join(REFUSALS), re.IGNORECASE)
 WORD = re.compile(r"\w+", re.UNICODE)
 ToolScorer = Scorer | Comparer
 
@@ -88,14 +82,14 @@ class RepetitionTool:
 
 @dataclass(frozen=True)
 class RefusalTool:
-    """−1 for a reply that refuses or deflects (:data:`REFUSALS`) or is empty, else 0.
+    """−1 for a reply that refuses or deflects (``data.refusals``) or is empty, else 0.
 
     A refusal is sometimes right (a harmful request); the tool is evidence for the judge, weighed
     against the others, not a veto.
     """
 
     def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
-        return [-1.0 if not r.strip() or REFUSAL.search(r) else 0.0 for r in replies]
+        return [-1.0 if not r.strip() or refuses(r) else 0.0 for r in replies]
 
 
 def rule_tool(name: str) -> Scorer:

@@ -112,6 +112,7 @@ def _graded(row: dict[str, Any], location: str, columns: ColumnMap) -> Preferenc
         id=read_label(row, location, columns.id),
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
+        annotator_group=read_label(row, location, columns.annotator_group),
         group=read_label(row, location, columns.group),
         context=read_context(row, location, columns.context),
         source=location,

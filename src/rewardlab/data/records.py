@@ -74,6 +74,9 @@ class PreferencePair:
     """The generative judge's probability that ``chosen`` beats ``rejected`` (the policy asked, as in
     Self-Rewarding); SCIR's policy loss (``policy.online_losses.scir_loss``) keeps the implicit reward
     consistent with it."""
+    annotator_group: str | None = None
+    """The group ``annotator`` belongs to (``rewardlab eval --by group``; ``data.user_groups`` writes it):
+    a property of the annotator, so one annotator's pairs all name the same group."""
 
     @property
     def is_conversation(self) -> bool:

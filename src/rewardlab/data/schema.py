@@ -40,6 +40,8 @@ class ColumnMap:
     id: str = "id"
     subset: str = "subset"
     annotator: str = "annotator"
+    annotator_group: str = "annotator_group"
+    """The group the annotator belongs to, for accuracy by group (``rewardlab eval --by group``)."""
     group: str = "group"
     """Pairs sharing a group are split together (e.g. several pairs drawn for one prompt)."""
     strength: str = "strength"
@@ -150,6 +152,7 @@ def parse_pair(row: dict[str, Any], location: str, columns: ColumnMap) -> Prefer
         id=read_label(row, location, columns.id),
         subset=read_label(row, location, columns.subset),
         annotator=read_label(row, location, columns.annotator),
+        annotator_group=read_label(row, location, columns.annotator_group),
         group=read_label(row, location, columns.group),
         context=context,
         source=location,

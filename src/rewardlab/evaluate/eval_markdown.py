@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from rewardlab.evaluate.baselines import BASELINE_NAMES, length_baselines
+from rewardlab.evaluate.by_group import by_group_lines
 from rewardlab.evaluate.calibration import CalibrationOutput, reliability_bins
 from rewardlab.evaluate.headline import headline_warnings
 from rewardlab.evaluate.metrics import AccuracyEstimate
@@ -177,6 +178,8 @@ def results_markdown(result: PairwiseEval, model: str, data: str) -> str:
             lines.append(f"| {name} | {e.accuracy:.4f} | {e.ci_low:.4f} – {e.ci_high:.4f} | {e.n} |")
     if (by_source := result.extras.get("per_source")) is not None:
         lines += per_source_lines(by_source)
+    if (by_group := result.extras.get("by_group")) is not None:
+        lines += by_group_lines(by_group)
     lines += _bins_table(result)
     return "\n".join(lines) + "\n"
 

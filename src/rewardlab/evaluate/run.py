@@ -17,6 +17,7 @@ from rewardlab.data.records import Ranking
 from rewardlab.destinations import check_folder_destination
 from rewardlab.evaluate import benchmarks
 from rewardlab.evaluate.benchmark_report import BenchmarkEval, render_benchmark, write_benchmark_report
+from rewardlab.evaluate.by_group import BY
 from rewardlab.evaluate.compare import ModelComparison, compare_models
 from rewardlab.evaluate.data_split import Log, load_pairs, to_stderr
 from rewardlab.evaluate.ensemble_errors import EnsembleErrors, ensemble_errors, render_ensemble_errors_markdown
@@ -33,6 +34,7 @@ from rewardlab.evaluate.report import (
 )
 from rewardlab.evaluate.rewardbench import SectionMap, load_section_map, read_best_of_n
 from rewardlab.evaluate.scorers import SCORERS, Comparer, Scorer, ScorerSpec, build_scorer
+from rewardlab.evaluate.user_scores import by_group_table
 from rewardlab.models.reward_model import RewardModel, inference_copy
 
 FORMATS = ("pairs", "rewardbench", "rewardbench2", "kwise", "principles")
@@ -108,6 +110,8 @@ def evaluate_data(
     fusion_temperature: float = 0.1,
     fusion_split: str = "train",
     fusion_encoder: str = "minilm",
+    by: str | None = None,
+    groups: str | Path | None = None,
     progress: bool = False,
     log: Log | None = None,
 ) -> EvalOutput:
@@ -135,6 +139,10 @@ def evaluate_data(
     fused = FusionOptions(fusion, fusion_alpha, fusion_top_k, fusion_temperature, fusion_split, fusion_encoder)
     if fused.problems() or (fusion and policy_ranking):
         raise ValueError("; ".join(fused.problems() or ["--fusion does not apply to --policy-ranking"]))
+    if by is not None and by not in BY:
+        raise ValueError(f"--by must be annotator or group (got {by!r})")
+    if (by is not None and data_format != "pairs") or (groups is not None and by != "group"):
+        raise ValueError("--by applies to --format pairs, and --groups to --by group")
     if report:
         check_folder_destination(report)
     source = EvalData(data, columns, skip_bad_rows, split, log)  # type: ignore[arg-type]
@@ -143,6 +151,10 @@ def evaluate_data(
         reward_model, resolved = inference_copy(RewardModel.from_pretrained(model), precision)  # type: ignore[arg-type]
         scored, name = fused.apply(reward_model, str(model), resolved, progress=progress, log=log)
         result = checks.run(scored, pairs, *source.where(), resolved, progress=progress, log=log)
+        if by is not None:  # a pluralistic model scores each annotator's pairs for that annotator
+            own = reward_model if scored is reward_model else None  # a fused reward is the population's
+            table = by_group_table(result, pairs, by, groups, own, precision=resolved, progress=progress)
+            result.extras["by_group"] = table
         return _written(EvalOutput(name, source.data, result), report, pairs)
     spec = ScorerSpec(
         kind=scorer or "reward-model",
@@ -174,6 +186,8 @@ def evaluate_data(
     if data_format == "pairs":
         pairs = source.pairs()
         result = checks.run(built, pairs, *source.where(), progress=progress, log=log)
+        if by is not None:
+            result.extras["by_group"] = by_group_table(result, pairs, by, groups)
         return _written(EvalOutput(name, source.data, result), report, pairs)
     return _written(EvalOutput(name, source.data, _benchmark(built, data_format, source, sections, tie_credit)), report)
 

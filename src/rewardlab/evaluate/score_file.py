@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.data.loading import load_preferences
 from rewardlab.data.records import DataError
 from rewardlab.data.schema import describe_value
 from rewardlab.data.scoring import ScoringRow, read_scoring_rows
 from rewardlab.destinations import check_file_destination, writing
 from rewardlab.models.ensemble import RewardEnsemble
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.users import UserExamples
 from rewardlab.rewards.direction import direction_problem, direction_weights
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
@@ -46,6 +48,8 @@ def score_file(
     aggregation: str | None = None,
     uncertainty_weight: float | None = None,
     direction: str | list[float] | None = None,
+    user: str | None = None,
+    user_examples: str | Path | None = None,
     progress: bool = False,
 ) -> list[dict[str, Any]]:
     """Score each row of ``input`` with ``model`` and write the rows with a ``reward`` field to
@@ -56,8 +60,10 @@ def score_file(
     multi-attribute model's attributes (``"1,0.5"`` as on the command line, or a list). A row that
     already has a ``reward`` (or, for an ensemble, ``uncertainty``) field is refused: rename it first.
     Timestamps (Parquet, datasets) are written as ISO 8601 text; other values JSON cannot hold (bytes)
-    are refused before scoring.
+    are refused before scoring. ``user`` (an id it was trained with) or ``user_examples`` (a file of a new
+    user's labelled pairs) says whom a pluralistic model scores for; without them, the population.
     """
+    who = _user(user, user_examples, member)
     check_file_destination(output)
     rows = read_scoring_rows(input, prompt_field, response_field)
     _check_new_field(rows, REWARD_FIELD)
@@ -78,6 +84,9 @@ def score_file(
     else:
         reward_model = RewardModel.from_pretrained(model)
         head = reward_model.info.head
+        if who is not None and reward_model.users is None:
+            flag = "--user" if user is not None else "--user-examples"
+            raise ValueError(f"{model}: {flag} is for a pluralistic model; this one gives one reward for everyone")
         _check_direction(model, head, reward_model.model.config.num_labels, weights)
         if head != "ensemble":
             _refuse_unused(model, _HEAD_KINDS.get(head, f"a model with a {head} head"), options)
@@ -87,13 +96,28 @@ def score_file(
             _check_new_field(rows, UNCERTAINTY_FIELD)
             rewards, uncertainty = reward_model.score_with_uncertainty(prompts, responses, precision=precision)
         else:
-            rewards = reward_model.score(prompts, responses, precision=precision, progress=progress, direction=weights)
+            rewards = reward_model.score(
+                prompts, responses, precision=precision, progress=progress, direction=weights, user=who
+            )
     _check_finite(rows, rewards, uncertainty, precision)
     extra = [{UNCERTAINTY_FIELD: u} for u in uncertainty] if uncertainty is not None else [{}] * len(rows)
     scored = [{**r.row, REWARD_FIELD: value, **more} for r, value, more in zip(rows, rewards, extra, strict=True)]
     with writing(output):
         write_text_atomic(output, "".join(_json_line(r) for r in scored))
     return scored
+
+
+def _user(
+    user: str | None, user_examples: str | Path | None, member: Sequence[Any] | None
+) -> str | UserExamples | None:
+    """Whom to score for: a known user id, a new user's pairs read from ``user_examples``, or None."""
+    if user is not None and user_examples is not None:
+        raise ValueError("--user and --user-examples both say whom to score for; give one")
+    if member and (user is not None or user_examples is not None):
+        raise ValueError("--user and --user-examples are for one pluralistic model, not an ensemble of --member")
+    if user_examples is not None:
+        return UserExamples.from_pairs(load_preferences(user_examples).pairs, str(user_examples))
+    return user
 
 
 def _check_direction(model: str | Path, head: str, outputs: int, weights: Sequence[float] | None) -> None:

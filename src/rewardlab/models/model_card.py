@@ -7,6 +7,7 @@ also for a text longer than ``max_length``: keep the two in step.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,12 +155,34 @@ def results_section(metrics: Sequence[HeldOutMetric], split: str) -> str:
     return f"On the {split} split, held out from training:\n\n" + "\n".join(rows)
 
 
+def pluralistic_section(user_model: str, users: int) -> str:
+    """What a pluralistic model's outputs are, and that plain transformers gives them, not a reward."""
+    return (
+        f"This is a pluralistic reward model: its head gives several outputs per reply, and `users.safetensors` "
+        f"(with `users.json`) holds one row of parameters for each of the {users} users (annotators) it was "
+        f"trained on; the user model `{user_model}` (`rewardlab.rewards.pluralistic`) turns a user's row and "
+        "the outputs into that user's reward. `rewardlab score MODEL DATA --user ID` scores for one of them, "
+        "`--user-examples FILE.jsonl` for a new user from their labelled pairs, and without either for the "
+        "population. Plain transformers reads the outputs (`logits[0]`), not the reward: the snippet below "
+        "gives the first output only."
+    )
+
+
+def saved_users(folder: str | Path) -> int | None:
+    """How many users the table saved in ``folder`` has (``users.json``), or None without one."""
+    path = Path(folder) / "users.json"
+    if not path.is_file():
+        return None
+    return len(json.loads(path.read_text(encoding="utf-8")).get("ids", []))
+
+
 def model_card_text(
     info: RewardModelInfo,
     *,
     data: str | None = None,
     metrics: Sequence[HeldOutMetric] = (),
     split: str = "test",
+    users: int | None = None,
 ) -> str:
     """The whole card, Markdown with YAML front matter."""
     scale = []
@@ -179,6 +202,7 @@ def model_card_text(
         + (f", data `{data}`" if data else "")
         + f". One output (`{info.head}`): a higher value means a better reply to the prompt. "
         + " ".join(scale),
+        *([pluralistic_section(getattr(info, "users", None) or "unknown", users)] if users is not None else []),
         "## Held-out results\n\n" + results_section(metrics, split),
         "## Text format\n\n" + text_format_section(info),
         "## Scoring with transformers alone\n\nThis gives `rewardlab score --precision fp32`'s reward:\n\n"
@@ -201,7 +225,9 @@ def write_model_card(
     metrics: Sequence[HeldOutMetric] = (),
     split: str = "test",
 ) -> Path:
-    """Write (or refresh) ``folder/README.md`` atomically."""
+    """Write (or refresh) ``folder/README.md`` atomically; a pluralistic model's user count is read from
+    the folder's ``users.json`` (written before the card)."""
     path = Path(folder) / CARD_NAME
-    write_text_atomic(path, model_card_text(info, data=data, metrics=metrics, split=split))
+    users = saved_users(folder)
+    write_text_atomic(path, model_card_text(info, data=data, metrics=metrics, split=split, users=users))
     return path

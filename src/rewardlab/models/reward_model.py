@@ -31,6 +31,7 @@ from rewardlab.models.formatting import TextFormat, choose_format, format_text
 from rewardlab.models.model_card import write_model_card
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, encode_texts, pad_batch, pad_tile, scoring_tiles
 from rewardlab.models.shared_prefix import pack_pairs, packed_pair_rewards
+from rewardlab.models.users import UserExamples, UserTable
 from rewardlab.models.weight_files import require_safetensors
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
@@ -70,6 +71,9 @@ class RewardModelInfo:
     standardised with them before they are aggregated, so no member's scale decides the ensemble."""
     objective_args: dict | None = None
     """The objective's options, so a ``preference`` head compares pairs as it was trained to."""
+    users: str | None = None
+    """For a ``users`` head (a pluralistic model): the user model (``rewards.pluralistic``) that turns a
+    user's row of ``users.safetensors`` into their reward; None for every other model."""
     status: str = "complete"
     """``unfinished`` for the best weights so far that a training run saves as it goes (no reward
     statistics, no temperature); ``complete`` once the run has finished. Loading an unfinished model warns."""
@@ -98,10 +102,14 @@ def disable_dropout(model: torch.nn.Module) -> None:
 class RewardModel:
     """A backbone with a scalar head, its tokenizer, and how texts are formatted for it."""
 
-    def __init__(self, model: PreTrainedModel, tokenizer, info: RewardModelInfo) -> None:
+    def __init__(
+        self, model: PreTrainedModel, tokenizer, info: RewardModelInfo, users: UserTable | None = None
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
+        self.users = users
+        """A pluralistic model's per-user rows (``info.head == "users"``); None for every other model."""
         keep_head_in_fp32(model)
 
     # -- construction ------------------------------------------------------------------------------
@@ -173,6 +181,7 @@ class RewardModel:
                     "member_means",
                     "member_stds",
                     "objective_args",
+                    "users",
                     "status",
                 )
                 if k in saved
@@ -182,7 +191,7 @@ class RewardModel:
             warnings.warn(unfinished_warning(path), UnfinishedModelWarning, stacklevel=2)
         model.eval()
         compute_first_token_only(model)
-        return cls(model, tokenizer, info)
+        return cls(model, tokenizer, info, UserTable.load(path) if info.users else None)
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the model folder atomically: weights (safetensors), tokenizer, config with ``rewardlab``,
@@ -207,6 +216,8 @@ class RewardModel:
         consumer_tokenizer(self.tokenizer, info.text_format, info.max_length, template_special_tokens).save_pretrained(
             folder
         )
+        if self.users is not None:
+            self.users.save(folder)
 
     # -- text to tokens ----------------------------------------------------------------------------
 
@@ -305,18 +316,50 @@ class RewardModel:
         tile_tokens: int = TILE_TOKENS,
         progress: bool = False,
         direction: Sequence[float] | None = None,
+        user: str | UserExamples | None = None,
     ) -> list[float]:
-        """One reward per token sequence: the head's outputs reduced as its ``info.head`` says."""
+        """One reward per token sequence: the head's outputs reduced as its ``info.head`` says (for a
+        pluralistic model, for ``user``: see :meth:`user_row`)."""
+        row = self.user_row(user, precision=precision)
         outputs = self.outputs_ids(ids, precision=precision, tile_tokens=tile_tokens, progress=progress)
-        return self.reduce(outputs, direction=direction)[0].tolist()
+        return self.reduce(outputs, direction=direction, user_row=row)[0].tolist()
+
+    def user_row(self, user: str | UserExamples | None, *, precision: Precision = "auto") -> torch.Tensor | None:
+        """The row a pluralistic model scores with: None for the population, a known user id's row, or
+        the row the user model fits (``fit``, heads frozen) to a new user's labelled pairs."""
+        if user is None:
+            return None
+        if self.users is None:
+            raise ValueError(
+                f"this model gives one reward for everyone (head {self.info.head!r}), not one per user; "
+                "score without a user (--user / --user-examples are for pluralistic models)"
+            )
+        if not isinstance(user, UserExamples):
+            return self.users.row(user).detach()
+        k = len(user.prompts)
+        ids = self.encode([*user.prompts, *user.prompts], [*user.chosen, *user.rejected]).ids
+        outputs = self.outputs_ids(ids, precision=precision).clone().reshape(2 * k, -1)  # a normal tensor
+        return self.users.user_model.fit(outputs[:k], outputs[k:], self.users.rows.detach())
 
     def reduce(
-        self, outputs: torch.Tensor, *, direction: Sequence[float] | None = None
+        self,
+        outputs: torch.Tensor,
+        *,
+        direction: Sequence[float] | None = None,
+        user_row: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(reward, uncertainty or None) from head outputs; ``direction`` overrides an attributes head's."""
+        """(reward, uncertainty or None) from head outputs; ``direction`` overrides an attributes head's;
+        ``user_row`` is the user a pluralistic model scores for (default: the population)."""
         info = self.info
         if info.head == "reward":
             return outputs, None
+        if info.head == "users":
+            if self.users is None:
+                raise ValueError("this pluralistic model has no user table (users.safetensors) to score with")
+            with torch.no_grad():
+                row = self.users.population() if user_row is None else user_row
+                outputs = outputs.reshape(len(outputs), -1)
+                return self.users.user_model.reward(outputs.float(), row.to(outputs.device).float()), None
         if info.head == "attributes":
             direction = direction if direction is not None else info.direction
             return combine_attributes(outputs, direction if direction is not None else [1.0] * outputs.shape[-1]), None
@@ -350,13 +393,16 @@ class RewardModel:
         precision: Precision = "auto",
         progress: bool = False,
         direction: Sequence[float] | None = None,
+        user: str | UserExamples | None = None,
     ) -> list[float]:
         """The reward of each reply to its prompt (bf16 where the hardware computes it natively).
 
-        ``direction`` weighs the attributes of a multi-attribute model (default: the saved one).
+        ``direction`` weighs the attributes of a multi-attribute model (default: the saved one). ``user``
+        says whom a pluralistic model scores for: None (the population), a user id it was trained with,
+        or a new user's ``UserExamples`` (their row fitted from those pairs); other models refuse it.
         """
         encoded = self.encode(prompts, replies)
-        return self.score_ids(encoded.ids, precision=precision, progress=progress, direction=direction)
+        return self.score_ids(encoded.ids, precision=precision, progress=progress, direction=direction, user=user)
 
     def score_with_uncertainty(
         self, prompts: Sequence[Prompt], replies: Sequence[str], *, precision: Precision = "auto"
@@ -481,5 +527,5 @@ def inference_copy(model: RewardModel, precision: Precision = "auto") -> tuple[R
     """
     resolved = resolve_precision(precision, model.model.device)
     if resolved == "bf16" and model.model.dtype != torch.bfloat16:
-        model = RewardModel(bf16_copy(model.model), model.tokenizer, model.info)
+        model = RewardModel(bf16_copy(model.model), model.tokenizer, model.info, model.users)
     return model, resolved

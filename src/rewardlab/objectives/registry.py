@@ -20,6 +20,7 @@ from torch import Tensor
 
 from rewardlab.registry import Registry
 from rewardlab.registry import normalise_name as normalise_name  # the old home of the name
+from rewardlab.rewards.pluralistic import user_model
 
 BATCH_FIELDS = frozenset(
     {
@@ -34,6 +35,7 @@ BATCH_FIELDS = frozenset(
         "ranked_mask",
         "chosen_length",
         "rejected_length",
+        "user",
     }
 )
 """Tensors the trainer can hand to an objective (a field the data lacks arrives as ``None``):
@@ -46,7 +48,10 @@ BATCH_FIELDS = frozenset(
 - ``ranked`` (G, K) or (G, K, D): outputs for the replies to one prompt, best first, and
   ``ranked_mask`` (G, K) bool marking real replies (groups have different sizes);
 - ``chosen_length``, ``rejected_length`` (B,): each reply's length in characters, the measure the
-  length-bias metrics use (``evaluate/bias.py``), for objectives that disentangle length.
+  length-bias metrics use (``evaluate/bias.py``), for objectives that disentangle length;
+- ``user`` (B, row): the trainable rows of each pair's annotator in the model's user table (the
+  trainer gathers them; ``rewards/pluralistic.py`` says what a row means for each user model). An
+  objective that takes ``user`` without a default needs pairs with an ``annotator``.
 
 An objective asks either for pairs (``chosen``/``rejected``) or for rankings (``ranked``), not both.
 """
@@ -74,13 +79,17 @@ class Objective:
     head: str = "reward"
     """What the head's outputs mean, which says how a model trained with this objective scores:
     ``reward`` (one scalar), ``attributes`` (one reward per attribute, combined by a direction),
-    ``ensemble`` (one reward per member, aggregated) or ``preference`` (preference embeddings:
-    the model scores pairs, not single replies)."""
+    ``ensemble`` (one reward per member, aggregated), ``preference`` (preference embeddings:
+    the model scores pairs, not single replies) or ``users`` (a pluralistic model: the outputs and a
+    per-user row give each user's reward, by the user model ``users``)."""
     ignores_order: bool = False
     """It reads no order from a pair (it regresses ratings), so a pair labelled as a tie trains like any other."""
     kept_outputs: int | None = None
     """How many of the head's first outputs the finished model keeps, the rest being heads used only in
     training (ODIN's length head); None keeps them all."""
+    users: str | None = None
+    """The user model (``rewards.pluralistic.USER_MODELS``) of a ``users`` head: what a row of the
+    model's user table means; None for every other head."""
 
     @property
     def pairwise(self) -> bool:
@@ -144,7 +153,9 @@ def dummy_batch(objective: Objective, options: Mapping[str, Any], size: int = 2)
     """
     width = objective.outputs(options)
     per_reply = (size,) if objective.head == "reward" and width == 1 else (size, width)
+    rows = user_model(objective.users).row_size(width) if objective.users else width
     values = {
+        "user": torch.zeros(size, rows),
         "chosen": torch.ones(per_reply),
         "rejected": torch.zeros(per_reply),
         "margin": torch.ones(size),
@@ -179,7 +190,7 @@ OBJECTIVES: Registry[Objective] = Registry(
 )
 """Every module of this package and every ``rewardlab.objectives`` entry-point plugin, found on the
 first lookup: a new objective is one file here (or in another installed package), nothing else."""
-HEADS = ("reward", "attributes", "ensemble", "preference")
+HEADS = ("reward", "attributes", "ensemble", "preference", "users")
 
 
 def register_objective(
@@ -188,6 +199,7 @@ def register_objective(
     head: str = "reward",
     ignores_order: bool = False,
     kept_outputs: int | None = None,
+    users: str | None = None,
 ) -> Callable[[Callable[..., ObjectiveOutput]], Callable[..., ObjectiveOutput]]:
     """Register ``fn`` under ``name``; a second registration of the same name is refused.
 
@@ -196,12 +208,19 @@ def register_objective(
     model's head from it, and ``head`` (see ``Objective.head``) says how the trained model turns
     those outputs into scores. ``ignores_order``: the objective reads no order from a pair (it
     regresses ratings), so tie-labelled pairs are kept for it. ``kept_outputs``: the finished model keeps
-    only the head's first outputs (the others are training-only heads).
+    only the head's first outputs (the others are training-only heads). ``users``: the user model of
+    a ``users`` head (a pluralistic model; see ``rewards/pluralistic.py``), set exactly when head is "users".
     """
 
     def decorate(fn: Callable[..., ObjectiveOutput]) -> Callable[..., ObjectiveOutput]:
         if head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)} (got {head!r})")
+        if (head == "users") != (users is not None):
+            raise ValueError(
+                f'users= (a user model) is set exactly when head is "users" (got head={head!r}, users={users!r})'
+            )
+        if users is not None:
+            user_model(users)  # an unknown name raises, naming the known user models
         params = inspect.signature(fn).parameters.values()
         inputs = tuple(p.name for p in params if p.name in BATCH_FIELDS)
         required = tuple(p.name for p in params if p.name in BATCH_FIELDS and p.default is inspect.Parameter.empty)
@@ -209,7 +228,8 @@ def register_objective(
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
         key = OBJECTIVES.normalise(name)
         OBJECTIVES.add(
-            key, Objective(key, fn, inputs, options, summary, required, head_size, head, ignores_order, kept_outputs)
+            key,
+            Objective(key, fn, inputs, options, summary, required, head_size, head, ignores_order, kept_outputs, users),
         )
         return fn
 

@@ -35,6 +35,7 @@ from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import parse_prompt
 from rewardlab.models.reward_model import RewardModel, inference_copy
 from rewardlab.models.sequences import TILE_TOKENS, Encoded, scoring_tiles
+from rewardlab.models.users import UserExamples
 from rewardlab.precision import Precision, precision_problem
 from rewardlab.rewards.direction import direction_problem
 from rewardlab.rewards.transforms import RewardStats, TransformError, apply_transform, get_transform, transform_names
@@ -146,6 +147,13 @@ DIRECTION_HELP = (
 )
 
 
+class UserExample(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: Any = Field(description="The prompt, as in items", json_schema_extra=PROMPT_SCHEMA)
+    chosen: str = Field(description="The reply the new user preferred")
+    rejected: str = Field(description="The reply the new user liked less")
+
+
 class ScoreRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     items: list[ScoreItem] = Field(min_length=1)
@@ -155,12 +163,19 @@ class ScoreRequest(BaseModel):
         "step_clip and step_delta read the items as the successive steps of one solution",
     )
     direction: list[float] | None = Field(None, description=DIRECTION_HELP)
+    user: str | None = Field(None, description="Pluralistic model: score for this annotator id (GET /info: users)")
+    user_examples: list[UserExample] | None = Field(
+        None, min_length=1, description="Pluralistic model: a new user's labelled pairs; their row is fitted to them"
+    )
 
 
 class ScoreResponse(BaseModel):
     rewards: list[float] = Field(description="One reward per item, after the transform if one was asked for")
     raw_rewards: list[float] | None = Field(None, description="The model's rewards before the transform")
     truncated: list[bool] = Field(description="Whether an item was cut (from the left) to the model's max_length")
+    scored_for: str | None = Field(
+        None, description="Pluralistic model: whom the rewards are for, user, new_user or population; else null"
+    )
 
 
 class GetRewardRequest(BaseModel):
@@ -195,6 +210,7 @@ class ScoringService:
         config.check()
         check_scores_replies(model, model_path)
         self.attributes = model.info.head == "attributes"
+        self.pluralistic = model.users is not None
         if problem := direction_problem(model.info.head, model.model.config.num_labels, config.direction):
             raise ValueError(f"{model_path + ': ' if model_path else ''}--direction {problem}")
         self.config = config
@@ -228,7 +244,7 @@ class ScoringService:
     def _score_ids(self, ids: list[list[int]]) -> list[Any]:
         """Rewards, or for a multi-attribute model each item's attributes: requests batched together may
         weigh them along different directions, so each request combines its own (``score``)."""
-        if self.attributes:
+        if self.attributes or self.pluralistic:  # weighed by each request's direction, or for its user
             return self.model.outputs_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens).tolist()
         return self.model.score_ids(ids, precision=self.precision, tile_tokens=self.config.tile_tokens)
 
@@ -238,12 +254,56 @@ class ScoringService:
             raise RequestError("direction", problem)
         return weights
 
+    def user(self, user: str | None, examples: list[UserExample] | None) -> str | UserExamples | None:
+        """Whom a request is scored for, checked: a known user id, a new user's examples, or None (the population)."""
+        if user is None and examples is None:
+            return None
+        field = "user" if user is not None else "user_examples"
+        if user is not None and examples is not None:
+            raise RequestError("user_examples", "is given with user; give one of them")
+        if self.model.users is None:
+            raise RequestError(field, "is for a pluralistic model; this one gives one reward for everyone")
+        if user is not None:
+            try:
+                self.model.users.row(user)
+            except ValueError as error:
+                raise RequestError("user", str(error)) from None
+            return user
+        check_count(2 * len(examples), "user_examples", self.config.max_items)
+        prompts = []
+        for index, example in enumerate(examples):
+            where = f"user_examples[{index}]"
+            try:
+                prompts.append(parse_prompt(example.prompt, where, "prompt"))
+            except DataError as error:
+                raise RequestError(f"{where}.prompt", error.reason) from None
+            for name in ("chosen", "rejected"):
+                check_text(getattr(example, name), f"{where}.{name}", self.config.max_text_chars)
+        return UserExamples(prompts, [e.chosen for e in examples], [e.rejected for e in examples])
+
+    async def user_row(self, user: str | UserExamples | None, request: Request | None) -> torch.Tensor | None:
+        """A pluralistic model's row for ``user``: a new user's is fitted to the outputs of their examples,
+        which are computed in the scoring thread like any request's."""
+        if not isinstance(user, UserExamples):
+            return None if user is None else self.model.users.row(user).detach()
+        k = len(user.prompts)
+        pairs = list(zip([*user.prompts, *user.prompts], [*user.chosen, *user.rejected], strict=True))
+        names = [f"user_examples[{i % k}].{'chosen' if i < k else 'rejected'}" for i in range(2 * k)]
+        encoded = await asyncio.get_running_loop().run_in_executor(self._tokenize, self._encode, pairs, names)
+        gone = request.is_disconnected if request is not None else None
+        outputs = torch.tensor(await self.batcher.submit(encoded.ids, gone)).reshape(2 * k, -1)
+        fit = self.model.users.user_model.fit
+        return await asyncio.get_running_loop().run_in_executor(
+            None, fit, outputs[:k], outputs[k:], self.model.users.rows.detach()
+        )
+
     async def score(
         self,
         pairs: Sequence[tuple[Prompt, str]],
         names: Sequence[str],
         request: Request | None = None,
         direction: Sequence[float] | None = None,
+        user: str | UserExamples | None = None,
     ) -> tuple[list[float], list[bool]]:
         """Rewards and truncation flags of (prompt, response) pairs, batched with other requests.
 
@@ -251,7 +311,7 @@ class ScoringService:
         finite number (500: the model, not the request, is at fault). A ``request`` whose client has
         left, by now (then it is not even tokenised) or by the time its batch is formed, is not
         scored (``ClientGone``). ``direction`` weighs a multi-attribute model's attributes (default: the
-        server's ``--direction``, else the model's own).
+        server's ``--direction``, else the model's own); ``user`` is whom a pluralistic model scores for.
         """
         if request is not None and await request.is_disconnected():
             self.batcher.stats.abandoned += 1
@@ -262,6 +322,9 @@ class ScoringService:
         if self.attributes:
             weights = direction if direction is not None else self.config.direction
             rewards = self.model.reduce(torch.tensor(rewards), direction=weights)[0].tolist()
+        elif self.pluralistic:
+            row = await self.user_row(user, request)
+            rewards = self.model.reduce(torch.tensor(rewards), user_row=row)[0].tolist()
         check_finite(rewards, names, "the model's reward")
         return rewards, encoded.truncated
 
@@ -290,6 +353,7 @@ class ScoringService:
             "reward_std": info.reward_std,
             "temperature": info.temperature,
             "head": info.head,
+            "users": len(model.users) if model.users is not None else None,
             "direction": self.config.direction or info.direction if self.attributes else None,
             "precision": self.precision,
             "device": str(model.model.device),
@@ -454,13 +518,15 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         names = [f"items[{k}]" for k in range(len(pairs))]
         names += [f"items[{k}].reference[{j}]" for k, i in enumerate(body.items) for j in range(len(i.reference or []))]
         direction = service.direction(body.direction)
-        rewards, truncated = await service.score(pairs + reference_pairs, names, request, direction)
+        user = service.user(body.user, body.user_examples)
+        rewards, truncated = await service.score(pairs + reference_pairs, names, request, direction, user)
         own, reference_rewards = rewards[: len(pairs)], iter(rewards[len(pairs) :])
         references = [[next(reference_rewards) for _ in i.reference or []] for i in body.items]
         final = transformed(body.transform, own, references if wants_reference else None, service.stats)
         check_finite(final, names, "the transformed reward")
         raw = own if body.transform is not None else None
-        return ScoreResponse(rewards=final, raw_rewards=raw, truncated=truncated[: len(pairs)])
+        scored_for = scored_for_name(user) if service.pluralistic else None
+        return ScoreResponse(rewards=final, raw_rewards=raw, truncated=truncated[: len(pairs)], scored_for=scored_for)
 
     @app.post("/get_reward", response_model=GetRewardResponse)
     async def get_reward(body: GetRewardRequest, request: Request) -> GetRewardResponse:
@@ -492,6 +558,13 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         return service.info()
 
     return app
+
+
+def scored_for_name(user: str | UserExamples | None) -> str:
+    """What a pluralistic model's response says it scored for: ``user``, ``new_user`` or ``population``."""
+    if user is None:
+        return "population"
+    return "new_user" if isinstance(user, UserExamples) else "user"
 
 
 def get_transform_or_error(spec: TransformSpec):

@@ -37,6 +37,9 @@ class EncodedPairs:
     rejected_rating: list[Rating | None] = field(default_factory=list)
     packed: bool = False
     """Each pair is one row, its prompt read once (``RewardModel.shares_prefix``), not two padded rows."""
+    user_rows: list[int] = field(default_factory=list)
+    """For a pluralistic model: each pair's annotator's row in ``RewardModel.users`` (``POPULATION`` for an
+    annotator the table does not know); empty for every other model."""
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -83,14 +86,20 @@ class EncodedPairs:
         )
         device = chosen.device
         fields = {k: (v.to(device) if v is not None else None) for k, v in self.labels(indices).items()}
-        return {**fields, "chosen": chosen, "rejected": rejected}, tokens
+        return {**fields, **self.users(model, indices), "chosen": chosen, "rejected": rejected}, tokens
+
+    def users(self, model: RewardModel, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        """``user``: the table rows of the pairs' annotators (trainable), for a pluralistic model only."""
+        if model.users is None:
+            return {}
+        return {"user": model.users.gather([self.user_rows[i] for i in indices])}
 
     @torch.no_grad()
     def outputs(self, model: RewardModel, precision: str) -> dict[str, torch.Tensor | None]:
         """The objective's batch for all pairs at once, for validation (scored like ``score``)."""
         n = len(self)
         outputs = model.outputs_ids(self.chosen + self.rejected, precision=precision)
-        return {**self.labels(range(n)), "chosen": outputs[:n], "rejected": outputs[n:]}
+        return {**self.labels(range(n)), **self.users(model, range(n)), "chosen": outputs[:n], "rejected": outputs[n:]}
 
 
 @dataclass
@@ -153,6 +162,7 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
         chosen_rating=[p.chosen_rating for p in pairs],
         rejected_rating=[p.rejected_rating for p in pairs],
         packed=model.shares_prefix,
+        user_rows=[model.users.index_of(p.annotator) for p in pairs] if model.users is not None else [],
     )
 
 
@@ -172,8 +182,8 @@ def check_fields(objective: Objective, options: dict, pairs: Sequence[Preference
     Only a training run reaches here, so the fix named is the run's key ``data.columns=`` (``train``
     has no ``--columns`` option; ``eval`` and ``data check`` do)."""
     for name in objective.required:
-        if name in ("chosen", "rejected", "ranked", "ranked_mask", "tie"):
-            continue
+        if name in ("chosen", "rejected", "ranked", "ranked_mask", "tie", "user"):
+            continue  # ``user`` rows come from the annotators: check_annotators
         missing = [p for p in pairs if getattr(p, name) is None]
         if missing:
             raise ValueError(
@@ -195,6 +205,20 @@ def check_fields(objective: Objective, options: dict, pairs: Sequence[Preference
         raise ValueError(
             f"objective {objective.name!r} needs {'one rating' if wanted == 1 else f'{wanted} ratings'} per reply, "
             f"but the {what} pairs have ratings of size {', '.join(map(str, sorted(sizes)))}"
+        )
+
+
+def check_annotators(objective: Objective, pairs: Sequence[PreferencePair], what: str) -> None:
+    """Refuse a pair without an annotator when the objective learns one row per user (``Objective.users``):
+    the pair would belong to no one's row."""
+    if objective.users is None:
+        return
+    missing = [p for p in pairs if not p.annotator]
+    if missing:
+        raise ValueError(
+            f"{missing[0].source or 'a pair without a source'}: field 'annotator' is missing ({len(missing)} of "
+            f"{len(pairs)} {what} pairs lack it); objective {objective.name!r} learns one reward per annotator, "
+            "so every pair needs one: map the field that names who judged with data.columns=annotator=FIELD"
         )
 
 

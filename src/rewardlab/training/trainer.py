@@ -30,6 +30,7 @@ from rewardlab.evaluate.report import write_report
 from rewardlab.models.backbones import set_activation_checkpointing
 from rewardlab.models.model_card import EMBEDDED_DATA, HeldOutMetric, write_model_card
 from rewardlab.models.reward_model import RewardModel, scalar_head
+from rewardlab.models.users import UserTable
 from rewardlab.objectives import Objective, get_objective
 from rewardlab.precision import resolve_precision
 from rewardlab.progress import progress_bar
@@ -43,6 +44,7 @@ from rewardlab.runs.trackers import start_trackers, tracker_names
 from rewardlab.training.batching import (
     EncodedPairs,
     EncodedRankings,
+    check_annotators,
     check_fields,
     encode_pairs,
     encode_rankings,
@@ -114,6 +116,7 @@ def train(
         splits.train = balance_length(splits.train)
     objective = get_objective(config.objective.name)
     model = _build_model(config, accelerator, objective)
+    _add_user_table(model, objective, splits, config, accelerator)
     train_data, valid_data = _encode(model, splits, objective, config.objective.args, accelerator)
     if main and train_data.truncated:
         accelerator.print(
@@ -129,7 +132,7 @@ def train(
     optimizer, scheduler = build_optimizer(model, config, total_steps)
     state = TrainState()
     if folder.resuming:
-        state = load_checkpoint(folder.checkpoint, model.model, optimizer, scheduler)
+        state = load_checkpoint(folder.checkpoint, _checkpointed(model), optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} of {total_steps}")
     if main:
         folder.start()  # every check passed, data and model loaded: only now may a previous run go
@@ -137,6 +140,7 @@ def train(
 
     precision = resolve_precision(config.precision, accelerator.device)
     compute = ComputeModel(model, precision, accelerator.device)
+    compute.model.users = model.users  # the fp32 table, shared: rows are gathered from it, not from a copy
     max_tokens = token_budget(config.micro_batch_tokens, precision)
     logger = _metric_logger(config, folder.metrics, state.step) if main else None
     plans: dict[int, list[list[int]]] = {}
@@ -153,7 +157,7 @@ def train(
                     )
                 }
             _train_step(compute, train_data, plans[epoch][index], objective, config, max_tokens, accelerator, window)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.model.parameters(), config.optim.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(_trained(model), config.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -174,7 +178,7 @@ def train(
                 _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
             if state.step % config.save_every == 0 or last:
                 if main:
-                    save_checkpoint(out / "checkpoint", model.model, optimizer, scheduler, state)
+                    save_checkpoint(out / "checkpoint", _checkpointed(model), optimizer, scheduler, state)
                 accelerator.wait_for_everyone()
             advance(1)
 
@@ -231,15 +235,46 @@ def _build_model(config: TrainConfig, accelerator: Accelerator, objective: Objec
     return model
 
 
+def _add_user_table(
+    model: RewardModel, objective: Objective, splits: Splits, config: TrainConfig, accelerator: Accelerator
+) -> None:
+    """A pluralistic objective's (``Objective.users``) table: one row per annotator of the training pairs,
+    ids sorted and rows initialised from the run's seed, so a resumed run rebuilds the same table."""
+    if objective.users is None:
+        return
+    check_annotators(objective, splits.train, "training")
+    outputs = objective.outputs(config.objective.args)
+    model.users = UserTable.new([p.annotator for p in splits.train], outputs, objective.users, config.seed)
+    model.users.to(accelerator.device)
+    model.info.users = objective.users
+    accelerator.print(
+        f"pluralistic objective {objective.name!r}: one row of parameters for each of {len(model.users)} annotators"
+    )
+
+
+def _trained(model: RewardModel) -> list[torch.nn.Parameter]:
+    """The weights the optimiser updates: the model's, and a pluralistic model's user table."""
+    users = list(model.users.parameters()) if model.users is not None else []
+    return [*model.model.parameters(), *users]
+
+
+def _checkpointed(model: RewardModel) -> torch.nn.Module:
+    """What the checkpoint holds: the model's weights, with the user table beside them when there is one."""
+    if model.users is None:
+        return model.model
+    return torch.nn.ModuleDict({"model": model.model, "users": model.users})
+
+
 def build_optimizer(model: RewardModel, config: TrainConfig, total_steps: int):
     """AdamW (fused: one kernel for all weights rather than a loop over tensors) with linear
-    warmup then cosine decay to zero."""
+    warmup then cosine decay to zero. The head and a pluralistic model's user table learn at ``head_lr``."""
     module = scalar_head(model.model)
     head = set(module.parameters()) if module is not None else set()
     params = [p for p in model.model.parameters() if p.requires_grad]
+    users = list(model.users.parameters()) if model.users is not None else []
     groups = [
         {"params": [p for p in params if p not in head]},
-        {"params": [p for p in params if p in head], "lr": config.optim.head_lr or config.optim.lr},
+        {"params": [p for p in params if p in head] + users, "lr": config.optim.head_lr or config.optim.lr},
     ]
     optimizer = torch.optim.AdamW(
         groups,
@@ -300,6 +335,8 @@ def _train_step(
         window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
     if accelerator.num_processes > 1:
         _sum_gradients(compute.master.model, accelerator)
+        if model.users is not None:
+            _sum_gradients(model.users, accelerator)
 
 
 def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
@@ -395,6 +432,8 @@ def _finish(
     the validation pairs), save, and evaluate on the test pairs."""
     if state.best_step is not None and (out / "model" / "model.safetensors").exists():
         model.model.load_state_dict(load_file(out / "model" / "model.safetensors"))
+        if model.users is not None:
+            model.users.load_state_dict(UserTable.load(out / "model").state_dict())
     if kept := get_objective(model.info.objective).kept_outputs:  # training-only heads go
         keep_first_outputs(model, kept)
     if not model.info.scores_pairs:
