@@ -74,6 +74,7 @@ def test_every_loss_trains_two_steps(tiny_decoder_dir, name, tmp_path):
     before = [p.detach().clone() for p in model.parameters()]
     config = PolicyTrainConfig(loss=name, steps=2, batch_pairs=3, lr=1e-3, max_row_tokens=96, cache_dir=str(tmp_path))
     rated = [dataclasses.replace(p, chosen_rating=1.0, rejected_rating=0.0) for p in PAIRS]  # P3O, BRAIn read them
+    rated = [dataclasses.replace(p, annotator=f"u{i % 2}") for i, p in enumerate(rated)]  # maxmin_dpo's groups
     result = train_policy(model, tokenizer, rated, config, guide_model=guide)
     assert all(math.isfinite(v) for entry in result.history for v in entry.values())
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -62,7 +62,8 @@ def train(
         out.print(f"held-out accuracy: [bold]{o.accuracy:.4f}[/] (95 % CI {o.ci_low:.4f}–{o.ci_high:.4f}, n={o.n})")
         if (by_source := result.test.extras.get("per_source")) is not None:
             for name, e in by_source.per_source.items():
-                out.print(f"  {name}: {e.accuracy:.4f} (95 % CI {e.ci_low:.4f}–{e.ci_high:.4f}, n={e.n})")
+                ece = f", ECE {by_source.ece[name]:.4f}" if name in by_source.ece else ""
+                out.print(f"  {name}: {e.accuracy:.4f} (95 % CI {e.ci_low:.4f}–{e.ci_high:.4f}, n={e.n}){ece}")
             out.print(f"  mean over {len(by_source.per_source)} sources: {by_source.mean_accuracy:.4f}")
         if (estimate := result.test.extras.get("cross_validated")) is not None:
             m = estimate["mean"]

@@ -104,7 +104,7 @@ def summarise_scores(
     for pair, value, keep in zip(pairs, correct, ordered, strict=True):
         if keep and pair.subset is not None:
             groups[pair.subset].append(value)
-    by_source = per_source_accuracy(pairs, correct, ordered)  # pairs tagged by runs/sources.py
+    by_source = per_source_accuracy(pairs, correct, ordered, (chosen_scores, rejected_scores))  # runs/sources.py tags
     chosen, rejected = np.asarray(chosen_scores)[ordered], np.asarray(rejected_scores)[ordered]
     gaps = chosen - rejected
     source = None

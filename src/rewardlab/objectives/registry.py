@@ -36,6 +36,8 @@ BATCH_FIELDS = frozenset(
         "chosen_length",
         "rejected_length",
         "user",
+        "source",
+        "feature_gap",
     }
 )
 """Tensors the trainer can hand to an objective (a field the data lacks arrives as ``None``):
@@ -51,7 +53,11 @@ BATCH_FIELDS = frozenset(
   length-bias metrics use (``evaluate/bias.py``), for objectives that disentangle length;
 - ``user`` (B, row): the trainable rows of each pair's annotator in the model's user table (the
   trainer gathers them; ``rewards/pluralistic.py`` says what a row means for each user model). An
-  objective that takes ``user`` without a default needs pairs with an ``annotator``.
+  objective that takes ``user`` without a default needs pairs with an ``annotator``;
+- ``source`` (B,) long: each pair's data source (``runs/sources.py``), an index into the run's source
+  names sorted (0 for every pair of a run on one source);
+- ``feature_gap`` (B, H): φ(chosen) − φ(rejected), the (detached) vectors the scalar head reads, in
+  training only (``None`` in validation): for objectives that weigh the head's gradient (MORE).
 
 An objective asks either for pairs (``chosen``/``rejected``) or for rankings (``ranked``), not both.
 """
@@ -167,6 +173,8 @@ def dummy_batch(objective: Objective, options: Mapping[str, Any], size: int = 2)
         "ranked_mask": torch.ones(1, size, dtype=torch.bool),
         "chosen_length": torch.arange(size, dtype=torch.float32) + 2,
         "rejected_length": torch.ones(size),
+        "source": torch.arange(size) % 2,
+        "feature_gap": torch.eye(size, 3),
     }
     return {name: values[name] for name in objective.inputs}
 

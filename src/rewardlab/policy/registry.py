@@ -35,6 +35,7 @@ SEQUENCE_FIELDS = frozenset(
         "chosen_scores",
         "rejected_scores",
         "judge_probabilities",
+        "groups",
     }
 )
 """Per-pair tensors of shape (B,): summed log-probabilities of each reply given its prompt under
@@ -43,7 +44,10 @@ tokens (float). For online rules (:mod:`rewardlab.policy.online_losses`): the po
 when the update started (``old_*_logps``), and from each ``PreferencePair`` its ``strength``
 (``strengths``, 1 if unset), ``consistency`` (``consistencies``, 1 if unset) and ratings as the
 judge's rewards (``chosen_scores``, ``rejected_scores``, NaN if unset), and its ``judge_probability``
-(``judge_probabilities``, NaN if unset: the generative judge's P(chosen ≻ rejected), SCIR)."""
+(``judge_probabilities``, NaN if unset: the generative judge's P(chosen ≻ rejected), SCIR). For
+losses over groups of annotators (:mod:`rewardlab.policy.group_losses`): ``groups``, long, the index
+of each pair's group, its ``annotator_group``, else its ``annotator`` (the trainer refuses pairs with
+neither)."""
 
 TOKEN_FIELDS = frozenset(
     {
@@ -138,10 +142,11 @@ class PolicyLoss:
 POLICY_LOSSES: Registry[PolicyLoss] = Registry(
     "policy loss",
     plural="policy losses",
-    packages=("rewardlab.policy.losses", "rewardlab.policy.online_losses"),
+    packages=("rewardlab.policy.losses", "rewardlab.policy.online_losses", "rewardlab.policy.group_losses"),
     group="rewardlab.policy_losses",
 )
-"""The losses of :mod:`rewardlab.policy.losses` and :mod:`rewardlab.policy.online_losses`, and
+"""The losses of :mod:`rewardlab.policy.losses`, :mod:`rewardlab.policy.online_losses` and
+:mod:`rewardlab.policy.group_losses`, and
 every ``rewardlab.policy_losses`` entry-point plugin, found on the first lookup."""
 
 

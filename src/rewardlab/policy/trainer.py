@@ -251,8 +251,8 @@ def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, 
     """The per-pair labels a loss reads, from the pairs: ``strengths`` (``strength``; 1/2 for a tie
     without one, else 1), ``consistencies`` (``consistency``, else 1), and ``chosen_scores`` /
     ``rejected_scores`` (the ratings, NaN where unset; refused where a loss requires them, and a
-    rating with several attributes is refused), and ``judge_probabilities`` (``judge_probability``,
-    NaN where unset)."""
+    rating with several attributes is refused), ``judge_probabilities`` (``judge_probability``,
+    NaN where unset), and ``groups`` (:func:`pair_groups`)."""
 
     def score(pair: PreferencePair, side: str) -> float:
         rating = getattr(pair, f"{side}_rating")
@@ -272,6 +272,8 @@ def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, 
         for name, get in values.items()
         if name in loss.inputs
     }
+    if "groups" in loss.inputs:
+        fields["groups"] = pair_groups(pairs, loss.name)
     if "chosen_scores" in loss.required:
         unrated = int((fields["chosen_scores"].isnan() | fields["rejected_scores"].isnan()).sum())
         if unrated:
@@ -280,6 +282,22 @@ def pair_fields(pairs: Sequence[PreferencePair], loss: PolicyLoss) -> dict[str, 
                 f"rewards); {unrated} of {len(pairs)} pairs lack one"
             )
     return fields
+
+
+def pair_groups(pairs: Sequence[PreferencePair], loss_name: str) -> Tensor:
+    """Each pair's group index (long): its ``annotator_group``, else its ``annotator``, numbered in
+    sorted order of the names. A pair with neither is refused, naming where it came from."""
+    names = [p.annotator_group if p.annotator_group is not None else p.annotator for p in pairs]
+    missing = [i for i, name in enumerate(names) if name is None]
+    if missing:
+        where = pairs[missing[0]].source or f"pairs[{missing[0]}]"
+        raise ValueError(
+            f"{where}: policy loss {loss_name!r} needs each pair's group, from the field annotator_group "
+            f"or annotator; {len(missing)} of {len(pairs)} pairs have neither (rewardlab data groups writes both)"
+        )
+    known = [name for name in names if name is not None]
+    index = {name: i for i, name in enumerate(sorted(set(known)))}
+    return torch.tensor([index[name] for name in known], dtype=torch.long)
 
 
 def _first_epoch_logps(model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig) -> PairLogps:

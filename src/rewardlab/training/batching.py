@@ -15,6 +15,7 @@ from functools import cached_property
 import torch
 
 from rewardlab.data.records import PreferencePair, Ranking, Rating
+from rewardlab.data.source_names import source_name
 from rewardlab.data.split import Splits
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
@@ -40,6 +41,12 @@ class EncodedPairs:
     user_rows: list[int] = field(default_factory=list)
     """For a pluralistic model: each pair's annotator's row in ``RewardModel.users`` (``POPULATION`` for an
     annotator the table does not know); empty for every other model."""
+    source_ids: list[int] = field(default_factory=list)
+    """Each pair's data source as an index into the sorted source names (``data/source_names.py``); a pair
+    read on its own counts as one more source. Empty when not encoded by ``encode_pairs``."""
+    head_features: bool = False
+    """Whether a training batch carries ``feature_gap``, the head's input features φ(chosen) − φ(rejected),
+    for an objective that reads them (MORE): one extra forward pass without gradients per batch."""
 
     def __len__(self) -> int:
         return len(self.chosen)
@@ -77,6 +84,7 @@ class EncodedPairs:
             "rejected_rating": column(self.rejected_rating, math.nan),
             "weight": torch.tensor([self.weight[i] for i in indices]),
             "tie": torch.tensor([self.tie[i] for i in indices]),
+            "source": torch.tensor([self.source_ids[i] for i in indices]) if self.source_ids else None,
         }
 
     def forward(self, model: RewardModel, indices: Sequence[int]) -> tuple[dict[str, torch.Tensor | None], int]:
@@ -86,7 +94,19 @@ class EncodedPairs:
         )
         device = chosen.device
         fields = {k: (v.to(device) if v is not None else None) for k, v in self.labels(indices).items()}
+        if self.head_features:
+            fields["feature_gap"] = self.feature_gap(model, indices).to(device)
         return {**fields, **self.users(model, indices), "chosen": chosen, "rejected": rejected}, tokens
+
+    def feature_gap(self, model: RewardModel, indices: Sequence[int]) -> torch.Tensor:
+        """φ(chosen) − φ(rejected) of these pairs, read without gradients and in the compute model's own
+        precision, the model left in training mode."""
+        training = model.model.training
+        precision = "bf16" if model.model.dtype == torch.bfloat16 else "fp32"
+        ids = [self.chosen[i] for i in indices] + [self.rejected[i] for i in indices]
+        features = model.outputs_ids(ids, precision=precision, head_inputs=True)
+        model.model.train(training)
+        return features[: len(indices)] - features[len(indices) :]
 
     def users(self, model: RewardModel, indices: Sequence[int]) -> dict[str, torch.Tensor]:
         """``user``: the table rows of the pairs' annotators (trainable), for a pluralistic model only."""
@@ -143,7 +163,7 @@ class EncodedRankings:
         return self._batch(range(len(self)), model.outputs_ids(flat, precision=precision))
 
 
-def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> EncodedPairs:
+def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair], *, head_features: bool = False) -> EncodedPairs:
     """Each side as (its prompt, its reply): the rejected side after ``rejected_prompt`` where a pair has one.
 
     Packing stays exact for such pairs: the prefix a packed row reads once is found on the two token
@@ -163,7 +183,16 @@ def encode_pairs(model: RewardModel, pairs: Sequence[PreferencePair]) -> Encoded
         rejected_rating=[p.rejected_rating for p in pairs],
         packed=model.shares_prefix,
         user_rows=[model.users.index_of(p.annotator) for p in pairs] if model.users is not None else [],
+        source_ids=source_indices(pairs),
+        head_features=head_features,
     )
+
+
+def source_indices(pairs: Sequence[PreferencePair]) -> list[int]:
+    """Each pair's source as an index into its sources' names sorted (untagged pairs last)."""
+    names = [source_name(p) or "" for p in pairs]
+    order = {name: i for i, name in enumerate(sorted(set(names), key=lambda n: (n == "", n)))}
+    return [order[n] for n in names]
 
 
 def encode_rankings(model: RewardModel, rankings: Sequence[Ranking]) -> EncodedRankings:

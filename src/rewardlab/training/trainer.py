@@ -375,7 +375,7 @@ def _encode(
         check_fields(objective, args, splits.train, "training")
         check_fields(objective, args, splits.validation, "validation")
         valid = encode_pairs(model, splits.validation) if splits.validation else None
-        train = encode_pairs(model, splits.train)
+        train = encode_pairs(model, splits.train, head_features="feature_gap" in objective.inputs)
         if "chosen_length" in objective.inputs:  # the objective reads reply lengths
             valid = PairsWithLengths.of(valid, splits.validation) if valid is not None else None
             return PairsWithLengths.of(train, splits.train), valid
