@@ -149,7 +149,7 @@ def test_train_more_on_three_sources_reports_per_source_ece(tiny_encoder_dir, tm
     c = write_source(tmp_path / "c.jsonl", 20, "owls")
     args = ["train", "--data", str(a), "--data", str(b), "--data", str(c), "--backbone", str(tiny_encoder_dir)]
     args += ["--objective", "more", "--output", str(tmp_path / "run"), "max_steps=3", "precision=fp32"]
-    args += ["progress=false", "num_threads=1", "model.max_length=32", "micro_batch_tokens=null"]
+    args += ["progress=false", "num_threads=1", "model.max_length=32"]  # one pass a step for `source`
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "run" / "report" / "eval.json").read_text())
@@ -214,3 +214,4 @@ def test_benchmark_tiny_runs_and_resumes(tmp_path):
     assert second["comparison"] == first["comparison"]
     assert (tmp_path / "models" / "more" / "done.json").stat().st_mtime_ns == stamp
     assert "## ECE change, MORE − Bradley-Terry (paired bootstrap)" in (tmp_path / "results.md").read_text()
+

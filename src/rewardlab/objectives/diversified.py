@@ -17,7 +17,8 @@ the authors' code (github.com/dunzeng/MORE, ``trainer.py`` ``compute_lambda_nore
 Departures from the reference code: its momentum ḡ_t ← (1−α)ḡ_t + α·g_t (α = 0.99, so 1 % memory) is
 left out, a pure function keeping no state between batches; its two-source solver clips λ to
 [0.001, 0.999], here λ is exact in [0, 1]; λ is computed per forward pass, as the reference code does
-per device batch (so a pass should hold several sources: ``micro_batch_tokens=null``).
+per device batch (so the trainer gives an objective that reads ``source`` the whole step in one pass,
+whatever ``micro_batch_tokens`` says).
 """
 
 from __future__ import annotations

@@ -141,7 +141,8 @@ def train(
     precision = resolve_precision(config.precision, accelerator.device)
     compute = ComputeModel(model, precision, accelerator.device)
     compute.model.users = model.users  # the fp32 table, shared: rows are gathered from it, not from a copy
-    max_tokens = token_budget(config.micro_batch_tokens, precision)
+    # an objective that weighs sources against each other within a pass (MORE) sees whole batches
+    max_tokens = None if "source" in objective.inputs else token_budget(config.micro_batch_tokens, precision)
     logger = _metric_logger(config, folder.metrics, state.step) if main else None
     plans: dict[int, list[list[int]]] = {}
     window = Window()
