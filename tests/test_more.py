@@ -214,4 +214,3 @@ def test_benchmark_tiny_runs_and_resumes(tmp_path):
     assert second["comparison"] == first["comparison"]
     assert (tmp_path / "models" / "more" / "done.json").stat().st_mtime_ns == stamp
     assert "## ECE change, MORE − Bradley-Terry (paired bootstrap)" in (tmp_path / "results.md").read_text()
-
