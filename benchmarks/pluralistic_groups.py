@@ -3,11 +3,13 @@ one aspect, Bradley-Terry against each pluralistic objective, and a few-shot stu
 in training.
 
 1. **Data** (``work/data``): ``rewardlab.data.user_groups`` builds the groups from real pairs (default:
-   HH-RLHF harmless, aspect ``length``, minority 0.3, 20 users, seed 0: the minority prefers the shorter
-   reply wherever one is more than 20 % longer). ``--held-out-majority`` (3) and ``--held-out-minority``
-   (1) users, drawn with the seed, are held out entirely (4 of 20, the 70/30 proportion kept); the other
-   users' pairs are the training file, which the trainer splits by pairs as always (10 % validation,
-   20 % test, split seed 0).
+   HH-RLHF harmless, aspect ``length``, minority 0.3, 20 users, seed 0: the minority prefers the longer
+   reply wherever one is more than 20 % longer, ``--prefer longer``: HH's human labels lean to the shorter
+   reply, so a minority for shorter replies would agree with what a single reward learns anyway; the
+   first real run, with ``--prefer shorter``, showed exactly that, benchmarks/RESULTS.md).
+   ``--held-out-majority`` (3) and ``--held-out-minority`` (1) users, drawn with the seed, are held out
+   entirely (4 of 20, the 70/30 proportion kept); the other users' pairs are the training file, which the
+   trainer splits by pairs as always (10 % validation, 20 % test, split seed 0).
 2. **Training** (``work/models/NAME``): ``rewardlab.train`` with the defaults of ``rewardlab train``
    (MiniLM, 1 epoch, 8 pairs a step, lr 2e-5, max length 384, keep best by validation loss) for
    ``bradley_terry`` (the population baseline: its defaults exactly, probe-initialised head) and each
@@ -78,7 +80,7 @@ import rewardlab
 from rewardlab.atomic import write_bytes_atomic, write_text_atomic
 from rewardlab.data.loading import load_preferences
 from rewardlab.data.records import PreferencePair
-from rewardlab.data.user_groups import ASPECTS, MAJORITY, MINORITY, build_user_groups
+from rewardlab.data.user_groups import ASPECTS, MAJORITY, MINORITY, PREFERENCES, build_user_groups
 from rewardlab.evaluate.by_group import accuracy_by, adjusted_rand_index, purity
 from rewardlab.evaluate.cv_report import t_interval
 from rewardlab.evaluate.metrics import pairwise_correct, wilson_interval
@@ -120,6 +122,7 @@ class Settings:
     users: int = 20
     seed: int = 0
     threshold: float = 0.2
+    prefer: str = "longer"
     held_out_majority: int = 3
     held_out_minority: int = 1
     pairs_per_user: int | None = None
@@ -169,6 +172,7 @@ def prepare_data(work: Path, settings: Settings) -> dict[str, Any]:
         users=settings.users,
         seed=settings.seed,
         threshold=settings.threshold,
+        prefer=settings.prefer,
     )
     print(groups.summary(), file=sys.stderr)
     rows = [json.loads(line) for line in (folder / "groups.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -441,7 +445,8 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Pluralistic reward models on two groups of users (issue 33)",
         "",
-        f"Data: `{s['data']}`, aspect `{s['aspect']}`, minority {s['minority']}, {s['users']} users, seed {s['seed']} "
+        f"Data: `{s['data']}`, aspect `{s['aspect']}` (the minority prefers the {s.get('prefer', 'shorter')} reply), "
+        f"minority {s['minority']}, {s['users']} users, seed {s['seed']} "
         f"({data['groups']['pairs']} pairs, {data['groups']['minority_flipped']} minority labels reversed). "
         f"Held out for the few-shot study: {held_out}; "
         f"training file {data['pairs']['train_file']} pairs of {len(data['seen'])} users, "
@@ -618,6 +623,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Settings]:
     parser.add_argument(
         "--threshold", type=float, default=defaults.threshold, help="length aspect: relative difference"
     )
+    parser.add_argument("--prefer", default=defaults.prefer, choices=PREFERENCES, help="length: the minority's side")
     parser.add_argument("--held-out-majority", type=int, default=defaults.held_out_majority)
     parser.add_argument("--held-out-minority", type=int, default=defaults.held_out_minority)
     parser.add_argument(
@@ -630,7 +636,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Settings]:
     args = parser.parse_args(argv)
     settings = tiny_settings(args.work) if args.tiny else Settings()
     settings.data, settings.aspect, settings.minority = args.data, args.aspect, args.minority
-    settings.seed, settings.threshold = args.seed, args.threshold
+    settings.seed, settings.threshold, settings.prefer = args.seed, args.threshold, args.prefer
     settings.held_out_majority, settings.held_out_minority = args.held_out_majority, args.held_out_minority
     settings.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if not args.tiny:

@@ -243,3 +243,18 @@ def test_a_pluralistic_model_is_scored_for_each_annotator(tiny_encoder_dir, tmp_
     by_user = np.mean([rows[u].accuracy for u in USERS])
     assert min(rows[u].accuracy for u in USERS) >= 0.8 and by_user > evaluated.result.overall.accuracy + 0.2
     assert "| that user |" in evaluated.markdown()
+
+
+def test_a_minority_for_longer_replies_flips_the_other_pairs(tmp_path) -> None:
+    """``prefer="longer"`` flips exactly the minority pairs whose human-chosen reply is the clearly shorter one."""
+    data = write_jsonl(_length_rows(), tmp_path / "pairs.jsonl")
+    built = build_user_groups(data, tmp_path / "out.jsonl", minority=0.3, users=10, seed=3, prefer="longer")
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    for row in rows:
+        flipped = row["original_label"] == "flipped"
+        human_chosen = row["rejected"] if flipped else row["chosen"]
+        human_rejected = row["chosen"] if flipped else row["rejected"]
+        assert flipped == (row["annotator_group"] == MINORITY and len(human_rejected) > 1.2 * len(human_chosen))
+    assert built.minority_flipped == sum(r["original_label"] == "flipped" for r in rows)
+    with pytest.raises(ValueError, match="--prefer"):
+        build_user_groups(data, tmp_path / "bad.jsonl", prefer="louder")

@@ -53,11 +53,13 @@ def data_groups(
     threshold: Annotated[
         float, typer.Option(help="length: replies differ when the longer is more than this share longer")
     ] = 0.2,
+    prefer: Annotated[str, typer.Option(help="length: the reply the minority prefers, shorter or longer")] = "shorter",
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
 ) -> None:
     """Two groups of users from real pairs: the majority keeps the human label, the minority prefers the
-    shorter reply (length) or the one that does not refuse (refusal) where the replies differ in it."""
+    shorter (or, --prefer longer, the longer) reply (length) or the one that does not refuse (refusal)
+    where the replies differ in it."""
     from rewardlab.data import ColumnMap
     from rewardlab.data.user_groups import build_user_groups
 
@@ -69,6 +71,7 @@ def data_groups(
         users=users,
         seed=seed,
         threshold=threshold,
+        prefer=prefer,
         columns=ColumnMap.parse(columns) if columns else None,
         skip_bad_rows=skip_bad_rows,
     )

@@ -12,7 +12,10 @@ The construction, exactly:
 4. A majority user keeps the human label. A minority user keeps it too, except on the pairs where
    the two replies differ in the aspect, where it prefers the reply the aspect's rule names:
    - ``length``: the replies differ when the longer (in characters) is more than ``threshold``
-     (default 0.2, i.e. 20 %) longer than the shorter; the minority prefers the **shorter** one.
+     (default 0.2, i.e. 20 %) longer than the shorter; the minority prefers the **shorter** one
+     (``prefer="longer"``: the longer one). Choose the side the human labels lean against: on HH
+     harmless, where the chosen reply is more often the shorter, a minority for shorter replies agrees
+     with what any reward model learns first, and a minority for longer replies does not.
    - ``refusal``: the replies differ when exactly one of them refuses (``data.refusals``: an apology,
      "I can't / I won't", a deflection, in its first 200 characters); the minority prefers the one that **does not
      refuse**.
@@ -46,17 +49,22 @@ from rewardlab.data.schema import MISSING, ColumnMap, NoPreference, lookup_field
 
 MAJORITY, MINORITY = "majority", "minority"
 ASPECTS = ("length", "refusal")
+PREFERENCES = ("shorter", "longer")
+"""Which reply the minority prefers where the lengths differ (``--aspect length``)."""
 REFUSAL_WITHIN = 200
 """A reply refuses when its first this many characters do (``data.refusals``): a refusal opens a reply."""
 
 
-def prefers_other(pair: PreferencePair, aspect: str, threshold: float) -> bool:
+def prefers_other(pair: PreferencePair, aspect: str, threshold: float, prefer: str = "shorter") -> bool:
     """Whether the minority prefers ``pair.rejected``: the replies differ in ``aspect`` and the human
-    chose the reply the minority's rule disfavours (the longer one; the one that refuses)."""
+    chose the reply the minority's rule disfavours (the longer one, or the shorter with ``prefer="longer"``;
+    the one that refuses)."""
     if pair.tie:
         return False
     if aspect == "length":
         chosen, rejected = len(pair.chosen), len(pair.rejected)
+        if prefer == "longer":
+            chosen, rejected = rejected, chosen
         return chosen > (1 + threshold) * rejected
     return refuses(pair.chosen, REFUSAL_WITHIN) and not refuses(pair.rejected, REFUSAL_WITHIN)
 
@@ -90,9 +98,11 @@ class GroupsOutput:
         )
 
 
-def check_options(aspect: str, minority: float, users: int, threshold: float) -> list[str]:
+def check_options(aspect: str, minority: float, users: int, threshold: float, prefer: str = "shorter") -> list[str]:
     """Every problem with the options, at once."""
     errors = []
+    if prefer not in PREFERENCES:
+        errors.append(f"--prefer must be one of {', '.join(PREFERENCES)} (got {prefer!r})")
     if aspect not in ASPECTS:
         errors.append(f"--aspect must be one of {', '.join(ASPECTS)} (got {aspect!r})")
     if users < 2:
@@ -116,12 +126,13 @@ def build_user_groups(
     users: int = 20,
     seed: int = 0,
     threshold: float = 0.2,
+    prefer: str = "shorter",
     columns: ColumnMap | None = None,
     skip_bad_rows: bool = False,
 ) -> GroupsOutput:
     """Write ``data``'s pairs as judged by two groups of users (the construction in the module's
     docstring) to ``output`` (JSONL, atomically) and return the counts."""
-    errors = check_options(aspect, minority, users, threshold)
+    errors = check_options(aspect, minority, users, threshold, prefer)
     if errors:
         raise ValueError("; ".join(errors))
     path, columns, skip_bad_rows = _resolve(data, columns, skip_bad_rows)
@@ -139,7 +150,7 @@ def build_user_groups(
     by_user = dict.fromkeys(names, 0)
     for (row, pair), user in zip(rows, owner.tolist(), strict=True):
         group = MINORITY if user in in_minority else MAJORITY
-        flip = group == MINORITY and prefers_other(pair, aspect, threshold)
+        flip = group == MINORITY and prefers_other(pair, aspect, threshold, prefer)
         flipped += flip
         counts[group] += 1
         by_user[names[user]] += 1
