@@ -139,7 +139,7 @@ def render(result: dict[str, Any]) -> str:
         cells = [
             row["method"],
             str(row["round"]),
-            _text(row["pairs"]),
+            "—" if row["pairs"] is None else str(int(row["pairs"])),
             "—" if win is None else f"{win['rate']:.3f} ({win['low']:.3f}–{win['high']:.3f}, n={win['n']})",
             _text(row["length_controlled_win_rate"]),
             _text(row["mean_reward"]),
