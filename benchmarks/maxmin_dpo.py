@@ -76,7 +76,7 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
     """Tiny models from ``tests/tiny_models.py`` (an untrained judge: the numbers mean nothing) and a
     groups file from the packaged hh-harmless, with a few steps and prompts."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from tiny_models import build_tiny_decoder, build_tiny_encoder
+    from tiny_models import build_tiny_decoder, build_tiny_encoder, built_once
 
     from rewardlab.data.user_groups import build_user_groups
     from rewardlab.models.reward_model import RewardModel
@@ -86,8 +86,7 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
         RewardModel.from_backbone(str(build_tiny_encoder(models / "encoder")), max_length=64).save_pretrained(
             models / "judge"
         )
-    if not (models / "decoder" / "config.json").is_file():
-        build_tiny_decoder(models / "decoder")
+    built_once(build_tiny_decoder, models / "decoder")
     if not (models / "groups.jsonl").is_file():
         build_user_groups("hh-harmless", models / "groups.jsonl", aspect=args.aspect, users=10, seed=0)
     args.groups, args.judge, args.policy = str(models / "groups.jsonl"), str(models / "judge"), str(models / "decoder")

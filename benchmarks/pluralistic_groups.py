@@ -592,11 +592,9 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
 def tiny_settings(work: Path) -> Settings:
     """A 2-layer test encoder (``tests/tiny_models.py``), 10 users of 12 pairs each, a few steps per model."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from tiny_models import build_tiny_encoder
+    from tiny_models import build_tiny_encoder, built_once
 
-    encoder = work / "tiny-encoder"
-    if not (encoder / "config.json").is_file():
-        build_tiny_encoder(encoder)
+    encoder = built_once(build_tiny_encoder, work / "tiny-encoder")
     return Settings(
         users=10,
         pairs_per_user=12,

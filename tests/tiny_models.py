@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -78,6 +79,11 @@ def build_tiny_encoder(out_dir: Path) -> Path:
     config = BertConfig(vocab_size=vocab_size, max_position_embeddings=MAX_POSITIONS, pad_token_id=0, **TINY_SHAPE)
     _save_seeded(lambda: BertModel(config), out_dir)
     return out_dir
+
+
+def built_once(build: Callable[[Path], Path], out_dir: Path) -> Path:
+    """``build(out_dir)`` unless a model is already saved there: the benchmarks' ``--tiny`` modes resume."""
+    return out_dir if (out_dir / "config.json").is_file() else build(out_dir)
 
 
 def build_tiny_decoder(out_dir: Path) -> Path:
