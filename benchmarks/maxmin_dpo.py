@@ -16,7 +16,7 @@ human label; a minority user keeps it too except where the two replies differ in
 prefers the shorter reply (``length``) or the one that does not refuse (``refusal``). So, exactly for
 this construction, the majority prefers what the human labels prefer, and the minority the same except
 where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
-with the same ``--aspect`` and ``--threshold``). The human labels' preference between two new replies
+with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies
 is read from ``--judge``, a reward model trained on the human labels (for example ``rewardlab train
 --data hh-harmless``), the same one for both groups. This is used rather than a pluralistic reward
 model's user rows because the rule is the minority's reward by construction, not an estimate of it.
@@ -53,6 +53,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--policy", default="smollm2", help="smollm2, or a causal LM folder")
     parser.add_argument("--aspect", default="length", choices=("length", "refusal"), help="as for the groups file")
     parser.add_argument("--threshold", type=float, default=0.2, help="as for the groups file (length aspect)")
+    parser.add_argument("--prefer", default="shorter", choices=("shorter", "longer"), help="as for the groups file")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-pairs", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-6)
@@ -88,14 +89,16 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
         )
     built_once(build_tiny_decoder, models / "decoder")
     if not (models / "groups.jsonl").is_file():
-        build_user_groups("hh-harmless", models / "groups.jsonl", aspect=args.aspect, users=10, seed=0)
+        groups = models / "groups.jsonl"
+        build_user_groups("hh-harmless", groups, aspect=args.aspect, users=10, seed=0, prefer=args.prefer)
     args.groups, args.judge, args.policy = str(models / "groups.jsonl"), str(models / "judge"), str(models / "decoder")
     args.steps, args.batch_pairs, args.lr, args.max_train_pairs, args.eval_pairs = 2, 8, 1e-3, 16, 8
     args.prompts, args.max_new_tokens, args.max_prompt_tokens, args.threads = 3, 4, 128, 1
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("groups", "judge", "policy", "aspect", "threshold", "steps", "batch_pairs", "lr", "beta", "temperature")
+    keys = ("groups", "judge", "policy", "aspect", "threshold", "prefer", "steps", "batch_pairs", "lr", "beta")
+    keys += ("temperature",)
     more = ("max_train_pairs", "eval_pairs", "prompts", "max_new_tokens", "max_prompt_tokens")
     return {key: getattr(args, key) for key in (*keys, *more)}
 
@@ -190,9 +193,9 @@ def group_prefers(group: str, prompt: Any, reply: str, start: str, rewards: tupl
     if reply == start:
         return 0.5
     if group == MINORITY:
-        if prefers_other(PreferencePair(prompt, reply, start), args.aspect, args.threshold):
+        if prefers_other(PreferencePair(prompt, reply, start), args.aspect, args.threshold, args.prefer):
             return 0.0
-        if prefers_other(PreferencePair(prompt, start, reply), args.aspect, args.threshold):
+        if prefers_other(PreferencePair(prompt, start, reply), args.aspect, args.threshold, args.prefer):
             return 1.0
     return 1.0 if rewards[0] > rewards[1] else 0.0 if rewards[0] < rewards[1] else 0.5
 
