@@ -13,7 +13,8 @@ its own reward, against the starting policy.
 
 Each group's reward. ``rewardlab data groups`` builds the groups by a rule: a majority user keeps the
 human label; a minority user keeps it too except where the two replies differ in the aspect, where it
-prefers the shorter reply (``length``) or the one that does not refuse (``refusal``). So, exactly for
+prefers the shorter reply (``length``; the longer with ``--prefer longer``) or the one that does not
+refuse (``refusal``). So, exactly for
 this construction, the majority prefers what the human labels prefer, and the minority the same except
 where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
 with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies

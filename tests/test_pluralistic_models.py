@@ -168,7 +168,8 @@ def test_cli_score_for_a_user_and_for_a_new_user(model_dir, model, tmp_path):
 
 
 def test_serve_scores_for_a_user_a_new_user_and_the_population(model_dir, model):
-    """One real HTTP request each: the rewards are the library's for the same user."""
+    """One real HTTP request each, on /score and OpenRLHF's /get_reward: the rewards are the library's for
+    the same user."""
     config = ServeConfig(max_wait_ms=5, precision="fp32")
     app_ = create_app(RewardModel.from_pretrained(model_dir), model_path=str(model_dir), config=config)
     items = [{"prompt": "question 1", "response": GOOD}, {"prompt": "question 1", "response": BAD}]
@@ -187,6 +188,14 @@ def test_serve_scores_for_a_user_a_new_user_and_the_population(model_dir, model)
             expected = model.score(["question 1"] * 2, [GOOD, BAD], precision="fp32", user=user)
             assert body["rewards"] == pytest.approx(expected, abs=1e-5)
         unknown = httpx.post(f"{url}/score", json={"items": items, "user": "zz"}, timeout=30)
+        assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "user"
+        queries = {"query": [f"question 1{GOOD}", f"question 1{BAD}"], "prompts": ["question 1"] * 2}
+        for extra, scored_for, user in [({"user": "a2"}, "user", "a2"), ({}, "population", None)]:
+            body = httpx.post(f"{url}/get_reward", json=queries | extra, timeout=30).json()
+            assert body["scored_for"] == scored_for, body
+            expected = model.score(["question 1"] * 2, [GOOD, BAD], precision="fp32", user=user)
+            assert body["rewards"] == pytest.approx(expected, abs=1e-5)
+        unknown = httpx.post(f"{url}/get_reward", json=queries | {"user": "zz"}, timeout=30)
         assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "user"
         assert httpx.get(f"{url}/info", timeout=30).json()["users"] == 6
 

@@ -187,12 +187,16 @@ class GetRewardRequest(BaseModel):
     labels: list[Any] | None = Field(None, description="Ground truths (not used by a reward model)")
     transform: TransformSpec | None = None
     direction: list[float] | None = Field(None, description=DIRECTION_HELP)
+    user: str | None = Field(
+        None, description="Pluralistic model: score for this annotator id (OpenRLHF sends none: the population)"
+    )
 
 
 class GetRewardResponse(BaseModel):
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, Any]
+    scored_for: str | None = Field(None, description="Pluralistic model: user or population; else null")
 
 
 # -- the scoring service --------------------------------------------------------------------------------
@@ -539,10 +543,12 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         tokenizer = service.model.tokenizer
         pairs = split_queries(body.query, body.prompts, [t for t in (tokenizer.eos_token, tokenizer.pad_token) if t])
         names = [f"query[{k}]" for k in range(len(pairs))]
-        rewards, _ = await service.score(pairs, names, request, service.direction(body.direction))
+        user = service.user(body.user, None)
+        rewards, _ = await service.score(pairs, names, request, service.direction(body.direction), user)
         rewards = transformed(body.transform, rewards, None, service.stats)
         check_finite(rewards, names, "the transformed reward")
-        return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={})
+        scored_for = scored_for_name(user) if service.pluralistic else None
+        return GetRewardResponse(rewards=rewards, scores=rewards, extra_logs={}, scored_for=scored_for)
 
     @app.get("/health")
     async def health() -> JSONResponse:
