@@ -14,7 +14,7 @@ its own reward, against the starting policy.
 Each group's reward. ``rewardlab data groups`` builds the groups by a rule: a majority user keeps the
 human label; a minority user keeps it too except where the two replies differ in the aspect, where it
 prefers the shorter reply (``length``; the longer with ``--prefer longer``) or the one that does not
-refuse (``refusal``). So, exactly for
+refuse (``refusal``); with ``--opposed`` the majority follows the opposite length rule the same way. So, exactly for
 this construction, the majority prefers what the human labels prefer, and the minority the same except
 where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
 with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies
@@ -55,6 +55,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--aspect", default="length", choices=("length", "refusal"), help="as for the groups file")
     parser.add_argument("--threshold", type=float, default=0.2, help="as for the groups file (length aspect)")
     parser.add_argument("--prefer", default="shorter", choices=("shorter", "longer"), help="as for the groups file")
+    parser.add_argument("--opposed", action="store_true", help="as for the groups file (the majority's rule)")
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--batch-pairs", type=int, default=16)
     parser.add_argument("--lr", type=float, default=1e-6)
@@ -91,14 +92,17 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
     built_once(build_tiny_decoder, models / "decoder")
     if not (models / "groups.jsonl").is_file():
         groups = models / "groups.jsonl"
-        build_user_groups("hh-harmless", groups, aspect=args.aspect, users=10, seed=0, prefer=args.prefer)
+        build_user_groups(
+            "hh-harmless", groups, aspect=args.aspect, users=10, seed=0, prefer=args.prefer, opposed=args.opposed
+        )
     args.groups, args.judge, args.policy = str(models / "groups.jsonl"), str(models / "judge"), str(models / "decoder")
     args.steps, args.batch_pairs, args.lr, args.max_train_pairs, args.eval_pairs = 2, 8, 1e-3, 16, 8
     args.prompts, args.max_new_tokens, args.max_prompt_tokens, args.threads = 3, 4, 128, 1
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("groups", "judge", "policy", "aspect", "threshold", "prefer", "steps", "batch_pairs", "lr", "beta")
+    keys = ("groups", "judge", "policy", "aspect", "threshold", "prefer", "opposed", "steps", "batch_pairs", "lr")
+    keys += ("beta",)
     keys += ("temperature",)
     more = ("max_train_pairs", "eval_pairs", "prompts", "max_new_tokens", "max_prompt_tokens")
     return {key: getattr(args, key) for key in (*keys, *more)}
@@ -189,14 +193,15 @@ def group_prefers(group: str, prompt: Any, reply: str, start: str, rewards: tupl
     """1 if ``group`` prefers ``reply`` to ``start``, 0 if it prefers ``start``, 1/2 if neither (the module's
     docstring: the human label's reward for both groups, the aspect's rule first for the minority)."""
     from rewardlab.data.records import PreferencePair
-    from rewardlab.data.user_groups import MINORITY, prefers_other
+    from rewardlab.data.user_groups import MINORITY, OTHER_SIDE, prefers_other
 
     if reply == start:
         return 0.5
-    if group == MINORITY:
-        if prefers_other(PreferencePair(prompt, reply, start), args.aspect, args.threshold, args.prefer):
+    rule = args.prefer if group == MINORITY else OTHER_SIDE[args.prefer] if args.opposed else None
+    if rule is not None:
+        if prefers_other(PreferencePair(prompt, reply, start), args.aspect, args.threshold, rule):
             return 0.0
-        if prefers_other(PreferencePair(prompt, start, reply), args.aspect, args.threshold, args.prefer):
+        if prefers_other(PreferencePair(prompt, start, reply), args.aspect, args.threshold, rule):
             return 1.0
     return 1.0 if rewards[0] > rewards[1] else 0.0 if rewards[0] < rewards[1] else 0.5
 

@@ -4,9 +4,12 @@ in training.
 
 1. **Data** (``work/data``): ``rewardlab.data.user_groups`` builds the groups from real pairs (default:
    HH-RLHF harmless, aspect ``length``, minority 0.3, 20 users, seed 0: the minority prefers the longer
-   reply wherever one is more than 20 % longer, ``--prefer longer``: HH's human labels lean to the shorter
-   reply, so a minority for shorter replies would agree with what a single reward learns anyway; the
-   first real run, with ``--prefer shorter``, showed exactly that, benchmarks/RESULTS.md).
+   reply wherever one is more than 20 % longer, ``--prefer longer``, and the majority the shorter,
+   ``--opposed``: opposite preferences on the aspect, the human label deciding only where the lengths
+   are close. Without ``--opposed`` the majority keeps the human label, and the group that follows a
+   rule is the easier one to learn whatever its size: the first two real runs (``--prefer shorter``,
+   then ``--prefer longer``; benchmarks/RESULTS.md) found Bradley-Terry more accurate on the minority
+   both times).
    ``--held-out-majority`` (3) and ``--held-out-minority`` (1) users, drawn with the seed, are held out
    entirely (4 of 20, the 70/30 proportion kept); the other users' pairs are the training file, which the
    trainer splits by pairs as always (10 % validation, 20 % test, split seed 0).
@@ -123,6 +126,8 @@ class Settings:
     seed: int = 0
     threshold: float = 0.2
     prefer: str = "longer"
+    opposed: bool = True
+    """The majority prefers the other side where the lengths differ (``--no-opposed``: the human label)."""
     held_out_majority: int = 3
     held_out_minority: int = 1
     pairs_per_user: int | None = None
@@ -173,6 +178,7 @@ def prepare_data(work: Path, settings: Settings) -> dict[str, Any]:
         seed=settings.seed,
         threshold=settings.threshold,
         prefer=settings.prefer,
+        opposed=settings.opposed,
     )
     print(groups.summary(), file=sys.stderr)
     rows = [json.loads(line) for line in (folder / "groups.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -189,7 +195,12 @@ def prepare_data(work: Path, settings: Settings) -> dict[str, Any]:
     write_text_atomic(folder / "train.jsonl", "\n".join(train) + "\n")
     write_text_atomic(folder / "held_out.jsonl", "\n".join(other) + "\n")
     summary = {
-        "groups": {"pairs": groups.pairs, "minority_flipped": groups.minority_flipped, "skipped": groups.skipped},
+        "groups": {
+            "pairs": groups.pairs,
+            "minority_flipped": groups.minority_flipped,
+            "majority_flipped": groups.majority_flipped,
+            "skipped": groups.skipped,
+        },
         "group_of": group_of,
         "held_out": held_out,
         "seen": sorted(u for u in group_of if u not in held_out),
@@ -445,9 +456,11 @@ def render_markdown(result: dict[str, Any]) -> str:
     lines = [
         "# Pluralistic reward models on two groups of users (issue 33)",
         "",
-        f"Data: `{s['data']}`, aspect `{s['aspect']}` (the minority prefers the {s.get('prefer', 'shorter')} reply), "
+        f"Data: `{s['data']}`, aspect `{s['aspect']}` (the minority prefers the {s.get('prefer', 'shorter')} reply, "
+        f"the majority {'the other' if s.get('opposed') else 'the human label'}), "
         f"minority {s['minority']}, {s['users']} users, seed {s['seed']} "
-        f"({data['groups']['pairs']} pairs, {data['groups']['minority_flipped']} minority labels reversed). "
+        f"({data['groups']['pairs']} pairs, {data['groups']['minority_flipped']} minority and "
+        f"{data['groups'].get('majority_flipped', 0)} majority labels reversed). "
         f"Held out for the few-shot study: {held_out}; "
         f"training file {data['pairs']['train_file']} pairs of {len(data['seen'])} users, "
         f"{result['test_pairs']} of them in the test split. Backbone `{s['backbone']}`, head/user-table lr "
@@ -622,6 +635,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Settings]:
         "--threshold", type=float, default=defaults.threshold, help="length aspect: relative difference"
     )
     parser.add_argument("--prefer", default=defaults.prefer, choices=PREFERENCES, help="length: the minority's side")
+    parser.add_argument(
+        "--opposed",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.opposed,
+        help="the majority: the other side",
+    )
     parser.add_argument("--held-out-majority", type=int, default=defaults.held_out_majority)
     parser.add_argument("--held-out-minority", type=int, default=defaults.held_out_minority)
     parser.add_argument(
@@ -635,6 +654,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Path, Settings]:
     settings = tiny_settings(args.work) if args.tiny else Settings()
     settings.data, settings.aspect, settings.minority = args.data, args.aspect, args.minority
     settings.seed, settings.threshold, settings.prefer = args.seed, args.threshold, args.prefer
+    settings.opposed = args.opposed
     settings.held_out_majority, settings.held_out_minority = args.held_out_majority, args.held_out_minority
     settings.objectives = [o.strip() for o in args.objectives.split(",") if o.strip()]
     if not args.tiny:

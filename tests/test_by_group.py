@@ -16,7 +16,7 @@ import rewardlab
 from rewardlab import cli
 from rewardlab.data import PreferencePair, load_preferences
 from rewardlab.data.refusals import refuses
-from rewardlab.data.user_groups import MINORITY, build_user_groups
+from rewardlab.data.user_groups import MAJORITY, MINORITY, build_user_groups
 from rewardlab.evaluate.by_group import NONE, accuracy_by, adjusted_rand_index, purity
 from rewardlab.evaluate.metrics import pairwise_correct, wilson_interval
 from rewardlab.evaluate.run import evaluate_data
@@ -258,3 +258,28 @@ def test_a_minority_for_longer_replies_flips_the_other_pairs(tmp_path) -> None:
     assert built.minority_flipped == sum(r["original_label"] == "flipped" for r in rows)
     with pytest.raises(ValueError, match="--prefer"):
         build_user_groups(data, tmp_path / "bad.jsonl", prefer="louder")
+
+
+def test_opposed_groups_follow_opposite_length_rules(tmp_path) -> None:
+    """``opposed``: where the lengths differ by more than 20 % the minority chooses the longer reply and
+    the majority the shorter; elsewhere both keep the human label. In ``_length_rows`` the human chose
+    the longer reply on even rows (the majority flips those) and the shorter on the other rows where
+    the lengths differ (the minority flips those)."""
+    data = write_jsonl(_length_rows(), tmp_path / "pairs.jsonl")
+    built = build_user_groups(
+        data, tmp_path / "out.jsonl", minority=0.3, users=10, seed=3, prefer="longer", opposed=True
+    )
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    for i, row in enumerate(rows):
+        differ = i % 2 == 0 or i % 3 != 0
+        if differ:
+            longer_chosen = len(row["chosen"]) > len(row["rejected"])
+            assert longer_chosen == (row["annotator_group"] == MINORITY), i
+        else:
+            assert row["original_label"] == "kept", i
+    assert built.majority_flipped == sum(
+        r["original_label"] == "flipped" for r in rows if r["annotator_group"] == MAJORITY
+    )
+    assert built.majority_flipped > 0 and built.minority_flipped > 0 and "majority:" in built.summary()
+    with pytest.raises(ValueError, match="--opposed is for --aspect length"):
+        build_user_groups(data, tmp_path / "bad.jsonl", aspect="refusal", opposed=True)

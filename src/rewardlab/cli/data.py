@@ -54,12 +54,15 @@ def data_groups(
         float, typer.Option(help="length: replies differ when the longer is more than this share longer")
     ] = 0.2,
     prefer: Annotated[str, typer.Option(help="length: the reply the minority prefers, shorter or longer")] = "shorter",
+    opposed: Annotated[
+        bool, typer.Option(help="length: the majority prefers the other side (opposite preferences on the aspect)")
+    ] = False,
     columns: ColumnsOption = None,
     skip_bad_rows: SkipOption = False,
 ) -> None:
-    """Two groups of users from real pairs: the majority keeps the human label, the minority prefers the
-    shorter (or, --prefer longer, the longer) reply (length) or the one that does not refuse (refusal)
-    where the replies differ in it."""
+    """Two groups of users from real pairs: the majority keeps the human label (or, --opposed, prefers the
+    other side), the minority prefers the shorter (or, --prefer longer, the longer) reply (length) or the
+    one that does not refuse (refusal) where the replies differ in it."""
     from rewardlab.data import ColumnMap
     from rewardlab.data.user_groups import build_user_groups
 
@@ -72,6 +75,7 @@ def data_groups(
         seed=seed,
         threshold=threshold,
         prefer=prefer,
+        opposed=opposed,
         columns=ColumnMap.parse(columns) if columns else None,
         skip_bad_rows=skip_bad_rows,
     )

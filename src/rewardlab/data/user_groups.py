@@ -21,6 +21,11 @@ The construction, exactly:
      refuse**.
    A minority pair whose human-chosen reply is already the one the rule prefers, and every pair
    labelled as a tie, is left as it is.
+   With ``opposed`` (``length`` only) the majority follows the opposite rule where the lengths
+   differ, so the two groups have opposite preferences on the aspect and the human label decides
+   only where they agree. Without it, the group that follows a rule is the easier one to learn
+   whatever its size: one reward fitted to everybody learns the rule and serves the minority best
+   (``benchmarks/RESULTS.md``, issue 33).
 5. Write every original field of each row, with the chosen and rejected fields (and their ratings,
    when the column map names them) swapped where the label flipped, plus ``annotator`` (the user),
    ``annotator_group`` (``majority`` or ``minority``) and ``original_label`` (``kept`` or ``flipped``:
@@ -51,6 +56,7 @@ MAJORITY, MINORITY = "majority", "minority"
 ASPECTS = ("length", "refusal")
 PREFERENCES = ("shorter", "longer")
 """Which reply the minority prefers where the lengths differ (``--aspect length``)."""
+OTHER_SIDE = {"shorter": "longer", "longer": "shorter"}
 REFUSAL_WITHIN = 200
 """A reply refuses when its first this many characters do (``data.refusals``): a refusal opens a reply."""
 
@@ -80,6 +86,8 @@ class GroupsOutput:
     pairs_by_group: dict[str, int]
     minority_flipped: int
     """Minority pairs whose label differs from the human one."""
+    majority_flipped: int = 0
+    """Majority pairs whose label differs from the human one (``opposed`` only)."""
     skipped: int = 0
     """Rows skipped (no preference stated, or bad with ``skip_bad_rows``)."""
     by_user: dict[str, int] = field(default_factory=dict)
@@ -94,13 +102,18 @@ class GroupsOutput:
             f"{self.users - self.minority_users} users, {self.pairs_by_group[MAJORITY]} pairs; minority "
             f"{self.minority_users} users, {self.pairs_by_group[MINORITY]} pairs, of which "
             f"{self.minority_flipped} ({self.minority_flipped_share:.1%}) have the human label reversed"
+            + (f"; majority: {self.majority_flipped} reversed" if self.majority_flipped else "")
             + (f"; skipped {self.skipped} rows" if self.skipped else "")
         )
 
 
-def check_options(aspect: str, minority: float, users: int, threshold: float, prefer: str = "shorter") -> list[str]:
+def check_options(
+    aspect: str, minority: float, users: int, threshold: float, prefer: str = "shorter", opposed: bool = False
+) -> list[str]:
     """Every problem with the options, at once."""
     errors = []
+    if opposed and aspect != "length":
+        errors.append(f"--opposed is for --aspect length (got {aspect!r}: a majority for refusals is not a group)")
     if prefer not in PREFERENCES:
         errors.append(f"--prefer must be one of {', '.join(PREFERENCES)} (got {prefer!r})")
     if aspect not in ASPECTS:
@@ -127,12 +140,13 @@ def build_user_groups(
     seed: int = 0,
     threshold: float = 0.2,
     prefer: str = "shorter",
+    opposed: bool = False,
     columns: ColumnMap | None = None,
     skip_bad_rows: bool = False,
 ) -> GroupsOutput:
     """Write ``data``'s pairs as judged by two groups of users (the construction in the module's
     docstring) to ``output`` (JSONL, atomically) and return the counts."""
-    errors = check_options(aspect, minority, users, threshold, prefer)
+    errors = check_options(aspect, minority, users, threshold, prefer, opposed)
     if errors:
         raise ValueError("; ".join(errors))
     path, columns, skip_bad_rows = _resolve(data, columns, skip_bad_rows)
@@ -145,20 +159,31 @@ def build_user_groups(
     in_minority = set(rng.choice(users, size=round(minority * users), replace=False).tolist())
     owner = np.empty(len(rows), dtype=int)
     owner[rng.permutation(len(rows))] = np.arange(len(rows)) % users
-    lines, flipped = [], 0
+    lines, flipped = [], {MAJORITY: 0, MINORITY: 0}
+    rule = {MINORITY: prefer, MAJORITY: OTHER_SIDE[prefer] if opposed else None}
     counts = {MAJORITY: 0, MINORITY: 0}
     by_user = dict.fromkeys(names, 0)
     for (row, pair), user in zip(rows, owner.tolist(), strict=True):
         group = MINORITY if user in in_minority else MAJORITY
-        flip = group == MINORITY and prefers_other(pair, aspect, threshold, prefer)
-        flipped += flip
+        flip = rule[group] is not None and prefers_other(pair, aspect, threshold, rule[group])
+        flipped[group] += flip
         counts[group] += 1
         by_user[names[user]] += 1
         out = _swapped(row, columns) if flip else dict(row)
         out.update(annotator=names[user], annotator_group=group, original_label="flipped" if flip else "kept")
         lines.append(json.dumps(out, ensure_ascii=False))
     write_text_atomic(output, "\n".join(lines) + "\n")
-    return GroupsOutput(str(output), len(rows), users, len(in_minority), counts, flipped, skipped, by_user)
+    return GroupsOutput(
+        str(output),
+        len(rows),
+        users,
+        len(in_minority),
+        counts,
+        flipped[MINORITY],
+        majority_flipped=flipped[MAJORITY],
+        skipped=skipped,
+        by_user=by_user,
+    )
 
 
 def _resolve(data: str | Path, columns: ColumnMap | None, skip_bad_rows: bool) -> tuple[Path, ColumnMap, bool]:
