@@ -23,7 +23,7 @@ The construction, exactly:
    labelled as a tie, is left as it is.
    With ``opposed`` (``length`` only) the majority follows the opposite rule where the lengths
    differ, so the two groups have opposite preferences on the aspect and the human label decides
-   only where they agree. Without it, the group that follows a rule is the easier one to learn
+   only where the lengths are close. Without it, the group that follows a rule is the easier one to learn
    whatever its size: one reward fitted to everybody learns the rule and serves the minority best
    (``benchmarks/RESULTS.md``, issue 33).
 5. Write every original field of each row, with the chosen and rejected fields (and their ratings,
@@ -113,7 +113,7 @@ def check_options(
     """Every problem with the options, at once."""
     errors = []
     if opposed and aspect != "length":
-        errors.append(f"--opposed is for --aspect length (got {aspect!r}: a majority for refusals is not a group)")
+        errors.append(f"--opposed is for --aspect length (got {aspect!r})")
     if prefer not in PREFERENCES:
         errors.append(f"--prefer must be one of {', '.join(PREFERENCES)} (got {prefer!r})")
     if aspect not in ASPECTS:
