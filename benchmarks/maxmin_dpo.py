@@ -15,7 +15,7 @@ Each group's reward. ``rewardlab data groups`` builds the groups by a rule: a ma
 human label; a minority user keeps it too except where the two replies differ in the aspect, where it
 prefers the shorter reply (``length``; the longer with ``--prefer longer``) or the one that does not
 refuse (``refusal``); with ``--opposed`` the majority follows the opposite length rule the same way. So, exactly for
-this construction, the majority prefers what the human labels prefer, and the minority the same except
+this construction (without ``--opposed``), the majority prefers what the human labels prefer, and the minority the same except
 where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
 with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies
 is read from ``--judge``, a reward model trained on the human labels (for example ``rewardlab train
@@ -101,9 +101,8 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
 
 
 def settings_of(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ("groups", "judge", "policy", "aspect", "threshold", "prefer", "opposed", "steps", "batch_pairs", "lr")
-    keys += ("beta",)
-    keys += ("temperature",)
+    keys = ("groups", "judge", "policy", "aspect", "threshold", "prefer", "opposed")
+    keys += ("steps", "batch_pairs", "lr", "beta", "temperature")
     more = ("max_train_pairs", "eval_pairs", "prompts", "max_new_tokens", "max_prompt_tokens")
     return {key: getattr(args, key) for key in (*keys, *more)}
 
@@ -191,7 +190,8 @@ def generations(name: str, folder: str, prompts: list[Any], args: argparse.Names
 
 def group_prefers(group: str, prompt: Any, reply: str, start: str, rewards: tuple[float, float], args: Any) -> float:
     """1 if ``group`` prefers ``reply`` to ``start``, 0 if it prefers ``start``, 1/2 if neither (the module's
-    docstring: the human label's reward for both groups, the aspect's rule first for the minority)."""
+    docstring: the human label's reward for both groups, the aspect's rule first for the minority, and for
+    the majority with ``--opposed``)."""
     from rewardlab.data.records import PreferencePair
     from rewardlab.data.user_groups import MINORITY, OTHER_SIDE, prefers_other
 
