@@ -14,9 +14,9 @@ its own reward, against the starting policy.
 Each group's reward. ``rewardlab data groups`` builds the groups by a rule: a majority user keeps the
 human label; a minority user keeps it too except where the two replies differ in the aspect, where it
 prefers the shorter reply (``length``; the longer with ``--prefer longer``) or the one that does not
-refuse (``refusal``); with ``--opposed`` the majority follows the opposite length rule the same way. So, exactly for
-this construction (without ``--opposed``), the majority prefers what the human labels prefer, and the minority the same except
-where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
+refuse (``refusal``); with ``--opposed`` the majority follows the opposite length rule the same way.
+So, exactly for this construction (without ``--opposed``), the majority prefers what the human labels
+prefer, and the minority the same except where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
 with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies
 is read from ``--judge``, a reward model trained on the human labels (for example ``rewardlab train
 --data hh-harmless``), the same one for both groups. This is used rather than a pluralistic reward
