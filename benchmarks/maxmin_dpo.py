@@ -16,9 +16,10 @@ human label; a minority user keeps it too except where the two replies differ in
 prefers the shorter reply (``length``; the longer with ``--prefer longer``) or the one that does not
 refuse (``refusal``); with ``--opposed`` the majority follows the opposite length rule the same way.
 So, exactly for this construction (without ``--opposed``), the majority prefers what the human labels
-prefer, and the minority the same except where the replies differ in the aspect, where the rule decides (``data.user_groups.prefers_other``,
-with the same ``--aspect``, ``--threshold`` and ``--prefer``). The human labels' preference between two new replies
-is read from ``--judge``, a reward model trained on the human labels (for example ``rewardlab train
+prefer, and the minority the same except where the replies differ in the aspect, where the rule
+decides (``data.user_groups.prefers_other``, with the same ``--aspect``, ``--threshold`` and
+``--prefer``). The human labels' preference between two new replies is read from ``--judge``, a
+reward model trained on the human labels (for example ``rewardlab train
 --data hh-harmless``), the same one for both groups. This is used rather than a pluralistic reward
 model's user rows because the rule is the minority's reward by construction, not an estimate of it.
 
