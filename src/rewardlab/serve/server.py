@@ -196,7 +196,7 @@ class GetRewardResponse(BaseModel):
     rewards: list[float]
     scores: list[float]
     extra_logs: dict[str, Any]
-    scored_for: str | None = Field(None, description="Pluralistic model: user or population; else null")
+    scored_for: str | None = Field(None, description="Pluralistic model: user or population; absent otherwise")
 
 
 # -- the scoring service --------------------------------------------------------------------------------
@@ -532,7 +532,7 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         scored_for = scored_for_name(user) if service.pluralistic else None
         return ScoreResponse(rewards=final, raw_rewards=raw, truncated=truncated[: len(pairs)], scored_for=scored_for)
 
-    @app.post("/get_reward", response_model=GetRewardResponse)
+    @app.post("/get_reward", response_model=GetRewardResponse, response_model_exclude_none=True)
     async def get_reward(body: GetRewardRequest, request: Request) -> GetRewardResponse:
         """OpenRLHF's remote reward model: ``{"query", "prompts", "labels"}`` → rewards and scores."""
         check_count(len(body.query), "query", config.max_items)
