@@ -194,11 +194,11 @@ def group_prefers(group: str, prompt: Any, reply: str, start: str, rewards: tupl
     docstring: the human label's reward for both groups, the aspect's rule first for the minority, and for
     the majority with ``--opposed``)."""
     from rewardlab.data.records import PreferencePair
-    from rewardlab.data.user_groups import MINORITY, OTHER_SIDE, prefers_other
+    from rewardlab.data.user_groups import group_rule, prefers_other
 
     if reply == start:
         return 0.5
-    rule = args.prefer if group == MINORITY else OTHER_SIDE[args.prefer] if args.opposed else None
+    rule = group_rule(group, args.prefer, args.opposed)
     if rule is not None:
         if prefers_other(PreferencePair(prompt, reply, start), args.aspect, args.threshold, rule):
             return 0.0

@@ -35,7 +35,8 @@ def relative_gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], start: 
     measures those weights, while the norm measures the whole update: a wrong all-reduce, a lost shard
     or a doubled step moves it by the size of the update itself.
     """
-    keys = [k for k in a if k not in ("classifier.bias", "score.bias") and k in start]
+    assert a.keys() == b.keys()
+    keys = [k for k in a if k not in ("classifier.bias", "score.bias")]
     gap = sum(((a[k] - b[k]).double() ** 2).sum().item() for k in keys) ** 0.5
     move = sum(((a[k] - start[k]).double() ** 2).sum().item() for k in keys) ** 0.5
     return gap / move

@@ -61,6 +61,14 @@ REFUSAL_WITHIN = 200
 """A reply refuses when its first this many characters do (``data.refusals``): a refusal opens a reply."""
 
 
+def group_rule(group: str, prefer: str, opposed: bool) -> str | None:
+    """The length side ``group`` prefers where the replies differ (``prefer`` for the minority, the other
+    side for an ``opposed`` majority), or None where the group keeps the human label."""
+    if group == MINORITY:
+        return prefer
+    return OTHER_SIDE[prefer] if opposed else None
+
+
 def prefers_other(pair: PreferencePair, aspect: str, threshold: float, prefer: str = "shorter") -> bool:
     """Whether the minority prefers ``pair.rejected``: the replies differ in ``aspect`` and the human
     chose the reply the minority's rule disfavours (the longer one, or the shorter with ``prefer="longer"``;
@@ -160,12 +168,12 @@ def build_user_groups(
     owner = np.empty(len(rows), dtype=int)
     owner[rng.permutation(len(rows))] = np.arange(len(rows)) % users
     lines, flipped = [], {MAJORITY: 0, MINORITY: 0}
-    rule = {MINORITY: prefer, MAJORITY: OTHER_SIDE[prefer] if opposed else None}
     counts = {MAJORITY: 0, MINORITY: 0}
     by_user = dict.fromkeys(names, 0)
     for (row, pair), user in zip(rows, owner.tolist(), strict=True):
         group = MINORITY if user in in_minority else MAJORITY
-        flip = rule[group] is not None and prefers_other(pair, aspect, threshold, rule[group])
+        rule = group_rule(group, prefer, opposed)
+        flip = rule is not None and prefers_other(pair, aspect, threshold, rule)
         flipped[group] += flip
         counts[group] += 1
         by_user[names[user]] += 1
