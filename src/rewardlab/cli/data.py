@@ -1,5 +1,5 @@
-"""``rewardlab data``: commands that inspect preference datasets (``data check``) and build user groups
-from them (``data groups``)."""
+"""``rewardlab data``: commands that inspect preference datasets (``data check``), build user groups
+from them (``data groups``) and generate step-labelled reasoning chains (``data chains``)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,24 @@ def data_groups(
         skip_bad_rows=skip_bad_rows,
     )
     out.print(built.summary(), markup=False, highlight=False)
+
+
+@data_app.command("chains")
+@user_errors
+def data_chains(
+    output: Annotated[Path, typer.Option(help="JSONL to write: prompt, steps, labels (one per step), answer")],
+    count: Annotated[int, typer.Option(help="Number of chains, each for a new problem")] = 1000,
+    wrong_fraction: Annotated[float, typer.Option(help="Share of the chains with one corrupted step")] = 0.5,
+    seed: Annotated[int, typer.Option(help="Seed of the problems and the corruptions")] = 0,
+) -> None:
+    """Reasoning chains with exact step labels for process reward models: arithmetic and unit-conversion
+    word problems, some chains with one step made wrong (a slip, a wrong operation or a wrong number)."""
+    from rewardlab.data.arithmetic import make_chains
+    from rewardlab.data.chains import first_wrong_step, write_chains
+    from rewardlab.destinations import check_jsonl_destination
+
+    check_jsonl_destination(output)
+    chains = make_chains(count, wrong_fraction, seed)
+    write_chains(chains, output)
+    wrong = sum(first_wrong_step(c.labels or ()) is not None for c in chains)
+    out.print(f"wrote {len(chains)} chains to {output}: {wrong} with a wrong step", markup=False, highlight=False)
