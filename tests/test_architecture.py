@@ -26,6 +26,7 @@ LAYERS = [
     {"runs"},
     {"evaluate"},
     {"training"},
+    {"process"},
     {"curation"},
     {"sampling"},
     {"serve"},

@@ -1,0 +1,102 @@
+"""Scoring chains step by step with a reward model, and how well those scores find the first wrong step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from rewardlab.data.chains import StepChain, first_wrong_step
+from rewardlab.evaluate.metrics import wilson_interval
+from rewardlab.models.reward_model import RewardModel
+from rewardlab.precision import Precision
+from rewardlab.process.steps import first_flagged_step
+
+
+def step_rows(chains: Sequence[StepChain], outcome_only: bool = False) -> tuple[list, list[str], list[int]]:
+    """(prompts, prefixes, chain of each row): one row per step, or only each chain's last (``outcome_only``)."""
+    prompts, prefixes, owners = [], [], []
+    for index, chain in enumerate(chains):
+        for count in range(len(chain.steps) if outcome_only else 1, len(chain.steps) + 1):
+            prompts.append(chain.prompt)
+            prefixes.append(chain.prefix(count))
+            owners.append(index)
+    return prompts, prefixes, owners
+
+
+def step_logits(
+    model: RewardModel, chains: Sequence[StepChain], *, precision: Precision = "auto", progress: bool = False
+) -> list[Tensor]:
+    """Each chain's step logits r_1..r_T: the model's score of the prompt followed by the first t steps.
+
+    Any reward model can be read this way; one trained by ``rewardlab prm train`` gives logits of the
+    probability that the chain is still right (σ(r_t)). Every prefix is its own sequence, so an encoder
+    never sees the steps after the one it scores.
+    """
+    prompts, prefixes, _ = step_rows(chains)
+    scores = torch.tensor(model.score(prompts, prefixes, precision=precision, progress=progress))
+    return list(scores.split([len(chain.steps) for chain in chains]))
+
+
+@dataclass(frozen=True)
+class Localisation:
+    """How often the first step scored below the threshold is the chain's first wrong step (or, for a
+    chain with none, no step is scored below it), with 95 % Wilson intervals."""
+
+    n: int
+    accuracy: float
+    interval: tuple[float, float]
+    wrong_chains: int
+    accuracy_on_wrong: float
+    right_chains: int
+    accuracy_on_right: float
+    step_accuracy: float
+    """Share of the steps whose probability falls on the side of 0.5 (the threshold) their label does."""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "interval": list(self.interval),
+            "wrong_chains": self.wrong_chains,
+            "accuracy_on_wrong": self.accuracy_on_wrong,
+            "right_chains": self.right_chains,
+            "accuracy_on_right": self.accuracy_on_right,
+            "step_accuracy": self.step_accuracy,
+        }
+
+
+def localisation(chains: Sequence[StepChain], probabilities: Sequence[Tensor], threshold: float = 0.5) -> Localisation:
+    """First-wrong-step localisation (the PRM800K / ProcessBench task) of labelled ``chains``."""
+    if len(chains) != len(probabilities) or not chains:
+        raise ValueError(
+            f"{len(probabilities)} score lists for {len(chains)} chains (need one per chain, at least one)"
+        )
+    hits = {True: [], False: []}  # by whether the chain has a wrong step
+    steps_right = steps = 0
+    for chain, p in zip(chains, probabilities, strict=True):
+        if chain.labels is None:
+            raise ValueError(f"{chain.source or chain.id or 'a chain'}: has no step labels to evaluate against")
+        truth = first_wrong_step(chain.labels, threshold)
+        hits[truth is not None].append(first_flagged_step(p, threshold) == truth)
+        labels = torch.tensor(chain.labels)
+        steps_right += int(((p >= threshold) == (labels >= threshold)).sum())
+        steps += len(labels)
+    correct = sum(hits[True]) + sum(hits[False])
+    n = len(chains)
+
+    def share(values: list[bool]) -> float:
+        return sum(values) / len(values) if values else float("nan")
+
+    return Localisation(
+        n,
+        correct / n,
+        wilson_interval(correct, n),
+        len(hits[True]),
+        share(hits[True]),
+        len(hits[False]),
+        share(hits[False]),
+        steps_right / steps,
+    )
