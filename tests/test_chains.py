@@ -13,11 +13,15 @@ from typer.testing import CliRunner
 from rewardlab.cli import app
 from rewardlab.data.arithmetic import (
     KINDS,
+    LEVELS,
+    Problem,
+    Step,
     check_steps,
     corrupt,
     evaluate_expression,
     make_chains,
     make_problem,
+    reply_steps,
     step_is_right,
     write_steps,
 )
@@ -44,27 +48,42 @@ def test_a_step_is_right_only_when_true_and_on_the_solutions_path():
     assert step_is_right("Now add the two amounts.", reference, answer)  # prose
 
 
-def test_correct_chains_check_right_at_every_step():
+@pytest.mark.parametrize("level", LEVELS)
+def test_correct_chains_check_right_at_every_step(level):
     rng = random.Random(0)
     for _ in range(500):
-        problem = make_problem(rng)
+        problem = make_problem(rng, level)
         steps = write_steps(problem)
         assert steps[-1] == f"The answer is {problem.answer}."
         assert check_steps(problem, steps) == (1.0,) * len(steps)
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_the_checker_finds_exactly_the_corrupted_step(kind):
+def test_the_checker_finds_exactly_the_corrupted_step(kind, level):
     """The known answer: each corruption is placed at a known step, and the checker, which never sees
     the plan, labels every step before it right and it and every later step wrong."""
     rng = random.Random(1)
     for _ in range(300):
-        problem = make_problem(rng)
+        problem = make_problem(rng, level)
         steps, index = corrupt(problem, rng, kind)
         labels = check_steps(problem, steps)
         assert first_wrong_step(labels) == index
         assert labels == tuple(1.0 if i < index else 0.0 for i in range(len(steps)))
         assert steps[:index] == write_steps(problem)[:index]
+
+
+def test_a_reply_that_stops_without_the_answer_ends_wrong():
+    """Pocket problem 7 + 9 − 14 = 2. A model's reply with true steps that never states the answer is
+    right up to its last step only; ``reply_steps`` cuts a reply at its answer and at an invented question."""
+    problem = Problem("Q", (7, 9, 14), (Step("+", 0, 1, "after getting more"), Step("−", 3, 2, "left")))
+    reply = "She gets more: 7 + 9 = 16.\nShe gives some away: 16 – 14 = 2.\nThe answer is 2.\nQuestion: more?"
+    steps = reply_steps(reply)
+    assert steps == ("She gets more: 7 + 9 = 16.", "She gives some away: 16 – 14 = 2.", "The answer is 2.")
+    assert check_steps(problem, steps) == (1.0, 1.0, 1.0)
+    assert check_steps(problem, steps[:2]) == (1.0, 0.0)
+    assert check_steps(problem, steps[:2], complete=False) == (1.0, 1.0)
+    assert check_steps(problem, ("16 – 14 = 3.", "The answer is 3.")) == (0.0, 0.0)
 
 
 def test_make_chains_labels_and_seeds():

@@ -89,6 +89,7 @@ def data_chains(
     count: Annotated[int, typer.Option(help="Number of chains, each for a new problem")] = 1000,
     wrong_fraction: Annotated[float, typer.Option(help="Share of the chains with one corrupted step")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the problems and the corruptions")] = 0,
+    level: Annotated[str, typer.Option(help="simple (two operations) or multi-step (three or four)")] = "multi-step",
 ) -> None:
     """Reasoning chains with exact step labels for process reward models: arithmetic and unit-conversion
     word problems, some chains with one step made wrong (a slip, a wrong operation or a wrong number)."""
@@ -97,7 +98,7 @@ def data_chains(
     from rewardlab.destinations import check_jsonl_destination
 
     check_jsonl_destination(output)
-    chains = make_chains(count, wrong_fraction, seed)
+    chains = make_chains(count, wrong_fraction, seed, level)
     write_chains(chains, output)
     wrong = sum(first_wrong_step(c.labels or ()) is not None for c in chains)
     out.print(f"wrote {len(chains)} chains to {output}: {wrong} with a wrong step", markup=False, highlight=False)

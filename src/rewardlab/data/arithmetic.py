@@ -1,8 +1,9 @@
 """Word problems whose every step a checker verifies exactly: reasoning chains with known step errors
 for process reward models (issue 34; the exact-label setting of PRM800K, Lightman et al. 2023).
 
-A problem is a short story over small whole numbers that takes three or four operations to answer
-(shopping, change in cents, a rope in metres, a train's distance). Its solution is a plan of operations,
+A problem is a short story over small whole numbers: ``simple`` ones take two operations on numbers
+below 20 (a 135M-parameter model solves some), ``multi-step`` ones three or four (shopping, change in
+cents, a rope in metres, a train's distance). Its solution is a plan of operations,
 each on numbers of the question or results of earlier operations; a correct chain writes one step per
 operation (``Cost of the pens in cents: 4 × 35 = 140.``) and ends with ``The answer is N.``.
 
@@ -19,8 +20,10 @@ The checker (``check_steps``) needs no plan, so it labels chains a model wrote a
 when every equation in it (``a op b [op c …] = d``; ``+ - − × x * / ÷``) is true and all its numbers are
 reference values (the question's numbers, the unit constants, the plan's results), and a step saying
 "the answer is N" is right when N is the answer; a step with neither is prose, right by itself. A step's
-label is 1 while it and every step before it are right. A step that computes something off the
-solution's path counts as wrong. On generated chains it agrees with the construction exactly (tested).
+label is 1 while it and every step before it are right, and a whole chain's last step is right only if
+the chain has stated the right answer. A step that computes something off the solution's path counts as
+wrong. On generated chains it agrees with the construction exactly (tested). ``reply_steps`` cuts a
+model's reply into steps (its lines, up to the answer).
 """
 
 from __future__ import annotations
@@ -40,12 +43,12 @@ OPERATIONS: dict[str, Callable[[Fraction, Fraction], Fraction]] = {
     "×": lambda a, b: a * b,
     "÷": lambda a, b: a / b,
 }
-SYMBOLS = {"+": "+", "-": "−", "−": "−", "×": "×", "x": "×", "*": "×", "/": "÷", "÷": "÷"}
+SYMBOLS = {"+": "+", "-": "−", "−": "−", "–": "−", "×": "×", "x": "×", "*": "×", "/": "÷", "÷": "÷"}
 KINDS = ("slip", "operation", "operand")
 NAMES = ("Ana", "Ben", "Chen", "Dara", "Eli", "Fatima", "Goro", "Hana", "Ivan", "Jade")
 
 _NUMBER = r"\d+(?:,\d{3})*(?:\.\d+)?"
-_OPERATOR = r"[-+−×x*/÷]"
+_OPERATOR = r"[-+−–×x*/÷]"
 _EQUATION = re.compile(rf"({_NUMBER}(?:\s*{_OPERATOR}\s*{_NUMBER})+)\s*=\s*({_NUMBER})")
 _TOKEN = re.compile(rf"{_NUMBER}|{_OPERATOR}")
 _ANSWER = re.compile(rf"answer is\s*\$?\s*({_NUMBER})", re.IGNORECASE)
@@ -150,12 +153,41 @@ def _train(rng: random.Random) -> Problem:
     return Problem(question, (speed, hours, second_speed, minutes, 60), plan)
 
 
-TEMPLATES: tuple[Callable[[random.Random], Problem], ...] = (_shopping, _change, _rope, _train)
+def _pocket(rng: random.Random) -> Problem:
+    name, item = rng.choice(NAMES), rng.choice(("apples", "stickers", "marbles", "cards"))
+    have, more = rng.randint(2, 15), rng.randint(2, 15)
+    gives = rng.randint(1, have + more - 1)
+    question = (
+        f"{name} has {have} {item}. {name} gets {more} more, then gives away {gives}. "
+        f"How many {item} does {name} have now?"
+    )
+    plan = (Step("+", 0, 1, f"{item.capitalize()} after getting more"), Step("−", 3, 2, f"{item.capitalize()} left"))
+    return Problem(question, (have, more, gives), plan)
 
 
-def make_problem(rng: random.Random) -> Problem:
-    """A problem from one of the templates, drawn with ``rng``."""
-    return rng.choice(TEMPLATES)(rng)
+def _boxes(rng: random.Random) -> Problem:
+    name, item = rng.choice(NAMES), rng.choice(("pencils", "eggs", "buttons", "shells"))
+    boxes, each, have = rng.randint(2, 5), rng.randint(2, 6), rng.randint(1, 10)
+    question = (
+        f"{name} has {have} {item} and buys {boxes} boxes of {each} {item}. How many {item} does {name} have in all?"
+    )
+    plan = (Step("×", 1, 2, f"{item.capitalize()} in the boxes"), Step("+", 0, 3, f"{item.capitalize()} in all"))
+    return Problem(question, (have, boxes, each), plan)
+
+
+LEVELS: dict[str, tuple[Callable[[random.Random], Problem], ...]] = {
+    "simple": (_pocket, _boxes),
+    "multi-step": (_shopping, _change, _rope, _train),
+}
+"""``simple``: two operations on numbers below 20 (a 135M-parameter model solves some); ``multi-step``:
+three or four operations, with unit conversions."""
+
+
+def make_problem(rng: random.Random, level: str = "multi-step") -> Problem:
+    """A problem from one of the ``level``'s templates, drawn with ``rng``."""
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)} (got {level!r})")
+    return rng.choice(LEVELS[level])(rng)
 
 
 def format_number(value: Fraction) -> str:
@@ -231,7 +263,7 @@ def corrupt(problem: Problem, rng: random.Random, kind: str | None = None) -> tu
     raise RuntimeError(f"no {kind or ''} corruption of this problem found in 1000 draws: {problem.question}")
 
 
-def make_chains(count: int, wrong_fraction: float = 0.5, seed: int = 0) -> list[StepChain]:
+def make_chains(count: int, wrong_fraction: float = 0.5, seed: int = 0, level: str = "multi-step") -> list[StepChain]:
     """``count`` labelled chains, each for a fresh problem; about ``wrong_fraction`` of them corrupted."""
     if count < 1:
         raise ValueError(f"count must be at least 1 (got {count})")
@@ -240,7 +272,7 @@ def make_chains(count: int, wrong_fraction: float = 0.5, seed: int = 0) -> list[
     rng = random.Random(seed)
     chains = []
     for number in range(count):
-        problem = make_problem(rng)
+        problem = make_problem(rng, level)
         steps, first_wrong = write_steps(problem), None
         if rng.random() < wrong_fraction:
             steps, first_wrong = corrupt(problem, rng)
@@ -281,11 +313,37 @@ def step_is_right(step: str, reference: frozenset[Fraction], answer: Fraction) -
     return all(Fraction(n.replace(",", "")) == answer for n in _ANSWER.findall(step))
 
 
-def check_steps(problem: Problem, steps: Sequence[str]) -> tuple[float, ...]:
-    """Each step's label: 1.0 while it and every step before it are right (``step_is_right``), else 0.0."""
+def stated_answer(steps: Sequence[str]) -> Fraction | None:
+    """The last number a chain states as its answer ("... answer is N"), or None."""
+    found = [n for step in steps for n in _ANSWER.findall(step)]
+    return Fraction(found[-1].replace(",", "")) if found else None
+
+
+def check_steps(problem: Problem, steps: Sequence[str], complete: bool = True) -> tuple[float, ...]:
+    """Each step's label: 1.0 while it and every step before it are right (``step_is_right``), else 0.0.
+
+    A ``complete`` chain (a whole reply, not a prefix) must also end having stated the right answer:
+    otherwise its last step is labelled 0 (a reply that stops without answering is not right)."""
     reference, answer = problem.reference_values, Fraction(problem.answer)
     labels, right = [], True
     for step in steps:
         right = right and step_is_right(step, reference, answer)
         labels.append(1.0 if right else 0.0)
+    if complete and labels and stated_answer(steps) != answer:
+        labels[-1] = 0.0
     return tuple(labels)
+
+
+def reply_steps(reply: str) -> tuple[str, ...]:
+    """A model's reply as steps: its non-empty lines, up to the first that states an answer, and never
+    past a line that starts a new question (small models go on to invent one)."""
+    steps: list[str] = []
+    for line in reply.splitlines():
+        line = line.strip()
+        if line.lower().startswith("question"):
+            break
+        if line:
+            steps.append(line)
+            if _ANSWER.search(line):
+                break
+    return tuple(steps)
