@@ -74,6 +74,7 @@ def prm_score(
     from rewardlab.data.chains import read_chains
     from rewardlab.destinations import check_jsonl_destination
     from rewardlab.models.reward_model import RewardModel
+    from rewardlab.process.run import share
     from rewardlab.process.scoring import localisation, step_logits
     from rewardlab.process.steps import chain_score
 
@@ -96,8 +97,9 @@ def prm_score(
         low, high = found.interval
         out.print(
             f"first wrong step found in {found.accuracy:.3f} ({low:.3f}–{high:.3f}) of {found.n} chains: "
-            f"{found.accuracy_on_wrong:.3f} of {found.wrong_chains} with a wrong step, "
-            f"{found.accuracy_on_right:.3f} of {found.right_chains} without; step accuracy {found.step_accuracy:.3f}",
+            f"{share(found.accuracy_on_wrong)} of {found.wrong_chains} with a wrong step, "
+            f"{share(found.accuracy_on_right)} of {found.right_chains} without; "
+            f"step accuracy {found.step_accuracy:.3f}",
             markup=False,
             highlight=False,
         )

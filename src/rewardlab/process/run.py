@@ -133,6 +133,11 @@ def render_report(report: dict[str, Any]) -> str:
         "| held-out chains | first wrong step found | with a wrong step | without | step accuracy |\n"
         "|---|---|---|---|---|\n"
         f"| {found['n']} | {found['accuracy']:.3f} ({low:.3f}–{high:.3f}) | "
-        f"{found['accuracy_on_wrong']:.3f} (n {found['wrong_chains']}) | "
-        f"{found['accuracy_on_right']:.3f} (n {found['right_chains']}) | {found['step_accuracy']:.3f} |\n"
+        f"{share(found['accuracy_on_wrong'])} (n {found['wrong_chains']}) | "
+        f"{share(found['accuracy_on_right'])} (n {found['right_chains']}) | {found['step_accuracy']:.3f} |\n"
     )
+
+
+def share(value: float | None) -> str:
+    """A share as the reports print it: three decimals, or a dash when there was nothing to count."""
+    return "—" if value is None else f"{value:.3f}"

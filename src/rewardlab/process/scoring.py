@@ -49,9 +49,10 @@ class Localisation:
     accuracy: float
     interval: tuple[float, float]
     wrong_chains: int
-    accuracy_on_wrong: float
+    accuracy_on_wrong: float | None
     right_chains: int
-    accuracy_on_right: float
+    accuracy_on_right: float | None
+    """None when there is no such chain."""
     step_accuracy: float
     """Share of the steps whose probability falls on the side of 0.5 (the threshold) their label does."""
 
@@ -87,8 +88,8 @@ def localisation(chains: Sequence[StepChain], probabilities: Sequence[Tensor], t
     correct = sum(hits[True]) + sum(hits[False])
     n = len(chains)
 
-    def share(values: list[bool]) -> float:
-        return sum(values) / len(values) if values else float("nan")
+    def share(values: list[bool]) -> float | None:
+        return sum(values) / len(values) if values else None
 
     return Localisation(
         n,
