@@ -26,9 +26,9 @@ LAYERS = [
     {"runs"},
     {"evaluate"},
     {"training"},
-    {"process"},
     {"curation"},
     {"sampling"},
+    {"process"},
     {"serve"},
     {"policy"},
     {"online"},
@@ -41,7 +41,8 @@ LAYERS = [
 ``rewards`` (pure functions of scores) sits below ``models``, which aggregate ensemble and attribute
 outputs with it; ``evaluate`` sits below ``training``, whose runs end with a held-out evaluation; ``curation`` (noisy
 labels) judges data with saved models and reports through ``evaluate``, above ``training`` so that it
-may train its judges."""
+may train its judges; ``process`` (step rewards) sits above ``sampling``, whose decoder its rollouts and
+step-guided search use."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 

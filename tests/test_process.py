@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from fractions import Fraction
 
 import pytest
 import torch
@@ -14,7 +15,9 @@ from typer.testing import CliRunner
 from rewardlab.cli import app
 from rewardlab.data.arithmetic import make_chains
 from rewardlab.data.chains import StepChain
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.process.rollouts import monte_carlo_labels, rollout_label
 from rewardlab.process.scoring import localisation, step_logits
 from rewardlab.process.steps import batch_step_loss, chain_score, first_flagged_step, step_bce_loss
 from rewardlab.process.trainer import ProcessTrainConfig, chain_batches, train_process_model
@@ -175,3 +178,41 @@ def test_prm_train_and_score_commands(tiny_encoder_dir, tmp_path):
     bad.write_text(json.dumps({"prompt": "Q", "steps": ["a", "b"], "labels": [1]}) + "\n")
     refused = runner.invoke(app, ["prm", "score", str(run / "model"), str(bad)])
     assert refused.exit_code == 2 and f"{bad}:1" in refused.output and "labels" in refused.output
+
+
+def test_rollout_labels_hand_computed():
+    """Rollout answers (2, none, 2, 3) for answer 2: soft 2/4 = 0.5, hard 1; (3, none): 0 and 0."""
+    two = Fraction(2)
+    assert rollout_label([two, None, two, Fraction(3)], two) == 0.5
+    assert rollout_label([two, None, two, Fraction(3)], two, "hard") == 1.0
+    assert rollout_label([Fraction(3), None], two) == rollout_label([Fraction(3), None], two, "hard") == 0.0
+
+
+def test_monte_carlo_labels_from_a_real_decoder(tiny_decoder_dir):
+    """The last step's label is the chain's own verdict (right answer stated or not); the others are
+    shares of 3 rollouts; the same seed gives the same labels."""
+    lm = CausalLM.from_pretrained(tiny_decoder_dir)
+    chains = make_chains(4, wrong_fraction=0.5, seed=2, level="simple")
+    labelled = monte_carlo_labels(lm, chains, rollouts=3, max_new_tokens=6)
+    for before, after in zip(chains, labelled, strict=True):
+        assert after.steps == before.steps and len(after.labels) == len(before.labels)
+        assert after.labels[-1] == before.labels[-1]
+        assert all(label in (0.0, 1 / 3, 2 / 3, 1.0) for label in after.labels)
+    assert monte_carlo_labels(lm, chains, rollouts=3, max_new_tokens=6) == labelled
+    with pytest.raises(ValueError, match='"answer" is missing'):
+        monte_carlo_labels(lm, [StepChain("Q", ("a", "b"))])
+
+
+def test_prm_label_command(tiny_decoder_dir, tmp_path):
+    runner = CliRunner()
+    chains, labelled = tmp_path / "chains.jsonl", tmp_path / "labelled.jsonl"
+    assert runner.invoke(app, ["data", "chains", "--output", str(chains), "--count", "3"]).exit_code == 0
+    args = ["prm", "label", str(chains), "--output", str(labelled), "--policy", str(tiny_decoder_dir)]
+    result = runner.invoke(app, [*args, "--rollouts", "2", "--max-new-tokens", "4", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in labelled.read_text().splitlines()]
+    assert len(rows) == 3 and all(len(r["labels"]) == len(r["steps"]) for r in rows)
+    no_answer = tmp_path / "no-answer.jsonl"
+    no_answer.write_text(json.dumps({"prompt": "Q", "steps": ["a"], "answer": "seven"}) + "\n")
+    refused = runner.invoke(app, ["prm", "label", str(no_answer), "--output", str(tmp_path / "x.jsonl")])
+    assert refused.exit_code == 2 and f"{no_answer}:1" in refused.output and "expected a number" in refused.output

@@ -1,5 +1,5 @@
-"""``rewardlab prm``: process reward models, trained on step-labelled chains (``prm train``) and scoring
-chains step by step (``prm score``)."""
+"""``rewardlab prm``: process reward models, trained on step-labelled chains (``prm train``), scoring
+chains step by step (``prm score``), and step labels from a policy's rollouts (``prm label``)."""
 
 from __future__ import annotations
 
@@ -105,3 +105,45 @@ def prm_score(
         )
     mean = sum(scores) / len(scores)
     out.print(f"{len(chains)} chains scored ({aggregate}): mean score {mean:.4f}", markup=False, highlight=False)
+
+
+@prm_app.command("label")
+@user_errors
+def prm_label(
+    data: Annotated[str, typer.Argument(help="Chains file: prompt, steps and answer (a number)")],
+    output: Annotated[Path, typer.Option(help="JSONL to write: the chains with a label per step")],
+    policy: Annotated[
+        str, typer.Option(help="The causal LM that completes the chains: smollm2 or a folder")
+    ] = "smollm2",
+    rollouts: Annotated[int, typer.Option(help="Completions from each step")] = 8,
+    estimate: Annotated[str, typer.Option(help="soft (share of right completions) or hard (any right)")] = "soft",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the completions")] = 0.7,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per completion")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the completions")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars")] = True,
+) -> None:
+    """Label every step by Monte-Carlo rollouts (Math-Shepherd): the share of the policy's completions from
+    that step that reach the chain's answer."""
+    from rewardlab.data.chains import read_chains, write_chains
+    from rewardlab.destinations import check_jsonl_destination
+    from rewardlab.models.causal_lm import CausalLM
+    from rewardlab.process.rollouts import monte_carlo_labels, reference_answer
+
+    check_jsonl_destination(output)
+    chains = read_chains(data)
+    for chain in chains:
+        reference_answer(chain)  # a missing or non-numeric answer is said before the policy loads
+    lm = CausalLM.from_pretrained(policy, precision="auto")
+    labelled = monte_carlo_labels(
+        lm,
+        chains,
+        rollouts=rollouts,
+        estimate=estimate,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        seed=seed,
+        progress=progress,
+    )
+    write_chains(labelled, output)
+    steps = sum(len(c.steps) for c in labelled)
+    out.print(f"labelled {steps} steps of {len(labelled)} chains into {output}", markup=False, highlight=False)
