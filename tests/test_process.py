@@ -13,14 +13,17 @@ import torch
 from typer.testing import CliRunner
 
 from rewardlab.cli import app
-from rewardlab.data.arithmetic import make_chains
+from rewardlab.data.arithmetic import make_chains, reply_steps
 from rewardlab.data.chains import StepChain
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.process.rollouts import monte_carlo_labels, rollout_label
 from rewardlab.process.scoring import localisation, step_logits
+from rewardlab.process.search import best_of_n_chains, step_beam_search
 from rewardlab.process.steps import batch_step_loss, chain_score, first_flagged_step, step_bce_loss
 from rewardlab.process.trainer import ProcessTrainConfig, chain_batches, train_process_model
+from rewardlab.sampling.batched import sample_replies_batched
+from rewardlab.sampling.generation import SampleConfig
 
 
 def test_step_loss_hand_computed():
@@ -216,3 +219,42 @@ def test_prm_label_command(tiny_decoder_dir, tmp_path):
     no_answer.write_text(json.dumps({"prompt": "Q", "steps": ["a"], "answer": "seven"}) + "\n")
     refused = runner.invoke(app, ["prm", "label", str(no_answer), "--output", str(tmp_path / "x.jsonl")])
     assert refused.exit_code == 2 and f"{no_answer}:1" in refused.output and "expected a number" in refused.output
+
+
+def test_best_of_n_keeps_the_chain_the_prm_scores_highest(tiny_encoder_dir, tiny_decoder_dir):
+    lm, prm = CausalLM.from_pretrained(tiny_decoder_dir), small_model(tiny_encoder_dir)
+    prompts = ["What is 2 + 3?", "Ana has 4 cards and gets 5 more. How many now?"]
+    config = SampleConfig(n=4, max_new_tokens=12, temperature=1.0, seed=3)
+    chosen = best_of_n_chains(lm, prm, prompts, config)
+    for prompt, pick, samples in zip(prompts, chosen, sample_replies_batched(lm, prompts, config), strict=True):
+        chains = [StepChain(prompt, steps) for steps in (reply_steps(s.text) for s in samples) if steps]
+        scores = [chain_score(torch.sigmoid(t), "min") for t in step_logits(prm, chains)]
+        assert pick.candidates == len(chains) and pick.score == max(scores)
+        assert pick.steps == chains[scores.index(max(scores))].steps
+
+
+def test_beam_search_returns_a_scored_chain(tiny_encoder_dir, tiny_decoder_dir):
+    """The kept chain's score is its own chain score (recomputed), at most beam × expansions candidates
+    are scored a step, and the search is deterministic for a seed."""
+    lm, prm = CausalLM.from_pretrained(tiny_decoder_dir), small_model(tiny_encoder_dir)
+    options = {"beam": 2, "expansions": 3, "max_steps": 3, "step_tokens": 8, "seed": 1}
+    pick = step_beam_search(lm, prm, "What is 2 + 3?", **options)
+    assert 1 <= len(pick.steps) <= 3 and pick.candidates <= 2 * 3 * 3
+    recomputed = chain_score(torch.sigmoid(step_logits(prm, [StepChain("What is 2 + 3?", pick.steps)])[0]), "min")
+    assert pick.score == pytest.approx(recomputed, abs=1e-6)
+    assert step_beam_search(lm, prm, "What is 2 + 3?", **options) == pick
+
+
+def test_prm_search_command(tiny_encoder_dir, tiny_decoder_dir, tmp_path):
+    runner = CliRunner()
+    model = small_model(tiny_encoder_dir).save_pretrained(tmp_path / "prm")
+    questions = tmp_path / "questions.jsonl"
+    assert runner.invoke(app, ["data", "chains", "--output", str(questions), "--count", "3"]).exit_code == 0
+    base = ["prm", "search", str(model), str(questions), "--policy", str(tiny_decoder_dir), "--no-progress"]
+    for how in (["--n", "2"], ["--beam", "2", "--expansions", "2", "--max-steps", "2"]):
+        found = tmp_path / f"found-{len(how)}.jsonl"
+        result = runner.invoke(app, [*base, *how, "--max-new-tokens", "8", "--output", str(found)])
+        assert result.exit_code == 0, result.output
+        rows = [json.loads(line) for line in found.read_text().splitlines()]
+        assert len(rows) == 3 and all(isinstance(r["right"], bool) for r in rows)
+        assert "right: " in result.output

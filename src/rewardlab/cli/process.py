@@ -147,3 +147,81 @@ def prm_label(
     write_chains(labelled, output)
     steps = sum(len(c.steps) for c in labelled)
     out.print(f"labelled {steps} steps of {len(labelled)} chains into {output}", markup=False, highlight=False)
+
+
+@prm_app.command("search")
+@user_errors
+def prm_search(
+    model: Annotated[Path, typer.Argument(help="The process reward model folder (rewardlab prm train's model/)")],
+    data: Annotated[str, typer.Argument(help="Questions: rows with a prompt (and an answer, to report accuracy)")],
+    output: Annotated[Path, typer.Option(help="JSONL to write: each prompt's chosen chain and its score")],
+    policy: Annotated[str, typer.Option(help="The causal LM that writes the chains: smollm2 or a folder")] = "smollm2",
+    n: Annotated[int, typer.Option(help="Best-of-N: chains sampled per prompt")] = 16,
+    beam: Annotated[
+        int | None, typer.Option(help="Beam search over steps with this many beams, instead of best-of-N")
+    ] = None,
+    expansions: Annotated[int, typer.Option(help="Beam search: next steps sampled per beam")] = 4,
+    max_steps: Annotated[int, typer.Option(help="Beam search: steps at most")] = 8,
+    aggregate: Annotated[
+        str, typer.Option(help="Chain score from step probabilities: min, product, last, mean")
+    ] = "min",
+    temperature: Annotated[float, typer.Option(help="Sampling temperature")] = 0.7,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens per chain (best-of-N) or per step (beam)")] = 64,
+    seed: Annotated[int, typer.Option(help="Seed of the sampling")] = 0,
+    limit: Annotated[int | None, typer.Option(help="Only the first this many questions")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars")] = True,
+) -> None:
+    """Solve each question with the policy, choosing among its chains with a process reward model: best-of-N
+    over whole chains, or (--beam) beam search over steps."""
+    import torch
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.data.arithmetic import stated_answer
+    from rewardlab.data.chains import read_questions
+    from rewardlab.destinations import check_jsonl_destination
+    from rewardlab.models.causal_lm import CausalLM
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.process.search import beam_search_all, best_of_n_chains
+    from rewardlab.process.steps import chain_score
+    from rewardlab.sampling.generation import SampleConfig
+
+    check_jsonl_destination(output)
+    chain_score(torch.ones(1), aggregate)  # a wrong option is said before the models load
+    questions = read_questions(data, limit)
+    prompts = [prompt for prompt, _ in questions]
+    targets = [None if answer is None else _number(answer) for _, answer in questions]
+    prm = RewardModel.from_pretrained(model)
+    lm = CausalLM.from_pretrained(policy, precision="auto")
+    if beam is None:
+        config = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        config.check()
+        chosen = best_of_n_chains(lm, prm, prompts, config, aggregate, progress)
+    else:
+        options = {"beam": beam, "expansions": expansions, "max_steps": max_steps, "step_tokens": max_new_tokens}
+        chosen = beam_search_all(
+            lm, prm, prompts, progress, **options, temperature=temperature, seed=seed, aggregation=aggregate
+        )
+    rows = []
+    for (prompt, answer), target, pick in zip(questions, targets, chosen, strict=True):
+        row = {"prompt": prompt, "steps": list(pick.steps), "score": pick.score if pick.steps else None}
+        row |= {"candidates": pick.candidates, "policy_tokens": pick.policy_tokens}
+        if answer is not None:
+            row |= {"answer": answer, "right": stated_answer(pick.steps) == target}
+        rows.append(row)
+    write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    how = f"beam search ({beam} beams)" if beam is not None else f"best-of-{n}"
+    summary = f"{len(rows)} questions by {how}, chosen chains in {output}"
+    answered = [r for r in rows if "right" in r]
+    if answered:
+        summary += f"; right: {sum(r['right'] for r in answered)} of {len(answered)}"
+    out.print(summary, markup=False, highlight=False)
+
+
+def _number(text: str):
+    """An answer as the exact number chains state (``the answer is N``), or a ValueError saying which."""
+    from fractions import Fraction
+
+    try:
+        return Fraction(text.replace(",", ""))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"answer {text!r} is not a number (chains state their answer as 'the answer is N')") from None

@@ -116,3 +116,19 @@ def chain_row(chain: StepChain) -> dict[str, Any]:
 def write_chains(chains: Sequence[StepChain], path: str | Path) -> None:
     """Write ``chains`` as JSON lines, atomically (a failed write leaves what was there)."""
     write_text_atomic(path, "".join(json.dumps(chain_row(c), ensure_ascii=False) + "\n" for c in chains))
+
+
+def read_questions(path: str | Path, limit: int | None = None) -> list[tuple[Prompt, str | None]]:
+    """(prompt, answer or None) of every row (the first ``limit``): the questions a policy is to solve.
+    Only ``prompt`` is needed; a chains file serves too (its steps are not read)."""
+    questions = []
+    for location, row in iter_rows(path):
+        if limit is not None and len(questions) >= limit:
+            break
+        if "prompt" not in row:
+            raise DataError(location, "is missing (every row needs the question to solve)", "prompt")
+        answer = row.get("answer")
+        if answer is not None and (isinstance(answer, bool) or not isinstance(answer, str | int | float)):
+            raise DataError(location, f"is {describe_value(answer)} (expected a number or text)", "answer")
+        questions.append((parse_prompt(row["prompt"], location, "prompt"), None if answer is None else str(answer)))
+    return questions
