@@ -20,6 +20,7 @@ ROOT = Path(rewardlab.__file__).parent
 LAYERS = [
     {"atomic", "destinations", "progress", "precision", "allocator", "registry", "tuning"},
     {"data"},
+    {"tools"},
     {"rewards"},
     {"models"},
     {"objectives"},
