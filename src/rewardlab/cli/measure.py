@@ -68,6 +68,9 @@ def evaluate(
     reasoning_tokens: Annotated[int, typer.Option(help="judge: rationale length at most")] = 64,
     temperature: Annotated[float, typer.Option(help="judge: rationale sampling temperature (0: greedy)")] = 0.0,
     seed: Annotated[int, typer.Option(help="judge: seed of sampled rationales")] = 0,
+    tools: Annotated[
+        str | None, typer.Option(help="tool-judge: tools run on each reply: calculator, python, lookup=FOLDER")
+    ] = None,
     strong: Annotated[str | None, typer.Option(help="cdr: the better-aligned LM")] = None,
     weak: Annotated[str | None, typer.Option(help="cdr: the less-aligned LM")] = None,
     instruction: Annotated[str | None, typer.Option(help="cdr: system instruction, or @FILE")] = None,

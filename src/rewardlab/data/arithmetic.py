@@ -299,11 +299,21 @@ def evaluate_expression(text: str) -> Fraction:
     return total
 
 
+def equations(text: str) -> list[tuple[str, list[Fraction], Fraction]]:
+    """Every calculation ``text`` writes out: (expression, its numbers, the result it states)."""
+    return [
+        (
+            expression,
+            [Fraction(t.replace(",", "")) for t in _TOKEN.findall(expression)[::2]],
+            Fraction(r.replace(",", "")),
+        )
+        for expression, r in _EQUATION.findall(text)
+    ]
+
+
 def step_is_right(step: str, reference: frozenset[Fraction], answer: Fraction) -> bool:
     """Every equation true and all its numbers reference values; a stated answer equal to ``answer``."""
-    for expression, result in _EQUATION.findall(step):
-        numbers = [Fraction(t.replace(",", "")) for t in _TOKEN.findall(expression)[::2]]
-        stated = Fraction(result.replace(",", ""))
+    for expression, numbers, stated in equations(step):
         try:
             true = evaluate_expression(expression) == stated
         except ZeroDivisionError:

@@ -18,6 +18,11 @@ Options from recent generative reward models:
   a short rationale (at most ``reasoning_tokens`` tokens; greedy, or sampled with a generator
   seeded by ``seed`` and the prompt itself), then the verdict probabilities are read after
   ``Verdict:``. RM-R1 trains its judges to reason; an untrained small LM's rationale may help little.
+- ``tools`` (Themis, Li et al. 2024, tool-augmented reward modelling): tools run on each response
+  before the verdict (a calculator recomputing its calculations, its code run in the sandbox, passages
+  of local documents for the question) and what they report is shown under it. Themis trains its model
+  to choose the tool calls; here every given tool looks at every response, so the judge only has to
+  read the reports.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import torch
 
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM, as_messages
+from rewardlab.tools.registry import Tool, tool_evidence
 
 LABELS = ("A", "B")
 
@@ -45,14 +51,27 @@ def render_conversation(prompt: Prompt) -> str:
     return "\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in as_messages(prompt))
 
 
-def judge_task(prompt: Prompt, first: str, second: str, *, principle: str | None, reasoning: bool) -> str:
-    """The judge's instruction for one ordered pair (``first`` is shown as Response A)."""
+def judge_task(
+    prompt: Prompt,
+    first: str,
+    second: str,
+    *,
+    principle: str | None,
+    reasoning: bool,
+    evidence: tuple[str | None, str | None] = (None, None),
+) -> str:
+    """The judge's instruction for one ordered pair (``first`` is shown as Response A), each response
+    followed by what the tools found in it (``evidence``), if anything."""
     rule = f"\n\nJudge by this principle:\n{principle.strip()}" if principle and principle.strip() else ""
+    shown = [
+        reply + (f"\n\n[Tool results for Response {label}]\n{found}" if found else "")
+        for reply, label, found in zip((first, second), LABELS, evidence, strict=True)
+    ]
     return TASK.format(
         principle=rule,
         conversation=render_conversation(prompt),
-        first=first,
-        second=second,
+        first=shown[0],
+        second=shown[1],
         ask=ASK_REASONING if reasoning else ASK_DIRECT,
     )
 
@@ -79,6 +98,9 @@ class JudgeScorer:
     reasoning_tokens: int = 64
     temperature: float = 0.0
     seed: int = 0
+    tools: Sequence[tuple[str, Tool]] = ()
+    """Tools run on each response before the verdict (``tools.registry``): what they report is shown
+    under the response."""
 
     @property
     def precision(self) -> str:
@@ -110,7 +132,8 @@ class JudgeScorer:
 
     def verdict_prefix(self, prompt: Prompt, first: str, second: str) -> str:
         """The text after which the verdict token is due (with the rationale when reasoning)."""
-        task = judge_task(prompt, first, second, principle=self.principle, reasoning=self.reasoning)
+        evidence = (tool_evidence(self.tools, prompt, first), tool_evidence(self.tools, prompt, second))
+        task = judge_task(prompt, first, second, principle=self.principle, reasoning=self.reasoning, evidence=evidence)
         if self.lm.text_format == "chat":
             head = self.lm.tokenizer.apply_chat_template(
                 [{"role": "user", "content": task}], tokenize=False, add_generation_prompt=True

@@ -11,11 +11,11 @@ each other reply, (1/(n−1)) Σ_{j≠i} ℓ(i, j), each unordered pair compared
 
 Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classifier),
 ``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
-``judge`` (a generative judge), ``bleu`` / ``rouge-l`` (against reference answers),
-``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood), ``r3`` (regularised relevance
-from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's protocol). Each is a
-registered ``ScorerKind`` carrying its description, its checks and its builder; other installed
-packages add kinds through the ``rewardlab.scorers`` entry-point group.
+``judge`` (a generative judge), ``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
+(against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
+``r3`` (regularised relevance from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's
+protocol). Each is a registered ``ScorerKind`` carrying its description, its checks and its builder;
+other installed packages add kinds through the ``rewardlab.scorers`` entry-point group.
 """
 
 from __future__ import annotations
@@ -176,6 +176,7 @@ class ScorerSpec(Checked):
     reasoning_tokens: int = 64
     temperature: float = 0.0
     seed: int = 0
+    tools: str | None = None
     strong: str | None = None
     weak: str | None = None
     instruction: str | None = None
@@ -315,6 +316,7 @@ def _reference_free(spec: ScorerSpec) -> list[str]:
 def _judge(spec: ScorerSpec) -> Comparer:
     from rewardlab.evaluate.judge import JudgeScorer
     from rewardlab.models.causal_lm import CausalLM
+    from rewardlab.tools.registry import parse_tools
 
     return JudgeScorer(
         CausalLM.from_pretrained(spec.judge, precision=spec.precision),  # type: ignore[arg-type]
@@ -323,6 +325,13 @@ def _judge(spec: ScorerSpec) -> Comparer:
         reasoning_tokens=spec.reasoning_tokens,
         temperature=spec.temperature,
         seed=spec.seed,
+        tools=parse_tools(spec.tools) if spec.tools else (),
+    )
+
+
+def _tools_given(spec: ScorerSpec) -> list[str]:
+    return (
+        [] if spec.tools else ["scorer tool-judge needs --tools: calculator, python or lookup=FOLDER, comma-separated"]
     )
 
 
@@ -411,6 +420,15 @@ for _kind in (
         main="judge",
         defaults={"judge": "smollm2"},
         shown=("judge", "principle", "reasoning"),
+    ),
+    ScorerKind(
+        "tool-judge",
+        "the generative judge shown what tools report on each response: --tools calculator,python,lookup=DIR, --judge",
+        _judge,
+        main="judge",
+        defaults={"judge": "smollm2"},
+        shown=("judge", "tools", "principle", "reasoning"),
+        check=_tools_given,
     ),
     ScorerKind(
         "bleu",
