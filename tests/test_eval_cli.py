@@ -213,7 +213,7 @@ def test_eval_errors_are_listed_without_a_traceback(tmp_path):
     assert result.exit_code == 2 and 'has no row with a reference (field "reference"' in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["eval", str(data), "--scorer", "bleu", "--format", "tsv"])
     assert result.exit_code == 2
-    assert "--format must be pairs, rewardbench, rewardbench2, kwise or principles" in result.output
+    assert "--format must be one of pairs, rewardbench, rewardbench2, rewardmath, kwise, principles" in result.output
 
 
 def test_calibration_consistency_and_invariance_checks_from_the_command_line(model_dir, tmp_path):

@@ -90,14 +90,29 @@ def data_chains(
     wrong_fraction: Annotated[float, typer.Option(help="Share of the chains with one corrupted step")] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed of the problems and the corruptions")] = 0,
     level: Annotated[str, typer.Option(help="simple (two operations) or multi-step (three or four)")] = "multi-step",
+    incorrect: Annotated[
+        int | None,
+        typer.Option(help="Write RewardMATH rows instead: each problem's correct chain against this many wrong ones"),
+    ] = None,
 ) -> None:
     """Reasoning chains with exact step labels for process reward models: arithmetic and unit-conversion
-    word problems, some chains with one step made wrong (a slip, a wrong operation or a wrong number)."""
-    from rewardlab.data.arithmetic import make_chains
+    word problems, some chains with one step made wrong (a slip, a wrong operation or a wrong number);
+    with --incorrect, one-to-many rows for ``rewardlab eval --format rewardmath``."""
+    import json
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.data.arithmetic import make_chains, one_to_many
     from rewardlab.data.chains import first_wrong_step, write_chains
     from rewardlab.destinations import check_jsonl_destination
 
     check_jsonl_destination(output)
+    if incorrect is not None:
+        rows = one_to_many(count, incorrect, seed, level)
+        write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        out.print(
+            f"wrote {len(rows)} problems, {incorrect} wrong chains each, to {output}", markup=False, highlight=False
+        )
+        return
     chains = make_chains(count, wrong_fraction, seed, level)
     write_chains(chains, output)
     wrong = sum(first_wrong_step(c.labels or ()) is not None for c in chains)

@@ -44,7 +44,8 @@ def evaluate(
         str,
         typer.Option(
             "--format",
-            help="pairs, rewardbench (sections), rewardbench2 (best-of-N, Ties), kwise, or principles "
+            help="pairs, rewardbench (sections), rewardbench2 (best-of-N, Ties), rewardmath (one correct against "
+            "many incorrect), kwise, or principles "
             "(principle flip-sets; DATA defaults to the embedded set)",
         ),
     ] = "pairs",
@@ -129,8 +130,8 @@ def evaluate(
     Plain pairs report accuracy, per-subset accuracy, margins, calibration (after the model's saved
     temperature, or one fitted with --fit-temperature) and length bias, and on request contrast
     consistency, invariance and policy ranking; --format rewardbench adds section scores,
-    rewardbench2 best-of-N and Ties, kwise rankings, principles accuracy per principle and
-    principle sensitivity.
+    rewardbench2 best-of-N and Ties, rewardmath one-to-many accuracy and MRR, kwise rankings,
+    principles accuracy per principle and principle sensitivity.
     """
     options = dict(locals())  # the command's parameters are evaluate_data's keywords, defaults included
     from rewardlab.evaluate.run import evaluate_data

@@ -281,6 +281,38 @@ def make_chains(count: int, wrong_fraction: float = 0.5, seed: int = 0, level: s
     return chains
 
 
+def one_to_many(count: int, incorrect: int = 9, seed: int = 0, level: str = "multi-step") -> list[dict]:
+    """RewardMATH-style rows (Kim et al. 2024): for each of ``count`` problems, the correct chain
+    (``chosen``) and ``incorrect`` distinct wrong ones (``rejected``, corruption kinds in turn), steps
+    joined by line breaks; ``subset`` is the level."""
+    if count < 1 or incorrect < 1:
+        raise ValueError(f"count and incorrect must be at least 1 (got {count}, {incorrect})")
+    rng = random.Random(seed)
+    rows = []
+    for number in range(count):
+        problem = make_problem(rng, level)
+        wrong: list[str] = []
+        for attempt in range(50 * incorrect):
+            text = "\n".join(corrupt(problem, rng, KINDS[attempt % len(KINDS)])[0])
+            if text not in wrong:
+                wrong.append(text)
+            if len(wrong) == incorrect:
+                break
+        else:
+            raise RuntimeError(f"fewer than {incorrect} distinct wrong chains for: {problem.question}")
+        chosen = "\n".join(write_steps(problem))
+        rows.append(
+            {
+                "id": f"rewardmath-{seed}-{number}",
+                "prompt": problem.question,
+                "chosen": chosen,
+                "rejected": wrong,
+                "subset": level,
+            }
+        )
+    return rows
+
+
 def evaluate_expression(text: str) -> Fraction:
     """The value of ``a op b op c …`` with × and ÷ before + and −, exactly (no ``eval``)."""
     tokens = _TOKEN.findall(text)

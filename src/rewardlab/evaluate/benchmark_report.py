@@ -1,4 +1,4 @@
-"""Reports of benchmark-format evaluations (RewardBench, RewardBench 2, k-wise rankings) as
+"""Reports of benchmark-format evaluations (RewardBench, RewardBench 2, RewardMATH, k-wise rankings) as
 Markdown for people and JSON for programs, written atomically."""
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from rewardlab.evaluate.metrics import AccuracyEstimate
 from rewardlab.evaluate.principles import PrincipleEval, render_principles
 from rewardlab.evaluate.ranking import RankingEval
 from rewardlab.evaluate.rewardbench import RewardBench2Eval, RewardBenchEval
+from rewardlab.evaluate.rewardmath import RewardMathEval, render_rewardmath
 
-BenchmarkEval = RewardBenchEval | RewardBench2Eval | RankingEval | PrincipleEval
+BenchmarkEval = RewardBenchEval | RewardBench2Eval | RewardMathEval | RankingEval | PrincipleEval
 STEMS = {
     RewardBenchEval: "rewardbench",
     RewardBench2Eval: "rewardbench2",
+    RewardMathEval: "rewardmath",
     RankingEval: "kwise",
     PrincipleEval: "principles",
 }
@@ -93,6 +95,8 @@ def render_benchmark(result: BenchmarkEval, model: str, data: str) -> str:
         lines = render_rewardbench(result, model, data)
     elif isinstance(result, RewardBench2Eval):
         lines = render_rewardbench2(result, model, data)
+    elif isinstance(result, RewardMathEval):
+        lines = render_rewardmath(result, model, data)
     elif isinstance(result, PrincipleEval):
         lines = render_principles(result, model, data)
     else:

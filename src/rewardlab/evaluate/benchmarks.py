@@ -1,6 +1,6 @@
 """Score benchmark-format data with any scorer and summarise it: RewardBench v1 pairs, RewardBench 2
-best-of-N records, k-wise rankings and principle flip-sets. The maths is in ``rewardbench.py``,
-``ranking.py`` and ``principles.py``."""
+best-of-N records, RewardMATH one-to-many records, k-wise rankings and principle flip-sets. The maths is
+in ``rewardbench.py``, ``rewardmath.py``, ``ranking.py`` and ``principles.py``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from rewardlab.evaluate.rewardbench import (
     rewardbench_v1,
     rewardbench_v2,
 )
+from rewardlab.evaluate.rewardmath import RewardMathEval, rewardmath_eval
 from rewardlab.evaluate.scorers import Comparer, Scorer, grouped_scores, pair_scores
 
 
@@ -36,12 +37,23 @@ def evaluate_rewardbench(
 
 def evaluate_rewardbench2(scorer: Scorer | Comparer, records: Sequence[BestOfNRecord]) -> RewardBench2Eval:
     """RewardBench 2: best-of-N per subset, the Ties score, and their mean."""
+    return rewardbench_v2(records, best_of_n_scores(scorer, records))
+
+
+def evaluate_rewardmath(scorer: Scorer | Comparer, records: Sequence[BestOfNRecord]) -> RewardMathEval:
+    """RewardMATH: one correct solution against many incorrect ones (accuracy, MRR, pairwise accuracy)."""
+    return rewardmath_eval(records, best_of_n_scores(scorer, records))
+
+
+def best_of_n_scores(
+    scorer: Scorer | Comparer, records: Sequence[BestOfNRecord]
+) -> list[tuple[list[float], list[float]]]:
+    """(chosen scores, rejected scores) of every record, all replies scored in one pass."""
     if not records:
         raise ValueError("no prompts to evaluate")
     groups = [[*r.chosen, *r.rejected] for r in records]
     scores = grouped_scores(scorer, [r.prompt for r in records], groups)
-    split = [(s[: len(r.chosen)], s[len(r.chosen) :]) for r, s in zip(records, scores, strict=True)]
-    return rewardbench_v2(records, split)
+    return [(s[: len(r.chosen)], s[len(r.chosen) :]) for r, s in zip(records, scores, strict=True)]
 
 
 def evaluate_kwise(scorer: Scorer | Comparer, rankings: Sequence[Ranking]) -> RankingEval:

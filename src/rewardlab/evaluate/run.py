@@ -37,7 +37,7 @@ from rewardlab.evaluate.scorers import SCORERS, Comparer, Scorer, ScorerSpec, bu
 from rewardlab.evaluate.user_scores import by_group_table
 from rewardlab.models.reward_model import RewardModel, inference_copy
 
-FORMATS = ("pairs", "rewardbench", "rewardbench2", "kwise", "principles")
+FORMATS = ("pairs", "rewardbench", "rewardbench2", "rewardmath", "kwise", "principles")
 
 
 @dataclass
@@ -127,9 +127,7 @@ def evaluate_data(
     if data is None:
         model, data = None, model  # the scorer's options name its models; the one argument is the data
     if data_format not in FORMATS:
-        raise ValueError(
-            f"--format must be pairs, rewardbench, rewardbench2, kwise or principles (got {data_format!r})"
-        )
+        raise ValueError(f"--format must be one of {', '.join(FORMATS)} (got {data_format!r})")
     if data == PRINCIPLE_SET and not Path(data).exists():
         data = str(principle_set_path())
     checks = PairChecks(fit_temperature, Path(contrast) if contrast else None, invariance, policy_ranking, ranking_p)
@@ -239,6 +237,8 @@ def _benchmark(
         return benchmarks.evaluate_rewardbench(scorer, source.pairs(), section_map, tie_credit=tie_credit)
     if data_format == "rewardbench2":
         return benchmarks.evaluate_rewardbench2(scorer, read_best_of_n(source.file(), source.column_map()))
+    if data_format == "rewardmath":
+        return benchmarks.evaluate_rewardmath(scorer, read_best_of_n(source.file(), source.column_map()))
     if data_format == "principles":
         return benchmarks.evaluate_principles(scorer, source.pairs())
     return benchmarks.evaluate_kwise(scorer, source.rankings())
@@ -249,10 +249,10 @@ def format_errors(
 ) -> list[str]:
     """Options given that the data format does not take, all at once."""
     errors = []
-    if data_format in ("rewardbench2", "kwise") and split != "all":
+    if data_format in ("rewardbench2", "rewardmath", "kwise") and split != "all":
         errors.append(f"--split applies to pairs only (--format {data_format} reads the whole file)")
-    if data_format == "rewardbench2" and skip_bad_rows:
-        errors.append("--skip-bad-rows is not available with --format rewardbench2")
+    if data_format in ("rewardbench2", "rewardmath") and skip_bad_rows:
+        errors.append(f"--skip-bad-rows is not available with --format {data_format}")
     if (sections is not None or tie_credit != 0.0) and data_format != "rewardbench":
         errors.append("--sections and --tie-credit apply to --format rewardbench only")
     return errors
