@@ -1,5 +1,6 @@
 """``rewardlab data``: commands that inspect preference datasets (``data check``), build user groups
-from them (``data groups``) and generate step-labelled reasoning chains (``data chains``)."""
+from them (``data groups``), generate step-labelled reasoning chains (``data chains``) and build policy
+discriminator pairs (``data polar-pairs``)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,36 @@ def data_chains(
     write_chains(chains, output)
     wrong = sum(first_wrong_step(c.labels or ()) is not None for c in chains)
     out.print(f"wrote {len(chains)} chains to {output}: {wrong} with a wrong step", markup=False, highlight=False)
+
+
+@data_app.command("polar-pairs")
+@user_errors
+def data_polar_pairs(
+    policies: Annotated[list[Path], typer.Argument(help="One JSONL file per policy: prompt, reply (prompts repeat)")],
+    output: Annotated[Path, typer.Option(help="JSONL pairs to train a policy discriminator on (rewardlab train)")],
+    seed: Annotated[int, typer.Option(help="Seed of the reference, chosen and rejected draws")] = 0,
+) -> None:
+    """POLAR pre-training pairs: the prompt with a reference reply of one policy, chosen another reply of
+    that policy, rejected a reply of another (the policy is the file's name)."""
+    import json
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.data.polar import policy_pairs, read_policy_replies
+    from rewardlab.destinations import check_jsonl_destination
+
+    check_jsonl_destination(output)
+    names = [path.stem for path in policies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"two policy files share a name ({', '.join(names)}): the file name names the policy")
+    pairs = policy_pairs({path.stem: read_policy_replies(path) for path in policies}, seed)
+    rows = [
+        {
+            "prompt": p.prompt if isinstance(p.prompt, str) else list(p.prompt),
+            "chosen": p.chosen,
+            "rejected": p.rejected,
+            "subset": p.subset,
+        }
+        for p in pairs
+    ]
+    write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    out.print(f"wrote {len(rows)} pairs from {len(policies)} policies to {output}", markup=False, highlight=False)

@@ -1,4 +1,5 @@
-"""BLEU and ROUGE-L against reference answers as rewards (BLEUBERI; maths in ``text_overlap.py``).
+"""Rewards against reference answers: BLEU and ROUGE-L (BLEUBERI; maths in ``text_overlap.py``), and a
+POLAR policy discriminator that reads the reference (``data/polar.py``).
 
 References belong to prompts, not to replies: every reply to a prompt is scored against that
 prompt's references. They are read from the same data file, from the field the column map names
@@ -11,13 +12,18 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from rewardlab.data.polar import with_reference
 from rewardlab.data.prompts import prompt_key
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import MISSING, ColumnMap, describe_value, lookup_field, parse_prompt
 from rewardlab.evaluate.text_overlap import rouge_l, sentence_bleu
+from rewardlab.precision import Precision, resolve_precision
+
+if TYPE_CHECKING:  # the overlap scorers load no model
+    from rewardlab.models.reward_model import RewardModel
 
 OverlapMetric = Literal["bleu", "rouge-l"]
 
@@ -68,12 +74,45 @@ class ReferenceScorer:
     def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
         rewards = []
         for prompt, reply in zip(prompts, replies, strict=True):
-            references = self.references.get(prompt_key(prompt))
-            if not references:
-                shown = prompt if isinstance(prompt, str) else str(prompt_key(prompt))
-                raise ValueError(f"no reference answer for the prompt {shown[:60]!r}")
+            references = prompt_references(self.references, prompt)
             if self.metric == "bleu":
                 rewards.append(sentence_bleu(reply, references).score)
             else:
                 rewards.append(rouge_l(reply, references).fmeasure)
         return rewards
+
+
+def prompt_references(references: Mapping[Hashable, Sequence[str]], prompt: Prompt) -> Sequence[str]:
+    """The references of ``prompt``, or a ValueError that shows the prompt."""
+    found = references.get(prompt_key(prompt))
+    if not found:
+        shown = prompt if isinstance(prompt, str) else str(prompt_key(prompt))
+        raise ValueError(f"no reference answer for the prompt {shown[:60]!r}")
+    return found
+
+
+@dataclass
+class PolarScorer:
+    """A POLAR policy discriminator (``data.polar``): the reward model's score of each reply after its
+    prompt with a reference reply written in, averaged over the prompt's references."""
+
+    model: RewardModel
+    references: Mapping[Hashable, Sequence[str]]
+    precision_request: Precision = "auto"
+
+    @property
+    def precision(self) -> str:
+        return resolve_precision(self.precision_request, self.model.model.device)
+
+    def score(self, prompts: Sequence[Prompt], replies: Sequence[str]) -> list[float]:
+        rows = [
+            (with_reference(prompt, reference), reply, index)
+            for index, (prompt, reply) in enumerate(zip(prompts, replies, strict=True))
+            for reference in prompt_references(self.references, prompt)
+        ]
+        scores = self.model.score([r[0] for r in rows], [r[1] for r in rows], precision=self.precision_request)
+        totals, counts = [0.0] * len(prompts), [0] * len(prompts)
+        for (_, _, index), value in zip(rows, scores, strict=True):
+            totals[index] += value
+            counts[index] += 1
+        return [t / c for t, c in zip(totals, counts, strict=True)]

@@ -12,7 +12,7 @@ each other reply, (1/(n−1)) Σ_{j≠i} ℓ(i, j), each unordered pair compared
 Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classifier),
 ``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
 ``judge`` (a generative judge), ``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
-(against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
+and ``polar`` (against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
 ``r3`` (regularised relevance from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's
 protocol). Each is a registered ``ScorerKind`` carrying its description, its checks and its builder;
 other installed packages add kinds through the ``rewardlab.scorers`` entry-point group.
@@ -343,6 +343,15 @@ def _overlap(spec: ScorerSpec) -> Scorer:
     return ReferenceScorer(spec.kind, spec.references)  # type: ignore[arg-type]
 
 
+def _polar(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.reference_scorers import PolarScorer
+    from rewardlab.models.reward_model import RewardModel
+
+    if spec.references is None:
+        raise ValueError("scorer polar needs reference replies (read them with read_references)")
+    return PolarScorer(RewardModel.from_pretrained(spec.model), spec.references, spec.precision)  # type: ignore[arg-type]
+
+
 def _takes_no_model(spec: ScorerSpec) -> list[str]:
     if spec.model is None:
         return []
@@ -444,6 +453,14 @@ for _kind in (
         _overlap,
         main=None,
         check=_takes_no_model,
+        needs_references=True,
+    ),
+    ScorerKind(
+        "polar",
+        "a POLAR policy discriminator MODEL: each reply scored after its prompt's reference reply "
+        "(--columns reference=FIELD)",
+        _polar,
+        needs=("model",),
         needs_references=True,
     ),
     ScorerKind(
