@@ -81,3 +81,20 @@ def test_eval_with_the_tool_judge(tiny_decoder_dir, tmp_path):
     assert result.result.overall.n == 3 and "tool-judge" in result.name and "calculator" in result.name
     with pytest.raises(ValueError, match="needs --tools"):
         evaluate_data(None, str(data), scorer="tool-judge", judge=str(tiny_decoder_dir))
+
+
+def test_the_reasoning_judge_writes_a_rubric_first(tiny_decoder_dir, tmp_path):
+    """RM-R1's chain of rubrics: the reasoning judge is asked for a rubric (or its own solution) before
+    its verdict, which is read after "Verdict:"; an unknown style is refused."""
+    lm = CausalLM.from_pretrained(tiny_decoder_dir)
+    shown = JudgeScorer(lm, reasoning=True, reasoning_style="rubric", reasoning_tokens=4).verdict_prefix("Q", "a", "b")
+    assert "First write a short rubric" in shown and shown.endswith("Verdict:")
+    assert "First solve the task yourself" in JudgeScorer(lm, reasoning=True, reasoning_style="solve").verdict_prefix(
+        "Q", "a", "b"
+    )
+    with pytest.raises(ValueError, match="reasoning_style"):
+        JudgeScorer(lm, reasoning_style="vibes")
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(json.dumps({"prompt": "Q", "chosen": "yes", "rejected": "no"}) + "\n")
+    result = evaluate_data(None, str(data), scorer="reasoning-judge", judge=str(tiny_decoder_dir), reasoning_tokens=4)
+    assert "reasoning_style=rubric" in result.name

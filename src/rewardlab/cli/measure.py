@@ -72,6 +72,9 @@ def evaluate(
     tools: Annotated[
         str | None, typer.Option(help="tool-judge: tools run on each reply: calculator, python, lookup=FOLDER")
     ] = None,
+    reasoning_style: Annotated[
+        str | None, typer.Option(help="reasoning-judge: rubric (default), solve or explain, written before the verdict")
+    ] = None,
     strong: Annotated[str | None, typer.Option(help="cdr: the better-aligned LM")] = None,
     weak: Annotated[str | None, typer.Option(help="cdr: the less-aligned LM")] = None,
     instruction: Annotated[str | None, typer.Option(help="cdr: system instruction, or @FILE")] = None,

@@ -17,7 +17,9 @@ Options from recent generative reward models:
 - ``reasoning`` (RM-R1, Chen et al. 2025, reward modelling as reasoning): the judge first writes
   a short rationale (at most ``reasoning_tokens`` tokens; greedy, or sampled with a generator
   seeded by ``seed`` and the prompt itself), then the verdict probabilities are read after
-  ``Verdict:``. RM-R1 trains its judges to reason; an untrained small LM's rationale may help little.
+  ``Verdict:``. ``reasoning_style`` says what it writes: a rationale (``explain``), a rubric first
+  (``rubric``) or its own solution first (``solve``), RM-R1's chain of rubrics. RM-R1 trains its judges
+  to reason; an untrained small LM's rationale may help little.
 - ``tools`` (Themis, Li et al. 2024, tool-augmented reward modelling): tools run on each response
   before the verdict (a calculator recomputing its calculations, its code run in the sandbox, passages
   of local documents for the question) and what they report is shown under it. Themis trains its model
@@ -44,6 +46,19 @@ TASK = (
 )
 ASK_DIRECT = 'Answer with a single letter: "A" if Response A is better, "B" if Response B is better.'
 ASK_REASONING = 'First explain briefly which response is better and why, then finish with "Verdict: A" or "Verdict: B".'
+ASK_BY_STYLE = {
+    "explain": ASK_REASONING,
+    "rubric": (
+        "First write a short rubric: the two or three things a good response to this conversation must do. "
+        'Then check each response against it, and finish with "Verdict: A" or "Verdict: B".'
+    ),
+    "solve": (
+        "First solve the task yourself, briefly. Then compare each response with your solution, "
+        'and finish with "Verdict: A" or "Verdict: B".'
+    ),
+}
+"""What the judge writes before its verdict (``reasoning_style``): a rationale, a rubric first, or its own
+solution first (RM-R1's chain of rubrics: a rubric for chat, a solution for reasoning tasks)."""
 VERDICT = "\n\nVerdict:"
 
 
@@ -59,6 +74,7 @@ def judge_task(
     principle: str | None,
     reasoning: bool,
     evidence: tuple[str | None, str | None] = (None, None),
+    style: str = "explain",
 ) -> str:
     """The judge's instruction for one ordered pair (``first`` is shown as Response A), each response
     followed by what the tools found in it (``evidence``), if anything."""
@@ -72,7 +88,7 @@ def judge_task(
         conversation=render_conversation(prompt),
         first=shown[0],
         second=shown[1],
-        ask=ASK_REASONING if reasoning else ASK_DIRECT,
+        ask=ASK_BY_STYLE[style] if reasoning else ASK_DIRECT,
     )
 
 
@@ -101,6 +117,8 @@ class JudgeScorer:
     tools: Sequence[tuple[str, Tool]] = ()
     """Tools run on each response before the verdict (``tools.registry``): what they report is shown
     under the response."""
+    reasoning_style: str = "explain"
+    """With ``reasoning``: explain (a rationale), rubric (a rubric first) or solve (its own solution first)."""
 
     @property
     def precision(self) -> str:
@@ -112,6 +130,8 @@ class JudgeScorer:
             raise ValueError("the judge's answer tokens for A and B overlap")
         if self.reasoning_tokens < 1:
             raise ValueError(f"reasoning_tokens must be at least 1 (got {self.reasoning_tokens})")
+        if self.reasoning_style not in ASK_BY_STYLE:
+            raise ValueError(f"reasoning_style must be one of {', '.join(ASK_BY_STYLE)} (got {self.reasoning_style!r})")
 
     def compare(self, prompts: Sequence[Prompt], a: Sequence[str], b: Sequence[str]) -> list[float]:
         """Log-odds that each ``a`` is the better reply to its prompt, averaged over both orders."""
@@ -133,7 +153,15 @@ class JudgeScorer:
     def verdict_prefix(self, prompt: Prompt, first: str, second: str) -> str:
         """The text after which the verdict token is due (with the rationale when reasoning)."""
         evidence = (tool_evidence(self.tools, prompt, first), tool_evidence(self.tools, prompt, second))
-        task = judge_task(prompt, first, second, principle=self.principle, reasoning=self.reasoning, evidence=evidence)
+        task = judge_task(
+            prompt,
+            first,
+            second,
+            principle=self.principle,
+            reasoning=self.reasoning,
+            evidence=evidence,
+            style=self.reasoning_style,
+        )
         if self.lm.text_format == "chat":
             head = self.lm.tokenizer.apply_chat_template(
                 [{"role": "user", "content": task}], tokenize=False, add_generation_prompt=True

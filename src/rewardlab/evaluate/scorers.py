@@ -11,7 +11,8 @@ each other reply, (1/(n−1)) Σ_{j≠i} ℓ(i, j), each unordered pair compared
 
 Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classifier),
 ``implicit`` / ``implicit-sum`` / ``implicit-mean`` (a DPO policy's implicit reward),
-``judge`` (a generative judge), ``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
+``judge`` (a generative judge), ``reasoning-judge`` (it writes a rubric or a solution first),
+``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
 and ``polar`` (against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
 ``r3`` (regularised relevance from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's
 protocol). Each is a registered ``ScorerKind`` carrying its description, its checks and its builder;
@@ -174,6 +175,7 @@ class ScorerSpec(Checked):
     principle: str | None = None
     reasoning: bool = False
     reasoning_tokens: int = 64
+    reasoning_style: str | None = None
     temperature: float = 0.0
     seed: int = 0
     tools: str | None = None
@@ -321,7 +323,8 @@ def _judge(spec: ScorerSpec) -> Comparer:
     return JudgeScorer(
         CausalLM.from_pretrained(spec.judge, precision=spec.precision),  # type: ignore[arg-type]
         principle=read_text_option(spec.principle),
-        reasoning=spec.reasoning,
+        reasoning=spec.reasoning or spec.kind == "reasoning-judge",
+        reasoning_style=spec.reasoning_style or "explain",
         reasoning_tokens=spec.reasoning_tokens,
         temperature=spec.temperature,
         seed=spec.seed,
@@ -429,6 +432,14 @@ for _kind in (
         main="judge",
         defaults={"judge": "smollm2"},
         shown=("judge", "principle", "reasoning"),
+    ),
+    ScorerKind(
+        "reasoning-judge",
+        "the generative judge writing first (RM-R1): --reasoning-style rubric (default), solve or explain, --judge",
+        _judge,
+        main="judge",
+        defaults={"judge": "smollm2", "reasoning_style": "rubric"},
+        shown=("judge", "reasoning_style", "principle"),
     ),
     ScorerKind(
         "tool-judge",
