@@ -21,6 +21,7 @@ HELP_ORDER = [
     "objectives", "recipes", "policy-losses",  # lists
     "data",  # the data group
     "collect",  # the collect group (collect.py)
+    "prm",  # the process reward group (process.py)
 ]  # fmt: skip
 
 
