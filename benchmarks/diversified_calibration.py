@@ -23,11 +23,11 @@ the mix) and after the Diversified-Preferences method (MORE, ``objective.name=mo
 Outputs in ``--work``: ``results.json`` and ``results.md``. ``--tiny`` runs it all on the 2-layer test
 encoder and three of the sources in seconds (``tests/test_more.py``).
 
-The real run (MiniLM; not run yet): the four sources give 4,895 training pairs (hh-harmless 1,295,
-ultrafeedback 696, tulu1 804, finegrained 2,100; 554 of them tie-labelled, kept by both objectives) and
-1,399 test pairs (121 ties left out). Estimated from ``benchmarks/RESULTS.md`` ("make run": 261 s for
-1,295 training pairs on the 2-core AMD EPYC), about 16 minutes for Bradley-Terry and 20 for MORE, about
-40 minutes in all: past one 20-minute slot, so run it twice; each model is kept once finished:
+The real run (MiniLM): the four sources give 4,895 training pairs (hh-harmless 1,295, ultrafeedback
+696, tulu1 804, finegrained 2,100; 554 of them tie-labelled, kept by both objectives) and 1,399 test
+pairs (121 ties left out). On a 2-core AMD EPYC with AVX2 only it took 4,770 s for Bradley-Terry and
+6,170 s for MORE at one thread beside other work (``benchmarks/RESULTS.md``); each model is kept once
+finished, so it can be run over several sittings:
 
     nice python benchmarks/diversified_calibration.py --work /tmp/diversified-calibration
 """
