@@ -21,7 +21,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from rewardlab.atomic import write_text_atomic
+from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import KINDS, corrupt, make_problem, write_steps
 from rewardlab.data.loading import load_preferences
 from rewardlab.evaluate.metrics import wilson_interval
@@ -45,7 +45,7 @@ def write_pairs(path: Path, count: int, seed: int) -> None:
                 "subset": kind,
             }
         )
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_jsonl(path, rows)
 
 
 def judged(work: Path, name: str, judge: str, pairs_path: Path) -> list[bool]:

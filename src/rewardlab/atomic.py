@@ -19,9 +19,10 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 MANIFEST = ".rewardlab-files.json"
 """In a folder written by :func:`atomic_directory`: the names of the entries rewardlab wrote there."""
@@ -44,6 +45,12 @@ def _temporary_prefix(path: Path) -> str:
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and a rename."""
     write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> Path:
+    """Write ``rows`` as JSON lines (UTF-8 text, not escaped), atomically."""
+    write_text_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    return Path(path)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

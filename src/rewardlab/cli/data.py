@@ -99,9 +99,7 @@ def data_chains(
     """Reasoning chains with exact step labels for process reward models: arithmetic and unit-conversion
     word problems, some chains with one step made wrong (a slip, a wrong operation or a wrong number);
     with --incorrect, one-to-many rows for ``rewardlab eval --format rewardmath``."""
-    import json
-
-    from rewardlab.atomic import write_text_atomic
+    from rewardlab.atomic import write_jsonl
     from rewardlab.data.arithmetic import make_chains, one_to_many
     from rewardlab.data.chains import first_wrong_step, write_chains
     from rewardlab.destinations import check_jsonl_destination
@@ -109,7 +107,7 @@ def data_chains(
     check_jsonl_destination(output)
     if incorrect is not None:
         rows = one_to_many(count, incorrect, seed, level)
-        write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+        write_jsonl(output, rows)
         out.print(
             f"wrote {len(rows)} problems, {incorrect} wrong chains each, to {output}", markup=False, highlight=False
         )
@@ -129,9 +127,7 @@ def data_polar_pairs(
 ) -> None:
     """POLAR pre-training pairs: the prompt with a reference reply of one policy, chosen another reply of
     that policy, rejected a reply of another (the policy is the file's name)."""
-    import json
-
-    from rewardlab.atomic import write_text_atomic
+    from rewardlab.atomic import write_jsonl
     from rewardlab.data.polar import policy_pairs, read_policy_replies
     from rewardlab.destinations import check_jsonl_destination
 
@@ -149,5 +145,5 @@ def data_polar_pairs(
         }
         for p in pairs
     ]
-    write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_jsonl(output, rows)
     out.print(f"wrote {len(rows)} pairs from {len(policies)} policies to {output}", markup=False, highlight=False)

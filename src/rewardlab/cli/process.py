@@ -3,7 +3,6 @@ chains step by step (``prm score``), and step labels from a policy's rollouts (`
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -86,12 +85,12 @@ def prm_score(
     probabilities = [torch.sigmoid(t) for t in step_logits(reward_model, chains, progress=progress)]
     scores = [chain_score(p, aggregate, shaping, eta) for p in probabilities]
     if output is not None:
-        from rewardlab.atomic import write_text_atomic
+        from rewardlab.atomic import write_jsonl
 
         rows = [
             {"id": c.id, "steps": p.tolist(), "score": s} for c, p, s in zip(chains, probabilities, scores, strict=True)
         ]
-        write_text_atomic(output, "".join(json.dumps(row) + "\n" for row in rows))
+        write_jsonl(output, rows)
     if all(c.labels is not None for c in chains):
         found = localisation(chains, probabilities)
         low, high = found.interval
@@ -175,7 +174,7 @@ def prm_search(
     over whole chains, or (--beam) beam search over steps."""
     import torch
 
-    from rewardlab.atomic import write_text_atomic
+    from rewardlab.atomic import write_jsonl
     from rewardlab.data.arithmetic import stated_answer
     from rewardlab.data.chains import read_questions
     from rewardlab.destinations import check_jsonl_destination
@@ -208,7 +207,7 @@ def prm_search(
         if answer is not None:
             row |= {"answer": answer, "right": stated_answer(pick.steps) == target}
         rows.append(row)
-    write_text_atomic(output, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_jsonl(output, rows)
     how = f"beam search ({beam} beams)" if beam is not None else f"best-of-{n}"
     summary = f"{len(rows)} questions by {how}, chosen chains in {output}"
     answered = [r for r in rows if "right" in r]

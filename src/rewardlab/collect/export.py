@@ -16,12 +16,11 @@ key, so all labels of one item fall on the same side of a train/test split). Ski
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from rewardlab.atomic import write_text_atomic
+from rewardlab.atomic import write_jsonl
 from rewardlab.collect.store import Store, StoredItem, StoredLabel
 
 STRENGTH = {3: 1.0, 2: 0.875, 1: 0.75}
@@ -89,5 +88,5 @@ def export_labels(store: Store, kind: str, output: str | Path, attributes: Seque
     """Write the records to ``output`` (JSONL, atomically: a reader sees the old file or the whole new one);
     returns how many rows were written."""
     rows = export_rows(store, kind, attributes)
-    write_text_atomic(output, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+    write_jsonl(output, rows)
     return len(rows)

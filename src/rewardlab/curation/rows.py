@@ -9,13 +9,10 @@ that cannot be read are counted and reported (``skipped``), never dropped silent
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardlab.atomic import write_text_atomic
 from rewardlab.data.forms import MAX_PAIRS_PER_ROW, parse_row
 from rewardlab.data.loading import DEFAULT_DATASET, default_dataset_path
 from rewardlab.data.named import named_data
@@ -90,10 +87,3 @@ def flipped_row(row: dict[str, Any], columns: ColumnMap, location: str) -> dict[
     if columns.rejected_prompt in row and columns.prompt in row:
         out[columns.prompt], out[columns.rejected_prompt] = row[columns.rejected_prompt], row[columns.prompt]
     return out
-
-
-def write_jsonl(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """Write rows as JSON lines, atomically (a reader sees the old file or the whole new one)."""
-    path = Path(path)
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return path

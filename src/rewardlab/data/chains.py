@@ -10,14 +10,13 @@ final answer when it is known.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rewardlab.atomic import write_text_atomic
+from rewardlab.atomic import write_jsonl
 from rewardlab.data.readers import iter_rows
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.schema import describe_value, parse_prompt, read_text
@@ -115,7 +114,7 @@ def chain_row(chain: StepChain) -> dict[str, Any]:
 
 def write_chains(chains: Sequence[StepChain], path: str | Path) -> None:
     """Write ``chains`` as JSON lines, atomically (a failed write leaves what was there)."""
-    write_text_atomic(path, "".join(json.dumps(chain_row(c), ensure_ascii=False) + "\n" for c in chains))
+    write_jsonl(path, (chain_row(c) for c in chains))
 
 
 def read_questions(path: str | Path, limit: int | None = None) -> list[tuple[Prompt, str | None]]:
