@@ -39,7 +39,15 @@ from typing import Any
 import torch
 
 from rewardlab.atomic import write_text_atomic
-from rewardlab.data.arithmetic import Problem, check_steps, make_problem, reply_steps, stated_answer, write_steps
+from rewardlab.data.arithmetic import (
+    Problem,
+    check_steps,
+    make_problem,
+    parse_number,
+    reply_steps,
+    stated_answer,
+    write_steps,
+)
 from rewardlab.data.chains import StepChain, read_chains, write_chains
 from rewardlab.evaluate.metrics import wilson_interval
 from rewardlab.models.causal_lm import CausalLM
@@ -137,7 +145,8 @@ def by_problem(chains: list[StepChain]) -> dict[int, list[int]]:
 
 def best_of_n(chains: list[StepChain], scores: dict[str, list[float]], test_problems: int) -> dict[str, dict[str, Any]]:
     """Each rule's accuracy over the test problems (a problem without candidates counts as missed)."""
-    right = [stated_answer(c.steps) is not None and str(stated_answer(c.steps)) == c.answer for c in chains]
+    stated = [stated_answer(c.steps) for c in chains]
+    right = [s is not None and s == parse_number(c.answer) for s, c in zip(stated, chains, strict=True)]
     groups = by_problem(chains)
     picked: dict[str, list[float]] = {name: [] for name in (*scores, "majority vote", "one sample", "oracle")}
     for problem in range(test_problems):
@@ -149,12 +158,12 @@ def best_of_n(chains: list[StepChain], scores: dict[str, list[float]], test_prob
         for name, values in scores.items():
             best = max(members, key=lambda i: values[i])  # the first of equal scores
             picked[name].append(float(right[best]))
-        answers = [stated_answer(chains[i].steps) for i in members]
+        answers = [stated[i] for i in members]
         counts = Counter(a for a in answers if a is not None)
         if counts:
             top = max(counts.values())
             vote = next(a for a in answers if a is not None and counts[a] == top)
-            picked["majority vote"].append(float(str(vote) == chains[members[0]].answer))
+            picked["majority vote"].append(float(vote == parse_number(chains[members[0]].answer)))
         else:
             picked["majority vote"].append(0.0)
         picked["one sample"].append(sum(right[i] for i in members) / len(members))

@@ -218,9 +218,9 @@ def prm_search(
 
 def _number(text: str):
     """An answer as the exact number chains state (``the answer is N``), or a ValueError saying which."""
-    from fractions import Fraction
+    from rewardlab.data.arithmetic import parse_number
 
     try:
-        return Fraction(text.replace(",", ""))
+        return parse_number(text)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f"answer {text!r} is not a number (chains state their answer as 'the answer is N')") from None

@@ -225,12 +225,11 @@ def _value(values: list[Fraction], ref: int) -> Fraction:
 
 def corrupt(problem: Problem, rng: random.Random, kind: str | None = None) -> tuple[tuple[str, ...], int]:
     """A wrong chain for ``problem`` and the index of its corrupted step (``kind``: one of ``KINDS``, or drawn)."""
-    reference = problem.reference_values
+    reference, values = problem.reference_values, problem.values()
     for _ in range(1000):
         chosen = kind or rng.choice(KINDS)
         index = rng.randrange(len(problem.plan))
         step = problem.plan[index]
-        values = problem.values()
         a, b = values[step.left], values[step.right]
         changes: dict[str, dict] = {"ops": {}, "operands": {}, "slips": {}}
         if chosen == "slip":
@@ -313,10 +312,15 @@ def one_to_many(count: int, incorrect: int = 9, seed: int = 0, level: str = "mul
     return rows
 
 
+def parse_number(text: str) -> Fraction:
+    """A number as chains write it (``1,250``, ``2.5``), exactly."""
+    return Fraction(text.replace(",", ""))
+
+
 def evaluate_expression(text: str) -> Fraction:
     """The value of ``a op b op c …`` with × and ÷ before + and −, exactly (no ``eval``)."""
     tokens = _TOKEN.findall(text)
-    numbers = [Fraction(t.replace(",", "")) for t in tokens[::2]]
+    numbers = [parse_number(t) for t in tokens[::2]]
     operators = [SYMBOLS[t] for t in tokens[1::2]]
     terms, signs = [numbers[0]], []
     for op, number in zip(operators, numbers[1:], strict=True):
@@ -334,12 +338,8 @@ def evaluate_expression(text: str) -> Fraction:
 def equations(text: str) -> list[tuple[str, list[Fraction], Fraction]]:
     """Every calculation ``text`` writes out: (expression, its numbers, the result it states)."""
     return [
-        (
-            expression,
-            [Fraction(t.replace(",", "")) for t in _TOKEN.findall(expression)[::2]],
-            Fraction(r.replace(",", "")),
-        )
-        for expression, r in _EQUATION.findall(text)
+        (expression, [parse_number(t) for t in _TOKEN.findall(expression)[::2]], parse_number(result))
+        for expression, result in _EQUATION.findall(text)
     ]
 
 
@@ -352,13 +352,13 @@ def step_is_right(step: str, reference: frozenset[Fraction], answer: Fraction) -
             return False
         if not true or any(n not in reference for n in (*numbers, stated)):
             return False
-    return all(Fraction(n.replace(",", "")) == answer for n in _ANSWER.findall(step))
+    return all(parse_number(n) == answer for n in _ANSWER.findall(step))
 
 
 def stated_answer(steps: Sequence[str]) -> Fraction | None:
     """The last number a chain states as its answer ("... answer is N"), or None."""
     found = [n for step in steps for n in _ANSWER.findall(step)]
-    return Fraction(found[-1].replace(",", "")) if found else None
+    return parse_number(found[-1]) if found else None
 
 
 def check_steps(problem: Problem, steps: Sequence[str], complete: bool = True) -> tuple[float, ...]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from fractions import Fraction
 
-from rewardlab.data.arithmetic import stated_answer
+from rewardlab.data.arithmetic import parse_number, stated_answer
 from rewardlab.data.chains import StepChain
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.progress import progress_bar
@@ -41,7 +41,7 @@ def reference_answer(chain: StepChain) -> Fraction:
     if chain.answer is None:
         raise ValueError(f'{where}: field "answer" is missing (rollout labels compare the rollouts\' answers with it)')
     try:
-        return Fraction(chain.answer.replace(",", ""))
+        return parse_number(chain.answer)
     except (ValueError, ZeroDivisionError):
         raise ValueError(f'{where}: field "answer" is {chain.answer!r} (expected a number)') from None
 
