@@ -98,3 +98,16 @@ def test_the_reasoning_judge_writes_a_rubric_first(tiny_decoder_dir, tmp_path):
     data.write_text(json.dumps({"prompt": "Q", "chosen": "yes", "rejected": "no"}) + "\n")
     result = evaluate_data(None, str(data), scorer="reasoning-judge", judge=str(tiny_decoder_dir), reasoning_tokens=4)
     assert "reasoning_style=rubric" in result.name
+
+
+def test_each_reply_s_tools_run_once_for_both_orders(tiny_decoder_dir):
+    """The judge asks both orders of a pair; a reply's tool report is made once and shown in both."""
+    seen = []
+
+    def counting(prompt, reply):
+        seen.append(reply)
+        return calculator_report(prompt, reply)
+
+    judge = JudgeScorer(CausalLM.from_pretrained(tiny_decoder_dir), tools=[("calculator", counting)])
+    judge.compare(["What is 2 + 3?"], ["2 + 3 = 5"], ["2 + 3 = 6"])
+    assert sorted(seen) == ["2 + 3 = 5", "2 + 3 = 6"]

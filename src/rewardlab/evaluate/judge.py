@@ -29,11 +29,13 @@ Options from recent generative reward models:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
+from rewardlab.data.prompts import prompt_key
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM, as_messages
 from rewardlab.tools.registry import Tool, tool_evidence
@@ -145,21 +147,32 @@ class JudgeScorer:
 
     def order_logodds(self, items: Sequence[tuple[Prompt, str, str]]) -> list[float]:
         """log P(A) − log P(B) for each (prompt, first, second) as shown, with no order averaging."""
-        prefixes = [self.lm.tokens(self.verdict_prefix(*item)) for item in items]
+        reports: dict[tuple[Hashable, str], str | None] = {}  # each reply's tools run once, not once per order
+
+        def evidence(prompt: Prompt, reply: str) -> str | None:
+            key = (prompt_key(prompt), reply)
+            if key not in reports:
+                reports[key] = tool_evidence(self.tools, prompt, reply)
+            return reports[key]
+
+        prefixes = [self.lm.tokens(self.verdict_prefix(*item, evidence=evidence)) for item in items]
         logps = self.lm.next_token_logps(prefixes)
         mass = [torch.logsumexp(logps[:, ids], dim=-1) for ids in self._answers]
         return (mass[0] - mass[1]).tolist()
 
-    def verdict_prefix(self, prompt: Prompt, first: str, second: str) -> str:
-        """The text after which the verdict token is due (with the rationale when reasoning)."""
-        evidence = (tool_evidence(self.tools, prompt, first), tool_evidence(self.tools, prompt, second))
+    def verdict_prefix(
+        self, prompt: Prompt, first: str, second: str, evidence: Callable[[Prompt, str], str | None] | None = None
+    ) -> str:
+        """The text after which the verdict token is due (with the rationale when reasoning); ``evidence``
+        gives a reply's tool reports (default: the tools run now)."""
+        report = evidence or partial(tool_evidence, self.tools)
         task = judge_task(
             prompt,
             first,
             second,
             principle=self.principle,
             reasoning=self.reasoning,
-            evidence=evidence,
+            evidence=(report(prompt, first), report(prompt, second)),
             style=self.reasoning_style,
         )
         if self.lm.text_format == "chat":

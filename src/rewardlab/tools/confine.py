@@ -108,7 +108,6 @@ def main() -> None:
     with open(source, encoding="utf-8") as file:
         code = compile(file.read(), source, "exec")
     sys.argv = [source]
-    del sys.modules["ctypes"]
     exec(code, {"__name__": "__main__", "__file__": source})
 
 
