@@ -11,7 +11,6 @@ model's biases. Their exact rules are this library's choices.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +19,13 @@ from rewardlab.data.records import Prompt
 from rewardlab.data.refusals import refuses
 from rewardlab.evaluate.scorers import Comparer, Scorer, reward_model_scorer
 from rewardlab.precision import Precision
+from rewardlab.tools.lookup import words
 
 TOOL_NAMES = ("reward", "length", "repetition", "refusal", "judge")
 """Tools by name: ``reward`` (a saved reward model), ``length``, ``repetition``, ``refusal`` (rules
 below) and ``judge`` (a local LM as a pairwise judge, ``evaluate.judge.JudgeScorer``)."""
 
-WORD = re.compile(r"\w+", re.UNICODE)
 ToolScorer = Scorer | Comparer
-
-
-def words(text: str) -> list[str]:
-    return WORD.findall(text.lower())
 
 
 @dataclass(frozen=True)
