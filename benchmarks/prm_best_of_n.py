@@ -12,6 +12,10 @@
 2. **Models** (``work/prm``, ``work/orm``): ``rewardlab prm train`` from MiniLM on the training chains,
    once with process supervision (every step's label: a PRM) and once with outcome supervision (the
    whole chain's last label only: an ORM, Lightman et al. 2023's comparison), nothing else changed.
+   ``--synthetic-chains N`` adds N generated chains of the same level (``data.arithmetic.make_chains``,
+   seed 3, about half corrupted at a known step; none on a held-out problem) to both models' training
+   data: the policy's own chains are rarely right, and a model that never saw a right ending cannot
+   pick one.
 3. **Held-out chains**: first-wrong-step localisation of each model (``process.scoring.localisation``),
    and best-of-N: for each test problem, the candidate each rule picks, right when its stated answer
    is the problem's answer, with 95 % Wilson intervals over problems. Rules: the PRM's chain score
@@ -42,6 +46,7 @@ from rewardlab.atomic import write_text_atomic
 from rewardlab.data.arithmetic import (
     Problem,
     check_steps,
+    make_chains,
     make_problem,
     parse_number,
     reply_steps,
@@ -63,7 +68,7 @@ INSTRUCTION = (
     "Solve the problem step by step. Write one calculation per line as 'what: a op b = c.' "
     "and end with 'The answer is N.'\n\n"
 )
-SHOT_SEED, TRAIN_SEED, TEST_SEED = 0, 1, 2
+SHOT_SEED, TRAIN_SEED, TEST_SEED, SYNTHETIC_SEED = 0, 1, 2, 3
 
 
 @dataclass
@@ -80,6 +85,7 @@ class Settings:
     lr: float = 3e-5
     max_length: int = 256
     seed: int = 0
+    synthetic_chains: int = 0
 
 
 def problems(count: int, seed: int) -> list[Problem]:
@@ -119,13 +125,15 @@ def sampled_chains(
     return chains
 
 
-def trained_model(work: Path, name: str, supervision: str, settings: Settings) -> Path:
-    """``work/NAME``: ``rewardlab prm train`` on the training chains (kept once its report is written)."""
+def trained_model(
+    work: Path, name: str, supervision: str, settings: Settings, data: str = "chains-train.jsonl"
+) -> Path:
+    """``work/NAME``: ``rewardlab prm train`` on ``work/DATA`` (kept once its report is written)."""
     folder = work / name
     if not (folder / "report.json").is_file():
         train = ProcessTrainConfig(supervision=supervision, epochs=settings.epochs, lr=settings.lr, seed=settings.seed)
         config = ProcessRunConfig(
-            data=str(work / "chains-train.jsonl"),
+            data=str(work / data),
             output_dir=str(folder),
             backbone=settings.backbone,
             max_length=settings.max_length,
@@ -191,9 +199,17 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
         sampled_chains(lm, "test", test_tasks, settings.test_samples, settings, work / "chains-test.jsonl")
         del lm
     train, test = read_chains(work / "chains-train.jsonl"), read_chains(work / "chains-test.jsonl")
+    data, synthetic_used = "chains-train.jsonl", 0
+    if settings.synthetic_chains:
+        data = "chains-train-and-synthetic.jsonl"
+        held_out = {c.prompt for c in test}
+        synthetic = make_chains(settings.synthetic_chains, seed=SYNTHETIC_SEED, level="simple")
+        synthetic = [c for c in synthetic if c.prompt not in held_out]
+        synthetic_used = len(synthetic)
+        write_chains(train + synthetic, work / data)
     models = {
-        "prm": trained_model(work, "prm", "process", settings),
-        "orm": trained_model(work, "orm", "outcome", settings),
+        "prm": trained_model(work, "prm", "process", settings, data),
+        "orm": trained_model(work, "orm", "outcome", settings, data),
     }
     probabilities = {}
     for name, folder in models.items():
@@ -205,6 +221,7 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
         "settings": asdict(settings),
         "train_chains": len(train),
         "train_chains_right": sum(c.labels[-1] == 1.0 for c in train),
+        "synthetic_chains": synthetic_used,
         "test_chains": len(test),
         "test_chains_right": sum(c.labels[-1] == 1.0 for c in test),
         "localisation": {name: localisation(test, p).as_dict() for name, p in probabilities.items()},
@@ -220,7 +237,8 @@ def render(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
         f"Training chains: {results['train_chains']} ({results['train_chains_right']} right); held-out chains: "
-        f"{results['test_chains']} ({results['test_chains_right']} right).",
+        f"{results['test_chains']} ({results['test_chains_right']} right); generated chains added to training: "
+        f"{results.get('synthetic_chains', 0)}.",
         "",
         "| model | first wrong step found | chains with a wrong step | chains without | step accuracy |",
         "|---|---|---|---|---|",
