@@ -111,7 +111,7 @@ def subset_scores(scores: Scores, settings: Settings) -> Scores:
     return [(c, r[: settings.judge_incorrect]) for c, r in scores[: settings.judge_problems]]
 
 
-def run(work: Path, settings: Settings, reward_model: str | None) -> dict[str, Any]:
+def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "settings.json"
     if saved.is_file() and json.loads(saved.read_text()) != asdict(settings):
@@ -172,6 +172,8 @@ def run(work: Path, settings: Settings, reward_model: str | None) -> dict[str, A
     }
     pairwise: dict[str, dict[str, Any]] = {}
     for name, spec in judges.items():
+        if spec.kind in skip:
+            continue
         pairwise[name] = kept(
             work / "scores" / f"{spec.kind}.json", lambda spec=spec: best_of_n_scores(build_scorer(spec), judged)
         )
@@ -266,12 +268,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--reward-model", help="a reward model folder to score too (e.g. make run's runs/default/model)"
     )
     parser.add_argument("--tiny", action="store_true", help="tiny test models and a few rows (smoke run)")
+    parser.add_argument("--skip", nargs="*", default=[], help="judge kinds not to run (e.g. reasoning-judge)")
     defaults = Settings()
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     args = parser.parse_args(argv)
     settings = tiny_settings(args.work) if args.tiny else Settings(**{k: getattr(args, k) for k in asdict(defaults)})
-    results = run(args.work, settings, args.reward_model)
+    results = run(args.work, settings, args.reward_model, tuple(args.skip))
     print(render(results))
     return results
 
