@@ -15,15 +15,13 @@
    ``--synthetic-chains N`` adds N generated chains of the same level (``data.arithmetic.make_chains``,
    seed 3, about half corrupted at a known step; none on a held-out problem) to both models' training
    data: the policy's own chains are rarely right, and a model that never saw a right ending cannot
-   pick one. ``--rollouts K`` also relabels the training chains by K completions of the policy from each
-   step (``process.rollouts``, Math-Shepherd; MedS³'s labels of a small model's own steps), reports how
-   the labels agree with the checker's, and trains a third model, the PRM from rollouts, on them alone.
+   pick one.
 3. **Held-out chains**: first-wrong-step localisation of each model (``process.scoring.localisation``),
-   and best-of-N: for each test problem, the candidate each rule picks, right when its stated answer
-   is the problem's answer, with 95 % Wilson intervals over problems. Rules: the PRM's chain score
-   (``min``, ``product``, ``last`` of the step probabilities), the ORM's whole-chain probability,
-   majority vote over the stated answers (ties: the earliest sampled), and, as bounds, one sample (the
-   mean over candidates) and the oracle (any candidate right).
+   and best-of-N: for each test problem, the candidate each rule picks among those that state an
+   answer, right when that answer is the problem's, with 95 % Wilson intervals over problems. Rules:
+   the PRM's chain score (``min``, ``product``, ``last`` of the step probabilities), the ORM's
+   whole-chain probability, majority vote over the stated answers (ties: the earliest sampled), and,
+   as bounds, one sample (the mean over candidates) and the oracle (any candidate right).
 
 Each stage is kept in ``--work`` once done, so a rerun continues. ``--tiny`` runs it all on the tiny
 test models in seconds (``tests/test_prm_benchmark.py``). The real run:
@@ -38,7 +36,7 @@ import json
 import random
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +57,6 @@ from rewardlab.data.chains import StepChain, read_chains, write_chains
 from rewardlab.evaluate.metrics import wilson_interval
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.process.rollouts import monte_carlo_labels
 from rewardlab.process.run import ProcessRunConfig, run_process_training, share
 from rewardlab.process.scoring import localisation, step_logits
 from rewardlab.process.steps import chain_score
@@ -72,7 +69,6 @@ INSTRUCTION = (
     "and end with 'The answer is N.'\n\n"
 )
 SHOT_SEED, TRAIN_SEED, TEST_SEED, SYNTHETIC_SEED = 0, 1, 2, 3
-AGGREGATES = ("min", "product", "last")
 
 
 @dataclass
@@ -90,7 +86,6 @@ class Settings:
     max_length: int = 256
     seed: int = 0
     synthetic_chains: int = 0
-    rollouts: int = 0
 
 
 def problems(count: int, seed: int) -> list[Problem]:
@@ -149,47 +144,6 @@ def trained_model(
     return folder / "model"
 
 
-def rollout_chains(work: Path, train: list[StepChain], settings: Settings) -> list[StepChain]:
-    """The training chains relabelled by ``settings.rollouts`` completions of the policy from each step
-    (Math-Shepherd's soft estimate; MedS³'s labels of a small model's own steps), kept in
-    ``work/chains-train-rollouts.jsonl``. The policy continues from its own two-shot prompt, as it wrote
-    the chains; the chains keep the question alone as their prompt."""
-    path = work / "chains-train-rollouts.jsonl"
-    if path.is_file():
-        return read_chains(path)
-    tasks = {p.question: p for p in problems(settings.train_problems, TRAIN_SEED)}
-    lm = CausalLM.from_pretrained(settings.policy, precision="auto", max_prompt_tokens=1024)
-    labelled = monte_carlo_labels(
-        lm,
-        [replace(c, prompt=policy_prompt(tasks[c.prompt])) for c in train],
-        rollouts=settings.rollouts,
-        temperature=settings.temperature,
-        max_new_tokens=settings.max_new_tokens,
-        seed=settings.seed,
-        progress=True,
-    )
-    chains = [replace(new, prompt=old.prompt) for new, old in zip(labelled, train, strict=True)]
-    write_chains(chains, path)
-    return chains
-
-
-def rollout_agreement(checked: list[StepChain], rolled: list[StepChain]) -> dict[str, Any]:
-    """How the rollout labels of the steps before the last (the last is the chain's own answer in both)
-    compare with the checker's: a step counts as right by rollouts when any completion reached the answer
-    (Math-Shepherd's hard estimate)."""
-    counts = Counter()
-    for exact, estimate in zip(checked, rolled, strict=True):
-        for truth, estimated in zip(exact.labels[:-1], estimate.labels[:-1], strict=True):
-            counts[("right" if truth == 1.0 else "wrong", "reached" if estimated > 0 else "not reached")] += 1
-    steps = sum(counts.values())
-    agree = counts[("right", "reached")] + counts[("wrong", "not reached")]
-    return {
-        "steps": steps,
-        "agreement": agree / steps if steps else None,
-        "counts": {f"{truth}, {seen}": n for (truth, seen), n in sorted(counts.items())},
-    }
-
-
 def by_problem(chains: list[StepChain]) -> dict[int, list[int]]:
     groups: dict[int, list[int]] = {}
     for position, chain in enumerate(chains):
@@ -198,7 +152,9 @@ def by_problem(chains: list[StepChain]) -> dict[int, list[int]]:
 
 
 def best_of_n(chains: list[StepChain], scores: dict[str, list[float]], test_problems: int) -> dict[str, dict[str, Any]]:
-    """Each rule's accuracy over the test problems (a problem without candidates counts as missed)."""
+    """Each rule's accuracy over the test problems (a problem without candidates counts as missed).
+    Every rule chooses among the candidates that state an answer, as majority vote does: one that
+    states none cannot be right, and a PRM reading a chain cut off after a true step cannot tell."""
     stated = [stated_answer(c.steps) for c in chains]
     right = [s is not None and s == parse_number(c.answer) for s, c in zip(stated, chains, strict=True)]
     groups = by_problem(chains)
@@ -209,9 +165,10 @@ def best_of_n(chains: list[StepChain], scores: dict[str, list[float]], test_prob
             for values in picked.values():
                 values.append(0.0)
             continue
+        finished = [i for i in members if stated[i] is not None]
         for name, values in scores.items():
-            best = max(members, key=lambda i: values[i])  # the first of equal scores
-            picked[name].append(float(right[best]))
+            best = max(finished, key=lambda i: values[i]) if finished else None  # the first of equal scores
+            picked[name].append(float(best is not None and right[best]))
         answers = [stated[i] for i in members]
         counts = Counter(a for a in answers if a is not None)
         if counts:
@@ -257,26 +214,17 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
         "prm": trained_model(work, "prm", "process", settings, data),
         "orm": trained_model(work, "orm", "outcome", settings, data),
     }
-    agreement = None
-    if settings.rollouts:
-        rolled = rollout_chains(work, train, settings)
-        agreement = rollout_agreement(train, rolled)
-        models["prm-rollouts"] = trained_model(work, "prm-rollouts", "process", settings, "chains-train-rollouts.jsonl")
     probabilities = {}
     for name, folder in models.items():
         model = RewardModel.from_pretrained(folder)
         probabilities[name] = [torch.sigmoid(t) for t in step_logits(model, test, progress=True)]
-    scores = {}
-    for name, label in (("prm", "PRM"), ("prm-rollouts", "PRM from rollouts")):
-        if name in probabilities:
-            scores |= {f"{label} ({how})": [chain_score(p, how) for p in probabilities[name]] for how in AGGREGATES}
+    scores = {f"PRM ({how})": [chain_score(p, how) for p in probabilities["prm"]] for how in ("min", "product", "last")}
     scores["ORM (whole chain)"] = [chain_score(p, "last") for p in probabilities["orm"]]
     results = {
         "settings": asdict(settings),
         "train_chains": len(train),
         "train_chains_right": sum(c.labels[-1] == 1.0 for c in train),
         "synthetic_chains": synthetic_used,
-        "rollout_agreement": agreement,
         "test_chains": len(test),
         "test_chains_right": sum(c.labels[-1] == 1.0 for c in test),
         "localisation": {name: localisation(test, p).as_dict() for name, p in probabilities.items()},
@@ -298,14 +246,6 @@ def render(results: dict[str, Any]) -> str:
         "| model | first wrong step found | chains with a wrong step | chains without | step accuracy |",
         "|---|---|---|---|---|",
     ]
-    agreement = results.get("rollout_agreement")
-    if agreement:
-        counts = ", ".join(f"{k}: {n}" for k, n in agreement["counts"].items())
-        lines[1:1] = [
-            "",
-            f"Rollout labels against the checker's on {agreement['steps']} steps before the last: agreement "
-            f"{share(agreement['agreement'])} ({counts}).",
-        ]
     for name, found in results["localisation"].items():
         low, high = found["interval"]
         lines.append(
@@ -345,7 +285,6 @@ def tiny_settings(work: Path) -> Settings:
         lr=1e-3,
         max_length=96,
         synthetic_chains=4,
-        rollouts=2,
     )
 
 

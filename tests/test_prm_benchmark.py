@@ -22,13 +22,9 @@ def benchmark(name: str):
 def test_tiny_mode_runs_and_resumes(tmp_path):
     module = benchmark("prm_best_of_n")
     results = module.main(["--tiny", "--work", str(tmp_path)])
-    assert set(results["localisation"]) == {"prm", "orm", "prm-rollouts"}
-    assert {"PRM (min)", "PRM from rollouts (min)", "ORM (whole chain)", "majority vote", "oracle"} <= set(
-        results["best_of_n"]
-    )
+    assert set(results["localisation"]) == {"prm", "orm"}
+    assert {"PRM (min)", "ORM (whole chain)", "majority vote", "oracle"} <= set(results["best_of_n"])
     assert results["synthetic_chains"] > 0
-    agreement = results["rollout_agreement"]
-    assert agreement["steps"] == sum(agreement["counts"].values())
     for row in results["best_of_n"].values():
         assert 0.0 <= row["interval"][0] <= row["accuracy"] <= row["interval"][1] <= 1.0
     assert json.loads((tmp_path / "results.json").read_text()) == results
