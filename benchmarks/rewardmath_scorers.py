@@ -19,7 +19,8 @@ reported beside it, since the gap is what a pairwise benchmark hides (``evaluate
    arithmetic), SmolLM2's reference-free implicit rewards (mean and summed log-probability), R³'s
    prompt-reply relevance (MiniLM), and on the judge rows the SmolLM2 judge, the same judge with the
    calculator, and the reasoning judge (it solves the problem first, RM-R1). Every scalar scorer is
-   also read on the judge rows (a subset of its scores), so all stand side by side there.
+   also read on the judge rows (a subset of its scores), so all stand side by side there. Problems that
+   the PRM's and ORM's training chains include are left out of every table (and the held-out chains).
 
 Each scorer's scores are kept in ``work/scores/NAME.json`` once computed, so a rerun continues.
 ``--tiny`` runs it on the tiny test models in seconds (``tests/test_prm_benchmark.py``). The real run:
@@ -42,7 +43,7 @@ from prm_best_of_n import trained_model
 
 from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import make_chains, one_to_many
-from rewardlab.data.chains import StepChain, write_chains
+from rewardlab.data.chains import StepChain, read_chains, write_chains
 from rewardlab.evaluate.benchmarks import best_of_n_scores
 from rewardlab.evaluate.rewardbench import BestOfNRecord, read_best_of_n
 from rewardlab.evaluate.rewardmath import rewardmath_eval
@@ -124,13 +125,14 @@ def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[st
         write_chains(make_chains(settings.train_chains, seed=TRAIN_SEED), work / "chains-train.jsonl")
     records = read_best_of_n(rows_path)
     judged = judge_rows(records, settings)
+    seen = {chain.prompt for chain in read_chains(work / "chains-train.jsonl")}
     write_jsonl(
         work / "rewardmath-judges.jsonl",
         [{"prompt": r.prompt, "chosen": r.chosen[0], "rejected": list(r.rejected), "id": r.id} for r in judged],
     )
     models = {name: trained_model(work, name, how, settings) for name, how in (("prm", "process"), ("orm", "outcome"))}
 
-    held_out = make_chains(settings.held_out_chains, seed=HELD_OUT_SEED)
+    held_out = [c for c in make_chains(settings.held_out_chains, seed=HELD_OUT_SEED) if c.prompt not in seen]
     chains = chains_of(records)
     step_probabilities: dict[str, list[torch.Tensor]] = {}
     located = {}
@@ -178,18 +180,19 @@ def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[st
             work / "scores" / f"{spec.kind}.json", lambda spec=spec: best_of_n_scores(build_scorer(spec), judged)
         )
 
-    full = {
-        name: rewardmath_eval(records, v["scores"]).to_dict() | {"seconds": v["seconds"]} for name, v in scalar.items()
-    }
-    on_judge_rows = {
-        name: rewardmath_eval(judged, subset_scores(v["scores"], settings)).to_dict() for name, v in scalar.items()
-    }
-    on_judge_rows |= {
-        name: rewardmath_eval(judged, v["scores"]).to_dict() | {"seconds": v["seconds"]} for name, v in pairwise.items()
-    }
+    def unseen(rows: list[BestOfNRecord], scores: Scores) -> dict[str, Any]:
+        """The RewardMATH figures on the problems the PRM and the ORM never trained on."""
+        pairs = [(r, s) for r, s in zip(rows, scores, strict=True) if r.prompt not in seen]
+        return rewardmath_eval([r for r, _ in pairs], [s for _, s in pairs]).to_dict()
+
+    full = {name: unseen(records, v["scores"]) for name, v in scalar.items()}
+    on_judge_rows = {name: unseen(judged, subset_scores(v["scores"], settings)) for name, v in scalar.items()}
+    on_judge_rows |= {name: unseen(judged, v["scores"]) | {"seconds": v["seconds"]} for name, v in pairwise.items()}
     results = {
         "settings": asdict(settings),
         "reward_model": reward_model,
+        "problems_seen_in_training": sum(r.prompt in seen for r in records),
+        "held_out_chains": len(held_out),
         "localisation": located,
         "rows": full,
         "judge_rows": on_judge_rows,
@@ -211,7 +214,8 @@ def cells(result: dict[str, Any]) -> str:
 def render(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
-        f"First-wrong-step localisation on {s['held_out_chains']} held-out generated chains:",
+        f"First-wrong-step localisation on {results['held_out_chains']} held-out generated chains (problems "
+        f"not trained on):",
         "",
         "| model | first wrong step found | on chains with a wrong step | on chains without |",
         "|---|---|---|---|",
@@ -223,13 +227,12 @@ def render(results: dict[str, Any]) -> str:
             f"{found['accuracy_on_wrong']:.3f} (n {found['wrong_chains']}) | "
             f"{found['accuracy_on_right']:.3f} (n {found['right_chains']}) |"
         )
-    for title, key in (
-        (f"{s['problems']} problems, 1 correct against {s['incorrect']} incorrect", "rows"),
-        (f"The first {s['judge_problems']} problems, 1 correct against {s['judge_incorrect']} incorrect", "judge_rows"),
-    ):
+    for key, incorrect in (("rows", s["incorrect"]), ("judge_rows", s["judge_incorrect"])):
+        problems = next(iter(results[key].values()))["problems"]
         lines += [
             "",
-            f"{title}:",
+            f"{'All rows' if key == 'rows' else 'The judge rows'}: {problems} problems, 1 correct against {incorrect} "
+            f"incorrect:",
             "",
             "| scorer | one-to-many accuracy | MRR | pairwise accuracy |",
             "|---|---|---|---|",
