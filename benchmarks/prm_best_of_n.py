@@ -236,6 +236,22 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
     return results
 
 
+def localisation_table(located: dict[str, dict[str, Any]]) -> list[str]:
+    """Each model's ``Localisation.as_dict()`` as the rows of a markdown table."""
+    lines = [
+        "| model | first wrong step found | chains with a wrong step | chains without | step accuracy |",
+        "|---|---|---|---|---|",
+    ]
+    for name, found in located.items():
+        low, high = found["interval"]
+        lines.append(
+            f"| {name.upper()} | {found['accuracy']:.3f} ({low:.3f}–{high:.3f}) | {share(found['accuracy_on_wrong'])} "
+            f"(n {found['wrong_chains']}) | {share(found['accuracy_on_right'])} (n {found['right_chains']}) | "
+            f"{found['step_accuracy']:.3f} |"
+        )
+    return lines
+
+
 def render(results: dict[str, Any]) -> str:
     s = results["settings"]
     lines = [
@@ -243,16 +259,8 @@ def render(results: dict[str, Any]) -> str:
         f"{results['test_chains']} ({results['test_chains_right']} right); generated chains added to training: "
         f"{results.get('synthetic_chains', 0)}.",
         "",
-        "| model | first wrong step found | chains with a wrong step | chains without | step accuracy |",
-        "|---|---|---|---|---|",
+        *localisation_table(results["localisation"]),
     ]
-    for name, found in results["localisation"].items():
-        low, high = found["interval"]
-        lines.append(
-            f"| {name.upper()} | {found['accuracy']:.3f} ({low:.3f}–{high:.3f}) | {share(found['accuracy_on_wrong'])} "
-            f"(n {found['wrong_chains']}) | {share(found['accuracy_on_right'])} (n {found['right_chains']}) | "
-            f"{found['step_accuracy']:.3f} |"
-        )
     lines += [
         "",
         f"Best-of-{s['test_samples']} on {s['test_problems']} problems:",

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from prm_best_of_n import trained_model
+from prm_best_of_n import localisation_table, trained_model
 
 from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import make_chains, one_to_many
@@ -217,16 +217,8 @@ def render(results: dict[str, Any]) -> str:
         f"First-wrong-step localisation on {results['held_out_chains']} held-out generated chains (problems "
         f"not trained on):",
         "",
-        "| model | first wrong step found | on chains with a wrong step | on chains without |",
-        "|---|---|---|---|",
+        *localisation_table(results["localisation"]),
     ]
-    for name, found in results["localisation"].items():
-        low, high = found["interval"]
-        lines.append(
-            f"| {name.upper()} | {found['accuracy']:.3f} ({low:.3f}–{high:.3f}) | "
-            f"{found['accuracy_on_wrong']:.3f} (n {found['wrong_chains']}) | "
-            f"{found['accuracy_on_right']:.3f} (n {found['right_chains']}) |"
-        )
     for key, incorrect in (("rows", s["incorrect"]), ("judge_rows", s["judge_incorrect"])):
         problems = next(iter(results[key].values()))["problems"]
         lines += [
