@@ -139,8 +139,7 @@ def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[st
     for name, folder in models.items():
         model = RewardModel.from_pretrained(folder)
         located[name] = localisation(held_out, [torch.sigmoid(t) for t in step_logits(model, held_out)]).as_dict()
-        probabilities = [torch.sigmoid(t) for t in step_logits(model, chains, progress=True)]
-        step_probabilities[name] = probabilities
+        step_probabilities[name] = [torch.sigmoid(t) for t in step_logits(model, chains, progress=True)]
         del model
 
     scalar: dict[str, dict[str, Any]] = {}
