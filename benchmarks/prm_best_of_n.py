@@ -257,7 +257,7 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         f"Training chains: {results['train_chains']} ({results['train_chains_right']} right); held-out chains: "
         f"{results['test_chains']} ({results['test_chains_right']} right); generated chains added to training: "
-        f"{results.get('synthetic_chains', 0)}.",
+        f"{results['synthetic_chains']}.",
         "",
         *localisation_table(results["localisation"]),
     ]
@@ -274,13 +274,19 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tiny_settings(work: Path) -> Settings:
-    """The tiny test models (``tests/tiny_models.py``), a few problems: the numbers mean nothing."""
+def tiny_models(work: Path) -> tuple[Path, Path]:
+    """The tiny test decoder and encoder (``tests/tiny_models.py``), built once under ``work/tiny``."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from tiny_models import build_tiny_decoder, build_tiny_encoder, built_once
 
-    decoder = built_once(build_tiny_decoder, work / "tiny" / "decoder")
-    encoder = built_once(build_tiny_encoder, work / "tiny" / "encoder")
+    return built_once(build_tiny_decoder, work / "tiny" / "decoder"), built_once(
+        build_tiny_encoder, work / "tiny" / "encoder"
+    )
+
+
+def tiny_settings(work: Path) -> Settings:
+    """The tiny test models, a few problems: the numbers mean nothing."""
+    decoder, encoder = tiny_models(work)
     return Settings(
         policy=str(decoder),
         backbone=str(encoder),

@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from prm_best_of_n import localisation_table, trained_model
+from prm_best_of_n import localisation_table, tiny_models, trained_model
 
 from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import make_chains, one_to_many
@@ -233,12 +232,8 @@ def render(results: dict[str, Any]) -> str:
 
 
 def tiny_settings(work: Path) -> Settings:
-    """The tiny test models (``tests/tiny_models.py``) and a few rows: the numbers mean nothing."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-    from tiny_models import build_tiny_decoder, build_tiny_encoder, built_once
-
-    decoder = built_once(build_tiny_decoder, work / "tiny" / "decoder")
-    encoder = built_once(build_tiny_encoder, work / "tiny" / "encoder")
+    """The tiny test models (``prm_best_of_n.tiny_models``) and a few rows: the numbers mean nothing."""
+    decoder, encoder = tiny_models(work)
     return Settings(
         problems=4,
         incorrect=3,
