@@ -34,6 +34,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -133,23 +134,26 @@ def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[st
 
     held_out = [c for c in make_chains(settings.held_out_chains, seed=HELD_OUT_SEED) if c.prompt not in seen]
     chains = chains_of(records)
-    step_probabilities: dict[str, list[torch.Tensor]] = {}
-    located = {}
-    for name, folder in models.items():
-        model = RewardModel.from_pretrained(folder)
-        located[name] = localisation(held_out, [torch.sigmoid(t) for t in step_logits(model, held_out)]).as_dict()
-        step_probabilities[name] = [torch.sigmoid(t) for t in step_logits(model, chains, progress=True)]
-        del model
+    loaded = {name: RewardModel.from_pretrained(folder) for name, folder in models.items()}
+    located = {
+        name: localisation(held_out, [torch.sigmoid(t) for t in step_logits(model, held_out)]).as_dict()
+        for name, model in loaded.items()
+    }
+
+    @cache
+    def step_probabilities(name: str) -> list[torch.Tensor]:
+        """The model's step probabilities on every reply: computed only when a score is not kept yet."""
+        return [torch.sigmoid(t) for t in step_logits(loaded[name], chains, progress=True)]
 
     scalar: dict[str, dict[str, Any]] = {}
     for how in ("min", "product", "last"):
         scalar[f"PRM ({how})"] = kept(
             work / "scores" / f"prm-{how}.json",
-            lambda how=how: regroup(records, [chain_score(p, how) for p in step_probabilities["prm"]]),
+            lambda how=how: regroup(records, [chain_score(p, how) for p in step_probabilities("prm")]),
         )
     scalar["ORM"] = kept(
         work / "scores" / "orm.json",
-        lambda: regroup(records, [chain_score(p, "last") for p in step_probabilities["orm"]]),
+        lambda: regroup(records, [chain_score(p, "last") for p in step_probabilities("orm")]),
     )
     specs = {
         "implicit-mean (SmolLM2)": ScorerSpec(kind="implicit-mean", policy=settings.policy),
