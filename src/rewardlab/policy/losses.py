@@ -452,3 +452,39 @@ def sft_loss(
         _check_lengths(rejected_lengths, "rejected_lengths")
         rejected_rewards = rejected_logps / rejected_lengths
     return loss_output(nll, -nll, rejected_rewards)
+
+
+@register_policy_loss("mm_dpo", aliases=("dynamic_reward_scaling",))
+def mm_dpo_loss(
+    chosen_logps: Tensor,
+    rejected_logps: Tensor,
+    reference_chosen_logps: Tensor,
+    reference_rejected_logps: Tensor,
+    chosen_scores: Tensor,
+    rejected_scores: Tensor,
+    beta: float = 0.1,
+    scale_weight: float = 0.1,
+    sharpness: float = 0.5,
+) -> PolicyLossOutput:
+    """MM-DPO: DPO whose β grows with the reward model's confidence in the pair (Dynamic Reward Scaling).
+
+    Zhang et al. 2025, "MM-RLHF: The Next Step Forward in Multimodal LLM Alignment", §5:
+    β(δ) = β·(1 + w·(1 − e^{−k·δ})) with δ = r(x, y_w) − r(x, y_l) the reward model's margin
+    (``chosen_scores`` − ``rejected_scores``; for UltraFeedback the GPT-4 ratings), w = ``scale_weight``
+    and k = ``sharpness``; the loss is −log σ(β(δ)·h). A pair the reward model is sure of (large δ)
+    is fitted more sharply, up to β·(1 + w); a doubtful one (δ ≈ 0) keeps DPO's β. β(δ) is detached
+    (it is data, not a parameter) and clamped below at 10⁻³ as in the authors' code, so a pair the
+    reward model reverses (δ < 0) is softened, never inverted. With w = 0 it is exactly DPO. Nothing
+    in the objective is multimodal: it trains on text pairs with ratings.
+    """
+    check_positive("beta", beta)
+    check_positive("sharpness", sharpness)
+    if scale_weight < 0:
+        raise ValueError(f"scale_weight must be non-negative (got {scale_weight})")
+    if not bool(torch.isfinite(chosen_scores).all() and torch.isfinite(rejected_scores).all()):
+        raise ValueError("mm_dpo needs each pair's reward margin: set chosen_rating and rejected_rating")
+    margin = (chosen_scores - rejected_scores).detach()
+    pair_beta = (beta * (1 + scale_weight * (1 - torch.exp(-sharpness * margin)))).clamp(min=1e-3)
+    rho_w, rho_l = logratios(chosen_logps, rejected_logps, reference_chosen_logps, reference_rejected_logps)
+    losses = -F.logsigmoid(pair_beta * (rho_w - rho_l))
+    return loss_output(losses, pair_beta * rho_w, pair_beta * rho_l, beta=pair_beta)
