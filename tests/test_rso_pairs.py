@@ -135,3 +135,39 @@ def test_sample_pairs_reports_bad_options_as_one_line(tiny_decoder_dir, reward_d
     assert result.exit_code == 2
     assert "beta must be positive" in result.output and "accept must be between 2 and n=8" in result.output
     assert not (tmp_path / "rso.jsonl").exists()
+
+
+def test_sample_pairs_labelled_by_r3_need_no_preference_data(tiny_decoder_dir, tmp_path):
+    """Preference-free alignment (Kim & Seo 2024): R³ labels the pairs, and its scores are kept as ratings."""
+    from rewardlab.evaluate.relevance import load_relevance_scorer
+
+    write_prompts(tmp_path / "prefs.jsonl")
+    args = ["sample-pairs", "--policy", str(tiny_decoder_dir), "--scorer", "r3"]
+    args += ["--data", str(tmp_path / "prefs.jsonl"), "--split", "all", "--prompts", "4", "--n", "6"]
+    args += ["--accept", "4", "--max-new-tokens", "8"]
+    args += ["--precision", "fp32", "--output", str(tmp_path / "r3.jsonl")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "r3.jsonl").read_text().splitlines()]
+    assert rows and all(r["chosen_rating"] > r["rejected_rating"] for r in rows)
+    r3 = load_relevance_scorer("minilm")
+    assert r3.score([r["prompt"] for r in rows], [r["chosen"] for r in rows]) == pytest.approx(
+        [r["chosen_rating"] for r in rows], abs=1e-5
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "exactly one of a reward model and a scorer"),
+        (["--scorer", "judge"], "compares two replies"),
+        (["--scorer", "r3", "--direction", "1,0"], "direction needs a multi-attribute reward model"),
+        (["--scorer", "nope"], "nope"),
+    ],
+)
+def test_sample_pairs_refuses_a_reward_it_cannot_use_before_sampling(tiny_decoder_dir, tmp_path, extra, message):
+    write_prompts(tmp_path / "prefs.jsonl")
+    args = ["sample-pairs", "--policy", str(tiny_decoder_dir), "--data", str(tmp_path / "prefs.jsonl"), "--n", "4"]
+    result = CliRunner().invoke(app, [*args, "--accept", "2", "--output", str(tmp_path / "x.jsonl"), *extra])
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert not (tmp_path / "x.jsonl").exists()

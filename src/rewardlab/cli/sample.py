@@ -151,8 +151,13 @@ def daa_overopt(
 @user_errors
 def sample_pairs(
     policy: Annotated[str, typer.Option(help="The policy candidates are sampled from: smollm2 or a causal LM folder")],
-    reward_model: Annotated[Path, typer.Option(help="Reward model folder: the tilt exp(r/β) and each pair's label")],
     output: Annotated[Path, typer.Option(help="Where to write the pairs (JSONL that `rewardlab dpo --data` reads)")],
+    reward_model: Annotated[
+        Path | None, typer.Option(help="Reward model folder: the tilt exp(r/β) and each pair's label")
+    ] = None,
+    scorer: Annotated[
+        str | None, typer.Option(help="Instead of --reward-model, a scorer needing no folder: r3 (preference-free)")
+    ] = None,
     data: PromptDataOption = "default",
     split: SplitOption = "train",
     prompts: PromptCountOption = 32,
@@ -191,7 +196,8 @@ def sample_pairs(
     sampling = SampleConfig(n=n, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chunk=chunk)
     config = RSOPairsConfig(
         policy=policy,
-        reward_model=str(reward_model),
+        reward_model=None if reward_model is None else str(reward_model),
+        scorer=scorer,
         prompts=distinct_prompts(load_pairs(data, split=split, log=note), prompts),
         sampling=sampling,
         beta=beta,

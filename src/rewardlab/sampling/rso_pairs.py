@@ -6,9 +6,10 @@ the optimal policy needs pairs drawn from that policy,
     π_r(y|x) = π_sft(y|x) · exp(r(x, y)/β) / Z(x),
 
 not from π_sft. For each prompt, N candidates are sampled from the policy (π_sft), scored by the
-reward model, and Algorithm 1 (:func:`rewardlab.sampling.rejection.rso_sample`) accepts up to k of
-them as draws of π_r; the accepted replies are paired as they were drawn (1st with 2nd, 3rd with
-4th, ...) and each pair is labelled by the reward (the higher one is ``chosen``).
+reward model (or by a scorer such as R³, with no preference data at all), and Algorithm 1
+(:func:`rewardlab.sampling.rejection.rso_sample`) accepts up to k of them as draws of π_r; the
+accepted replies are paired as they were drawn (1st with 2nd, 3rd with 4th, ...) and each pair
+is labelled by the reward (the higher one is ``chosen``).
 
 Choices made here, not prescribed by the paper: disjoint consecutive pairs (each pair is two draws
 of π_r, so its two replies are independent; every pair among the k would reuse replies); a pair
@@ -26,12 +27,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from rewardlab.data.records import PreferencePair, Prompt
+from rewardlab.evaluate.scorers import Scorer, ScorerSpec, build_scorer
 from rewardlab.precision import Precision, precision_problem
 from rewardlab.runs.config import Checked
 from rewardlab.sampling.generation import SampleConfig, sample_replies
@@ -66,8 +68,8 @@ def prompt_rng(seed: int, prompt: Prompt) -> np.random.Generator:
 class RSOPairsConfig(Checked):
     policy: str
     """The policy π_sft the candidates come from: smollm2 or a local causal LM folder."""
-    reward_model: str
-    """A saved rewardlab reward model: r of the tilt, and the label of each pair."""
+    reward_model: str | None
+    """A saved rewardlab reward model: r of the tilt, and the label of each pair (or ``scorer``)."""
     prompts: list[Prompt]
     sampling: SampleConfig = field(default_factory=SampleConfig)
     """``sampling.n`` is N, the candidates per prompt."""
@@ -79,6 +81,10 @@ class RSOPairsConfig(Checked):
     progress: bool = False
     direction: list[float] | None = None
     """For a multi-attribute reward model: the attribute weights r is the projection on (default: its saved one)."""
+    scorer: str | None = None
+    """Instead of a reward model, a scorer kind that needs no model folder (``rewardlab eval --scorer``'s
+    names), e.g. ``r3``: pairs labelled without any preference data, the preference-free alignment of
+    Kim & Seo 2024 ("Preference-free Alignment Learning with Regularized Relevance Reward")."""
 
     def problems(self) -> list[str]:
         from rewardlab.models.reward_model import saved_model_problem
@@ -93,11 +99,34 @@ class RSOPairsConfig(Checked):
             problems.append(f"accept must be between 2 and n={self.sampling.n} (got {self.accept})")
         if problem := precision_problem(self.precision):
             problems.append(problem)
-        if problem := saved_model_problem(self.reward_model):
+        if (self.reward_model is None) == (self.scorer is None):
+            problems.append("give exactly one of a reward model and a scorer")
+        elif self.scorer is not None:
+            problems += self.scorer_spec().problems()
+            if self.direction is not None:
+                problems.append("a direction needs a multi-attribute reward model, not a scorer")
+        elif problem := saved_model_problem(self.reward_model):
             problems.append(f"reward model {self.reward_model}: {problem}")
         elif problem := direction_problem(*saved_head(self.reward_model), self.direction):
             problems.append(f"direction {problem} (reward model {self.reward_model})")
         return problems
+
+    def scorer_spec(self) -> ScorerSpec:
+        return ScorerSpec(kind=self.scorer or "reward-model", model=self.reward_model, precision=self.precision)
+
+    def reward(self) -> Callable[[list[Prompt], list[str]], list[float]]:
+        """Each reply's reward r(x, y): the reward model's score (along ``direction``), or the scorer's."""
+        if self.scorer is None:
+            from rewardlab.models.reward_model import RewardModel
+
+            model = RewardModel.from_pretrained(self.reward_model)
+            return lambda prompts, replies: model.score(
+                prompts, replies, precision=self.precision, progress=self.progress, direction=self.direction
+            )
+        scorer = build_scorer(self.scorer_spec())
+        if not isinstance(scorer, Scorer):
+            raise ValueError(f"scorer {self.scorer} compares two replies; RSO needs a reward for each reply")
+        return scorer.score
 
 
 @dataclass(frozen=True)
@@ -114,21 +143,17 @@ def build_rso_pairs(config: RSOPairsConfig) -> RSOPairsOutput:
     are split together, so a prompt is never both trained on and tested.
     """
     from rewardlab.models.causal_lm import CausalLM
-    from rewardlab.models.reward_model import RewardModel
 
     config.check()
     start = time.perf_counter()
+    reward = config.reward()  # loaded first: a scorer that cannot be used fails before the sampling
     lm = CausalLM.from_pretrained(config.policy, precision=config.precision)
     samples = sample_replies(lm, config.prompts, config.sampling, progress=config.progress)
     del lm
     candidates = [[s.text for s in row if s.text] for row in samples]
     flat_prompts = [p for p, row in zip(config.prompts, candidates, strict=True) for _ in row]
     flat_replies = [text for row in candidates for text in row]
-    model = RewardModel.from_pretrained(config.reward_model)
-    scores = model.score(
-        flat_prompts, flat_replies, precision=config.precision, progress=config.progress, direction=config.direction
-    )
-    rewards = np.asarray(scores, dtype=np.float64)
+    rewards = np.asarray(reward(flat_prompts, flat_replies), dtype=np.float64)
     pairs: list[PreferencePair] = []
     offset, accepted_rewards = 0, []
     for i, (prompt, row) in enumerate(zip(config.prompts, candidates, strict=True)):
