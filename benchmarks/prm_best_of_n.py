@@ -36,6 +36,7 @@ import json
 import random
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -186,12 +187,24 @@ def best_of_n(chains: list[StepChain], scores: dict[str, list[float]], test_prob
     return result
 
 
-def run(work: Path, settings: Settings) -> dict[str, Any]:
+def pin_settings(work: Path, settings: Any) -> None:
+    """Record the run's settings in WORK; a rerun with other settings is refused, not mixed in."""
     work.mkdir(parents=True, exist_ok=True)
     saved = work / "settings.json"
     if saved.is_file() and json.loads(saved.read_text()) != asdict(settings):
         raise SystemExit(f"{work} holds a run with other settings ({saved}); choose another --work")
     write_text_atomic(saved, json.dumps(asdict(settings), indent=2) + "\n")
+
+
+def settings_options(parser: argparse.ArgumentParser, defaults: Any) -> Callable[[argparse.Namespace], Any]:
+    """One ``--name`` option per settings field; returns how to read the settings back from the parsed args."""
+    for name, value in asdict(defaults).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    return lambda args: type(defaults)(**{k: getattr(args, k) for k in asdict(defaults)})
+
+
+def run(work: Path, settings: Settings) -> dict[str, Any]:
+    pin_settings(work, settings)
     if not (work / "chains-test.jsonl").is_file():
         lm = CausalLM.from_pretrained(settings.policy, precision="auto", max_prompt_tokens=1024)
         train_tasks, test_tasks = (
@@ -306,11 +319,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--work", type=Path, required=True, help="folder of the chains, models and results (resumable)")
     parser.add_argument("--tiny", action="store_true", help="tiny test models and a few problems (smoke run)")
-    defaults = Settings()
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    read_settings = settings_options(parser, Settings())
     args = parser.parse_args(argv)
-    settings = tiny_settings(args.work) if args.tiny else Settings(**{k: getattr(args, k) for k in asdict(defaults)})
+    settings = tiny_settings(args.work) if args.tiny else read_settings(args)
     results = run(args.work, settings)
     print(render(results))
     return results

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from prm_best_of_n import localisation_table, tiny_models, trained_model
+from prm_best_of_n import localisation_table, pin_settings, settings_options, tiny_models, trained_model
 
 from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import make_chains, one_to_many
@@ -113,11 +113,7 @@ def subset_scores(scores: Scores, settings: Settings) -> Scores:
 
 
 def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    work.mkdir(parents=True, exist_ok=True)
-    saved = work / "settings.json"
-    if saved.is_file() and json.loads(saved.read_text()) != asdict(settings):
-        raise SystemExit(f"{work} holds a run with other settings ({saved}); choose another --work")
-    write_text_atomic(saved, json.dumps(asdict(settings), indent=2) + "\n")
+    pin_settings(work, settings)
     rows_path = work / "rewardmath.jsonl"
     if not rows_path.is_file():
         write_jsonl(rows_path, one_to_many(settings.problems, settings.incorrect, seed=ROWS_SEED))
@@ -262,11 +258,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     parser.add_argument("--tiny", action="store_true", help="tiny test models and a few rows (smoke run)")
     parser.add_argument("--skip", nargs="*", default=[], help="judge kinds not to run (e.g. reasoning-judge)")
-    defaults = Settings()
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    read_settings = settings_options(parser, Settings())
     args = parser.parse_args(argv)
-    settings = tiny_settings(args.work) if args.tiny else Settings(**{k: getattr(args, k) for k in asdict(defaults)})
+    settings = tiny_settings(args.work) if args.tiny else read_settings(args)
     results = run(args.work, settings, args.reward_model, tuple(args.skip))
     print(render(results))
     return results
