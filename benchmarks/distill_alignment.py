@@ -1,0 +1,174 @@
+"""Aligning a small student through an aligned teacher (Gao et al. 2025): plain DPO on the student, plain
+logit distillation (kd), DCKD, ADPA and ADPA+DCKD, each judged against the student's SFT start.
+
+1. Teacher: ``rewardlab dpo`` on the embedded HH-RLHF pairs from ``--teacher`` (SmolLM2-135M-Instruct);
+   its reference (the teacher before DPO) is ``--teacher`` itself.
+2. Student: ``--layers`` evenly spaced layers cut from ``--teacher`` (same tokenizer; ``distill/student.py``
+   says why), then a short SFT on the chosen replies (``method=sft``): the SFT start.
+3. From the SFT start, with the same pairs, steps and learning rate: DPO (``rewardlab dpo``), kd, dckd,
+   adpa, adpa+dckd (``rewardlab distill train``).
+4. Each trained student and the SFT start answer the first ``--prompts`` distinct prompts of the held-out
+   test split greedily; ``--judge``, a reward model trained on held-out human labels (``rewardlab train``),
+   scores both; the win rate (ties 1/2) with its 95 % interval.
+
+ADPA's rejected replies here are the data's, not the SFT student's own samples as in the paper.
+
+    rewardlab train --data hh-harmless --output /tmp/hh-rm
+    nice python benchmarks/distill_alignment.py --judge /tmp/hh-rm/model --output /tmp/distill-alignment
+    python benchmarks/distill_alignment.py --tiny --output /tmp/distill-tiny   # tiny models, a smoke test
+
+Resumable: a finished stage (its report.json) is not redone. Writes ``results.json`` in ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+DISTILLED = ("kd", "dckd", "adpa", "adpa+dckd")
+METHODS = ("dpo", *DISTILLED)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--teacher", default="smollm2", help="smollm2, or a causal LM folder")
+    parser.add_argument("--judge", help="a reward model trained on held-out human labels (a saved rewardlab model)")
+    parser.add_argument("--layers", type=int, default=10, help="layers the student keeps")
+    parser.add_argument("--teacher-steps", type=int, default=300)
+    parser.add_argument("--sft-steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=300, help="steps of each compared method")
+    parser.add_argument("--batch-pairs", type=int, default=8)
+    parser.add_argument("--micro-pairs", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--max-train-pairs", type=int, default=2400)
+    parser.add_argument("--max-prompt-tokens", type=int, default=256)
+    parser.add_argument("--max-reply-tokens", type=int, default=128)
+    parser.add_argument("--prompts", type=int, default=200)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--tiny", action="store_true", help="tiny models and data: a smoke test (tests run it)")
+    args = parser.parse_args(argv)
+    if not args.tiny and not args.judge:
+        parser.error("--judge is needed (or --tiny)")
+    return args
+
+
+def tiny_setup(args: argparse.Namespace, out: Path) -> None:
+    """Tiny models from ``tests/tiny_models.py`` (an untrained judge: the numbers mean nothing)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from tiny_models import build_tiny_decoder, build_tiny_encoder, built_once
+
+    from rewardlab.models.reward_model import RewardModel
+
+    models = out / "tiny"
+    if not (models / "judge" / "config.json").is_file():
+        RewardModel.from_backbone(str(build_tiny_encoder(models / "encoder")), max_length=64).save_pretrained(
+            models / "judge"
+        )
+    built_once(build_tiny_decoder, models / "decoder")
+    args.teacher, args.judge, args.layers = str(models / "decoder"), str(models / "judge"), 1
+    args.teacher_steps = args.sft_steps = args.steps = 2
+    args.batch_pairs, args.lr, args.max_train_pairs, args.prompts, args.max_new_tokens = 4, 1e-3, 8, 3, 4
+    args.max_prompt_tokens, args.max_reply_tokens, args.threads = 64, 16, 1
+
+
+def dpo_stage(args: argparse.Namespace, policy: str, out: Path, steps: int) -> Path:
+    from rewardlab.policy.run import run_dpo
+    from rewardlab.policy.run_config import load_dpo_config
+
+    if not (out / "report.json").is_file():
+        overrides = {
+            "policy": policy,
+            "output_dir": str(out),
+            "data.max_train_pairs": args.max_train_pairs,
+            "train.steps": steps,
+            "train.batch_pairs": args.batch_pairs,
+            "train.lr": args.lr,
+            "train.max_prompt_tokens": args.max_prompt_tokens,
+            "train.max_reply_tokens": args.max_reply_tokens,
+            "train.precision": "fp32",
+            "eval.max_pairs": 32,
+            "eval.kl_prompts": 0,
+            "num_threads": args.threads,
+        }
+        run_dpo(load_dpo_config(None, overrides), resume=True)
+    return out / "policy"
+
+
+def distill_stage(
+    args: argparse.Namespace, method: str, student: Path, teacher: Path | None, out: Path, steps: int
+) -> Path:
+    from rewardlab.distill.run import load_distill_config, run_distill
+
+    if not (out / "report.json").is_file():
+        overrides = {
+            "student": str(student),
+            "teacher": str(teacher) if teacher else None,
+            "teacher_reference": args.teacher,
+            "output_dir": str(out),
+            "data.max_train_pairs": args.max_train_pairs,
+            "train.method": method,
+            "train.steps": steps,
+            "train.batch_pairs": args.batch_pairs,
+            "train.micro_pairs": args.micro_pairs,
+            "train.lr": args.lr,
+            "train.max_prompt_tokens": args.max_prompt_tokens,
+            "train.max_reply_tokens": args.max_reply_tokens,
+            "num_threads": args.threads,
+        }
+        run_distill(load_distill_config(None, {k: v for k, v in overrides.items() if v is not None}), resume=True)
+    return out / "student"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.tiny:
+        tiny_setup(args, out)
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.distill.student import build_student
+    from rewardlab.models.causal_lm import CausalLM
+    from rewardlab.models.reward_model import RewardModel
+    from rewardlab.policy.evaluation import distinct_prompts, win_rate
+    from rewardlab.runs.data import SplitDataConfig, load_split
+
+    teacher = dpo_stage(args, args.teacher, out / "teacher", args.teacher_steps)
+    if not (out / "student-init" / "config.json").is_file():
+        build_student(args.teacher, out / "student-init", args.layers)
+    sft = distill_stage(args, "sft", out / "student-init", None, out / "sft", args.sft_steps)
+    trained = {"dpo": dpo_stage(args, str(sft), out / "dpo", args.steps)}
+    for method in DISTILLED:
+        trained[method] = distill_stage(args, method, sft, teacher, out / method.replace("+", "-"), args.steps)
+    prompts = distinct_prompts(load_split(SplitDataConfig(), say=lambda m: None).part("test"), args.prompts)
+    judge = RewardModel.from_pretrained(args.judge)
+    start = CausalLM.from_pretrained(sft, max_prompt_tokens=args.max_prompt_tokens)
+    rows = []
+    for method, folder in trained.items():
+        lm = CausalLM.from_pretrained(folder, max_prompt_tokens=args.max_prompt_tokens)
+        outcome = win_rate(lm, start, judge, prompts, args.max_new_tokens).win_rate
+        rows.append(
+            {
+                "method": method,
+                "win_rate": outcome.accuracy,
+                "low": outcome.ci_low,
+                "high": outcome.ci_high,
+                "prompts": outcome.n,
+            }
+        )
+    results = {"settings": {k: v for k, v in vars(args).items() if k != "output"}, "rows": rows}
+    write_text_atomic(out / "results.json", json.dumps(results, indent=2) + "\n")
+    for row in rows:
+        print(
+            f"{row['method']:>10}: win rate {row['win_rate']:.3f} "
+            f"({row['low']:.3f}–{row['high']:.3f}, n={row['prompts']})"
+        )
+    return json.loads((out / "results.json").read_text())
+
+
+if __name__ == "__main__":
+    main()
