@@ -511,6 +511,66 @@ for _kind in (
     register_scorer(_kind)
 
 
+# -- a network's logits read as utilities, and dimension rewards -------------------------------------------
+
+
+def _logit_utility(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.utility_duality import LogitUtilityScorer
+    from rewardlab.models.causal_lm import CausalLM
+
+    return LogitUtilityScorer(CausalLM.from_pretrained(spec.policy, precision=spec.precision))  # type: ignore[arg-type]
+
+
+def _dimensions(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.dimensions import load_dimension_scorer
+
+    return load_dimension_scorer(spec.model, spec.references)  # type: ignore[arg-type]
+
+
+def _dimension_reward_fits(spec: ScorerSpec) -> list[str]:
+    from rewardlab.evaluate.dimensions import DimensionReward
+
+    if spec.model is None:
+        return []
+    try:
+        reward = DimensionReward.load(spec.model)
+    except DataError as error:
+        return [str(error)]
+    if reward.needs_references and not SCORERS.get(spec.kind).needs_references:
+        return [
+            f"{spec.model} reads reference answers: use --scorer weighted-dimensions-ref (--columns reference=FIELD)"
+        ]
+    return []
+
+
+for _kind in (
+    ScorerKind(
+        "utility",
+        "an LM's logits read as utilities (Huang & Yuan 2023): Σ_t z_t(y_t) over the reply's tokens: --policy",
+        _logit_utility,
+        main="policy",
+        needs=("policy",),
+        shown=("policy",),
+    ),
+    ScorerKind(
+        "weighted-dimensions",
+        "a dimension reward w·d(x, y) (Nath et al. 2024) saved as JSON by rewardlab.training.dimension_fit: MODEL",
+        _dimensions,
+        needs=("model",),
+        check=_dimension_reward_fits,
+    ),
+    ScorerKind(
+        "weighted-dimensions-ref",
+        "a dimension reward that reads reference answers too: MODEL (--columns reference=FIELD)",
+        _dimensions,
+        needs=("model",),
+        check=_dimension_reward_fits,
+        needs_references=True,
+    ),
+):
+    register_scorer(_kind)
+
+
 def read_text_option(value: str | None) -> str | None:
     """An option given as text, or as ``@FILE`` to read it from a file (a long principle or rubric)."""
     if value is None or not value.startswith("@"):
