@@ -58,10 +58,11 @@ from rewardlab.data.chains import StepChain, read_chains, write_chains
 from rewardlab.evaluate.metrics import wilson_interval
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.step_scoring import step_logits
 from rewardlab.process.run import ProcessRunConfig, run_process_training, share
-from rewardlab.process.scoring import localisation, step_logits
-from rewardlab.process.steps import chain_score
+from rewardlab.process.scoring import localisation
 from rewardlab.process.trainer import ProcessTrainConfig
+from rewardlab.rewards.step_aggregation import chain_score
 from rewardlab.sampling.batched import sample_replies_batched
 from rewardlab.sampling.generation import SampleConfig
 

@@ -14,7 +14,8 @@ reported beside it, since the gap is what a pairwise benchmark hides (``evaluate
    generated chains (seed 4, about half corrupted), with process and with outcome supervision
    (``benchmarks/prm_best_of_n.py``'s ``trained_model``); their first-wrong-step localisation on 500
    held-out chains (seed 6) is reported too.
-3. **Scorers**, each on the same rows: the PRM's chain score (min, product, last step), the ORM,
+3. **Scorers**, each on the same rows: the PRM's chain score (min, product, last step: the ``prm``
+   scorer kind, each reply's lines its steps), the ORM (the ``prm`` kind's ``last``: the whole reply),
    ``--reward-model`` (``make run``'s HH-RLHF harmless model: a general reward model that never saw
    arithmetic), SmolLM2's reference-free implicit rewards (mean and summed log-probability), R³'s
    prompt-reply relevance (MiniLM), and on the judge rows the SmolLM2 judge, the same judge with the
@@ -34,7 +35,6 @@ import argparse
 import json
 import time
 from dataclasses import asdict, dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -43,14 +43,14 @@ from prm_best_of_n import localisation_table, pin_settings, settings_options, ti
 
 from rewardlab.atomic import write_jsonl, write_text_atomic
 from rewardlab.data.arithmetic import make_chains, one_to_many
-from rewardlab.data.chains import StepChain, read_chains, write_chains
+from rewardlab.data.chains import read_chains, write_chains
 from rewardlab.evaluate.benchmarks import best_of_n_scores
 from rewardlab.evaluate.rewardbench import BestOfNRecord, read_best_of_n
 from rewardlab.evaluate.rewardmath import rewardmath_eval
 from rewardlab.evaluate.scorers import ScorerSpec, build_scorer
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.process.scoring import localisation, step_logits
-from rewardlab.process.steps import chain_score
+from rewardlab.models.step_scoring import step_logits
+from rewardlab.process.scoring import localisation
 
 ROWS_SEED, TRAIN_SEED, HELD_OUT_SEED = 5, 4, 6
 Scores = list[tuple[list[float], list[float]]]
@@ -71,21 +71,6 @@ class Settings:
     lr: float = 3e-5
     max_length: int = 256
     seed: int = 0
-
-
-def chains_of(records: list[BestOfNRecord]) -> list[StepChain]:
-    """Every reply of every record as a chain (its lines are its steps), chosen first, in order."""
-    return [StepChain(r.prompt, tuple(reply.split("\n"))) for r in records for reply in (*r.chosen, *r.rejected)]
-
-
-def regroup(records: list[BestOfNRecord], flat: list[float]) -> Scores:
-    out, start = [], 0
-    for r in records:
-        size = len(r.chosen) + len(r.rejected)
-        group = flat[start : start + size]
-        out.append((group[: len(r.chosen)], group[len(r.chosen) :]))
-        start += size
-    return out
 
 
 def kept(path: Path, compute) -> Any:
@@ -129,28 +114,22 @@ def run(work: Path, settings: Settings, reward_model: str | None, skip: tuple[st
     models = {name: trained_model(work, name, how, settings) for name, how in (("prm", "process"), ("orm", "outcome"))}
 
     held_out = [c for c in make_chains(settings.held_out_chains, seed=HELD_OUT_SEED) if c.prompt not in seen]
-    chains = chains_of(records)
     loaded = {name: RewardModel.from_pretrained(folder) for name, folder in models.items()}
     located = {
         name: localisation(held_out, [torch.sigmoid(t) for t in step_logits(model, held_out)]).as_dict()
         for name, model in loaded.items()
     }
 
-    @cache
-    def step_probabilities(name: str) -> list[torch.Tensor]:
-        """The model's step probabilities on every reply: computed only when a score is not kept yet."""
-        return [torch.sigmoid(t) for t in step_logits(loaded[name], chains, progress=True)]
-
     scalar: dict[str, dict[str, Any]] = {}
-    for how in ("min", "product", "last"):
-        scalar[f"PRM ({how})"] = kept(
-            work / "scores" / f"prm-{how}.json",
-            lambda how=how: regroup(records, [chain_score(p, how) for p in step_probabilities("prm")]),
+    step_specs = {  # each reply's lines are its steps; the ORM is read on the whole reply (its last step)
+        f"prm-{how}": (f"PRM ({how})", ScorerSpec(kind="prm", model=str(models["prm"]), aggregate=how))
+        for how in ("min", "product", "last")
+    }
+    step_specs["orm"] = ("ORM", ScorerSpec(kind="prm", model=str(models["orm"]), aggregate="last"))
+    for file, (name, spec) in step_specs.items():
+        scalar[name] = kept(
+            work / "scores" / f"{file}.json", lambda spec=spec: best_of_n_scores(build_scorer(spec), records)
         )
-    scalar["ORM"] = kept(
-        work / "scores" / "orm.json",
-        lambda: regroup(records, [chain_score(p, "last") for p in step_probabilities("orm")]),
-    )
     specs = {
         "implicit-mean (SmolLM2)": ScorerSpec(kind="implicit-mean", policy=settings.policy),
         "implicit-sum (SmolLM2)": ScorerSpec(kind="implicit-sum", policy=settings.policy),

@@ -17,11 +17,13 @@ from rewardlab.data.arithmetic import make_chains, reply_steps
 from rewardlab.data.chains import StepChain
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.models.step_scoring import step_logits
 from rewardlab.process.rollouts import monte_carlo_labels, rollout_label
-from rewardlab.process.scoring import localisation, step_logits
+from rewardlab.process.scoring import localisation
 from rewardlab.process.search import best_of_n_chains, step_beam_search
-from rewardlab.process.steps import batch_step_loss, chain_score, first_flagged_step, step_bce_loss
+from rewardlab.process.steps import batch_step_loss, first_flagged_step, step_bce_loss
 from rewardlab.process.trainer import ProcessTrainConfig, chain_batches, train_process_model
+from rewardlab.rewards.step_aggregation import chain_score
 from rewardlab.sampling.batched import sample_replies_batched
 from rewardlab.sampling.generation import SampleConfig
 

@@ -81,6 +81,9 @@ def evaluate(
     lm: Annotated[str | None, typer.Option(help="flr: the LM that reads follow-ups")] = None,
     follow_ups: Annotated[Path | None, typer.Option(help='flr: JSON {"positive": [...], "negative": [...]}')] = None,
     url: Annotated[str | None, typer.Option(help="remote: OpenRLHF reward endpoint, e.g. http://HOST:8000")] = None,
+    aggregate: Annotated[
+        str | None, typer.Option(help="prm: how step probabilities make a reply's score: min (default), product, last")
+    ] = None,
     fit_temperature: Annotated[
         str | None,
         typer.Option(help="Fit a calibration temperature on these pairs: a split name (validation) or a data file"),

@@ -73,9 +73,10 @@ def prm_score(
     from rewardlab.data.chains import read_chains
     from rewardlab.destinations import check_jsonl_destination
     from rewardlab.models.reward_model import RewardModel
+    from rewardlab.models.step_scoring import step_logits
     from rewardlab.process.run import share
-    from rewardlab.process.scoring import localisation, step_logits
-    from rewardlab.process.steps import chain_score
+    from rewardlab.process.scoring import localisation
+    from rewardlab.rewards.step_aggregation import chain_score
 
     if output is not None:
         check_jsonl_destination(output)
@@ -181,7 +182,7 @@ def prm_search(
     from rewardlab.models.causal_lm import CausalLM
     from rewardlab.models.reward_model import RewardModel
     from rewardlab.process.search import beam_search_all, best_of_n_chains
-    from rewardlab.process.steps import chain_score
+    from rewardlab.rewards.step_aggregation import chain_score
     from rewardlab.sampling.generation import SampleConfig
 
     check_jsonl_destination(output)

@@ -101,6 +101,7 @@ def evaluate_data(
     lm: str | None = None,
     follow_ups: str | Path | None = None,
     url: str | None = None,
+    aggregate: str | None = None,
     fit_temperature: str | None = None,
     contrast: str | Path | None = None,
     invariance: bool = False,
@@ -176,6 +177,7 @@ def evaluate_data(
         lm=lm,
         follow_ups=str(follow_ups) if follow_ups else None,
         url=url,
+        aggregate=aggregate,
         precision=precision,  # type: ignore[arg-type]  # checked by build_scorer
     )
     errors = spec.problems() + format_errors(data_format, split, skip_bad_rows, sections, tie_credit)

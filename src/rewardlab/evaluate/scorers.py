@@ -14,9 +14,10 @@ Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classif
 ``judge`` (a generative judge), ``reasoning-judge`` (it writes a rubric or a solution first),
 ``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
 and ``polar`` (against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
-``r3`` (regularised relevance from an embedding model) and ``remote`` (an HTTP endpoint in OpenRLHF's
-protocol). Each is a registered ``ScorerKind`` carrying its description, its checks and its builder;
-other installed packages add kinds through the ``rewardlab.scorers`` entry-point group.
+``r3`` (regularised relevance from an embedding model), ``prm`` (a process reward model's step
+probabilities, aggregated by ``--aggregate``) and ``remote`` (an HTTP endpoint in OpenRLHF's protocol).
+Each is a registered ``ScorerKind`` carrying its description, its checks and its builder; other
+installed packages add kinds through the ``rewardlab.scorers`` entry-point group.
 """
 
 from __future__ import annotations
@@ -185,6 +186,7 @@ class ScorerSpec(Checked):
     lm: str | None = None
     follow_ups: str | None = None
     url: str | None = None
+    aggregate: str | None = None
     precision: Precision = "auto"
     references: Mapping[Hashable, Sequence[str]] | None = field(default=None, repr=False)
 
@@ -220,6 +222,8 @@ class ScorerSpec(Checked):
         errors += kind.check(spec)
         if self.reasoning_tokens < 1:
             errors.append(f"--reasoning-tokens must be at least 1 (got {self.reasoning_tokens})")
+        if self.aggregate is not None and "aggregate" not in kind.shown:
+            errors.append(f"--aggregate applies to --scorer prm, not {kind.name}")
         return errors
 
     def describe(self) -> str:
@@ -385,6 +389,26 @@ def _remote(spec: ScorerSpec) -> Scorer:
     return RemoteScorer(spec.url)  # type: ignore[arg-type]
 
 
+def _process_reward(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.process_scorer import ProcessRewardScorer
+    from rewardlab.models.reward_model import RewardModel
+
+    return ProcessRewardScorer(RewardModel.from_pretrained(spec.model), spec.aggregate, spec.precision)  # type: ignore[arg-type]
+
+
+def _process_reward_fits(spec: ScorerSpec) -> list[str]:
+    """A known aggregate, and MODEL a model ``rewardlab prm train`` saved (read from its config, unloaded)."""
+    from rewardlab.models.step_scoring import step_model_problem
+    from rewardlab.rewards.step_aggregation import AGGREGATIONS
+
+    problems = []
+    if spec.aggregate not in AGGREGATIONS:
+        problems.append(f"--aggregate must be one of {', '.join(AGGREGATIONS)} (got {spec.aggregate!r})")
+    if spec.model is not None and (problem := step_model_problem(spec.model)):
+        problems.append(problem)
+    return problems
+
+
 def _regularized_relevance(spec: ScorerSpec) -> Scorer:
     from rewardlab.evaluate.relevance import load_relevance_scorer
 
@@ -506,6 +530,17 @@ for _kind in (
         main=None,  # MODEL is the embedding model, but the report names the kind: r3(model=minilm)
         defaults={"model": "minilm"},
         shown=("model",),
+    ),
+    ScorerKind(
+        "prm",
+        "a process reward model (rewardlab prm train): each reply's lines are its steps, scored as a chain: "
+        "MODEL, --aggregate min (default), product, last, mean or sum",
+        _process_reward,
+        main=None,  # MODEL is the PRM, but the report names the aggregate too: prm(model=..., aggregate=min)
+        needs=("model",),
+        defaults={"aggregate": "min"},
+        shown=("model", "aggregate"),
+        check=_process_reward_fits,
     ),
 ):
     register_scorer(_kind)

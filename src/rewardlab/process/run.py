@@ -20,7 +20,8 @@ from rewardlab.atomic import write_text_atomic
 from rewardlab.data.chains import StepChain, read_chains
 from rewardlab.models.backbones import DEFAULT_BACKBONE
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.process.scoring import localisation, step_logits
+from rewardlab.models.step_scoring import step_logits
+from rewardlab.process.scoring import localisation
 from rewardlab.process.trainer import ProcessTrainConfig, train_process_model
 from rewardlab.progress import progress_bar
 from rewardlab.runs.checkpoint import checkpoint_step
@@ -84,6 +85,7 @@ def run_process_training(config: ProcessRunConfig, overwrite: bool = False, resu
     if unlabelled is not None:
         raise ValueError(f'{unlabelled.source}: field "labels" is missing (training needs a label per step)')
     train, test = split_chains(chains, config.test_fraction, config.split_seed)
+    torch.manual_seed(config.train.seed)  # the score head's initial weights: two runs of one config agree
     model = RewardModel.from_backbone(config.backbone, max_length=config.max_length)
     model.info.objective = f"step_bce ({config.train.supervision} supervision)"
     folder.start()

@@ -1,4 +1,5 @@
-"""Scoring chains step by step with a reward model, and how well those scores find the first wrong step."""
+"""How well a reward model's step scores find a chain's first wrong step; the step scores themselves
+(``step_logits``) come from ``models.step_scoring``, shared with the ``prm`` scorer kind."""
 
 from __future__ import annotations
 
@@ -10,34 +11,7 @@ from torch import Tensor
 
 from rewardlab.data.chains import StepChain, first_wrong_step
 from rewardlab.evaluate.metrics import wilson_interval
-from rewardlab.models.reward_model import RewardModel
-from rewardlab.precision import Precision
 from rewardlab.process.steps import first_flagged_step
-
-
-def step_rows(chains: Sequence[StepChain], outcome_only: bool = False) -> tuple[list, list[str], list[int]]:
-    """(prompts, prefixes, chain of each row): one row per step, or only each chain's last (``outcome_only``)."""
-    prompts, prefixes, owners = [], [], []
-    for index, chain in enumerate(chains):
-        for count in range(len(chain.steps) if outcome_only else 1, len(chain.steps) + 1):
-            prompts.append(chain.prompt)
-            prefixes.append(chain.prefix(count))
-            owners.append(index)
-    return prompts, prefixes, owners
-
-
-def step_logits(
-    model: RewardModel, chains: Sequence[StepChain], *, precision: Precision = "auto", progress: bool = False
-) -> list[Tensor]:
-    """Each chain's step logits r_1..r_T: the model's score of the prompt followed by the first t steps.
-
-    Any reward model can be read this way; one trained by ``rewardlab prm train`` gives logits of the
-    probability that the chain is still right (σ(r_t)). Every prefix is its own sequence, so an encoder
-    never sees the steps after the one it scores.
-    """
-    prompts, prefixes, _ = step_rows(chains)
-    scores = torch.tensor(model.score(prompts, prefixes, precision=precision, progress=progress))
-    return list(scores.split([len(chain.steps) for chain in chains]))
 
 
 @dataclass(frozen=True)

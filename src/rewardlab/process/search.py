@@ -2,7 +2,7 @@
 and beam search over steps (``rewardlab prm search``).
 
 Best-of-N (Lightman et al. 2023) samples N chains and keeps the one whose step probabilities score
-highest (``steps.chain_score``). Step-level beam search (as MedS³ and the PRM search literature use it)
+highest (``chain_score``). Step-level beam search (as MedS³ and the PRM search literature use it)
 grows ``beam`` partial chains one step at a time: each is extended by ``expansions`` sampled next steps,
 every candidate is scored by the PRM on its steps so far, and the ``beam`` best go on; a chain that has
 stated its answer (or that the policy ended) is finished. It spends the policy's tokens on the steps the
@@ -21,9 +21,9 @@ from rewardlab.data.chains import StepChain
 from rewardlab.data.records import Prompt
 from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import RewardModel
-from rewardlab.process.scoring import step_logits
-from rewardlab.process.steps import chain_score
+from rewardlab.models.step_scoring import step_logits
 from rewardlab.progress import progress_bar
+from rewardlab.rewards.step_aggregation import chain_score
 from rewardlab.sampling.batched import decode_rows, reply_seed, sample_replies_batched
 from rewardlab.sampling.generation import SampleConfig, prompt_prefix
 

@@ -1,7 +1,8 @@
 """The maths of process rewards: the loss that trains a step's score, and how step scores make a chain's.
 
 A PRM scores step t of a chain with a logit r_t that the chain is still right after step t (its prefix
-of t steps read after the prompt), p_t = σ(r_t).
+of t steps read after the prompt), p_t = σ(r_t). How the p_t make the chain's score (``chain_score``)
+lives in ``rewards.step_aggregation``, below the models, so that a scorer kind can read it too.
 """
 
 from __future__ import annotations
@@ -9,11 +10,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from rewardlab.rewards.transforms import step_clip_rewards, step_delta_rewards
-
-AGGREGATIONS = ("min", "product", "last", "mean", "sum")
-SHAPINGS = ("clip", "delta")
 
 
 def step_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -30,37 +26,6 @@ def step_bce_loss(logits: Tensor, labels: Tensor) -> Tensor:
     if bool(((labels < 0) | (labels > 1)).any()):
         raise ValueError("step labels must lie in [0, 1]")
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
-
-
-def chain_score(probabilities: Tensor, aggregation: str = "min", shaping: str | None = None, eta: float = 0.5) -> float:
-    """One chain's score from its steps' probabilities p_1..p_T (a 1-d tensor).
-
-    ``aggregation``: ``min`` (the weakest step; Math-Shepherd, Wang et al. 2024), ``product`` (the
-    probability that every step is right, if steps err independently; Lightman et al. 2023), ``last``
-    (p_T: the whole chain judged at its end), ``mean``, or ``sum``. ``shaping`` first turns the
-    probabilities into the per-step rewards an RL trainer would be given (Gao et al. 2024, "On Designing
-    Effective RL Reward at Training Time for LLM Reasoning"): ``clip``, min(p_t − η, 0), or ``delta``,
-    p_t − p_{t+1} with 0 at the last step; ``sum`` of those is then the chain's return, which neither
-    mechanism lets grow with the number of steps (clip: at most 0; delta: p_1 − p_T, telescoped).
-    """
-    if probabilities.dim() != 1 or probabilities.numel() == 0:
-        raise ValueError("a chain's step probabilities are a non-empty 1-d tensor")
-    if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)} (got {aggregation!r})")
-    rewards = probabilities
-    if shaping == "clip":
-        rewards = step_clip_rewards(probabilities, eta)
-    elif shaping == "delta":
-        rewards = step_delta_rewards(probabilities)
-    elif shaping is not None:
-        raise ValueError(f"shaping must be one of {', '.join(SHAPINGS)} or None (got {shaping!r})")
-    if aggregation == "min":
-        return float(rewards.min())
-    if aggregation == "product":
-        return float(rewards.prod())
-    if aggregation == "last":
-        return float(rewards[-1])
-    return float(rewards.mean() if aggregation == "mean" else rewards.sum())
 
 
 def first_flagged_step(probabilities: Tensor, threshold: float = 0.5) -> int | None:

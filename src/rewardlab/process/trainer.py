@@ -16,8 +16,8 @@ import torch
 from rewardlab.data.chains import StepChain
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.models.sequences import pad_batch
+from rewardlab.models.step_scoring import step_rows
 from rewardlab.precision import precision_problem, resolve_precision
-from rewardlab.process.scoring import step_rows
 from rewardlab.process.steps import batch_step_loss
 from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeModel
