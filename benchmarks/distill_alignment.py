@@ -5,19 +5,43 @@ logit distillation (kd), DCKD, ADPA and ADPA+DCKD, each judged against the stude
    its reference (the teacher before DPO) is ``--teacher`` itself.
 2. Student: ``--layers`` evenly spaced layers cut from ``--teacher`` (same tokenizer; ``distill/student.py``
    says why), then a short SFT on the chosen replies (``method=sft``): the SFT start.
-3. From the SFT start, with the same pairs, steps and learning rate: DPO (``rewardlab dpo``), kd, dckd,
-   adpa, adpa+dckd (``rewardlab distill train``).
-4. Each trained student and the SFT start answer the first ``--prompts`` distinct prompts of the held-out
+3. The SFT start samples one reply per training prompt (``rewardlab distill samples``: the batched
+   decoder, temperature ``--sample-temperature``, at most ``--sample-tokens`` tokens, seeded per prompt).
+4. From the SFT start, with the same prompts, steps and learning rate: DPO (``rewardlab dpo``), kd, dckd,
+   adpa, adpa+dckd (``rewardlab distill train``). DPO, kd and dckd train on the data's pairs; adpa and
+   adpa+dckd on (the data's chosen reply, the SFT student's sample) as in the paper, where the advantage
+   is read on the student's own states (in adpa+dckd the rejected-side KL then reads those states too).
+5. Each trained student and the SFT start answer the first ``--prompts`` distinct prompts of the held-out
    test split greedily; ``--judge``, a reward model trained on held-out human labels (``rewardlab train``),
    scores both; the win rate (ties 1/2) with its 95 % interval.
-
-ADPA's rejected replies here are the data's, not the SFT student's own samples as in the paper.
 
     rewardlab train --data hh-harmless --output /tmp/hh-rm
     nice python benchmarks/distill_alignment.py --judge /tmp/hh-rm/model --output /tmp/distill-alignment
     python benchmarks/distill_alignment.py --tiny --output /tmp/distill-tiny   # tiny models, a smoke test
 
-Resumable: a finished stage (its report.json) is not redone. Writes ``results.json`` in ``--output``.
+Resumable: a finished stage (its report.json, or the samples file) is not redone, and an interrupted
+sampling keeps the prompts it finished. Writes ``results.json`` in ``--output``.
+
+Cost (measured, not run in full). One thread (``OMP_NUM_THREADS=1 nice -n 5``) on an AMD EPYC (2 cores
+shared with two other benchmarks: wall time was 1.5-2x the CPU time given here, which is what one idle
+core would take), teacher SmolLM2-135M-Instruct (30 layers), student its 10-layer cut, HH-RLHF
+harmless pairs; CPU seconds of one step of 8 pairs (micro-batches of 2), prompts <= 256 and replies
+<= 128 tokens: teacher DPO 30.0 (+1.0 per pair for its reference log-probs, read once), SFT 10.5,
+student DPO 10.6 (+0.4 per pair), kd 19.8, dckd 18.7, adpa 30.5, adpa+dckd 29.2 (adpa reads two
+teachers); sampling 1.1 per prompt (128 tokens: the raw cut student never ended a reply, so an upper
+bound); win rate 4.8 per prompt and method (two greedy 64-token replies, the MiniLM judge). The
+defaults therefore take about 15 hours: teacher 3.2 (2400 reference pairs + 300 steps), SFT 0.6,
+samples 0.7, student DPO 1.1, kd 1.7, dckd 1.6, adpa 2.5, adpa+dckd 2.4, win rates 1.3.
+
+About 55 minutes on one core (per-step costs measured at these lengths, batch 4: teacher DPO 10.4,
+SFT 4.4, student DPO 4.7, kd 8.1, dckd 8.6, adpa 12.2, adpa+dckd 12.0; sampling 0.5 per prompt, win
+rate 2.9 per prompt and method), at the full run's learning rate, so every method moves the student
+far less than in the full run, and 40 prompts give a win-rate interval of about +-0.15:
+
+    nice python benchmarks/distill_alignment.py --judge /tmp/hh-rm/model --output /tmp/distill-60min \
+        --teacher-steps 40 --sft-steps 40 --steps 40 --batch-pairs 4 --max-train-pairs 160 \
+        --max-prompt-tokens 128 --max-reply-tokens 64 --sample-tokens 64 --prompts 40 --max-new-tokens 32 \
+        --threads 1
 """
 
 from __future__ import annotations
@@ -46,6 +70,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-train-pairs", type=int, default=2400)
     parser.add_argument("--max-prompt-tokens", type=int, default=256)
     parser.add_argument("--max-reply-tokens", type=int, default=128)
+    parser.add_argument("--sample-tokens", type=int, default=128, help="most tokens of a student sample (adpa)")
+    parser.add_argument("--sample-temperature", type=float, default=1.0)
     parser.add_argument("--prompts", type=int, default=200)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=None)
@@ -73,7 +99,7 @@ def tiny_setup(args: argparse.Namespace, out: Path) -> None:
     args.teacher, args.judge, args.layers = str(models / "decoder"), str(models / "judge"), 1
     args.teacher_steps = args.sft_steps = args.steps = 2
     args.batch_pairs, args.lr, args.max_train_pairs, args.prompts, args.max_new_tokens = 4, 1e-3, 8, 3, 4
-    args.max_prompt_tokens, args.max_reply_tokens, args.threads = 64, 16, 1
+    args.max_prompt_tokens, args.max_reply_tokens, args.threads, args.sample_tokens = 64, 16, 1, 4
 
 
 def dpo_stage(args: argparse.Namespace, policy: str, out: Path, steps: int) -> Path:
@@ -99,8 +125,33 @@ def dpo_stage(args: argparse.Namespace, policy: str, out: Path, steps: int) -> P
     return out / "policy"
 
 
+def samples_stage(args: argparse.Namespace, student: Path, out: Path) -> Path:
+    """The SFT student's own reply to each training prompt: ADPA's rejected replies."""
+    from rewardlab.distill.run import run_student_samples
+    from rewardlab.policy.run_config import DPODataConfig
+    from rewardlab.sampling.generation import SampleConfig
+
+    if not out.is_file():
+        sampling = SampleConfig(n=1, max_new_tokens=args.sample_tokens, temperature=args.sample_temperature, seed=0)
+        run_student_samples(
+            str(student),
+            out,
+            DPODataConfig(max_train_pairs=args.max_train_pairs),
+            sampling,
+            max_prompt_tokens=args.max_prompt_tokens,
+            progress=not args.tiny,
+        )
+    return out
+
+
 def distill_stage(
-    args: argparse.Namespace, method: str, student: Path, teacher: Path | None, out: Path, steps: int
+    args: argparse.Namespace,
+    method: str,
+    student: Path,
+    teacher: Path | None,
+    out: Path,
+    steps: int,
+    student_samples: Path | None = None,
 ) -> Path:
     from rewardlab.distill.run import load_distill_config, run_distill
 
@@ -109,6 +160,7 @@ def distill_stage(
             "student": str(student),
             "teacher": str(teacher) if teacher else None,
             "teacher_reference": args.teacher,
+            "student_samples": str(student_samples) if student_samples else None,
             "output_dir": str(out),
             "data.max_train_pairs": args.max_train_pairs,
             "train.method": method,
@@ -141,9 +193,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not (out / "student-init" / "config.json").is_file():
         build_student(args.teacher, out / "student-init", args.layers)
     sft = distill_stage(args, "sft", out / "student-init", None, out / "sft", args.sft_steps)
+    samples = samples_stage(args, sft, out / "student-samples.jsonl")
     trained = {"dpo": dpo_stage(args, str(sft), out / "dpo", args.steps)}
     for method in DISTILLED:
-        trained[method] = distill_stage(args, method, sft, teacher, out / method.replace("+", "-"), args.steps)
+        own = samples if method.startswith("adpa") else None
+        trained[method] = distill_stage(args, method, sft, teacher, out / method.replace("+", "-"), args.steps, own)
     prompts = distinct_prompts(load_split(SplitDataConfig(), say=lambda m: None).part("test"), args.prompts)
     judge = RewardModel.from_pretrained(args.judge)
     start = CausalLM.from_pretrained(sft, max_prompt_tokens=args.max_prompt_tokens)

@@ -184,6 +184,9 @@ def test_benchmark_tiny_mode_runs_and_resumes(tmp_path):
     assert [row["method"] for row in results["rows"]] == ["dpo", "kd", "dckd", "adpa", "adpa+dckd"]
     for row in results["rows"]:
         assert 0 <= row["low"] <= row["win_rate"] <= row["high"] <= 1 and row["prompts"] == 3
+    sampled = out / "student-samples.jsonl"
+    for method, own in (("dckd", None), ("adpa", str(sampled)), ("adpa-dckd", str(sampled))):
+        assert json.loads((out / method / "report.json").read_text())["student_samples"] == own
     stamp = (out / "adpa-dckd" / "report.json").stat().st_mtime_ns
     assert module.main(["--tiny", "--output", str(out)]) == results  # resumed: nothing retrained
     assert (out / "adpa-dckd" / "report.json").stat().st_mtime_ns == stamp

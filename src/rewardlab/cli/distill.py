@@ -1,5 +1,6 @@
 """``rewardlab distill``: align a small student through an aligned teacher (DCKD, ADPA; Gao et al. 2025):
-cut a student from its teacher (``distill student``), then train it (``distill train``)."""
+cut a student from its teacher (``distill student``), sample its own replies for ADPA (``distill samples``),
+then train it (``distill train``)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,42 @@ def distill_student(
     out.print(f"student: {folder}")
 
 
+@distill_app.command("samples")
+@user_errors
+def distill_samples(
+    student: Annotated[str, typer.Option(help="The SFT student whose own replies ADPA's rejected side should be")],
+    output: Annotated[Path, typer.Option(help="JSONL file: one {prompt, reply} row per training prompt")],
+    data: Annotated[str | None, typer.Option(help="Preference file (default: embedded HH-RLHF)")] = None,
+    max_train_pairs: Annotated[
+        int | None, typer.Option(help="The training pairs `distill train` will read: the first N (default: all)")
+    ] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens of a reply")] = 128,
+    max_prompt_tokens: Annotated[int, typer.Option(help="Prompts are cut from the left to this many tokens")] = 512,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (> 0)")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Sampling seed (combined with each prompt)")] = 0,
+    batch_rows: Annotated[int, typer.Option(help="Replies written at once")] = 16,
+) -> None:
+    """Sample one reply per training prompt from the SFT student, for `distill train --student-samples` (ADPA).
+
+    Resumable: rerun the same command after an interruption and only the missing prompts are sampled.
+    """
+    from rewardlab.distill.run import run_student_samples
+    from rewardlab.policy.run_config import DPODataConfig
+    from rewardlab.sampling.generation import SampleConfig
+
+    sampling = SampleConfig(n=1, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+    sampling.check()
+    written = run_student_samples(
+        student,
+        output,
+        DPODataConfig(path=data, max_train_pairs=max_train_pairs),
+        sampling,
+        max_prompt_tokens=max_prompt_tokens,
+        batch_rows=batch_rows,
+    )
+    out.print(f"student samples: {written}")
+
+
 @distill_app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
 @user_errors
 def distill_train(
@@ -49,6 +86,9 @@ def distill_train(
     ] = None,
     method: Annotated[str | None, typer.Option(help="sft, kd, dckd (default), adpa or adpa+dckd")] = None,
     data: Annotated[str | None, typer.Option(help="Preference file (default: embedded HH-RLHF)")] = None,
+    student_samples: Annotated[
+        Path | None, typer.Option(help="adpa: the student's own replies as rejected (`rewardlab distill samples`)")
+    ] = None,
     output: Annotated[Path | None, typer.Option(help="Output folder: student/, metrics.jsonl, report.json")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --output from its checkpoint")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a previous run in --output")] = False,
@@ -62,6 +102,7 @@ def distill_train(
         "teacher_reference": teacher_reference,
         "train.method": method,
         "data.path": data,
+        "student_samples": student_samples,
         "output_dir": output,
     }
     items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])

@@ -2,8 +2,9 @@
 
 DCKD and ADPA (Gao et al. 2025, "Advantage-Guided Distillation for Preference Alignment in Small
 Language Models"): the pure losses (:mod:`.losses`), the full-vocabulary reply distributions they read
-(:mod:`.distributions`), a student cut from its teacher (:mod:`.student`) and the training loop
-(:mod:`.trainer`), which reuses the policy trainer's batching, clipping and checkpoints.
+(:mod:`.distributions`), a student cut from its teacher (:mod:`.student`), ADPA's rejected replies
+sampled from the SFT student (:mod:`.student_samples`) and the training loop (:mod:`.trainer`), which
+reuses the policy trainer's batching, clipping and checkpoints.
 """
 
 from rewardlab.distill.losses import (

@@ -1,5 +1,8 @@
 """One ``rewardlab distill train`` run: data → load student and teachers (one tokenizer) → train → save.
 
+With ``student_samples`` (a file from :func:`run_student_samples`, ``rewardlab distill samples``) each
+training pair's rejected reply is the SFT student's own sample for its prompt, as ADPA is defined.
+
 The output folder holds ``config.yaml``, ``metrics.jsonl`` (one line per step), ``student/`` (the
 trained student with its tokenizer, safetensors, atomic; with LoRA the merged model) and ``report.json``.
 """
@@ -16,8 +19,11 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.atomic import atomic_directory, write_text_atomic
+from rewardlab.data.records import PreferencePair
+from rewardlab.distill.student_samples import read_student_samples, with_student_rejected, write_student_samples
 from rewardlab.distill.trainer import DistillTrainConfig, DistillTrainResult, shared_vocabulary_problems, train_distill
 from rewardlab.models.backbones import resolve_backbone
+from rewardlab.models.causal_lm import CausalLM
 from rewardlab.models.reward_model import ensure_pad_token
 from rewardlab.models.weight_files import require_safetensors
 from rewardlab.policy.lora import LoraSettings, add_lora, merged_and_base
@@ -28,6 +34,7 @@ from rewardlab.runs.config import RunConfig, load_run_config
 from rewardlab.runs.data import load_split
 from rewardlab.runs.folder import RunFolder, RunRules, claim_run_folder, holds_anything
 from rewardlab.runs.metrics import MetricLogger
+from rewardlab.sampling.generation import SampleConfig
 
 RULES = RunRules(
     occupied=holds_anything,
@@ -46,6 +53,8 @@ class DistillRunConfig(RunConfig):
     teacher_reference: str | None = None
     """The teacher before alignment (its DPO reference), for the advantage of adpa methods."""
     data: DPODataConfig = field(default_factory=DPODataConfig)
+    student_samples: str | None = None
+    """A samples file (``rewardlab distill samples``): the rejected replies become the student's own."""
     train: DistillTrainConfig = field(default_factory=DistillTrainConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     num_threads: int | None = None
@@ -65,6 +74,8 @@ class DistillRunConfig(RunConfig):
                     f"teacher_reference: method {self.train.method!r} needs the teacher's reference "
                     "(--teacher-reference)"
                 )
+        if self.student_samples and not Path(self.student_samples).is_file():
+            found.append(f"student_samples: no file {self.student_samples} (write it with `rewardlab distill samples`)")
         if self.num_threads is not None and self.num_threads < 1:
             found.append(f"num_threads must be >= 1 (got {self.num_threads})")
         return found
@@ -88,15 +99,42 @@ def load_frozen(name: str, shown: str) -> tuple[torch.nn.Module, Any]:
     return model.eval().requires_grad_(False), AutoTokenizer.from_pretrained(folder)
 
 
+def training_pairs(data_config: DPODataConfig) -> list[PreferencePair]:
+    """The pairs a run trains on: the training split, its first ``max_train_pairs``."""
+    data = load_split(data_config, say=lambda message: None)
+    data.require_training_pairs()
+    limit = data_config.max_train_pairs
+    return data.splits.train[:limit] if limit else data.splits.train
+
+
+def run_student_samples(
+    student: str,
+    output: str | Path,
+    data_config: DPODataConfig,
+    sampling: SampleConfig,
+    *,
+    max_prompt_tokens: int = 512,
+    batch_rows: int = 16,
+    progress: bool = True,
+) -> Path:
+    """One sampled reply of ``student`` (the SFT start) per distinct prompt of the training pairs that
+    ``data_config`` selects, written to ``output`` for ``student_samples``; resumable."""
+    prompts = [pair.prompt for pair in training_pairs(data_config)]
+    lm = CausalLM.from_pretrained(student, max_prompt_tokens=max_prompt_tokens)
+    return write_student_samples(
+        lm, prompts, output, sampling, student=str(student), batch_rows=batch_rows, progress=progress
+    )
+
+
 def run_distill(config: DistillRunConfig, overwrite: bool = False, resume: bool = False) -> DistillRunOutput:
     """One run, resumable from its checkpoint (same options, except that ``train.steps`` may grow)."""
     config.check()
     folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
-    data = load_split(config.data, say=lambda message: None)
-    data.require_training_pairs()
-    pairs = data.splits.train[: config.data.max_train_pairs] if config.data.max_train_pairs else data.splits.train
+    pairs = training_pairs(config.data)
+    if config.student_samples:
+        pairs = with_student_rejected(pairs, read_student_samples(config.student_samples), config.student_samples)
     student_dir = require_safetensors(resolve_backbone(config.student), f"student {config.student}")
     tokenizer = AutoTokenizer.from_pretrained(student_dir)
     ensure_pad_token(tokenizer)
@@ -133,6 +171,7 @@ def run_distill(config: DistillRunConfig, overwrite: bool = False, resume: bool 
         "teacher_reference": config.teacher_reference if weights.needs_teacher_reference else None,
         "method": config.train.method,
         "weights": vars(weights),
+        "student_samples": config.student_samples,
         "train_pairs": len(pairs),
         "steps": len(history),
         "train_seconds": seconds,

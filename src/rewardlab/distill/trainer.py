@@ -121,7 +121,8 @@ def train_distill(
 
     ``teacher`` (the aligned model) is needed by every term but the NLL, ``teacher_reference`` (the
     teacher before alignment) by the advantage. For ADPA the rejected replies should be the student's
-    own samples, as in the paper; the loop trains on whatever replies ``pairs`` hold.
+    own samples, as in the paper (:func:`rewardlab.distill.student_samples.with_student_rejected`); the
+    loop trains on whatever replies ``pairs`` hold.
     """
     weights = config.loss_weights()
     problems = config.problems()
