@@ -29,9 +29,12 @@ LAYERS = [
     {"training"},
     {"curation"},
     {"sampling"},
+    {"detect"},
     {"process"},
     {"serve"},
     {"policy"},
+    {"pretrain"},
+    {"distill"},
     {"online"},
     {"collect"},
     {"api"},
@@ -43,7 +46,10 @@ LAYERS = [
 outputs with it; ``evaluate`` sits below ``training``, whose runs end with a held-out evaluation; ``curation`` (noisy
 labels) judges data with saved models and reports through ``evaluate``, above ``training`` so that it
 may train its judges; ``process`` (step rewards) sits above ``sampling``, whose decoder its rollouts and
-step-guided search use."""
+step-guided search use; ``detect`` (reward models as detectors of LM text) sits above ``sampling``,
+whose decoder writes its LM texts, and ``training``, which tunes its detectors; ``pretrain`` (language models
+pretrained with feedback) and ``distill`` (students taught by an aligned teacher) sit above ``policy``, whose
+LoRA and data settings ``distill`` reuses."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 

@@ -22,6 +22,9 @@ HELP_ORDER = [
     "data",  # the data group
     "collect",  # the collect group (collect.py)
     "prm",  # the process reward group (process.py)
+    "distill",  # the distillation group (distill.py)
+    "detect",  # the detection group (detect.py)
+    "pretrain",  # the pretraining-with-feedback group (pretrain.py)
 ]  # fmt: skip
 
 
