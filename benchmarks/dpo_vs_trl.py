@@ -232,7 +232,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, TrainerCallback
 
     from rewardlab.data.records import PreferencePair
-    from rewardlab.policy.trainer import PolicyTrainConfig, _batches, train_policy
+    from rewardlab.policy.trainer import PolicyTrainConfig, batches, train_policy
     from rewardlab.tuning import tune_cpu
 
     tune_cpu()  # rewardlab's CPU settings, for both tools alike (they used to come with the import)
@@ -263,7 +263,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
         train_policy(model, tokenizer, pairs, config, log=log)
     else:
-        order = [i for step in _batches(len(pairs), batch, steps, 0) for i in step]  # rewardlab's batches, in order
+        order = [i for step in batches(len(pairs), batch, steps, 0) for i in step]  # rewardlab's batches, in order
 
         class StepEnds(TrainerCallback):
             def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

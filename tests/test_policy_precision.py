@@ -93,7 +93,7 @@ def test_fp32_path_is_a_plain_adamw_loop(tiny_decoder_dir):
     config = PolicyTrainConfig(loss_args={"beta": 0.5}, steps=3, batch_pairs=2, lr=1e-3, precision="fp32")
     history = train_policy(model, tokenizer, PAIRS, config).history
 
-    from rewardlab.policy.trainer import _batches
+    from rewardlab.policy.trainer import batches
 
     tokens = encode_pairs(tokenizer, PAIRS, choose_format(tokenizer), 512, 512)
     pad = tokenizer.pad_token_id
@@ -104,7 +104,7 @@ def test_fp32_path_is_a_plain_adamw_loop(tiny_decoder_dir):
     optimizer = torch.optim.AdamW(plain.parameters(), lr=1e-3, weight_decay=0.0)
     plain.train()
     losses = []
-    for indices in _batches(len(PAIRS), 2, 3, 0):
+    for indices in batches(len(PAIRS), 2, 3, 0):
         policy = pair_logps(plain, tokens.select(indices), pad)
         batch = {**policy.batch_fields()}
         for key in ("chosen_logps", "rejected_logps"):

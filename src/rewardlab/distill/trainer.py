@@ -9,7 +9,6 @@ seeded order; checkpoints are :mod:`rewardlab.runs.checkpoint`'s.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,6 +22,7 @@ from rewardlab.distill.losses import DISTILL_METHODS, LossWeights, distillation_
 from rewardlab.models.formatting import choose_format
 from rewardlab.models.logprobs import PairTokens
 from rewardlab.models.pair_encoding import encode_pairs
+from rewardlab.policy.trainer import batches, clip, disable_dropout, weight_problems
 from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 
 WEIGHT_NAMES = ("nll", "chosen_kl", "rejected_kl", "advantage")
@@ -219,33 +219,3 @@ def _micro_batch_loss(
         rejected_advantages=advantages.to(device) if advantages is not None else None,
     )
     return out.losses, out.terms
-
-
-def weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
-    """Pair weights that cannot scale a loss (not finite, or negative)."""
-    bad = [i for i, p in enumerate(pairs) if not (math.isfinite(p.weight) and p.weight >= 0)]
-    return [f"pair weights must be finite and >= 0 ({len(bad)} are not, first pairs[{bad[0]}])"] if bad else []
-
-
-def batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]:
-    """``steps`` batches from seeded shuffles of the pairs, one epoch after another (the policy trainer's order)."""
-    generator = torch.Generator().manual_seed(seed)
-    size = min(batch_pairs, n)
-    order: list[int] = []
-    while len(order) < steps * size:
-        order += torch.randperm(n, generator=generator).tolist()
-    return [order[i * size : (i + 1) * size] for i in range(steps)]
-
-
-def clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
-    params = [p for p in trained if p.grad is not None]
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf")))
-
-
-def disable_dropout(model: torch.nn.Module) -> None:
-    """No dropout: the student's distributions are compared with the teacher's, computed without it."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if isinstance(getattr(module, "attention_dropout", None), float):
-            module.attention_dropout = 0.0

@@ -134,7 +134,7 @@ def train_policy(
         problems.append(f"policy loss {loss.name!r} needs token rewards: pass a guide_model (a DPO-trained policy)")
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set tokenizer.pad_token before training")
-    problems += _weight_problems(pairs)
+    problems += weight_problems(pairs)
     if problems:
         raise ValueError("invalid policy training configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -142,7 +142,7 @@ def train_policy(
     tokens = encode_pairs(tokenizer, pairs, fmt, config.max_prompt_tokens, config.max_reply_tokens)
     device = next(model.parameters()).device
     precision = resolve_precision(config.precision, device)
-    _disable_dropout(model)
+    disable_dropout(model)
     compute = ComputeWeights(model, precision)
     labels = pair_fields(pairs, loss)
     fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
@@ -151,7 +151,7 @@ def train_policy(
     compute.module.train()
     trained = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
-    order = _batches(len(tokens), config.batch_pairs, config.steps, config.seed)
+    order = batches(len(tokens), config.batch_pairs, config.steps, config.seed)
     history: list[dict[str, float]] = []
     checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint is not None and (checkpoint / "state.json").is_file():
@@ -165,7 +165,7 @@ def train_policy(
         objective = weighted_batch_loss(out.losses, weights[indices])
         objective.backward()
         compute.accumulate_gradients()
-        grad_norm = _clip(trained, config.max_grad_norm)
+        grad_norm = clip(trained, config.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         compute.refresh()
@@ -184,7 +184,7 @@ def train_policy(
     return PolicyTrainResult(history, precision)
 
 
-def _weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
+def weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
     """Pair weights the loss cannot use (the data readers refuse them too; Python callers may not)."""
     bad = [(i, p.weight) for i, p in enumerate(pairs) if not (math.isfinite(p.weight) and p.weight >= 0)]
     shown = ", ".join(f"pairs[{i}].weight = {w!r}" for i, w in bad[:3]) + (" ..." if len(bad) > 3 else "")
@@ -337,7 +337,7 @@ def _rows(fixed: dict[str, Tensor], indices: list[int], policy: PairLogps, devic
     return out
 
 
-def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]:
+def batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]:
     """``steps`` batches drawn from seeded shuffles of the pairs, one epoch after another."""
     generator = torch.Generator().manual_seed(seed)
     order: list[int] = []
@@ -348,17 +348,17 @@ def _batches(n: int, batch_pairs: int, steps: int, seed: int) -> list[list[int]]
 
 
 def first_epoch(n: int, seed: int) -> list[int]:
-    """The order of the pairs in the first epoch of :func:`_batches` (whatever the number of steps)."""
+    """The order of the pairs in the first epoch of :func:`batches` (whatever the number of steps)."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
-def _clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
+def clip(trained: list[torch.nn.Parameter], max_norm: float | None) -> float:
     params = [p for p in trained if p.grad is not None]
     norm = torch.nn.utils.clip_grad_norm_(params, max_norm if max_norm is not None else float("inf"))
     return float(norm)
 
 
-def _disable_dropout(model: torch.nn.Module) -> None:
+def disable_dropout(model: torch.nn.Module) -> None:
     """Dropout would make the policy's log-probabilities noisy against the reference's (computed
     in eval mode), so it is switched off, as in most DPO implementations."""
     for module in model.modules():

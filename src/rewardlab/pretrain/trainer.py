@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from rewardlab.policy.trainer import clip
 from rewardlab.pretrain.blocks import Blocks
 from rewardlab.pretrain.model import PretrainLM
 from rewardlab.pretrain.objectives import PretrainObjective, get_pretrain_objective
@@ -118,7 +119,7 @@ def train_pretrain(
         for step, rows in enumerate(order[len(history) :], start=len(history) + 1):
             loss, metrics = batch_loss(objective, model, blocks.select(rows), config.objective_args)
             loss.backward()
-            grad_norm = _clip(params, config.max_grad_norm)
+            grad_norm = clip(params, config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             values = {"loss": loss.item(), "grad_norm": grad_norm, "lr": scheduler.get_last_lr()[0], **metrics}
@@ -143,10 +144,3 @@ def _schedule(config: PretrainConfig) -> Callable[[int], float]:
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - config.warmup_steps) / span)))
 
     return factor
-
-
-def _clip(params: list[torch.nn.Parameter], max_norm: float | None) -> float:
-    if max_norm is None:
-        norms = [p.grad.norm() for p in params if p.grad is not None]
-        return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
-    return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
