@@ -11,13 +11,12 @@ Memory: the result is B·T·V floats (SmolLM2: V = 49,152, so 8 pairs × 2 repli
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from rewardlab.models.logprobs import PairTokens, model_attention_mask, pack_preferences
+from rewardlab.models.logprobs import PairTokens, pack_preferences, packed_reply_logps
 
 
 @dataclass(frozen=True)
@@ -45,19 +44,7 @@ def reply_distributions(
     caller runs it under ``torch.no_grad()``."""
     packed = pack_preferences(tokens, pad_id, max_row_tokens)
     device = next(model.parameters()).device
-    kwargs = {}
-    if "logits_to_keep" in inspect.signature(model.forward).parameters:
-        kwargs["logits_to_keep"] = packed.keep.to(device)
-    logits = model(
-        input_ids=packed.input_ids.to(device),
-        position_ids=packed.position_ids.to(device),
-        attention_mask=model_attention_mask(model, packed.attention_mask.to(device)),
-        use_cache=False,
-        **kwargs,
-    ).logits
-    if logits.dim() == 3 and logits.shape[:2] == packed.input_ids.shape:
-        logits = logits[packed.keep.to(device)]  # the model computed every position's logits
-    logps = logits.float().log_softmax(-1)
+    logps = packed_reply_logps(model, packed)
     return ReplyDistributions(
         logps[packed.chosen_index.to(device)],
         logps[packed.rejected_index.to(device)],

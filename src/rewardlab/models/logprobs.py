@@ -198,12 +198,10 @@ def pack_preferences(tokens: PairTokens, pad_id: int, max_row_tokens: int | None
     )
 
 
-def packed_pair_logps(model: torch.nn.Module, packed: PackedPreferences) -> PairLogps:
-    """Both replies' log-probabilities for every pair, from one forward pass over the packed rows.
-
-    Log-softmax is taken in fp32 whatever the model's dtype. Needs an attention implementation that
-    accepts an arbitrary 4-D mask (``sdpa`` or ``eager``).
-    """
+def packed_reply_logps(model: torch.nn.Module, packed: PackedPreferences) -> Tensor:
+    """The next-token log-softmax (fp32, whatever the model's dtype) at every kept position of the
+    packed rows, (kept positions, vocabulary): one forward pass. Needs an attention implementation
+    that accepts an arbitrary 4-D mask (``sdpa`` or ``eager``)."""
     device = next(model.parameters()).device
     kwargs = {}
     if "logits_to_keep" in inspect.signature(model.forward).parameters:
@@ -220,7 +218,13 @@ def packed_pair_logps(model: torch.nn.Module, packed: PackedPreferences) -> Pair
         logits = logits[packed.keep.to(device)]  # the model computed every position's logits
     elif not (logits.dim() == 2 and logits.shape[0] == n_kept):
         raise RuntimeError(f"unexpected logits shape {tuple(logits.shape)} from {type(model).__name__}")
-    logps = logits.float().log_softmax(-1)
+    return logits.float().log_softmax(-1)
+
+
+def packed_pair_logps(model: torch.nn.Module, packed: PackedPreferences) -> PairLogps:
+    """Both replies' log-probabilities for every pair, from one forward pass over the packed rows."""
+    device = next(model.parameters()).device
+    logps = packed_reply_logps(model, packed)
 
     def read(index: Tensor, targets: Tensor, real: Tensor) -> tuple[Tensor, Tensor]:
         index, targets, real = index.to(device), targets.to(device), real.to(device)
