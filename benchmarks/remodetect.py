@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.detect.auroc import paired_auroc_difference
 from rewardlab.detect.records import DetectionRecord, read_detection, write_detection
 from rewardlab.detect.scoring import detection_aurocs, score_records
 from rewardlab.detect.texts import detection_records, human_answers, split_prompts
@@ -109,15 +110,25 @@ def run(work: Path, settings: Settings) -> dict[str, Any]:
         "tuned: LM ≻ human": tuned(work, "tuned-plain", train, settings, mixed=False),
         "tuned: LM ≻ mixed ≻ human": tuned(work, "tuned-mixed", train, settings, mixed=True),
     }
-    rows = {}
+    rows, scores = {}, {}
     for name, folder in models.items():
-        scores = score_records(RewardModel.from_pretrained(folder), test)
-        rows[name] = {k: v.as_dict() for k, v in detection_aurocs(test, scores).items()}
+        scores[name] = score_records(RewardModel.from_pretrained(folder), test)
+        rows[name] = {k: v.as_dict() for k, v in detection_aurocs(test, scores[name]).items()}
+    lm, human = ([i for i, r in enumerate(test) if r.source == s] for s in ("lm", "human"))
+    raw = scores["raw reward model"]
+    paired = {  # LM vs human, each tuned detector against the raw model on the same texts
+        name: paired_auroc_difference(
+            [s[i] for i in lm], [s[i] for i in human], [raw[i] for i in lm], [raw[i] for i in human]
+        ).as_dict()
+        for name, s in scores.items()
+        if name != "raw reward model"
+    }
     results = {
         "settings": asdict(settings),
         "texts": {s: sum(r.source == s for r in records) for s in ("human", "lm", "mixed")},
         "prompts": {"train": len(train_prompts), "test": len(test_prompts)},
         "rows": rows,
+        "paired_vs_raw": paired,
     }
     write_text_atomic(work / "results.json", json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(work / "results.md", render(results))
@@ -135,6 +146,10 @@ def render(results: dict[str, Any]) -> str:
     for name, row in results["rows"].items():
         cells = [f"{row[c]['auroc']:.3f} ({row[c]['ci_low']:.3f}–{row[c]['ci_high']:.3f})" for c in comparisons]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", "LM vs human, tuned against raw on the same texts (DeLong's paired test):", ""]
+    for name, d in results["paired_vs_raw"].items():
+        interval = f"{d['ci_low']:+.3f} to {d['ci_high']:+.3f}"
+        lines.append(f"- {name}: {d['difference']:+.3f} ({interval}), p = {d['p_value']:.3f}")
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rewardlab.data.records import DataError
-from rewardlab.detect.auroc import auroc
+from rewardlab.detect.auroc import auroc, paired_auroc_difference
 from rewardlab.detect.records import DetectionRecord, read_detection, write_detection
 from rewardlab.detect.scoring import detection_aurocs
 from rewardlab.detect.texts import human_answers, kept_opening, split_prompts
@@ -27,6 +27,21 @@ def test_auroc_and_delong_interval_on_a_hand_computed_case():
     assert found.auroc == 0.875
     assert found.ci_low == pytest.approx(0.528524, abs=1e-6) and found.ci_high == 1.0
     assert (found.positives, found.negatives) == (2, 2)
+
+
+def test_paired_difference_on_a_hand_computed_case():
+    """a ranks both positives [3, 2] above both negatives [1, 0]: AUC 1, V10 = V01 = [1, 1]. b scores the
+    positives [0, 2] and negatives [1, 3]: V10 = [0, 1/2], V01 = [1/2, 0], AUC 1/4. d = 3/4;
+    V10_a − V10_b = [1, 1/2] and V01_a − V01_b = [1/2, 1] each have variance 1/8, so Var(d) = 1/16 + 1/16,
+    sd = 0.353553, z = 2.121320, p = 2(1 − Φ(z)) = 0.033895, interval 0.75 ± 1.959964·0.353553."""
+    found = paired_auroc_difference([3, 2], [1, 0], [0, 2], [1, 3])
+    assert found.difference == pytest.approx(0.75)
+    assert found.p_value == pytest.approx(0.033895, abs=1e-6)
+    assert (found.ci_low, found.ci_high) == pytest.approx((0.75 - 0.692952, 0.75 + 0.692952), abs=1e-6)
+    same = paired_auroc_difference([3, 1, 2], [0, 2], [3, 1, 2], [0, 2])
+    assert (same.difference, same.p_value) == (0.0, 1.0)
+    with pytest.raises(ValueError, match="same texts"):
+        paired_auroc_difference([1, 2], [0, 1], [1, 2, 3], [0, 1])
 
 
 def test_auroc_edge_cases():
