@@ -15,7 +15,9 @@ Scorers by name (``build_scorer``): ``reward-model`` (any local sequence classif
 ``tool-judge`` (the judge shown tool reports), ``bleu`` / ``rouge-l``
 and ``polar`` (against reference answers), ``cdr`` (density ratio of two LMs), ``flr`` (follow-up likelihood),
 ``r3`` (regularised relevance from an embedding model), ``prm`` (a process reward model's step
-probabilities, aggregated by ``--aggregate``) and ``remote`` (an HTTP endpoint in OpenRLHF's protocol).
+probabilities, aggregated by ``--aggregate``), ``utility`` (an LM's logits read as utilities),
+``weighted-dimensions`` / ``weighted-dimensions-ref`` (a few interpretable dimensions with fitted
+weights) and ``remote`` (an HTTP endpoint in OpenRLHF's protocol).
 Each is a registered ``ScorerKind`` carrying its description, its checks and its builder; other
 installed packages add kinds through the ``rewardlab.scorers`` entry-point group.
 """
@@ -415,6 +417,35 @@ def _regularized_relevance(spec: ScorerSpec) -> Scorer:
     return load_relevance_scorer(spec.model)  # type: ignore[arg-type]  # defaults to minilm
 
 
+def _logit_utility(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.utility_duality import LogitUtilityScorer
+    from rewardlab.models.causal_lm import CausalLM
+
+    return LogitUtilityScorer(CausalLM.from_pretrained(spec.policy, precision=spec.precision))  # type: ignore[arg-type]
+
+
+def _dimensions(spec: ScorerSpec) -> Scorer:
+    from rewardlab.evaluate.dimensions import load_dimension_scorer
+
+    return load_dimension_scorer(spec.model, spec.references)  # type: ignore[arg-type]
+
+
+def _dimension_reward_fits(spec: ScorerSpec) -> list[str]:
+    from rewardlab.evaluate.dimensions import DimensionReward
+
+    if spec.model is None:
+        return []
+    try:
+        reward = DimensionReward.load(spec.model)
+    except DataError as error:
+        return [str(error)]
+    if reward.needs_references and not SCORERS.get(spec.kind).needs_references:
+        return [
+            f"{spec.model} reads reference answers: use --scorer weighted-dimensions-ref (--columns reference=FIELD)"
+        ]
+    return []
+
+
 for _kind in (
     ScorerKind(
         "reward-model",
@@ -542,43 +573,6 @@ for _kind in (
         shown=("model", "aggregate"),
         check=_process_reward_fits,
     ),
-):
-    register_scorer(_kind)
-
-
-# -- a network's logits read as utilities, and dimension rewards -------------------------------------------
-
-
-def _logit_utility(spec: ScorerSpec) -> Scorer:
-    from rewardlab.evaluate.utility_duality import LogitUtilityScorer
-    from rewardlab.models.causal_lm import CausalLM
-
-    return LogitUtilityScorer(CausalLM.from_pretrained(spec.policy, precision=spec.precision))  # type: ignore[arg-type]
-
-
-def _dimensions(spec: ScorerSpec) -> Scorer:
-    from rewardlab.evaluate.dimensions import load_dimension_scorer
-
-    return load_dimension_scorer(spec.model, spec.references)  # type: ignore[arg-type]
-
-
-def _dimension_reward_fits(spec: ScorerSpec) -> list[str]:
-    from rewardlab.evaluate.dimensions import DimensionReward
-
-    if spec.model is None:
-        return []
-    try:
-        reward = DimensionReward.load(spec.model)
-    except DataError as error:
-        return [str(error)]
-    if reward.needs_references and not SCORERS.get(spec.kind).needs_references:
-        return [
-            f"{spec.model} reads reference answers: use --scorer weighted-dimensions-ref (--columns reference=FIELD)"
-        ]
-    return []
-
-
-for _kind in (
     ScorerKind(
         "utility",
         "an LM's logits read as utilities (Huang & Yuan 2023): Σ_t z_t(y_t) over the reply's tokens: --policy",
