@@ -128,7 +128,7 @@ def test_the_benchmark_tiny_mode_compares_every_objective_with_mle(tmp_path):
     assert (tmp_path / "segment_scores.json").is_file()
 
 
-def test_the_cli_lists_objectives_and_reports_a_mistake_in_one_line():
+def test_the_cli_lists_objectives_and_reports_a_mistake_in_one_line(tmp_path):
     from rewardlab.cli import app
 
     runner = CliRunner()
@@ -138,3 +138,8 @@ def test_the_cli_lists_objectives_and_reports_a_mistake_in_one_line():
     assert wrong.exit_code == 2 and "unknown pretraining objective 'dpo'" in wrong.output
     bad = runner.invoke(app, ["pretrain", "train", "--steps", "0", "--size", "huge"])
     assert bad.exit_code == 2 and "steps must be >= 1" in bad.output and "size must be one of" in bad.output
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text('{"text": "fine"}\n{"text": ""}\n')
+    empty = runner.invoke(app, ["pretrain", "train", "--corpus", str(corpus), "--output", str(tmp_path / "run")])
+    assert empty.exit_code == 2 and f'{corpus}:2: field "text"' in empty.output
+    assert not (tmp_path / "run").exists()  # refused before anything is written

@@ -86,9 +86,13 @@ class ScoredCorpus:
 
 
 def score_corpus(
-    config: PretrainRunConfig, scorer: Scorer, scorer_name: str, cache_path: Path | None, progress: bool = False
+    config: PretrainRunConfig,
+    documents: list[Document],
+    scorer: Scorer,
+    scorer_name: str,
+    cache_path: Path | None,
+    progress: bool = False,
 ) -> ScoredCorpus:
-    documents = read_corpus(config.corpus, config.max_documents)
     train, test = split_documents(documents, config.test_fraction, config.split_seed)
     texts = [seg for doc in documents for seg in doc.segments]
     flat = dict(zip(texts, score_segments(scorer, texts, scorer_name, cache_path, progress=progress), strict=True))
@@ -196,9 +200,10 @@ def run_pretraining(
     config.check()
     names = [get_pretrain_objective(o).name for o in objectives]
     names = list(dict.fromkeys(["mle", *names]))
+    documents = read_corpus(config.corpus, config.max_documents)  # a bad corpus leaves no output folder
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    corpus = score_corpus(config, scorer, scorer_name, output / "segment_scores.json", progress)
+    corpus = score_corpus(config, documents, scorer, scorer_name, output / "segment_scores.json", progress)
     results = [
         train_objective(config, name, tokenizer, corpus, scorer, output / name, resume, progress) for name in names
     ]
