@@ -3,6 +3,7 @@ corpus with a known bad class, checkpoints that resume exactly, the CLI and the 
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from rewardlab.pretrain.blocks import encode_documents
 from rewardlab.pretrain.corpus import Document
 from rewardlab.pretrain.evaluation import clean_loss, sample_documents, undesirable_rate
 from rewardlab.pretrain.model import add_control_tokens, build_pretrain_lm
+from rewardlab.pretrain.run import CurvePoint, mle_rate_at
 from rewardlab.pretrain.scoring import WordListScorer
 from rewardlab.pretrain.trainer import PretrainConfig, train_pretrain
 
@@ -126,6 +128,18 @@ def test_the_benchmark_tiny_mode_compares_every_objective_with_mle(tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "| conditional |" in report and (tmp_path / "awr" / "model" / "value_head.safetensors").is_file()
     assert (tmp_path / "segment_scores.json").is_file()
+    assert "| MLE at equal clean loss |" in report and "MLE along training" in report
+    assert [c["step"] for c in json.loads((tmp_path / "mle" / "curve.json").read_text())] == [2, 3, 4]
+
+
+def test_mle_rate_at_equal_clean_loss_is_read_off_its_curve():
+    """MLE measured at losses 3.0, 2.5, 2.0 with rates 0.30, 0.20, 0.25: at 2.25, halfway between the
+    last two, 0.225; at 2.75, 0.25; outside [2.0, 3.0] there is nothing to compare with."""
+    curve = [CurvePoint(10, 3.0, 0.30), CurvePoint(20, 2.5, 0.20), CurvePoint(30, 2.0, 0.25)]
+    assert mle_rate_at(curve, 2.25) == pytest.approx(0.225)
+    assert mle_rate_at(curve, 2.75) == pytest.approx(0.25)
+    assert mle_rate_at(curve, 2.0) == pytest.approx(0.25)
+    assert mle_rate_at(curve, 1.9) is None and mle_rate_at(curve, 3.1) is None and mle_rate_at([], 2.5) is None
 
 
 def test_the_cli_lists_objectives_and_reports_a_mistake_in_one_line(tmp_path):

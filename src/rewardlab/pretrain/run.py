@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 from safetensors.torch import save_file
 from transformers import PreTrainedTokenizerBase
 
@@ -44,6 +45,9 @@ class PretrainRunConfig(Checked):
     samples: int = 128
     """Unprompted samples per objective, judged by the scorer."""
     sample_tokens: int = 64
+    mle_points: int = 4
+    """MLE is also measured (clean loss, undesirable rate) at this many evenly spaced steps, the last being
+    its end: the curve each objective is compared with at equal clean loss."""
     split_seed: int = 0
     train: PretrainConfig = field(default_factory=PretrainConfig)
     """Training settings; its ``objective_args`` are shared: each objective takes the options it has."""
@@ -56,6 +60,8 @@ class PretrainRunConfig(Checked):
             for k in self.train.objective_args
             if k not in known
         ]
+        if self.mle_points < 1:
+            found.append(f"mle_points must be >= 1 (got {self.mle_points})")
         if self.size not in MODEL_SIZES:
             found.append(f"size must be one of {', '.join(MODEL_SIZES)} (got {self.size!r})")
         if not 0.0 < self.bad_percentile < 100.0:
@@ -119,6 +125,13 @@ def objective_blocks(
 
 
 @dataclass(frozen=True)
+class CurvePoint:
+    step: int
+    clean_loss: float
+    undesirable_rate: float
+
+
+@dataclass(frozen=True)
 class ObjectiveResult:
     objective: str
     clean_loss: float
@@ -126,6 +139,19 @@ class ObjectiveResult:
     train_blocks: int
     final_train_loss: float
     seconds: float
+    curve: list[CurvePoint] = field(default_factory=list)
+    """MLE only: its clean loss and undesirable rate along training (``mle_points``)."""
+
+
+def mle_rate_at(curve: Sequence[CurvePoint], loss: float) -> float | None:
+    """MLE's undesirable rate at the clean loss ``loss``, interpolated linearly along its curve between
+    the two measured points whose losses bracket it; None outside the losses MLE went through (the
+    comparison "at equal held-out loss on the clean part" of Korbak et al. 2023 cannot be made there)."""
+    points = sorted(curve, key=lambda c: c.clean_loss)
+    if not points or not points[0].clean_loss <= loss <= points[-1].clean_loss:
+        return None
+    losses = [c.clean_loss for c in points]
+    return float(np.interp(loss, losses, [c.undesirable_rate for c in points]))
 
 
 def train_objective(
@@ -147,21 +173,35 @@ def train_objective(
     )
     options = {k: v for k, v in config.train.objective_args.items() if k in spec.options}
     train = replace(config.train, objective=objective, objective_args=options)
-    history = train_pretrain(model, train_blocks, train, folder / "checkpoint", resume=resume, progress=progress)
-    save_model(model, tokenizer, folder / "model")
-    loss = clean_loss(model, test_blocks)
-    samples = sample_documents(
-        model, tokenizer, config.samples, config.sample_tokens, spec.data == "conditional", config.train.seed
+    conditional = spec.data == "conditional"
+
+    def judged() -> tuple[float, list[str], list[float]]:
+        samples = sample_documents(model, tokenizer, config.samples, config.sample_tokens, conditional, train.seed)
+        return clean_loss(model, test_blocks), samples, scorer.score([""] * len(samples), samples)
+
+    curve_path, curve = folder / "curve.json", []
+    if objective == "mle" and resume and curve_path.is_file():
+        curve = [CurvePoint(**c) for c in json.loads(curve_path.read_text())]
+    points = {round(train.steps * (i + 1) / config.mle_points) for i in range(config.mle_points)} - {train.steps}
+
+    def measure(step: int, values: dict[str, float]) -> None:
+        if objective == "mle" and step in points:
+            loss, _, scores = judged()
+            curve.append(CurvePoint(step, loss, undesirable_rate(scores, corpus.threshold).rate))
+            write_text_atomic(curve_path, json.dumps([asdict(c) for c in curve]))
+            model.train()
+
+    history = train_pretrain(
+        model, train_blocks, train, folder / "checkpoint", resume=resume, progress=progress, log=measure
     )
-    scores = scorer.score([""] * len(samples), samples)
+    save_model(model, tokenizer, folder / "model")
+    loss, samples, scores = judged()
+    rate = undesirable_rate(scores, corpus.threshold)
+    if objective == "mle":
+        curve.append(CurvePoint(train.steps, loss, rate.rate))
     write_jsonl(folder / "samples.jsonl", [{"text": t, "score": s} for t, s in zip(samples, scores, strict=True)])
     return ObjectiveResult(
-        objective,
-        loss,
-        undesirable_rate(scores, corpus.threshold),
-        len(train_blocks),
-        history[-1]["loss"],
-        time.perf_counter() - start,
+        objective, loss, rate, len(train_blocks), history[-1]["loss"], time.perf_counter() - start, curve
     )
 
 
@@ -222,15 +262,19 @@ def render_report(report: PretrainReport) -> str:
         f"Bad segments: score < {report.threshold:.4g} ({report.bad_share:.1%} of the training segments).",
         "",
         "| objective | held-out clean loss | Δ vs MLE | undesirable samples (95% CI) | ratio to MLE "
-        "| mean sample score |",
-        "|---|---|---|---|---|---|",
+        "| MLE at equal clean loss | mean sample score |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in report.results:
         low, high = r.undesirable.interval
         ratio = r.undesirable.rate / mle.undesirable.rate if mle.undesirable.rate > 0 else float("nan")
+        at_equal = mle_rate_at(mle.curve, r.clean_loss)
+        equal = "outside MLE's losses" if at_equal is None else f"{at_equal:.3f}"
         lines.append(
             f"| {r.objective} | {r.clean_loss:.4f} | {r.clean_loss - mle.clean_loss:+.4f} | "
-            f"{r.undesirable.rate:.3f} ({low:.3f}–{high:.3f}, n={r.undesirable.n}) | {ratio:.2f} | "
+            f"{r.undesirable.rate:.3f} ({low:.3f}–{high:.3f}, n={r.undesirable.n}) | {ratio:.2f} | {equal} | "
             f"{r.undesirable.mean_score:.3f} |"
         )
+    curve = ", ".join(f"step {c.step}: {c.clean_loss:.4f} / {c.undesirable_rate:.3f}" for c in mle.curve)
+    lines += ["", f"MLE along training (clean loss / undesirable rate): {curve}."]
     return "\n".join(lines) + "\n"
