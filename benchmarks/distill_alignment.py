@@ -3,8 +3,11 @@ logit distillation (kd), DCKD, ADPA and ADPA+DCKD, each judged against the stude
 
 1. Teacher: ``rewardlab dpo`` on the embedded HH-RLHF pairs from ``--teacher`` (SmolLM2-135M-Instruct);
    its reference (the teacher before DPO) is ``--teacher`` itself.
-2. Student: ``--layers`` evenly spaced layers cut from ``--teacher`` (same tokenizer; ``distill/student.py``
-   says why), then a short SFT on the chosen replies (``method=sft``): the SFT start.
+2. Student: the ``--layers`` outer layers of ``--teacher`` (same tokenizer; ``distill/student.py`` says
+   why), then SFT on the chosen replies at ``--sft-lr`` (``method=sft``): the SFT start. A cut student
+   starts far from fluent (20 of SmolLM2's 30 layers: per-token NLL 5.7 against 2.85), so its SFT needs a
+   higher rate than the comparison: a first reduced run with 10 evenly spaced layers and SFT at 1e-5 was
+   still at NLL 11-13 after 12 steps and was stopped.
 3. The SFT start samples one reply per training prompt (``rewardlab distill samples``: the batched
    decoder, temperature ``--sample-temperature``, at most ``--sample-tokens`` tokens, seeded per prompt).
 4. From the SFT start, with the same prompts, steps and learning rate: DPO (``rewardlab dpo``), kd, dckd,
@@ -24,7 +27,8 @@ sampling keeps the prompts it finished. Writes ``results.json`` in ``--output``.
 
 Cost (measured, not run in full). One thread (``OMP_NUM_THREADS=1 nice -n 5``) on an AMD EPYC (2 cores
 shared with two other benchmarks: wall time was 1.5-2x the CPU time given here, which is what one idle
-core would take), teacher SmolLM2-135M-Instruct (30 layers), student its 10-layer cut, HH-RLHF
+core would take), teacher SmolLM2-135M-Instruct (30 layers), student a 10-layer cut (the default is
+now 20 layers: student steps cost up to twice these, not timed), HH-RLHF
 harmless pairs; CPU seconds of one step of 8 pairs (micro-batches of 2), prompts <= 256 and replies
 <= 128 tokens: teacher DPO 30.0 (+1.0 per pair for its reference log-probs, read once), SFT 10.5,
 student DPO 10.6 (+0.4 per pair), kd 19.8, dckd 18.7, adpa 30.5, adpa+dckd 29.2 (adpa reads two
@@ -60,13 +64,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--teacher", default="smollm2", help="smollm2, or a causal LM folder")
     parser.add_argument("--judge", help="a reward model trained on held-out human labels (a saved rewardlab model)")
-    parser.add_argument("--layers", type=int, default=10, help="layers the student keeps")
+    parser.add_argument("--layers", type=int, default=20, help="layers the student keeps (its outer ones)")
     parser.add_argument("--teacher-steps", type=int, default=300)
     parser.add_argument("--sft-steps", type=int, default=200)
     parser.add_argument("--steps", type=int, default=300, help="steps of each compared method")
     parser.add_argument("--batch-pairs", type=int, default=8)
     parser.add_argument("--micro-pairs", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=1e-5)
+    parser.add_argument("--lr", type=float, default=1e-5, help="learning rate of the teacher and each method")
+    parser.add_argument("--sft-lr", type=float, default=1e-4, help="learning rate of the cut student's SFT")
     parser.add_argument("--max-train-pairs", type=int, default=2400)
     parser.add_argument("--max-prompt-tokens", type=int, default=256)
     parser.add_argument("--max-reply-tokens", type=int, default=128)
@@ -152,6 +157,7 @@ def distill_stage(
     out: Path,
     steps: int,
     student_samples: Path | None = None,
+    lr: float | None = None,
 ) -> Path:
     from rewardlab.distill.run import load_distill_config, run_distill
 
@@ -167,7 +173,7 @@ def distill_stage(
             "train.steps": steps,
             "train.batch_pairs": args.batch_pairs,
             "train.micro_pairs": args.micro_pairs,
-            "train.lr": args.lr,
+            "train.lr": lr or args.lr,
             "train.max_prompt_tokens": args.max_prompt_tokens,
             "train.max_reply_tokens": args.max_reply_tokens,
             "num_threads": args.threads,
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     teacher = dpo_stage(args, args.teacher, out / "teacher", args.teacher_steps)
     if not (out / "student-init" / "config.json").is_file():
         build_student(args.teacher, out / "student-init", args.layers)
-    sft = distill_stage(args, "sft", out / "student-init", None, out / "sft", args.sft_steps)
+    sft = distill_stage(args, "sft", out / "student-init", None, out / "sft", args.sft_steps, lr=args.sft_lr)
     samples = samples_stage(args, sft, out / "student-samples.jsonl")
     trained = {"dpo": dpo_stage(args, str(sft), out / "dpo", args.steps)}
     for method in DISTILLED:

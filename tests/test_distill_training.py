@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from rewardlab.cli import app
 from rewardlab.data.records import PreferencePair
-from rewardlab.distill.student import spread_layers, student_from_teacher
+from rewardlab.distill.student import outer_layers, student_from_teacher
 from rewardlab.distill.trainer import DistillTrainConfig, train_distill
 
 torch.set_num_threads(1)
@@ -41,11 +41,12 @@ def config(**kw) -> DistillTrainConfig:
     )
 
 
-def test_spread_layers_keeps_first_and_last():
-    assert spread_layers(30, 10) == [0, 3, 6, 10, 13, 16, 19, 23, 26, 29]
-    assert spread_layers(2, 1) == [0]
+def test_outer_layers_keep_the_first_and_last_and_cut_the_middle():
+    assert outer_layers(30, 20) == [*range(10), *range(20, 30)]
+    assert outer_layers(30, 5) == [0, 1, 2, 28, 29]
+    assert outer_layers(2, 1) == [0]
     with pytest.raises(ValueError, match="between 1 and 2"):
-        spread_layers(2, 3)
+        outer_layers(2, 3)
 
 
 @pytest.mark.parametrize("method", ["sft", "kd", "dckd", "adpa", "adpa+dckd"])

