@@ -24,7 +24,7 @@ def invoke(*args: str):
     return CliRunner().invoke(app, ["detect", *args], env={"COLUMNS": "200"})
 
 
-def test_make_data_tune_and_eval_end_to_end(tiny_decoder_dir, tiny_encoder_dir, tmp_path):
+def test_make_data_tune_and_eval_end_to_end(tiny_decoder_dir, tiny_encoder_dir, tmp_path, monkeypatch):
     answers = tmp_path / "qa.json"
     rows = [{"question": f"Question {i}?", "gold": f"First part {i}. Second part {i}."} for i in range(6)]
     answers.write_text(json.dumps(rows))
@@ -44,6 +44,12 @@ def test_make_data_tune_and_eval_end_to_end(tiny_decoder_dir, tiny_encoder_dir, 
     tuned = invoke("tune", str(start), str(data), "--output", str(run), "--max-steps", "2", "--no-progress")
     assert tuned.exit_code == 0, tuned.output
     assert RewardModel.from_pretrained(run / "model").info.objective == "anchored_bradley_terry"
+    scored = []
+    real_score = RewardModel.score
+    monkeypatch.setattr(RewardModel, "score", lambda self, *a, **k: scored.append(1) or real_score(self, *a, **k))
+    taken = invoke("tune", str(start), str(data), "--output", str(run), "--max-steps", "2", "--no-progress")
+    assert taken.exit_code == 2 and "already holds a run" in taken.output and not scored  # said before scoring
+    monkeypatch.undo()
 
     result = tmp_path / "auroc.json"
     shown = invoke("eval", str(run / "model"), str(data), "--output", str(result), "--no-progress")

@@ -17,8 +17,9 @@ from rewardlab.data.split import Splits
 from rewardlab.detect.records import DetectionRecord, by_prompt
 from rewardlab.detect.texts import split_prompts
 from rewardlab.models.reward_model import RewardModel
+from rewardlab.runs.folder import claim_run_folder
 from rewardlab.training.config import load_config
-from rewardlab.training.trainer import TrainResult, train
+from rewardlab.training.trainer import RULES, TrainResult, train
 
 ORDER = ("lm", "mixed", "human")
 """Most to least LM-written: a text earlier in this order is the chosen side of a pair."""
@@ -85,20 +86,12 @@ def tune_detector(
 ) -> TrainResult:
     """Tune a copy of the reward model in ``model_dir`` on ``records`` (the training side only; hold the
     test prompts out before) into ``config.output_dir``; the starting model is only read."""
-    start = RewardModel.from_pretrained(model_dir)
-    anchors = start.score([r.prompt for r in records], [r.text for r in records], precision=config.precision)
-    pairs = detection_pairs(records, anchors, mixed=config.mixed)
-    if not pairs:
+    prompts = {p.prompt for p in detection_pairs(records, mixed=config.mixed)}
+    if not prompts:
         raise ValueError(f"{data_name}: no prompt has both an LM text and a human text to pair")
-    splits = Splits(train=pairs)
-    if config.validation_fraction > 0:
-        if len({p.prompt for p in pairs}) < 2:
-            raise ValueError(f"{data_name}: one prompt cannot be split for validation; use validation_fraction=0")
-        train_prompts, valid_prompts = split_prompts([p.prompt for p in pairs], config.validation_fraction, config.seed)
-        splits = Splits(
-            train=[p for p in pairs if p.prompt in train_prompts],
-            validation=[p for p in pairs if p.prompt in valid_prompts],
-        )
+    if config.validation_fraction > 0 and len(prompts) < 2:
+        raise ValueError(f"{data_name}: one prompt cannot be split for validation; use validation_fraction=0")
+    start = RewardModel.from_pretrained(model_dir)
     run = load_config(
         None,
         {
@@ -119,5 +112,15 @@ def tune_detector(
             **config.extra,
         },
     )
+    claim_run_folder(run.output_dir, run, RULES, resume=False, overwrite=overwrite)  # a taken folder: said now
+    anchors = start.score([r.prompt for r in records], [r.text for r in records], precision=config.precision)
+    pairs = detection_pairs(records, anchors, mixed=config.mixed)
+    splits = Splits(train=pairs)
+    if config.validation_fraction > 0:
+        train_prompts, valid_prompts = split_prompts([p.prompt for p in pairs], config.validation_fraction, config.seed)
+        splits = Splits(
+            train=[p for p in pairs if p.prompt in train_prompts],
+            validation=[p for p in pairs if p.prompt in valid_prompts],
+        )
     del start
     return train(run, splits=splits, overwrite=overwrite)
