@@ -35,6 +35,7 @@ LAYERS = [
     {"policy"},
     {"pretrain"},
     {"distill"},
+    {"control"},
     {"online"},
     {"collect"},
     {"api"},
@@ -49,7 +50,8 @@ may train its judges; ``process`` (step rewards) sits above ``sampling``, whose 
 step-guided search use; ``detect`` (reward models as detectors of LM text) sits above ``sampling``,
 whose decoder writes its LM texts, and ``training``, which tunes its detectors; ``pretrain`` (language models
 pretrained with feedback) and ``distill`` (students taught by an aligned teacher) sit above ``policy``, whose
-LoRA and data settings ``distill`` reuses."""
+LoRA and data settings ``distill`` reuses. ``control`` (rewards for control agents) sits above them all for the
+objectives, metrics and sandbox it reuses."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 
