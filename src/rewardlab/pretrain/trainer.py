@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from rewardlab.policy.trainer import clip
+from rewardlab.policy.trainer import batches, clip
 from rewardlab.pretrain.blocks import Blocks
 from rewardlab.pretrain.model import PretrainLM
 from rewardlab.pretrain.objectives import PretrainObjective, get_pretrain_objective
@@ -61,17 +61,6 @@ class PretrainConfig(Checked):
         return found
 
 
-def batch_order(n_blocks: int, batch_blocks: int, steps: int, seed: int) -> list[list[int]]:
-    """Block indices of every step: a fresh permutation per pass, a pure function of the seed."""
-    order: list[int] = []
-    epoch = 0
-    while len(order) < steps * batch_blocks:
-        generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-        order += torch.randperm(n_blocks, generator=generator).tolist()
-        epoch += 1
-    return [order[i * batch_blocks : (i + 1) * batch_blocks] for i in range(steps)]
-
-
 def token_fields(model: PretrainLM, blocks: Blocks) -> dict[str, torch.Tensor]:
     """Per predicted token (B, T−1): its log-prob, its segment's score and bad flag, the value before it."""
     logits, values = model(blocks.ids)
@@ -107,7 +96,7 @@ def train_pretrain(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    order = batch_order(len(blocks), config.batch_blocks, config.steps, config.seed)
+    order = batches(len(blocks), config.batch_blocks, config.steps, config.seed)
     history: list[dict[str, float]] = []
     checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint is not None and (checkpoint / "state.json").is_file():
