@@ -25,6 +25,7 @@ HELP_ORDER = [
     "distill",  # the distillation group (distill.py)
     "detect",  # the detection group (detect.py)
     "pretrain",  # the pretraining-with-feedback group (pretrain.py)
+    "control",  # rewards for control agents (control.py)
 ]  # fmt: skip
 
 

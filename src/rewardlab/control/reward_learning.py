@@ -16,14 +16,18 @@ among those the labels cannot tell apart, which is why that model can learn a re
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from rewardlab.atomic import write_text_atomic
 from rewardlab.control.mdp import TabularMDP, greedy_policy, normalized_return
 from rewardlab.control.preference_models import get_preference_model, optimal_values, segment_batch
 from rewardlab.control.segments import SegmentPreference
+from rewardlab.data.records import DataError
 from rewardlab.objectives.bradley_terry import bradley_terry_loss
 from rewardlab.progress import progress_bar
 
@@ -58,7 +62,7 @@ def learn_linear_reward(
     """The weights w (F,) that minimise L(w) by ``steps`` full-batch Adam steps from ``init`` (zeros).
 
     ``temperature`` only rescales w (the learned reward's policy does not depend on it); the regret model
-    re-solves the MDP by value iteration at every step and differentiates through it."""
+    re-solves the MDP at every step (``optimal_values``) and differentiates through the solution."""
     if steps < 1 or lr <= 0 or l2 < 0 or temperature <= 0:
         raise ValueError(f"need steps ≥ 1, lr > 0, l2 ≥ 0, temperature > 0 (got {steps}, {lr}, {l2}, {temperature})")
     score = get_preference_model(model).score
@@ -83,3 +87,32 @@ def greedy_normalized_return(mdp: TabularMDP, learned: np.ndarray, true_weights:
     is optimal for the true reward, 0 when it is no better than acting at random (Knox et al.'s measure)."""
     _, Q = optimal_values(mdp, torch.as_tensor(mdp.reward(learned), dtype=torch.float64))
     return normalized_return(mdp, greedy_policy(Q), np.asarray(true_weights, dtype=float))
+
+
+def save_linear_reward(path: str | Path, mdp: TabularMDP, weights: np.ndarray, **about: object) -> Path:
+    """Write a learned linear reward as JSON (atomically): its weights by feature name, and ``about`` (how it
+    was learned), so that a policy can later be trained on it without the preferences."""
+    row = {"kind": "linear", "weights": dict(zip(mdp.feature_names, map(float, weights), strict=True)), **about}
+    write_text_atomic(path, json.dumps(row, indent=2) + "\n")
+    return Path(path)
+
+
+def load_linear_reward(path: str | Path, mdp: TabularMDP) -> np.ndarray:
+    """The weights of a reward written by ``save_linear_reward``, in ``mdp``'s feature order; a file that is no
+    such reward, or names other features than ``mdp``'s, is refused naming the field."""
+    where = str(path)
+    try:
+        row = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise DataError(where, f"is not JSON ({error.msg}, line {error.lineno})") from None
+    weights = row.get("weights") if isinstance(row, dict) else None
+    if not isinstance(weights, dict) or row.get("kind") != "linear":
+        raise DataError(where, "is no linear reward (expected kind: linear and weights by feature)", "weights")
+    if set(weights) != set(mdp.feature_names):
+        raise DataError(
+            where, f"names {sorted(weights)}; the environment's features are {list(mdp.feature_names)}", "weights"
+        )
+    bad = [k for k, v in weights.items() if isinstance(v, bool) or not isinstance(v, int | float)]
+    if bad:
+        raise DataError(where, f"holds a non-number for {bad[0]}", "weights")
+    return np.array([float(weights[name]) for name in mdp.feature_names])

@@ -1,0 +1,466 @@
+"""``rewardlab control``: rewards for control agents learned from preferences between their behaviours.
+
+Simulate or collect segment preferences (``control prefs``), learn a reward from them under a preference
+model (``control learn-reward``), train a policy on it and compare with the true reward (``control
+train-policy``), plan for risk with distributional DP (``control cvar``), and let a language model shape the
+reward (``control icpl``, ``control lare``, ``control oni``). ``--env`` names a shipped gridworld, ``random:SIZE``,
+a layout file, or a Gymnasium id (``rewardlab.control.environments``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rewardlab.cli.base import app, out, user_errors
+
+control_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    help="Rewards for control agents: segment preferences, reward learning, policies, risk.",
+)
+app.add_typer(control_app, name="control")
+
+EnvOption = Annotated[
+    str, typer.Option(help="delivery, cliff, bridge, ledge, corridor, random:SIZE, a layout file or a Gymnasium id")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed of the environment, the segments and the labels")]
+GammaOption = Annotated[float, typer.Option(help="Discount of the gridworld")]
+SlipOption = Annotated[float, typer.Option(help="Gridworld: probability that a move goes another way")]
+WeightsOption = Annotated[
+    str | None, typer.Option(help="Gridworld true reward, comma-separated over step,coin,mud,goal,hazard")
+]
+
+
+def _weights(text: str | None):
+    import numpy as np
+
+    from rewardlab.control.mdp import CELL_FEATURES, DELIVERY_WEIGHTS
+
+    if text is None:
+        return np.array(DELIVERY_WEIGHTS)
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--weights {text!r}: expected {len(CELL_FEATURES)} numbers separated by commas") from None
+    if len(values) != len(CELL_FEATURES):
+        raise ValueError(
+            f"--weights needs {len(CELL_FEATURES)} numbers ({', '.join(CELL_FEATURES)}), got {len(values)}"
+        )
+    return np.array(values)
+
+
+def _tabular(env: str, seed: int, gamma: float, slip: float):
+    from rewardlab.control.environments import is_tabular, tabular_env
+
+    if not is_tabular(env):
+        raise ValueError(f'--env "{env}": this command runs on gridworlds (a shipped layout, random:SIZE or a file)')
+    return tabular_env(env, seed=seed, gamma=gamma, slip=slip)
+
+
+@control_app.command("prefs")
+@user_errors
+def control_prefs(
+    output: Annotated[Path, typer.Option(help="Segment preferences to write (JSONL)")],
+    env: EnvOption = "delivery",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="The simulated human: partial-return, regret or heron [default: regret; Gymnasium: partial-return]"
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option(help="Pairs of segments")] = 300,
+    segment_length: Annotated[int, typer.Option(help="Steps per segment")] = 3,
+    temperature: Annotated[float, typer.Option(help="Bradley-Terry temperature of the simulated human")] = 1.0,
+    behaviour: Annotated[str, typer.Option(help="random or epsilon-greedy (the true optimal policy)")] = "random",
+    epsilon: Annotated[float, typer.Option(help="epsilon-greedy: probability of a random action")] = 0.3,
+    heron_order: Annotated[
+        str, typer.Option(help="heron: factors most important first, '-' when less is better, '=margin'")
+    ] = "goal,-hazard,coin,-mud,-step",
+    weights: WeightsOption = None,
+    gamma: GammaOption = 0.99,
+    slip: SlipOption = 0.0,
+    seed: SeedOption = 0,
+) -> None:
+    """Simulate a human's preferences between pairs of equal-length segments under a preference model
+    (Knox et al.'s partial return or regret) or HERON's ranked reward factors, from the true reward. On a
+    Gymnasium environment: random-play segments labelled by Bradley-Terry on their true returns."""
+    import numpy as np
+
+    from rewardlab.control.environments import is_tabular
+    from rewardlab.control.gym_env import collect_segments, simulate_segment_preferences
+    from rewardlab.control.heron import heron_preferences, parse_factors
+    from rewardlab.control.preference_models import sample_segment_pairs, simulate_preferences
+    from rewardlab.control.segments import write_preferences
+    from rewardlab.destinations import check_jsonl_destination
+
+    check_jsonl_destination(output)
+    if is_tabular(env):
+        model = model or "regret"
+        mdp, true = _tabular(env, seed, gamma, slip), _weights(weights)
+        rng = np.random.default_rng(seed)
+        behaviour = behaviour.replace("-", "_")
+        if model == "heron":
+            factors = parse_factors(heron_order, mdp.feature_names)
+            pairs = sample_segment_pairs(mdp, n, segment_length, rng, behaviour, epsilon, true)
+            records = heron_preferences(mdp, pairs, factors, task=env)
+        else:
+            records = simulate_preferences(
+                mdp, true, n, model, segment_length, rng, temperature, behaviour, epsilon, task=env
+            )
+    elif (model := model or "partial-return") != "partial-return":
+        raise ValueError(f"--model {model}: a Gymnasium environment's labeller is partial-return (no V* to regret)")
+    else:
+        segments = collect_segments(env, 2 * n, segment_length, seed=seed)
+        records = simulate_segment_preferences(segments, n, seed, rationality=1 / temperature)
+    write_preferences(output, records)
+    counts = {side: sum(r.preferred == side for r in records) for side in ("a", "b", "equal")}
+    out.print(f"{output}: {n} pairs on {env} ({model}); a {counts['a']}, b {counts['b']}, equal {counts['equal']}")
+
+
+@control_app.command("learn-reward")
+@user_errors
+def control_learn_reward(
+    preferences: Annotated[Path, typer.Argument(help="Segment preferences (JSONL, as control prefs writes)")],
+    output: Annotated[Path, typer.Option(help="Folder of the learned reward (reward.json; a network's weights too)")],
+    env: EnvOption = "delivery",
+    model: Annotated[
+        str, typer.Option(help="partial-return, regret, heron (relabel by --heron-order) or pearl (--source)")
+    ] = "regret",
+    heron_order: Annotated[str, typer.Option(help="heron: the ranked factors")] = "goal,-hazard,coin,-mud,-step",
+    source: Annotated[Path | None, typer.Option(help="pearl: labelled preferences of the source task")] = None,
+    source_env: Annotated[str | None, typer.Option(help="pearl: the source task's environment")] = None,
+    steps: Annotated[int, typer.Option(help="Adam steps")] = 300,
+    lr: Annotated[float, typer.Option(help="Adam learning rate")] = 0.1,
+    l2: Annotated[float, typer.Option(help="L2 penalty on the weights (fixes their scale)")] = 1e-3,
+    weights: WeightsOption = None,
+    gamma: GammaOption = 0.99,
+    slip: SlipOption = 0.0,
+    seed: SeedOption = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars")] = True,
+) -> None:
+    """Learn a reward from segment preferences. On a gridworld: a linear reward under the chosen preference
+    model, reported by how well its optimal policy does on the true reward (normalised return: 1 optimal, 0 no
+    better than acting at random). On a Gymnasium environment: an MLP over (observation, action) by
+    Bradley-Terry on segment returns."""
+    from rewardlab.control.environments import is_tabular
+    from rewardlab.control.gym_env import reward_config
+    from rewardlab.control.heron import heron_preferences, parse_factors
+    from rewardlab.control.reward_learning import greedy_normalized_return, learn_linear_reward, save_linear_reward
+    from rewardlab.control.reward_net import RewardTrainConfig, train_reward
+    from rewardlab.control.segments import read_preferences
+    from rewardlab.destinations import check_folder_destination
+
+    check_folder_destination(output)
+    records = read_preferences(preferences)
+    if not is_tabular(env):
+        net = train_reward(records, RewardTrainConfig(seed=seed), reward_config(env), progress=progress)
+        net.save(output)
+        out.print(f"{output}: a reward over (observation, action) of {env} from {len(records)} pairs")
+        return
+    mdp = _tabular(env, seed, gamma, slip)
+    about: dict[str, object] = {"env": env, "model": model, "preferences": str(preferences), "pairs": len(records)}
+    if model == "pearl":
+        learned = _pearl_reward(records, mdp, source, source_env, seed, gamma, slip, steps, about)
+    else:
+        learner = model
+        if model == "heron":
+            factors = parse_factors(heron_order, mdp.feature_names)
+            records = heron_preferences(mdp, [(r.a, r.b) for r in records], factors, task=env)
+            learner, about["heron_order"] = "partial_return", heron_order
+        learned = learn_linear_reward(mdp, records, learner, steps=steps, lr=lr, l2=l2, progress=progress)
+    about["normalized_return"] = greedy_normalized_return(mdp, learned, _weights(weights))
+    save_linear_reward(output / "reward.json", mdp, learned, **about)
+    shown = ", ".join(f"{name} {w:+.3f}" for name, w in zip(mdp.feature_names, learned, strict=True))
+    out.print(f"{output}: {shown}; normalised return of its optimal policy {about['normalized_return']:.3f}")
+
+
+def _pearl_reward(records, mdp, source, source_env, seed, gamma, slip, steps, about):
+    """PEARL: the source task's labels carried to ``records``' pairs by Gromov-Wasserstein, then the robust
+    (Gaussian) reward fitted on the soft labels."""
+    from rewardlab.control.pearl import fit_robust_reward, transfer_preferences
+    from rewardlab.control.segments import read_preferences
+
+    if source is None or source_env is None:
+        raise ValueError("--model pearl needs --source (labelled source preferences) and --source-env")
+    source_mdp = _tabular(source_env, seed, gamma, slip)
+    transfer = transfer_preferences(read_preferences(source), source_mdp, [(r.a, r.b) for r in records], mdp)
+    about.update(source=str(source), source_env=source_env)
+    return fit_robust_reward(mdp, transfer.preferences, transfer.labels, steps=steps, seed=seed).weights
+
+
+@control_app.command("train-policy")
+@user_errors
+def control_train_policy(
+    output: Annotated[Path, typer.Option(help="Run folder: report.json and the policy")],
+    reward: Annotated[str, typer.Option(help="A learned reward folder (control learn-reward) or true")] = "true",
+    env: EnvOption = "delivery",
+    algorithm: Annotated[str, typer.Option(help="Gymnasium: ppo, a2c, dqn, sac, td3 or ddpg")] = "ppo",
+    timesteps: Annotated[int, typer.Option(help="Gymnasium: environment steps of training")] = 50_000,
+    n_envs: Annotated[int, typer.Option(help="Gymnasium: parallel environments")] = 8,
+    compare_true: Annotated[bool, typer.Option(help="Gymnasium: also train on the true reward")] = True,
+    episodes: Annotated[int, typer.Option(help="Gymnasium: evaluation episodes")] = 20,
+    weights: WeightsOption = None,
+    gamma: GammaOption = 0.99,
+    slip: SlipOption = 0.0,
+    seed: SeedOption = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars")] = True,
+) -> None:
+    """Train a policy on a reward and report its true return beside the policy trained on the true reward, and
+    how the learned reward correlates with the true one. A gridworld is solved exactly (value iteration); a
+    Gymnasium environment is trained with Stable-Baselines3."""
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.control.environments import is_tabular
+    from rewardlab.destinations import check_folder_destination
+
+    check_folder_destination(output)
+    if is_tabular(env):
+        report = _tabular_policy(output, reward, env, _weights(weights), seed, gamma, slip)
+    else:
+        report = _gym_policy(output, reward, env, algorithm, timesteps, n_envs, compare_true, episodes, seed, progress)
+    write_text_atomic(output / "report.json", json.dumps(report, indent=2) + "\n")
+    for name, row in report["policies"].items():
+        shown = f"{row['true_return']:.2f}" + (f" ({row['low']:.2f}–{row['high']:.2f})" if "low" in row else "")
+        extra = f", normalised {row['normalized_return']:.3f}" if "normalized_return" in row else ""
+        out.print(f"policy trained on the {name} reward: true return {shown}{extra}")
+    if "correlation" in report:
+        c = report["correlation"]
+        out.print(
+            f"learned vs true reward over {c['n']} {c['over']}: "
+            f"Pearson {c['pearson']:.3f}, Spearman {c['spearman']:.3f}"
+        )
+    out.print(f"{output / 'report.json'}")
+
+
+def _tabular_policy(output: Path, reward: str, env: str, true, seed: int, gamma: float, slip: float) -> dict:
+    import torch
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.control.correlation import correlations
+    from rewardlab.control.mdp import expected_return, greedy_policy, normalized_return
+    from rewardlab.control.preference_models import optimal_values
+    from rewardlab.control.reward_learning import load_linear_reward
+
+    mdp = _tabular(env, seed, gamma, slip)
+    rewards = (
+        {"true": true} if reward == "true" else {"learned": load_linear_reward(_reward_file(reward), mdp), "true": true}
+    )
+    report: dict = {"env": env, "reward": reward, "policies": {}}
+    for name, w in rewards.items():
+        policy = greedy_policy(optimal_values(mdp, torch.as_tensor(mdp.reward(w), dtype=torch.float64))[1])
+        report["policies"][name] = {
+            "true_return": expected_return(mdp, policy, true),
+            "normalized_return": normalized_return(mdp, policy, true),
+            "actions": policy.tolist(),
+        }
+    if "learned" in rewards:
+        alive = ~mdp.terminal
+        c = correlations(mdp.reward(rewards["learned"])[alive].ravel(), mdp.reward(true)[alive].ravel())
+        report["correlation"] = {
+            "over": "transitions",
+            "n": c.n,
+            "pearson": c.pearson.value,
+            "spearman": c.spearman.value,
+        }
+    write_text_atomic(output / "policy.json", json.dumps(report["policies"][next(iter(rewards))], indent=2) + "\n")
+    return report
+
+
+def _reward_file(reward: str) -> Path:
+    path = Path(reward)
+    if not path.exists():
+        raise FileNotFoundError(f"--reward {reward}: no such folder (a control learn-reward output, or true)")
+    return path / "reward.json" if path.is_dir() else path
+
+
+def _gym_policy(
+    output: Path, reward: str, env: str, algorithm: str, timesteps: int, n_envs: int, compare_true: bool,
+    episodes: int, seed: int, progress: bool,
+) -> dict:  # fmt: skip
+    from rewardlab.control.correlation import reward_correlation
+    from rewardlab.control.gym_env import collect_segments
+    from rewardlab.control.policy_training import evaluate_policy_true_return, save_policy, train_policy
+    from rewardlab.control.reward_net import RewardNet
+
+    net = None if reward == "true" else RewardNet.load(_reward_file(reward).parent)
+    runs = {"learned": net, "true": None} if net is not None and compare_true else {"learned" if net else "true": net}
+    report: dict = {"env": env, "reward": reward, "algorithm": algorithm, "timesteps": timesteps, "policies": {}}
+    for name, learned in runs.items():
+        policy = train_policy(env, learned, algorithm, timesteps, seed, n_envs=n_envs, progress=progress)
+        save_policy(policy, output / f"policy-{name}")
+        score = evaluate_policy_true_return(policy, episodes=episodes, seed=seed + 10_000)
+        report["policies"][name] = {"true_return": score.mean, "low": score.low, "high": score.high}
+    if net is not None:
+        c = reward_correlation(net, collect_segments(env, 200, 25, seed=seed + 20_000))
+        report["correlation"] = {
+            "over": "random segments",
+            "n": c.n,
+            "pearson": c.pearson.value,
+            "spearman": c.spearman.value,
+        }
+    return report
+
+
+@control_app.command("select")
+@user_errors
+def control_select(
+    reward: Annotated[Path, typer.Argument(help="A learned reward folder over (observation, action)")],
+    policy: Annotated[Path, typer.Argument(help="A stochastic policy folder (control train-policy's policy-*)")],
+    k: Annotated[list[int], typer.Option(help="Candidates per step (repeat; 1 is the raw policy)")] = [1, 4, 16],  # noqa: B006
+    episodes: Annotated[int, typer.Option(help="Evaluation episodes per K")] = 20,
+    seed: SeedOption = 0,
+) -> None:
+    """DeformPAM's reward-guided action selection: at each step, sample K actions from the policy and take the one
+    the learned reward scores highest; report the true return for each K."""
+    from rewardlab.control.gym_env import episode_returns
+    from rewardlab.control.policy_training import load_policy, sample_actions
+    from rewardlab.control.reward_net import RewardNet
+    from rewardlab.control.selection import reward_scorer, selecting_policy
+    from rewardlab.evaluate.cv_report import t_interval
+
+    net, trained = RewardNet.load(reward), load_policy(policy)
+    sampler = lambda observation, n: list(sample_actions(trained, observation, n))  # noqa: E731
+    for candidates in k:
+        returns = episode_returns(
+            trained.env_id, selecting_policy(sampler, reward_scorer(net), candidates), episodes, seed
+        )
+        score = t_interval(returns)
+        out.print(f"best of {candidates:>3}: true return {score.mean:.2f} ({score.low:.2f}–{score.high:.2f})")
+
+
+@control_app.command("cvar")
+@user_errors
+def control_cvar(
+    env: EnvOption = "cliff",
+    alpha: Annotated[list[float], typer.Option(help="CVaR levels (repeat): the worst α share of returns")] = [0.1],  # noqa: B006
+    horizon: Annotated[int, typer.Option(help="Steps per episode")] = 40,
+    stock_step: Annotated[
+        float, typer.Option(help="Spacing of the stock grid (exact when rewards are multiples)")
+    ] = 1.0,
+    episodes: Annotated[int, typer.Option(help="Rollouts per policy for the interval")] = 10_000,
+    weights: WeightsOption = None,
+    gamma: GammaOption = 1.0,
+    slip: SlipOption = 0.1,
+    seed: SeedOption = 0,
+    output: Annotated[Path | None, typer.Option(help="Also write the table as JSON here")] = None,
+) -> None:
+    """Plan for risk: the CVaR-optimal policy by stock-augmented distributional DP beside the mean-optimal one,
+    each with its mean and CVaR (exact, and from rollouts with a bootstrap interval)."""
+    import numpy as np
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.control.distributional import (
+        cvar_interval,
+        cvar_of_distribution,
+        cvar_optimal_policy,
+        mean_optimal_policy,
+        return_distribution,
+        return_samples,
+        transition_rewards,
+    )
+
+    mdp = _tabular(env, seed, gamma, slip)
+    reward = transition_rewards(mdp, _weights(weights))
+    plans = {"mean-optimal": mean_optimal_policy(mdp, reward, horizon)}
+    for a in alpha:
+        plans[f"CVaR {a:g}-optimal"] = cvar_optimal_policy(mdp, reward, a, horizon, stock_step=stock_step)
+    rows = []
+    for name, plan in plans.items():
+        values, probs = return_distribution(mdp, plan.policy, reward)
+        samples = return_samples(mdp, plan.policy, reward, episodes, np.random.default_rng(seed))
+        row = {"policy": name, "mean": float(values @ probs)}
+        for a in alpha:
+            estimate = cvar_interval(samples, a, seed=seed)
+            row[f"cvar_{a:g}"] = {
+                "exact": cvar_of_distribution(values, probs, a),
+                "rollouts": estimate.cvar,
+                "low": estimate.ci_low,
+                "high": estimate.ci_high,
+            }
+        rows.append(row)
+        cells = "  ".join(
+            "CVaR {:g} {exact:.2f} (rollouts {rollouts:.2f}, {low:.2f}–{high:.2f})".format(a, **row[f"cvar_{a:g}"])
+            for a in alpha
+        )
+        out.print(f"{name:>18}: mean {row['mean']:.2f}  {cells}")
+    if output is not None:
+        write_text_atomic(
+            output, json.dumps({"env": env, "slip": slip, "horizon": horizon, "rows": rows}, indent=2) + "\n"
+        )
+
+
+@control_app.command("lm-reward")
+@user_errors
+def control_lm_reward(
+    method: Annotated[str, typer.Argument(help="icpl (the LM writes reward code), lare (factors) or oni (labels)")],
+    output: Annotated[Path, typer.Option(help="Results to write (JSON: every reply, error and score)")],
+    env: EnvOption = "delivery",
+    lm: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
+    iterations: Annotated[int, typer.Option(help="icpl: rounds of rewriting")] = 3,
+    candidates: Annotated[int, typer.Option(help="icpl, lare: candidates the LM writes per round")] = 4,
+    beta: Annotated[float, typer.Option(help="oni: weight of the intrinsic reward")] = 0.3,
+    max_new_tokens: Annotated[int, typer.Option(help="Tokens the LM writes at most per reply")] = 160,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the LM")] = 0.7,
+    weights: WeightsOption = None,
+    gamma: GammaOption = 0.99,
+    seed: SeedOption = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars")] = True,
+) -> None:
+    """Let a language model shape a gridworld's reward and measure the result on the true reward: ICPL (reward
+    code improved from preferences over its behaviour), LaRe (latent factors, return decomposition) or ONI
+    (captions labelled helpful, an intrinsic reward). Generated code runs in the sandbox."""
+    import dataclasses
+
+    from rewardlab.atomic import write_text_atomic
+    from rewardlab.control.icpl import ICPLConfig, icpl
+    from rewardlab.control.language import LMGenerate
+    from rewardlab.control.lare import LaReConfig, lare
+    from rewardlab.control.oni import ONIConfig, oni
+    from rewardlab.destinations import check_file_destination
+
+    if method not in ("icpl", "lare", "oni"):
+        raise ValueError(f"unknown method {method!r} (known: icpl, lare, oni)")
+    check_file_destination(output)
+    mdp, true = _tabular(env, seed, gamma, 0.0), _weights(weights)
+    if method == "oni":
+        generate = LMGenerate.load(lm, max_new_tokens=4, temperature=0.0, seed=seed)
+        result = oni(mdp, generate, true, ONIConfig(beta=beta, seed=seed), progress=progress)
+        summary = (
+            f"normalised return: sparse reward {result.sparse_normalized:.3f}, "
+            f"with ONI's {result.shaped_normalized:.3f}"
+        )
+    else:
+        generate = LMGenerate.load(lm, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed)
+        if method == "icpl":
+            config = ICPLConfig(iterations=iterations, candidates=candidates, seed=seed)
+            result = icpl(mdp, generate, true, config, progress=progress)
+            best = ", ".join("none ran" if b is None else f"{b:.3f}" for b in result.best_per_iteration)
+            summary = f"{result.ran_fraction:.0%} of candidates ran; best normalised return per round: {best}"
+        else:
+            result = lare(mdp, generate, true, LaReConfig(candidates=candidates, seed=seed), progress=progress)
+            fitted = "no candidate ran" if result.lare is None else f"{result.lare.normalized:.3f}"
+            summary = (
+                f"{result.ran_fraction:.0%} of candidates ran; normalised return {fitted} "
+                f"(raw features {result.raw.normalized:.3f})"
+            )
+    row = {"method": method, "env": env, "lm": lm, "result": _jsonable(dataclasses.asdict(result))}
+    write_text_atomic(output, json.dumps(row, indent=2) + "\n")
+    out.print(f"{output}: {summary}")
+
+
+def _jsonable(value):
+    """Dataclass fields as JSON: arrays as lists."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
