@@ -6,26 +6,21 @@ from a person's choices between short clips of behaviour and train the agent on 
 without people, their synthetic labeller prefers the clip with the higher true return. Here the true
 rewards of every step are recorded beside each segment (``RolledSegment.true_rewards``) for that labeller
 and for evaluation only; nothing learned reads them.
-
-Gymnasium is an optional dependency (the ``control`` extra): it is imported inside the functions that use
-it, and ``LearnedReward`` (a ``gymnasium.Wrapper``) is built on first access.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import gymnasium
 import numpy as np
 
 from rewardlab.control.segments import Segment, SegmentPreference
 
 if TYPE_CHECKING:
-    import gymnasium
-
     from rewardlab.control.reward_net import RewardNet, RewardNetConfig
 
 Policy = Callable[[np.ndarray], Any]
@@ -49,8 +44,6 @@ class RolledSegment:
 
 def make_env(env_id: str, **kwargs: Any) -> gymnasium.Env:
     """``gymnasium.make(env_id)``, with an unknown id named with the close matches instead of a traceback."""
-    import gymnasium
-
     try:
         return gymnasium.make(env_id, **kwargs)
     except gymnasium.error.Error as error:
@@ -150,47 +143,35 @@ def simulate_segment_preferences(
     return records
 
 
-@functools.cache
-def _learned_reward_class() -> type:
-    import gymnasium
+class LearnedReward(gymnasium.Wrapper):
+    """The environment with its reward replaced by a learned r̂(o, a), optionally normalised as
+    (r̂ − shift) / scale (Christiano et al. normalise r̂ to zero mean and a fixed spread).
 
-    class LearnedReward(gymnasium.Wrapper):
-        """The environment with its reward replaced by a learned r̂(o, a), optionally normalised as
-        (r̂ − shift) / scale (Christiano et al. normalise r̂ to zero mean and a fixed spread).
+    The true reward stays in ``info["true_reward"]``. Beware shifting a reward to zero mean in an
+    environment whose episodes end on failure (CartPole): steps worth less than nothing make ending
+    the episode early the best policy.
+    """
 
-        The true reward stays in ``info["true_reward"]``. Beware shifting a reward to zero mean in an
-        environment whose episodes end on failure (CartPole): steps worth less than nothing make ending
-        the episode early the best policy.
-        """
+    def __init__(self, env: gymnasium.Env, reward: RewardNet, shift: float = 0.0, scale: float = 1.0):
+        super().__init__(env)
+        if not scale > 0:
+            raise ValueError(f"scale must be positive (got {scale})")
+        self.reward_net, self.shift, self.scale = reward, float(shift), float(scale)
+        self._observation: Any = None
 
-        def __init__(self, env: gymnasium.Env, reward: RewardNet, shift: float = 0.0, scale: float = 1.0):
-            super().__init__(env)
-            if not scale > 0:
-                raise ValueError(f"scale must be positive (got {scale})")
-            self.reward_net, self.shift, self.scale = reward, float(shift), float(scale)
-            self._observation: Any = None
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        observation, info = self.env.reset(**kwargs)
+        self._observation = observation
+        return observation, info
 
-        def reset(self, **kwargs: Any) -> tuple[Any, dict]:
-            observation, info = self.env.reset(**kwargs)
-            self._observation = observation
-            return observation, info
-
-        def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
-            if self._observation is None:
-                raise RuntimeError("call reset() before step()")
-            learned = self.reward_net.reward(self._observation, action)
-            observation, true_reward, terminated, truncated, info = self.env.step(action)
-            self._observation = observation
-            info = {**info, "true_reward": float(true_reward)}
-            return observation, (learned - self.shift) / self.scale, terminated, truncated, info
-
-    return LearnedReward
-
-
-def __getattr__(name: str) -> Any:
-    if name == "LearnedReward":
-        return _learned_reward_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self._observation is None:
+            raise RuntimeError("call reset() before step()")
+        learned = self.reward_net.reward(self._observation, action)
+        observation, true_reward, terminated, truncated, info = self.env.step(action)
+        self._observation = observation
+        info = {**info, "true_reward": float(true_reward)}
+        return observation, (learned - self.shift) / self.scale, terminated, truncated, info
 
 
 def episode_returns(env_id: str, policy: Policy | None, episodes: int, seed: int = 0) -> list[float]:
@@ -217,8 +198,6 @@ def episode_returns(env_id: str, policy: Policy | None, episodes: int, seed: int
 def reward_config(env_id: str, hidden: tuple[int, ...] = (64, 64)) -> RewardNetConfig:
     """A ``RewardNetConfig`` sized from the environment's spaces (a flat Box observation; a Discrete or
     flat Box action), rather than guessed from the actions some segments happen to hold."""
-    import gymnasium
-
     from rewardlab.control.reward_net import RewardNetConfig
 
     env = make_env(env_id)

@@ -79,7 +79,7 @@ def gromov_wasserstein_plan(source: np.ndarray, target: np.ndarray, epsilon: flo
     optimum, a permutation when m = n and the distances are distinct); ``epsilon`` > 0 adds the entropy
     term −ε·H(T) (Peyré et al. 2016), which spreads each target segment's mass over the source segments
     that look alike, so more target pairs meet a labelled source pair."""
-    import ot  # the ``control`` extra
+    import ot
 
     source, target = np.asarray(source, dtype=float), np.asarray(target, dtype=float)
     for name, c in (("source", source), ("target", target)):
