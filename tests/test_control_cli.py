@@ -126,6 +126,7 @@ def test_lm_reward_runs_a_local_model_and_records_every_candidate(tmp_path, tiny
         (["prefs", "--output", "x.jsonl", "--env", "CartPole-v1", "--model", "regret"], "labeller is partial-return"),
         (["prefs", "--output", "x.jsonl", "--model", "heron", "--heron-order", "goal,speed"], "speed"),
         (["prefs", "--output", "x.jsonl", "--weights", "1,2"], "needs 5 numbers"),
+        (["prefs", "--output", "x.jsonl", "--env", "CartPole-v1", "--ask"], "simulated only"),
         (["learn-reward", "missing.jsonl", "--output", "r"], "missing.jsonl"),
         (["train-policy", "--output", "p", "--reward", "nothere"], "--reward nothere"),
         (["lm-reward", "eureka", "--output", "r.json"], "unknown method 'eureka'"),
@@ -144,3 +145,27 @@ def test_learn_reward_refuses_a_bad_preference_file_naming_line_and_field(tmp_pa
     ran = invoke("learn-reward", str(bad), "--output", str(tmp_path / "reward"))
     assert ran.exit_code == 2 and f'{bad}:1: field "b"' in ran.output
     assert not (tmp_path / "reward").exists()
+
+
+def test_a_person_judges_gridworld_segments_in_the_terminal(tmp_path):
+    """--ask draws each pair and keeps the answers: a, an invalid answer asked again, b, equal, a skip, then
+    stop; three judgements are written, in order."""
+    prefs = tmp_path / "asked.jsonl"
+    ran = CliRunner().invoke(
+        app,
+        ["control", "prefs", "--ask", "--output", str(prefs), "--n", "6", "--segment-length", "4"],
+        input="a\nx\nb\ne\ns\nq\n",
+        env={"COLUMNS": "200"},
+    )
+    assert ran.exit_code == 0, ran.output
+    assert "'x' is not an answer" in ran.output and "pair 5 of 6" in ran.output and "pair 6 of 6" not in ran.output
+    assert [r.preferred for r in read_preferences(prefs)] == ["a", "b", "equal"]
+
+
+def test_a_segment_is_drawn_with_its_steps_numbered():
+    """The corridor ``S....G``: from its fourth cell, right twice: 0 where it starts, 1 next, 2 on the goal."""
+    from rewardlab.control.ask import draw_segment
+    from rewardlab.control.segments import Segment
+
+    mdp = tabular_env("corridor")
+    assert draw_segment(mdp, Segment((3, 4, 5), (3, 3))) == ["...012", "entered: empty, goal"]

@@ -80,6 +80,9 @@ def control_prefs(
     heron_order: Annotated[
         str, typer.Option(help="heron: factors most important first, '-' when less is better, '=margin'")
     ] = "goal,-hazard,coin,-mud,-step",
+    ask: Annotated[
+        bool, typer.Option(help="Gridworld: ask me (in the terminal) instead of simulating a human")
+    ] = False,
     weights: WeightsOption = None,
     gamma: GammaOption = 0.99,
     slip: SlipOption = 0.0,
@@ -87,9 +90,11 @@ def control_prefs(
 ) -> None:
     """Simulate a human's preferences between pairs of equal-length segments under a preference model
     (Knox et al.'s partial return or regret) or HERON's ranked reward factors, from the true reward. On a
-    Gymnasium environment: random-play segments labelled by Bradley-Terry on their true returns."""
+    Gymnasium environment: random-play segments labelled by Bradley-Terry on their true returns. With --ask,
+    you judge the gridworld segments yourself."""
     import numpy as np
 
+    from rewardlab.control.ask import ask_preferences
     from rewardlab.control.environments import is_tabular
     from rewardlab.control.gym_env import collect_segments, simulate_segment_preferences
     from rewardlab.control.heron import heron_preferences, parse_factors
@@ -103,7 +108,11 @@ def control_prefs(
         mdp, true = _tabular(env, seed, gamma, slip), _weights(weights)
         rng = np.random.default_rng(seed)
         behaviour = behaviour.replace("-", "_")
-        if model == "heron":
+        if ask:
+            pairs = sample_segment_pairs(mdp, n, segment_length, rng, behaviour, epsilon, true)
+            records = ask_preferences(mdp, pairs, read=typer.prompt, write=out.print, task=env)
+            model = "asked"
+        elif model == "heron":
             factors = parse_factors(heron_order, mdp.feature_names)
             pairs = sample_segment_pairs(mdp, n, segment_length, rng, behaviour, epsilon, true)
             records = heron_preferences(mdp, pairs, factors, task=env)
@@ -111,14 +120,20 @@ def control_prefs(
             records = simulate_preferences(
                 mdp, true, n, model, segment_length, rng, temperature, behaviour, epsilon, task=env
             )
+    elif ask:
+        raise ValueError("--ask draws gridworld segments; a Gymnasium environment's segments are simulated only")
     elif (model := model or "partial-return") != "partial-return":
         raise ValueError(f"--model {model}: a Gymnasium environment's labeller is partial-return (no V* to regret)")
     else:
         segments = collect_segments(env, 2 * n, segment_length, seed=seed)
         records = simulate_segment_preferences(segments, n, seed, rationality=1 / temperature)
+    if not records:
+        raise ValueError("no pair was judged: nothing written")
     write_preferences(output, records)
     counts = {side: sum(r.preferred == side for r in records) for side in ("a", "b", "equal")}
-    out.print(f"{output}: {n} pairs on {env} ({model}); a {counts['a']}, b {counts['b']}, equal {counts['equal']}")
+    out.print(
+        f"{output}: {len(records)} pairs on {env} ({model}); a {counts['a']}, b {counts['b']}, equal {counts['equal']}"
+    )
 
 
 @control_app.command("learn-reward")

@@ -23,20 +23,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rewardlab.control.language import (
-    CELL_NAMES,
     Generate,
     Outcomes,
     expected_table,
     extract_function,
-    grid_cells,
     grid_description,
     run_function,
     transition_descriptions,
 )
 from rewardlab.control.mdp import (
+    CELL_NAMES,
     TabularMDP,
     expected_return,
     greedy_policy,
+    grid_cells,
     normalized_return,
     rollout,
     value_iteration,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rewardlab.control.mdp import TabularMDP
+from rewardlab.control.mdp import ACTION_NAMES, CELL_NAMES, TabularMDP, grid_cells
 from rewardlab.tools.sandbox import run_python
 
 if TYPE_CHECKING:
@@ -31,12 +31,6 @@ if TYPE_CHECKING:
 
 Generate = Callable[[str], str]
 """A language model as the methods need it: a prompt in, its reply out."""
-
-ACTION_NAMES = ("up", "down", "left", "right")
-"""The names of ``mdp.MOVES`` in order."""
-
-CELL_NAMES = {".": "empty", "S": "empty", "c": "coin", "m": "mud", "G": "goal", "X": "hazard"}
-"""What the cell entered holds, by its layout character."""
 
 DESCRIPTION_KEYS = ("row", "col", "action", "next_row", "next_col", "entered", "moved")
 """A transition told as a dict: the agent's cell (``row``, ``col``), the ``action`` (up, down, left, right),
@@ -89,13 +83,6 @@ class Outcomes:
     index: np.ndarray  # (K, 3) int
     prob: np.ndarray  # (K,)
     descriptions: list[dict[str, object]]
-
-
-def grid_cells(mdp: TabularMDP) -> list[tuple[int, int]]:
-    """The (row, col) of each state of a gridworld, in ``mdp.gridworld``'s state order."""
-    if not mdp.layout:
-        raise ValueError("language-model rewards need a gridworld (an MDP built by mdp.gridworld, with a layout)")
-    return [(i, j) for i, row in enumerate(mdp.layout) for j, ch in enumerate(row) if ch != "#"]
 
 
 def transition_descriptions(mdp: TabularMDP) -> Outcomes:

@@ -20,6 +20,11 @@ import torch
 MOVES = ((-1, 0), (1, 0), (0, -1), (0, 1))
 """Up, down, left, right, on a grid whose first index is the row."""
 
+ACTION_NAMES = ("up", "down", "left", "right")
+
+CELL_NAMES = {".": "empty", "S": "empty", "c": "coin", "m": "mud", "G": "goal", "X": "hazard"}
+"""What a gridworld cell holds, by its layout character, in words."""
+
 CELL_FEATURES = ("step", "coin", "mud", "goal", "hazard")
 """What entering a gridworld cell counts: every move costs a ``step``; the cell entered may hold a ``coin``,
 ``mud`` (a mild cost), the ``goal`` or a ``hazard`` (both end the episode)."""
@@ -181,6 +186,13 @@ def gridworld(layout: list[str] | tuple[str, ...], gamma: float = 0.99, slip: fl
     return TabularMDP(
         transitions, features, terminal, start / start.sum(), gamma, CELL_FEATURES, tuple("".join(r) for r in rows)
     )
+
+
+def grid_cells(mdp: TabularMDP) -> list[tuple[int, int]]:
+    """The (row, col) of each state of a gridworld, in ``gridworld``'s state order."""
+    if not mdp.layout:
+        raise ValueError("this needs a gridworld (an MDP built by mdp.gridworld, with a layout)")
+    return [(i, j) for i, row in enumerate(mdp.layout) for j, ch in enumerate(row) if ch != "#"]
 
 
 def random_gridworld(rng: np.random.Generator, size: int = 6, gamma: float = 0.99) -> TabularMDP:
