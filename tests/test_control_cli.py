@@ -101,7 +101,27 @@ def test_cartpole_from_preferences_to_a_policy_and_best_of_k(tmp_path):
     report = json.loads((run / "report.json").read_text())
     assert set(report["policies"]) == {"learned", "true"} and report["correlation"]["n"] == 200
     assert all(row["true_return"] >= 8 for row in report["policies"].values())  # CartPole pays 1 a step, ≥ 8 steps
-    selected = invoke("select", str(reward), str(run / "policy-learned"), "--k", "1", "--k", "2", "--episodes", "2")
+    actions, action_reward = tmp_path / "actions.jsonl", tmp_path / "action-reward"
+    made = invoke(
+        "prefs", "--output", str(actions), "--env", "CartPole-v1", "--actions-of", str(run / "policy-learned"),
+        "--n", "8", "--lookahead", "3",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert all(len(r.a) == len(r.b) == 1 for r in read_preferences(actions))  # one-step segments: (o, a, o')
+    assert invoke("learn-reward", str(actions), "--output", str(action_reward), "--env", "CartPole-v1").exit_code == 0
+    wrong = invoke(
+        "prefs",
+        "--output",
+        str(tmp_path / "x.jsonl"),
+        "--env",
+        "Acrobot-v1",
+        "--actions-of",
+        str(run / "policy-learned"),
+    )
+    assert wrong.exit_code == 2 and "was trained on CartPole-v1" in wrong.output
+    selected = invoke(
+        "select", str(action_reward), str(run / "policy-learned"), "--k", "1", "--k", "2", "--episodes", "2"
+    )
     assert selected.exit_code == 0, selected.output
     assert "best of   1" in selected.output and "best of   2" in selected.output
 

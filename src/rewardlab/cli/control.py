@@ -10,6 +10,7 @@ a layout file, or a Gymnasium id (``rewardlab.control.environments``).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -83,6 +84,11 @@ def control_prefs(
     ask: Annotated[
         bool, typer.Option(help="Gridworld: ask me (in the terminal) instead of simulating a human")
     ] = False,
+    actions_of: Annotated[
+        Path | None,
+        typer.Option(help="Gymnasium: judge pairs of this policy's sampled actions by their outcome (DeformPAM)"),
+    ] = None,
+    lookahead: Annotated[int, typer.Option(help="--actions-of: steps of the policy after the action, judged")] = 10,
     weights: WeightsOption = None,
     gamma: GammaOption = 0.99,
     slip: SlipOption = 0.0,
@@ -124,6 +130,9 @@ def control_prefs(
         raise ValueError("--ask draws gridworld segments; a Gymnasium environment's segments are simulated only")
     elif (model := model or "partial-return") != "partial-return":
         raise ValueError(f"--model {model}: a Gymnasium environment's labeller is partial-return (no V* to regret)")
+    elif actions_of is not None:
+        records = _action_preferences(actions_of, env, n, lookahead, seed)
+        model = "action outcomes"
     else:
         segments = collect_segments(env, 2 * n, segment_length, seed=seed)
         records = simulate_segment_preferences(segments, n, seed, rationality=1 / temperature)
@@ -134,6 +143,23 @@ def control_prefs(
     out.print(
         f"{output}: {len(records)} pairs on {env} ({model}); a {counts['a']}, b {counts['b']}, equal {counts['equal']}"
     )
+
+
+def _action_preferences(folder: Path, env: str, n: int, lookahead: int, seed: int) -> list:
+    """DeformPAM's data: at states the policy visits, two of its sampled actions, the better outcome (the
+    action then ``lookahead`` steps of the policy's deterministic choice) preferred."""
+    import numpy as np
+
+    from rewardlab.control.policy_training import load_policy, sample_actions
+    from rewardlab.control.selection import action_preferences
+
+    policy = load_policy(folder)
+    if policy.env_id != env:
+        raise ValueError(f"--actions-of {folder} was trained on {policy.env_id}, not --env {env}")
+    sample = lambda observation, k: list(sample_actions(policy, observation, k))  # noqa: E731
+    visit = lambda observation: sample(observation, 1)[0]  # noqa: E731
+    follow = lambda observation: policy.act(np.asarray(observation))  # noqa: E731
+    return action_preferences(env, sample, visit, n, lookahead, follow, seed=seed)
 
 
 @control_app.command("learn-reward")
@@ -171,6 +197,9 @@ def control_learn_reward(
 
     check_folder_destination(output)
     records = read_preferences(preferences)
+    ties = sum(r.preferred == "equal" for r in records)
+    if ties > len(records) / 2:
+        warnings.warn(f"{ties} of the {len(records)} pairs are ties: the reward has little to learn from", stacklevel=1)
     if not is_tabular(env):
         net = train_reward(records, RewardTrainConfig(seed=seed), reward_config(env), progress=progress)
         net.save(output)

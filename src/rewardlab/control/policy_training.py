@@ -65,12 +65,16 @@ def _check_hyperparams(hyperparams: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"hyperparameters must be JSON values (numbers, strings, lists, objects): {error}") from None
 
 
-def _progress_callback(advance: Any) -> Any:
+def _progress_callback(advance: Any, total: int) -> Any:
+    """Advance the bar by the environment steps taken, up to ``total``: SB3 finishes its last rollout, so it
+    may run past ``total`` by up to one rollout."""
     from stable_baselines3.common.callbacks import BaseCallback
 
     class Progress(BaseCallback):
         def _on_step(self) -> bool:
-            advance(self.training_env.num_envs)
+            shown = self.num_timesteps - self.training_env.num_envs
+            if shown < total:
+                advance(min(self.training_env.num_envs, total - shown))
             return True
 
     return Progress()
@@ -106,7 +110,7 @@ def train_policy(
     env = make_vec_env(env_id, n_envs=n_envs, seed=seed, wrapper_class=wrapper, wrapper_kwargs=wrapper_kwargs)
     model = cls("MlpPolicy", env, seed=seed, verbose=0, **{"device": "cpu", **hyperparams})
     with progress_bar(progress, f"{algorithm} on {env_id}", timesteps) as advance:
-        model.learn(total_timesteps=timesteps, callback=_progress_callback(advance))
+        model.learn(total_timesteps=timesteps, callback=_progress_callback(advance, timesteps))
     env.close()
     return TrainedPolicy(model, env_id, algorithm.lower(), hyperparams, "true" if reward is None else "learned")
 
