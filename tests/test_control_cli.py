@@ -148,6 +148,7 @@ def test_lm_reward_runs_a_local_model_and_records_every_candidate(tmp_path, tiny
         (["prefs", "--output", "x.jsonl", "--weights", "1,2"], "needs 5 numbers"),
         (["prefs", "--output", "x.jsonl", "--env", "CartPole-v1", "--ask"], "simulated only"),
         (["learn-reward", "missing.jsonl", "--output", "r"], "missing.jsonl"),
+        (["learn-reward", "missing.jsonl", "--output", "r", "--model", "pearl"], "missing.jsonl"),
         (["train-policy", "--output", "p", "--reward", "nothere"], "--reward nothere"),
         (["lm-reward", "eureka", "--output", "r.json"], "unknown method 'eureka'"),
     ],

@@ -105,6 +105,7 @@ def control_prefs(
     from rewardlab.control.gym_env import collect_segments, simulate_segment_preferences
     from rewardlab.control.heron import heron_preferences, parse_factors
     from rewardlab.control.preference_models import sample_segment_pairs, simulate_preferences
+    from rewardlab.control.runs import policy_action_preferences
     from rewardlab.control.segments import write_preferences
     from rewardlab.destinations import check_jsonl_destination
 
@@ -131,7 +132,7 @@ def control_prefs(
     elif (model := model or "partial-return") != "partial-return":
         raise ValueError(f"--model {model}: a Gymnasium environment's labeller is partial-return (no V* to regret)")
     elif actions_of is not None:
-        records = _action_preferences(actions_of, env, n, lookahead, seed)
+        records = policy_action_preferences(actions_of, env, n, lookahead, seed)
         model = "action outcomes"
     else:
         segments = collect_segments(env, 2 * n, segment_length, seed=seed)
@@ -145,23 +146,6 @@ def control_prefs(
     )
 
 
-def _action_preferences(folder: Path, env: str, n: int, lookahead: int, seed: int) -> list:
-    """DeformPAM's data: at states the policy visits, two of its sampled actions, the better outcome (the
-    action then ``lookahead`` steps of the policy's deterministic choice) preferred."""
-    import numpy as np
-
-    from rewardlab.control.policy_training import load_policy, sample_actions
-    from rewardlab.control.selection import action_preferences
-
-    policy = load_policy(folder)
-    if policy.env_id != env:
-        raise ValueError(f"--actions-of {folder} was trained on {policy.env_id}, not --env {env}")
-    sample = lambda observation, k: list(sample_actions(policy, observation, k))  # noqa: E731
-    visit = lambda observation: sample(observation, 1)[0]  # noqa: E731
-    follow = lambda observation: policy.act(np.asarray(observation))  # noqa: E731
-    return action_preferences(env, sample, visit, n, lookahead, follow, seed=seed)
-
-
 @control_app.command("learn-reward")
 @user_errors
 def control_learn_reward(
@@ -169,8 +153,12 @@ def control_learn_reward(
     output: Annotated[Path, typer.Option(help="Folder of the learned reward (reward.json; a network's weights too)")],
     env: EnvOption = "delivery",
     model: Annotated[
-        str, typer.Option(help="partial-return, regret, heron (relabel by --heron-order) or pearl (--source)")
-    ] = "regret",
+        str | None,
+        typer.Option(
+            help="partial-return, regret, heron (relabel by --heron-order) or pearl (--source) "
+            "[default: regret; Gymnasium: partial-return]"
+        ),
+    ] = None,
     heron_order: Annotated[str, typer.Option(help="heron: the ranked factors")] = "goal,-hazard,coin,-mud,-step",
     source: Annotated[Path | None, typer.Option(help="pearl: labelled preferences of the source task")] = None,
     source_env: Annotated[str | None, typer.Option(help="pearl: the source task's environment")] = None,
@@ -192,6 +180,7 @@ def control_learn_reward(
     from rewardlab.control.heron import heron_preferences, parse_factors
     from rewardlab.control.reward_learning import greedy_normalized_return, learn_linear_reward, save_linear_reward
     from rewardlab.control.reward_net import RewardTrainConfig, train_reward
+    from rewardlab.control.runs import pearl_reward
     from rewardlab.control.segments import read_preferences
     from rewardlab.destinations import check_folder_destination
 
@@ -201,14 +190,21 @@ def control_learn_reward(
     if ties > len(records) / 2:
         warnings.warn(f"{ties} of the {len(records)} pairs are ties: the reward has little to learn from", stacklevel=1)
     if not is_tabular(env):
+        if (model or "partial-return") != "partial-return":
+            raise ValueError(f"--model {model}: a Gymnasium environment's reward is learned by partial return")
         net = train_reward(records, RewardTrainConfig(seed=seed), reward_config(env), progress=progress)
         net.save(output)
         out.print(f"{output}: a reward over (observation, action) of {env} from {len(records)} pairs")
         return
+    model = model or "regret"
     mdp = _tabular(env, seed, gamma, slip)
     about: dict[str, object] = {"env": env, "model": model, "preferences": str(preferences), "pairs": len(records)}
     if model == "pearl":
-        learned = _pearl_reward(records, mdp, source, source_env, seed, gamma, slip, steps, about)
+        if source is None or source_env is None:
+            raise ValueError("--model pearl needs --source (labelled source preferences) and --source-env")
+        source_mdp = _tabular(source_env, seed, gamma, slip)
+        learned = pearl_reward(records, mdp, read_preferences(source), source_mdp, steps, seed)
+        about.update(source=str(source), source_env=source_env)
     else:
         learner = model
         if model == "heron":
@@ -216,24 +212,12 @@ def control_learn_reward(
             records = heron_preferences(mdp, [(r.a, r.b) for r in records], factors, task=env)
             learner, about["heron_order"] = "partial_return", heron_order
         learned = learn_linear_reward(mdp, records, learner, steps=steps, lr=lr, l2=l2, progress=progress)
-    about["normalized_return"] = greedy_normalized_return(mdp, learned, _weights(weights))
+    true = _weights(weights)
+    about["normalized_return"] = greedy_normalized_return(mdp, learned, true)
+    about["true_weights"] = dict(zip(mdp.feature_names, true.tolist(), strict=True))
     save_linear_reward(output / "reward.json", mdp, learned, **about)
     shown = ", ".join(f"{name} {w:+.3f}" for name, w in zip(mdp.feature_names, learned, strict=True))
     out.print(f"{output}: {shown}; normalised return of its optimal policy {about['normalized_return']:.3f}")
-
-
-def _pearl_reward(records, mdp, source, source_env, seed, gamma, slip, steps, about):
-    """PEARL: the source task's labels carried to ``records``' pairs by Gromov-Wasserstein, then the robust
-    (Gaussian) reward fitted on the soft labels."""
-    from rewardlab.control.pearl import fit_robust_reward, transfer_preferences
-    from rewardlab.control.segments import read_preferences
-
-    if source is None or source_env is None:
-        raise ValueError("--model pearl needs --source (labelled source preferences) and --source-env")
-    source_mdp = _tabular(source_env, seed, gamma, slip)
-    transfer = transfer_preferences(read_preferences(source), source_mdp, [(r.a, r.b) for r in records], mdp)
-    about.update(source=str(source), source_env=source_env)
-    return fit_robust_reward(mdp, transfer.preferences, transfer.labels, steps=steps, seed=seed).weights
 
 
 @control_app.command("train-policy")
@@ -258,13 +242,24 @@ def control_train_policy(
     Gymnasium environment is trained with Stable-Baselines3."""
     from rewardlab.atomic import write_text_atomic
     from rewardlab.control.environments import is_tabular
+    from rewardlab.control.reward_learning import load_linear_reward
+    from rewardlab.control.reward_net import RewardNet
+    from rewardlab.control.runs import gym_policy_report, tabular_policy_report
     from rewardlab.destinations import check_folder_destination
 
     check_folder_destination(output)
     if is_tabular(env):
-        report = _tabular_policy(output, reward, env, _weights(weights), seed, gamma, slip)
+        mdp = _tabular(env, seed, gamma, slip)
+        learned = None if reward == "true" else load_linear_reward(_reward_file(reward), mdp)
+        report = tabular_policy_report(mdp, _weights(weights), learned)
+        first = report["policies"]["learned" if learned is not None else "true"]
+        write_text_atomic(output / "policy.json", json.dumps(first, indent=2) + "\n")
     else:
-        report = _gym_policy(output, reward, env, algorithm, timesteps, n_envs, compare_true, episodes, seed, progress)
+        net = None if reward == "true" else RewardNet.load(_reward_file(reward).parent)
+        report = gym_policy_report(
+            env, net, output, algorithm, timesteps, n_envs, compare_true, episodes, seed, progress
+        )
+    report = {"env": env, "reward": reward, **report}
     write_text_atomic(output / "report.json", json.dumps(report, indent=2) + "\n")
     for name, row in report["policies"].items():
         shown = f"{row['true_return']:.2f}" + (f" ({row['low']:.2f}–{row['high']:.2f})" if "low" in row else "")
@@ -279,73 +274,11 @@ def control_train_policy(
     out.print(f"{output / 'report.json'}")
 
 
-def _tabular_policy(output: Path, reward: str, env: str, true, seed: int, gamma: float, slip: float) -> dict:
-    import torch
-
-    from rewardlab.atomic import write_text_atomic
-    from rewardlab.control.correlation import correlations
-    from rewardlab.control.mdp import expected_return, greedy_policy, normalized_return
-    from rewardlab.control.preference_models import optimal_values
-    from rewardlab.control.reward_learning import load_linear_reward
-
-    mdp = _tabular(env, seed, gamma, slip)
-    rewards = (
-        {"true": true} if reward == "true" else {"learned": load_linear_reward(_reward_file(reward), mdp), "true": true}
-    )
-    report: dict = {"env": env, "reward": reward, "policies": {}}
-    for name, w in rewards.items():
-        policy = greedy_policy(optimal_values(mdp, torch.as_tensor(mdp.reward(w), dtype=torch.float64))[1])
-        report["policies"][name] = {
-            "true_return": expected_return(mdp, policy, true),
-            "normalized_return": normalized_return(mdp, policy, true),
-            "actions": policy.tolist(),
-        }
-    if "learned" in rewards:
-        alive = ~mdp.terminal
-        c = correlations(mdp.reward(rewards["learned"])[alive].ravel(), mdp.reward(true)[alive].ravel())
-        report["correlation"] = {
-            "over": "transitions",
-            "n": c.n,
-            "pearson": c.pearson.value,
-            "spearman": c.spearman.value,
-        }
-    write_text_atomic(output / "policy.json", json.dumps(report["policies"][next(iter(rewards))], indent=2) + "\n")
-    return report
-
-
 def _reward_file(reward: str) -> Path:
     path = Path(reward)
     if not path.exists():
         raise FileNotFoundError(f"--reward {reward}: no such folder (a control learn-reward output, or true)")
     return path / "reward.json" if path.is_dir() else path
-
-
-def _gym_policy(
-    output: Path, reward: str, env: str, algorithm: str, timesteps: int, n_envs: int, compare_true: bool,
-    episodes: int, seed: int, progress: bool,
-) -> dict:  # fmt: skip
-    from rewardlab.control.correlation import reward_correlation
-    from rewardlab.control.gym_env import collect_segments
-    from rewardlab.control.policy_training import evaluate_policy_true_return, save_policy, train_policy
-    from rewardlab.control.reward_net import RewardNet
-
-    net = None if reward == "true" else RewardNet.load(_reward_file(reward).parent)
-    runs = {"learned": net, "true": None} if net is not None and compare_true else {"learned" if net else "true": net}
-    report: dict = {"env": env, "reward": reward, "algorithm": algorithm, "timesteps": timesteps, "policies": {}}
-    for name, learned in runs.items():
-        policy = train_policy(env, learned, algorithm, timesteps, seed, n_envs=n_envs, progress=progress)
-        save_policy(policy, output / f"policy-{name}")
-        score = evaluate_policy_true_return(policy, episodes=episodes, seed=seed + 10_000)
-        report["policies"][name] = {"true_return": score.mean, "low": score.low, "high": score.high}
-    if net is not None:
-        c = reward_correlation(net, collect_segments(env, 200, 25, seed=seed + 20_000))
-        report["correlation"] = {
-            "over": "random segments",
-            "n": c.n,
-            "pearson": c.pearson.value,
-            "spearman": c.spearman.value,
-        }
-    return report
 
 
 @control_app.command("select")
@@ -359,19 +292,10 @@ def control_select(
 ) -> None:
     """DeformPAM's reward-guided action selection: at each step, sample K actions from the policy and take the one
     the learned reward scores highest; report the true return for each K."""
-    from rewardlab.control.gym_env import episode_returns
-    from rewardlab.control.policy_training import load_policy, sample_actions
     from rewardlab.control.reward_net import RewardNet
-    from rewardlab.control.selection import reward_scorer, selecting_policy
-    from rewardlab.evaluate.cv_report import t_interval
+    from rewardlab.control.runs import selection_returns
 
-    net, trained = RewardNet.load(reward), load_policy(policy)
-    sampler = lambda observation, n: list(sample_actions(trained, observation, n))  # noqa: E731
-    for candidates in k:
-        returns = episode_returns(
-            trained.env_id, selecting_policy(sampler, reward_scorer(net), candidates), episodes, seed
-        )
-        score = t_interval(returns)
+    for candidates, score in selection_returns(RewardNet.load(reward), policy, k, episodes, seed).items():
         out.print(f"best of {candidates:>3}: true return {score.mean:.2f} ({score.low:.2f}–{score.high:.2f})")
 
 
@@ -393,43 +317,17 @@ def control_cvar(
 ) -> None:
     """Plan for risk: the CVaR-optimal policy by stock-augmented distributional DP beside the mean-optimal one,
     each with its mean and CVaR (exact, and from rollouts with a bootstrap interval)."""
-    import numpy as np
-
     from rewardlab.atomic import write_text_atomic
-    from rewardlab.control.distributional import (
-        cvar_interval,
-        cvar_of_distribution,
-        cvar_optimal_policy,
-        mean_optimal_policy,
-        return_distribution,
-        return_samples,
-        transition_rewards,
-    )
+    from rewardlab.control.runs import cvar_table
 
     mdp = _tabular(env, seed, gamma, slip)
-    reward = transition_rewards(mdp, _weights(weights))
-    plans = {"mean-optimal": mean_optimal_policy(mdp, reward, horizon)}
-    for a in alpha:
-        plans[f"CVaR {a:g}-optimal"] = cvar_optimal_policy(mdp, reward, a, horizon, stock_step=stock_step)
-    rows = []
-    for name, plan in plans.items():
-        values, probs = return_distribution(mdp, plan.policy, reward)
-        samples = return_samples(mdp, plan.policy, reward, episodes, np.random.default_rng(seed))
-        row = {"policy": name, "mean": float(values @ probs)}
-        for a in alpha:
-            estimate = cvar_interval(samples, a, seed=seed)
-            row[f"cvar_{a:g}"] = {
-                "exact": cvar_of_distribution(values, probs, a),
-                "rollouts": estimate.cvar,
-                "low": estimate.ci_low,
-                "high": estimate.ci_high,
-            }
-        rows.append(row)
+    rows = cvar_table(mdp, _weights(weights), alpha, horizon, stock_step, episodes, seed)
+    for row in rows:
         cells = "  ".join(
             "CVaR {:g} {exact:.2f} (rollouts {rollouts:.2f}, {low:.2f}–{high:.2f})".format(a, **row[f"cvar_{a:g}"])
             for a in alpha
         )
-        out.print(f"{name:>18}: mean {row['mean']:.2f}  {cells}")
+        out.print(f"{row['policy']:>18}: mean {row['mean']:.2f}  {cells}")
     if output is not None:
         write_text_atomic(
             output, json.dumps({"env": env, "slip": slip, "horizon": horizon, "rows": rows}, indent=2) + "\n"
