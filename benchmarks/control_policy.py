@@ -111,8 +111,8 @@ def summary(rows: list[dict]) -> dict:
 
 def markdown(settings: Settings, rows: list[dict], totals: dict, seconds: float, cpu_seconds: float) -> str:
     lines = [
-        f"## {settings.algorithm.upper()} on a learned reward vs the true reward ({settings.env}, {settings.seeds} seeds, "
-        f"{settings.timesteps} steps each, {settings.pairs} simulated judgements)",
+        f"## {settings.algorithm.upper()} on a learned reward vs the true reward ({settings.env}, "
+        f"{settings.seeds} seeds, {settings.timesteps} steps each, {settings.pairs} simulated judgements)",
         "",
         "| policy trained on | true return (mean over seeds) | 95 % t-interval |",
         "|---|---|---|",
