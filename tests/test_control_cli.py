@@ -126,6 +126,19 @@ def test_cartpole_from_preferences_to_a_policy_and_best_of_k(tmp_path):
     assert "best of   1" in selected.output and "best of   2" in selected.output
 
 
+def test_lare_with_an_mlp_decoder_and_verification_from_the_command_line(tmp_path, tiny_decoder_dir):
+    """The tiny decoder's factor code does not run, as written or after verification: recorded, not fatal."""
+    results = tmp_path / "lare.json"
+    ran = invoke(
+        "lm-reward", "lare", "--output", str(results), "--env", "corridor", "--lm", str(tiny_decoder_dir),
+        "--candidates", "1", "--decoder", "mlp", "--verify", "--max-new-tokens", "8", "--no-progress",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    assert "0 of 1 candidates ran as written" in ran.output
+    (candidate,) = json.loads(results.read_text())["result"]["candidates"]
+    assert candidate["error"] and candidate["verification"]["prompt"]
+
+
 def test_lm_reward_runs_a_local_model_and_records_every_candidate(tmp_path, tiny_decoder_dir):
     """A tiny random decoder writes no usable reward code: ICPL records each candidate's reason."""
     results = tmp_path / "icpl.json"

@@ -343,6 +343,8 @@ def control_lm_reward(
     lm: Annotated[str, typer.Option(help="smollm2 or a local causal LM folder")] = "smollm2",
     iterations: Annotated[int, typer.Option(help="icpl: rounds of rewriting")] = 3,
     candidates: Annotated[int, typer.Option(help="icpl, lare: candidates the LM writes per round")] = 4,
+    decoder: Annotated[str, typer.Option(help="lare: linear or mlp decoder of the factors")] = "linear",
+    verify: Annotated[bool, typer.Option(help="lare: the LM checks each candidate's sandbox result")] = False,
     beta: Annotated[float, typer.Option(help="oni: weight of the intrinsic reward")] = 0.3,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens the LM writes at most per reply")] = 160,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the LM")] = 0.7,
@@ -382,10 +384,12 @@ def control_lm_reward(
             best = ", ".join("none ran" if b is None else f"{b:.3f}" for b in result.best_per_iteration)
             summary = f"{result.ran_fraction:.0%} of candidates ran; best normalised return per round: {best}"
         else:
-            result = lare(mdp, generate, true, LaReConfig(candidates=candidates, seed=seed), progress=progress)
+            config = LaReConfig(candidates=candidates, decoder=decoder, verify=verify, seed=seed)
+            result = lare(mdp, generate, true, config, progress=progress)
             fitted = "no candidate ran" if result.lare is None else f"{result.lare.normalized:.3f}"
+            ran = f"{result.ran_before_verification} of {candidates} candidates ran as written, " if verify else ""
             summary = (
-                f"{result.ran_fraction:.0%} of candidates ran; normalised return {fitted} "
+                f"{ran}{result.ran_fraction:.0%} of candidates ran; normalised return {fitted} "
                 f"(raw features {result.raw.normalized:.3f})"
             )
     row = {"method": method, "env": env, "lm": lm, "result": _jsonable(dataclasses.asdict(result))}
