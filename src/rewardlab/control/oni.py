@@ -219,10 +219,6 @@ class ONIOnlineConfig(Checked):
     """Q-learning step size."""
     epsilon: float = 0.1
     """Probability of a uniformly random action (ε-greedy; greedy ties are broken at random)."""
-    count_exponent: float = 1.0
-    """κ of the episodic count scaling r_int(c)/N_ep(c)^κ (as Motif scales its LM reward, Klissarov et al. 2023), N_ep(c) the
-    times c was met so far this episode: 0 pays every meeting, and then a helpful caption next to another (two
-    coins) pays the agent to walk between them forever instead of looking for the goal."""
     retrain_every: int = 10
     """Episodes between retrainings of the caption classifier on the labels that have arrived."""
     asynchronous: bool = True
@@ -245,8 +241,6 @@ class ONIOnlineConfig(Checked):
             found.append(f"epsilon must be in [0, 1] (got {self.epsilon})")
         if not self.lr > 0:
             found.append(f"lr must be positive (got {self.lr})")
-        if not self.count_exponent >= 0:
-            found.append(f"count_exponent must be 0 or more (got {self.count_exponent})")
         return found
 
 
@@ -359,10 +353,11 @@ def oni_online(
     """ONI as the paper runs it, on a gridworld with true ``weights``: a Q-learning agent (:func:`q_learning_update`,
     ε-greedy) acts ``episodes`` episodes of at most ``episode_length`` steps from the start distribution, rewarded
 
-        r_t = r_ext(s, a, s') + β·r_int(c_t) / N_ep(c_t)^κ,
+        r_t = r_ext(s, a, s') + β·r_int(c_t),
 
-    with r_ext the sparse goal/hazard reward of the outcome it drew, c_t its caption and N_ep(c_t) the meetings of
-    c_t so far this episode (κ = ``count_exponent``).
+    with r_ext the sparse goal/hazard reward of the outcome it drew and c_t its caption. A yes/no caption reward
+    pays every meeting: two helpful cells side by side pay the agent to walk between them (measured: on a trail
+    of coins to the goal it found the goal on 1 seed in 10 against 10 of 10 without it).
 
     Each new caption goes to the labeller at once and the agent goes on acting. r_int(c) is the LM's label once it
     has arrived, else the verdict of the classifier retrained every ``retrain_every`` episodes on the labels so
@@ -399,7 +394,7 @@ def oni_online(
                 if config.beta > 0 and episode > 0 and episode % config.retrain_every == 0:
                     verdicts = classify_captions(labeller.labels, distinct, config.steps, config.lr)
                 s = int(rng.choice(mdp.n_states, p=mdp.start))
-                total, reached, met = 0.0, False, dict.fromkeys(distinct, 0)
+                total, reached = 0.0, False
                 for _ in range(config.episode_length):
                     if mdp.terminal[s]:
                         break
@@ -411,8 +406,7 @@ def oni_online(
                     if config.beta > 0:
                         labeller.submit(captions[k])
                         labeller.collect()
-                        met[captions[k]] += 1
-                        r += config.beta * intrinsic(captions[k]) / met[captions[k]] ** config.count_exponent
+                        r += config.beta * intrinsic(captions[k])
                     q_learning_update(q, s, a, r, s2, bool(mdp.terminal[s2]), config.alpha, mdp.gamma)
                     total += float(true_reward[k])
                     reached = reached or bool(goal[k])
