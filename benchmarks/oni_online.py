@@ -26,13 +26,14 @@ import numpy as np
 import torch
 
 from rewardlab.atomic import write_text_atomic
+from rewardlab.control.environments import LAYOUTS as ENV_LAYOUTS
 from rewardlab.control.language import Generate, LMGenerate
 from rewardlab.control.mdp import DELIVERY_WEIGHTS, gridworld
 from rewardlab.control.oni import CAPTIONS, ONIOnlineConfig, ONIOnlineOutput, oni_online
 from rewardlab.evaluate.cv_report import t_interval
 
 LAYOUTS = {
-    "pocket": ("S.........", "..........", "..........", "..........", "..........", ".........#", "........cG"),
+    "pocket": ENV_LAYOUTS["pocket"],
     "pocket-large": (
         "S...........",
         "............",

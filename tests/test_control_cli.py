@@ -203,3 +203,17 @@ def test_a_segment_is_drawn_with_its_steps_numbered():
 
     mdp = tabular_env("corridor")
     assert draw_segment(mdp, Segment((3, 4, 5), (3, 3))) == ["...012", "entered: empty, goal"]
+
+
+def test_oni_online_compares_with_the_sparse_reward_alone(tmp_path, tiny_decoder_dir):
+    """The tiny decoder's labels parse as neither yes nor no, so ONI's agent is the sparse one: same seed, same
+    first goal episode and return."""
+    results = tmp_path / "oni.json"
+    ran = invoke(
+        "lm-reward", "oni", "--online", "--output", str(results), "--env", "corridor", "--lm", str(tiny_decoder_dir),
+        "--episodes", "5", "--no-progress",
+    )  # fmt: skip
+    assert ran.exit_code == 0, ran.output
+    report = json.loads(results.read_text())
+    assert report["method"] == "oni-online" and set(report) >= {"sparse", "oni"}
+    assert report["oni"]["normalized_return"] == report["sparse"]["normalized_return"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from rewardlab.control.environments import LAYOUTS
 from rewardlab.control.mdp import DELIVERY_WEIGHTS, gridworld
 from rewardlab.control.oni import (
     CAPTIONS,
@@ -22,7 +23,7 @@ from rewardlab.control.oni import (
 from rewardlab.runs.config import ConfigError
 
 W = np.array(DELIVERY_WEIGHTS)
-POCKET = ("S.........", "..........", "..........", "..........", "..........", ".........#", "........cG")
+POCKET = LAYOUTS["pocket"]
 """10×7, the goal in the far corner, reachable only through the coin cell beside it: a random walk seldom gets there
 in 50 steps, and the sparse reward (goal/hazard only) says nothing until it does."""
 SMALL = ("S...", "....", "...#", "..cG")

@@ -346,6 +346,10 @@ def control_lm_reward(
     decoder: Annotated[str, typer.Option(help="lare: linear or mlp decoder of the factors")] = "linear",
     verify: Annotated[bool, typer.Option(help="lare: the LM checks each candidate's sandbox result")] = False,
     beta: Annotated[float, typer.Option(help="oni: weight of the intrinsic reward")] = 0.3,
+    online: Annotated[
+        bool, typer.Option(help="oni: a Q-learning agent explores while the LM labels captions in the background")
+    ] = False,
+    episodes: Annotated[int, typer.Option(help="oni --online: episodes of Q-learning")] = 150,
     max_new_tokens: Annotated[int, typer.Option(help="Tokens the LM writes at most per reply")] = 160,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the LM")] = 0.7,
     weights: WeightsOption = None,
@@ -362,13 +366,25 @@ def control_lm_reward(
     from rewardlab.control.icpl import ICPLConfig, icpl
     from rewardlab.control.language import LMGenerate
     from rewardlab.control.lare import LaReConfig, lare
-    from rewardlab.control.oni import ONIConfig, oni
+    from rewardlab.control.oni import ONIConfig, ONIOnlineConfig, oni
+    from rewardlab.control.runs import oni_online_report
     from rewardlab.destinations import check_file_destination
 
     if method not in ("icpl", "lare", "oni"):
         raise ValueError(f"unknown method {method!r} (known: icpl, lare, oni)")
     check_file_destination(output)
     mdp, true = _tabular(env, seed, gamma, 0.0), _weights(weights)
+    if method == "oni" and online:
+        generate = LMGenerate.load(lm, max_new_tokens=4, temperature=0.0, seed=seed)
+        report = oni_online_report(mdp, generate, true, ONIOnlineConfig(beta=beta, episodes=episodes, seed=seed))
+        write_text_atomic(output, json.dumps({"method": "oni-online", "env": env, "lm": lm, **report}, indent=2) + "\n")
+        for name, row in report.items():
+            first = row["first_goal_episode"] or "never"
+            out.print(
+                f"{name:>6}: goal first reached in episode {first}, in {row['share_reaching_goal']:.0%} of episodes; "
+                f"final normalised return {row['normalized_return']:.3f}"
+            )
+        return
     if method == "oni":
         generate = LMGenerate.load(lm, max_new_tokens=4, temperature=0.0, seed=seed)
         result = oni(mdp, generate, true, ONIConfig(beta=beta, seed=seed), progress=progress)

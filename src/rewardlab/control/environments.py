@@ -3,7 +3,7 @@
 ``--env`` takes one of:
 
 - a shipped layout (``LAYOUTS``): ``delivery`` (Knox et al.'s delivery domain in small), ``cliff``, ``bridge``
-  and ``ledge`` (the short way runs beside hazards: where mean and risk part ways), ``corridor``;
+  and ``ledge`` (the short way runs beside hazards: where mean and risk part ways), ``corridor``, ``pocket``;
 - ``random:SIZE`` (a random delivery-style grid, drawn from ``--seed``);
 - a text file of grid rows (``.`` empty, ``c`` coin, ``m`` mud, ``G`` goal, ``X`` hazard, ``#`` wall, ``S``
   start);
@@ -31,10 +31,12 @@ LAYOUTS: dict[str, tuple[str, ...]] = {
     "bridge": ("............", ".##########.", ".XXXXXXXXXX.", "S..........G", ".XXXXXXXXXX."),
     "ledge": ("S.........G", ".XXXXXXXXX.", "...........", "...........", "...........", "..........."),
     "corridor": ("S....G",),
+    "pocket": ("S.........", "..........", "..........", "..........", "..........", ".........#", "........cG"),
 }
 """``cliff``, ``bridge`` and ``ledge`` are where risk matters: the short way runs beside hazards and a longer one
 is safe, so with slip the mean-optimal and the CVaR-optimal routes differ (Sutton & Barto's cliff, a bridge with
-hazards on both sides, a ledge whose detour is long)."""
+hazards on both sides, a ledge whose detour is long). ``pocket`` hides its goal in the far corner behind a coin:
+a sparse reward a random walk seldom finds (ONI's setting)."""
 
 RISK_LAYOUTS = ("cliff", "bridge", "ledge")
 

@@ -160,3 +160,23 @@ def cvar_table(
             }
         rows.append(row)
     return rows
+
+
+def oni_online_report(mdp: TabularMDP, generate: Any, weights: np.ndarray, config: Any) -> dict[str, Any]:
+    """ONI's learning agent beside the same agent, seed and episodes on the sparse reward alone (β = 0): the
+    first episode that reached the goal, the share that did, the final greedy policy's normalised return."""
+    from dataclasses import replace
+
+    from rewardlab.control.oni import oni_online
+
+    report: dict[str, Any] = {}
+    for name, beta in (("sparse", 0.0), ("oni", config.beta)):
+        run = oni_online(mdp, generate, weights, replace(config, beta=beta))
+        report[name] = {
+            "first_goal_episode": run.first_goal_episode,
+            "share_reaching_goal": float(np.mean(run.reached_goal)),
+            "normalized_return": run.normalized,
+            "labels": run.labels,
+            "errors": run.errors,
+        }
+    return report
