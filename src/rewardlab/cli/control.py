@@ -2,9 +2,10 @@
 
 Simulate or collect segment preferences (``control prefs``), learn a reward from them under a preference
 model (``control learn-reward``), train a policy on it and compare with the true reward (``control
-train-policy``), plan for risk with distributional DP (``control cvar``), and let a language model shape the
-reward (``control icpl``, ``control lare``, ``control oni``). ``--env`` names a shipped gridworld, ``random:SIZE``,
-a layout file, or a Gymnasium id (``rewardlab.control.environments``).
+train-policy``), pick the best of K actions by a learned reward (``control select``), plan for risk with
+distributional DP (``control cvar``), and let a language model shape the reward (``control lm-reward
+icpl|lare|oni``). ``--env`` names a shipped gridworld, ``random:SIZE``, a layout file, or a Gymnasium id
+(``rewardlab.control.environments``). The work is in ``rewardlab.control.runs`` and the modules it calls.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ control_app = typer.Typer(
 app.add_typer(control_app, name="control")
 
 EnvOption = Annotated[
-    str, typer.Option(help="delivery, cliff, bridge, ledge, corridor, random:SIZE, a layout file or a Gymnasium id")
+    str, typer.Option(help="A shipped layout (delivery, cliff, ...), random:SIZE, a layout file or a Gymnasium id")
 ]
 SeedOption = Annotated[int, typer.Option(help="Seed of the environment, the segments and the labels")]
 GammaOption = Annotated[float, typer.Option(help="Discount of the gridworld")]
@@ -319,7 +320,10 @@ def control_cvar(
     each with its mean and CVaR (exact, and from rollouts with a bootstrap interval)."""
     from rewardlab.atomic import write_text_atomic
     from rewardlab.control.runs import cvar_table
+    from rewardlab.destinations import check_file_destination
 
+    if output is not None:
+        check_file_destination(output)
     mdp = _tabular(env, seed, gamma, slip)
     rows = cvar_table(mdp, _weights(weights), alpha, horizon, stock_step, episodes, seed)
     for row in rows:
