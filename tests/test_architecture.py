@@ -50,8 +50,8 @@ may train its judges; ``process`` (step rewards) sits above ``sampling``, whose 
 step-guided search use; ``detect`` (reward models as detectors of LM text) sits above ``sampling``,
 whose decoder writes its LM texts, and ``training``, which tunes its detectors; ``pretrain`` (language models
 pretrained with feedback) and ``distill`` (students taught by an aligned teacher) sit above ``policy``, whose
-LoRA and data settings ``distill`` reuses. ``control`` (rewards for control agents) sits above them all for the
-objectives, metrics and sandbox it reuses."""
+LoRA and data settings ``distill`` reuses. ``control`` (rewards for control agents) sits above them: it reuses
+the objectives, the metrics, the sandbox and the decoder."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 
