@@ -86,10 +86,7 @@ class ICPLConfig(Checked):
     seed: int = 0
 
     def problems(self) -> list[str]:
-        found = []
-        for name in ("iterations", "candidates", "behaviour_steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                found.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
+        found = self.not_positive_integers("iterations", "candidates", "behaviour_steps")
         if not self.timeout_s > 0:
             found.append(f"timeout_s must be positive (got {self.timeout_s})")
         if not self.noise >= 0:

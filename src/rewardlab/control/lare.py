@@ -93,10 +93,9 @@ class LaReConfig(Checked):
     """Sample transitions whose factors the verification prompt shows (one per kind of cell entered first)."""
 
     def problems(self) -> list[str]:
-        found = []
-        for name in ("candidates", "episodes", "episode_length", "hidden", "layers", "mlp_steps", "verify_samples"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                found.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
+        found = self.not_positive_integers(
+            "candidates", "episodes", "episode_length", "hidden", "layers", "mlp_steps", "verify_samples"
+        )
         if self.decoder not in DECODERS:
             found.append(f"decoder must be one of {', '.join(DECODERS)} (got {self.decoder!r})")
         if not self.mlp_lr > 0:

@@ -68,10 +68,7 @@ class ONIConfig(Checked):
     seed: int = 0
 
     def problems(self) -> list[str]:
-        found = []
-        for name in ("episodes", "episode_length", "steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                found.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
+        found = self.not_positive_integers("episodes", "episode_length", "steps")
         if not self.beta >= 0:
             found.append(f"beta must be 0 or more (got {self.beta})")
         if not self.lr > 0:
@@ -229,10 +226,7 @@ class ONIOnlineConfig(Checked):
     seed: int = 0
 
     def problems(self) -> list[str]:
-        found = []
-        for name in ("episodes", "episode_length", "retrain_every", "steps"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                found.append(f"{name} must be a positive integer (got {getattr(self, name)!r})")
+        found = self.not_positive_integers("episodes", "episode_length", "retrain_every", "steps")
         if not self.beta >= 0:
             found.append(f"beta must be 0 or more (got {self.beta})")
         if not 0 < self.alpha <= 1:

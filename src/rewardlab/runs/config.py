@@ -31,6 +31,15 @@ class Checked:
     def problems(self) -> list[str]:
         raise NotImplementedError
 
+    def not_positive_integers(self, *names: str) -> list[str]:
+        """One problem for each of the fields ``names`` that is not an integer of at least 1."""
+        values = {name: getattr(self, name) for name in names}
+        return [
+            f"{name} must be a positive integer (got {value!r})"
+            for name, value in values.items()
+            if not isinstance(value, int) or value < 1
+        ]
+
     def check(self) -> None:
         """Raise :class:`ConfigError` with every problem, if there is any."""
         if found := self.problems():

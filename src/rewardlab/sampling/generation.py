@@ -39,11 +39,7 @@ class SampleConfig(Checked):
     """Replies per ``generate`` call (bounds memory); changing it changes the random streams."""
 
     def problems(self) -> list[str]:
-        problems = []
-        for name in ("n", "max_new_tokens", "chunk"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                problems.append(f"{name} must be a positive integer (got {value!r})")
+        problems = self.not_positive_integers("n", "max_new_tokens", "chunk")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             problems.append(
                 f"temperature must be positive (got {self.temperature}); best-of-N needs sampled, distinct replies"
