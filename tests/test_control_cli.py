@@ -217,3 +217,10 @@ def test_oni_online_compares_with_the_sparse_reward_alone(tmp_path, tiny_decoder
     report = json.loads(results.read_text())
     assert report["method"] == "oni-online" and set(report) >= {"sparse", "oni"}
     assert report["oni"]["normalized_return"] == report["sparse"]["normalized_return"]
+
+
+def test_the_command_lines_heron_order_is_the_librarys():
+    from rewardlab.cli.control import HERON_ORDER
+    from rewardlab.control.heron import DEFAULT_ORDER
+
+    assert HERON_ORDER == DEFAULT_ORDER
