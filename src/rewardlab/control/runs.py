@@ -80,15 +80,19 @@ def gym_policy_report(
     with a learned reward, its correlation with the true return over 200 random-play segments."""
     runs = {"learned": net, "true": None} if net is not None and compare_true else {"learned" if net else "true": net}
     report: dict[str, Any] = {"algorithm": algorithm, "timesteps": timesteps, "policies": {}}
-    for name, learned in runs.items():
-        policy = train_policy(env, learned, algorithm, timesteps, seed, n_envs=n_envs, progress=progress)
-        save_policy(policy, output / f"policy-{name}")
+    policies = {
+        name: train_policy(env, learned, algorithm, timesteps, seed, n_envs=n_envs, progress=progress)
+        for name, learned in runs.items()
+    }
+    for name, policy in policies.items():
         score = evaluate_policy_true_return(policy, episodes=episodes, seed=seed + 10_000)
         report["policies"][name] = {"true_return": score.mean, "low": score.low, "high": score.high}
     if net is not None:
         report["correlation"] = _correlation(
             reward_correlation(net, collect_segments(env, 200, 25, seed=seed + 20_000)), "random segments"
         )
+    for name, policy in policies.items():  # written last: a run stopped while training leaves no folder behind
+        save_policy(policy, output / f"policy-{name}")
     return report
 
 
