@@ -36,6 +36,7 @@ LAYERS = [
     {"pretrain"},
     {"distill"},
     {"control"},
+    {"diffusion"},
     {"online"},
     {"collect"},
     {"api"},
@@ -51,7 +52,8 @@ step-guided search use; ``detect`` (reward models as detectors of LM text) sits 
 whose decoder writes its LM texts, and ``training``, which tunes its detectors; ``pretrain`` (language models
 pretrained with feedback) and ``distill`` (students taught by an aligned teacher) sit above ``policy``, whose
 LoRA and data settings ``distill`` reuses. ``control`` (rewards for control agents) sits above them: it reuses
-the objectives, the metrics, the sandbox and the decoder."""
+the objectives, the metrics, the sandbox and the decoder; ``diffusion`` (aligning image diffusion models) sits
+above it and uses the objectives, the intervals and the registry."""
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 
