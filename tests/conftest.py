@@ -27,6 +27,17 @@ rewardlab.tune_cpu()
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One thread for a module of tiny convolutional models (the diffusion tests): their small convolutions gain
+    nothing from a second thread, and on a busy two-core machine two OpenMP threads spin-wait on each other
+    (20 training updates of a tiny UNet: 0.7 s of CPU on one thread, 61 s on two)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer ``BertModel`` directory with the real all-MiniLM-L6-v2 tokenizer."""

@@ -24,6 +24,8 @@ from rewardlab.diffusion.schedule import (
 )
 from rewardlab.registry import UnknownNameError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_ddim_step_hand_computed():
     """x_t = 1, ε̂ = 0.5, ᾱ_t = 0.25, ᾱ_prev = 0.64, no clipping: x̂_0 = (1 - √0.75·0.5)/0.5 = 1.1339746.

@@ -21,15 +21,7 @@ from rewardlab.diffusion.tree_search import (
     tree_sample,
 )
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The tiny UNet's small convolutions gain nothing from a second thread, and on a busy two-core machine
-    two OpenMP threads spin-wait on each other (20 training updates: 0.7 s of CPU on one thread, 61 s on two)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
