@@ -26,6 +26,7 @@ HELP_ORDER = [
     "detect",  # the detection group (detect.py)
     "pretrain",  # the pretraining-with-feedback group (pretrain.py)
     "control",  # rewards for control agents (control.py)
+    "diffusion",  # diffusion models aligned with preferences (diffusion.py)
 ]  # fmt: skip
 
 

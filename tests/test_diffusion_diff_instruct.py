@@ -15,6 +15,8 @@ from rewardlab.diffusion.diff_instruct import (
     train_diff_instruct,
 )
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 torch.set_num_threads(1)
 
 

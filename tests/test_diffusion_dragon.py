@@ -13,6 +13,8 @@ from rewardlab.diffusion.distribution import class_mix_distance, frechet_distanc
 from rewardlab.diffusion.methods.dragon import Dragon, demonstration_pairs, leave_one_out_contributions
 from rewardlab.diffusion.sampling import sample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 torch.set_num_threads(1)
 
 

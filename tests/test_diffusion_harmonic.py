@@ -17,6 +17,8 @@ from rewardlab.diffusion.harmonic import (
 from rewardlab.diffusion.images import digits
 from rewardlab.diffusion.known_rewards import ink_reward
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_harmonic_mean_hand_computed():
     """λ = 0.5, a = 0.8, b = 0.2: 1 / (0.5/0.8 + 0.5/0.2) = 1 / (0.625 + 2.5) = 0.32;

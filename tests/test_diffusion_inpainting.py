@@ -8,16 +8,14 @@ import pytest
 import torch
 
 from rewardlab.diffusion.align import ALIGN_METHODS, AlignConfig, Feedback, align
+from rewardlab.diffusion.base_training import BaseConfig, train_base
 from rewardlab.diffusion.denoiser import Denoiser, UNetSize, small_unet
 from rewardlab.diffusion.inpainting import (
-    InpaintingConfig,
     box_mask,
     inpaint,
     inpaint_chain,
     inpainting_condition,
-    inpainting_denoiser,
     paste,
-    train_inpainting_base,
 )
 from rewardlab.diffusion.methods.prefpaint import (
     PrefPaintBatch,
@@ -40,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def tiny_inpainter(seed: int = 0) -> Denoiser:
     torch.manual_seed(seed)
-    return inpainting_denoiser(4, 1, InpaintingConfig(size=TINY, train_steps=100))
+    return Denoiser(small_unet(4, 1, TINY), 100)
 
 
 def toy(n: int, seed: int) -> torch.Tensor:
@@ -110,12 +108,10 @@ def test_bad_mask_inputs_are_value_errors():
         inpainting_condition(images, torch.zeros(2, 1, 4, 3))
     with pytest.raises(ValueError, match="only 0"):
         inpainting_condition(images, torch.full((2, 1, 4, 4), 0.5))
-    with pytest.raises(ValueError, match="extra_channels"):
-        inpainting_denoiser(4, 1, InpaintingConfig(size=UNetSize(channels=(8, 16))))
     with pytest.raises(ValueError, match="condition channels"):
         inpaint(Denoiser(small_unet(4, 1, UNetSize(channels=(8, 16))), 100), images, box_mask(images.shape, "bottom"))
-    with pytest.raises(ValueError, match="updates"):
-        train_inpainting_base(images, InpaintingConfig(updates=0, size=TINY))
+    with pytest.raises(ValueError, match="mask must be one of"):
+        BaseConfig(mask="left")
 
 
 def test_inpaint_keeps_known_pixels_exactly():
@@ -314,8 +310,10 @@ def test_bad_options_are_value_errors(options: dict, config_change: dict, messag
 
 @pytest.fixture(scope="module")
 def toy_base() -> Denoiser:
-    return train_inpainting_base(toy(256, seed=0), InpaintingConfig(updates=200, batch_size=32, learning_rate=3e-3,
-                                 train_steps=100, mask="bottom", size=TINY))  # fmt: skip
+    config = BaseConfig(
+        updates=200, batch_size=32, learning_rate=3e-3, channels=(8, 16), train_steps=100, mask="bottom"
+    )
+    return train_base(toy(256, seed=0), config, progress=False)[0]
 
 
 def test_aligning_to_hole_brightness_fills_holes_bright(toy_base: Denoiser) -> None:

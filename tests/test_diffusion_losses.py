@@ -11,6 +11,8 @@ from rewardlab.diffusion.denoiser import NO_CONDITION, Denoiser, UNetSize, denoi
 from rewardlab.diffusion.losses import d3po_loss, diffusion_dpo_loss, inpo_loss, smpo_loss
 from rewardlab.diffusion.sampling import sample
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 METHODS = ("diffusion-dpo", "d3po", "smpo", "inpo")
 
 

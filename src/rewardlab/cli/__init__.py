@@ -8,7 +8,7 @@ order ``rewardlab --help`` lists them in. Heavy libraries are imported inside th
 
 # isort: off
 from rewardlab.cli import learn, online, measure, use, sample, lists, data, curation  # noqa: F401  # registers the commands
-from rewardlab.cli import synthesis, collect, process, distill, detect, pretrain, control  # noqa: F401
+from rewardlab.cli import synthesis, collect, process, distill, detect, pretrain, control, diffusion  # noqa: F401
 
 # isort: on
 from rewardlab.cli.base import app, data_app, user_errors

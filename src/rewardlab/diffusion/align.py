@@ -85,6 +85,14 @@ class AlignMethod(Protocol):
 ALIGN_METHODS: Registry[AlignMethod] = Registry("alignment method", packages=["rewardlab.diffusion.methods"])
 
 
+def method_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """``options`` over ``defaults``; an option the method does not have is a ValueError listing those it has."""
+    for key in options:
+        if key not in defaults:
+            raise ValueError(f"method {name!r} has no option {key!r}; its options: {', '.join(defaults) or 'none'}")
+    return {**defaults, **options}
+
+
 def register_method(method: AlignMethod) -> AlignMethod:
     ALIGN_METHODS.add(method.name, method)
     return method

@@ -78,7 +78,9 @@ def train_classifier(
     order = torch.randperm(len(images), generator=generator)
     n_test = int(len(images) * test_fraction)
     test, train = order[:n_test], order[n_test:]
-    net = ImageNet(images.shape[1], int(labels.max()) + 1)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = ImageNet(images.shape[1], int(labels.max()) + 1)
     optimizer = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=1e-4)
     with progress_bar(progress, "classifier", epochs) as advance:
         for _ in range(epochs):

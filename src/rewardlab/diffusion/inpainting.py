@@ -9,14 +9,11 @@ the known pixels and sets the hole to 0, the middle of the [-1, 1] pixel range.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 from torch import Tensor
 
-from rewardlab.diffusion.denoiser import Condition, Denoiser, UNetSize, denoise_loss, small_unet
+from rewardlab.diffusion.denoiser import Condition, Denoiser
 from rewardlab.diffusion.sampling import Chain, sample
-from rewardlab.progress import progress_bar
 
 MASK_KINDS = ("bottom", "right", "centre", "random", "mixed")
 """bottom / right: that half of the image; centre: the centred square of half the side; random: a box with
@@ -76,57 +73,6 @@ def paste(generated: Tensor, images: Tensor, masks: Tensor) -> Tensor:
     """The generated pixels in the hole, the known pixels of ``images`` everywhere else (exactly)."""
     check_masks(images, masks)
     return torch.where(masks.bool(), generated, images)
-
-
-@dataclass(frozen=True)
-class InpaintingConfig:
-    """Training of the base inpainting model: DDPM's loss on images with random holes."""
-
-    updates: int = 1500
-    batch_size: int = 64
-    learning_rate: float = 2e-3
-    train_steps: int = 1000
-    size: UNetSize = field(default_factory=lambda: UNetSize(extra_channels=2))
-    mask: str = "mixed"
-    seed: int = 0
-
-
-def inpainting_denoiser(image_size: int, channels: int, config: InpaintingConfig) -> Denoiser:
-    """A fresh inpainting denoiser: the small UNet with C + 1 extra input channels (masked image and mask)."""
-    if config.size.extra_channels != channels + 1:
-        raise ValueError(f"size.extra_channels must be {channels + 1} for {channels}-channel images (the masked "
-                         f"image and the mask); got {config.size.extra_channels}")  # fmt: skip
-    return Denoiser(small_unet(image_size, channels, config.size), config.train_steps)
-
-
-def train_inpainting_base(images: Tensor, config: InpaintingConfig, progress: bool = False) -> Denoiser:
-    """Fit ε̂(x_t, t, [masked x_0, mask]) by DDPM's simple loss on ``images`` [N, C, S, S] with holes of
-    ``config.mask`` kind, so that the model learns p(hole | known pixels) for every hole it will be shown.
-    The loss is taken over the whole image (as Stable Diffusion's inpainting model is trained); the known
-    pixels are pasted back when sampling."""
-    if images.dim() != 4 or images.shape[-1] != images.shape[-2] or len(images) == 0:
-        raise ValueError(f"images must be a non-empty [N, C, S, S] tensor (got shape {tuple(images.shape)})")
-    for name in ("updates", "batch_size"):
-        if getattr(config, name) < 1:
-            raise ValueError(f"{name} must be at least 1 (got {getattr(config, name)})")
-    if config.learning_rate <= 0:
-        raise ValueError(f"learning_rate must be positive (got {config.learning_rate})")
-    box_mask((1, *images.shape[1:]), config.mask)  # validates the kind and the size
-    generator = torch.Generator().manual_seed(config.seed)
-    torch.manual_seed(config.seed)
-    denoiser = inpainting_denoiser(images.shape[-1], images.shape[1], config)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=config.learning_rate)
-    denoiser.train()
-    with progress_bar(progress, "inpainting base", config.updates) as advance:
-        for _ in range(config.updates):
-            x0 = images[torch.randint(0, len(images), (config.batch_size,), generator=generator)]
-            masks = box_mask(x0.shape, config.mask, generator)
-            loss = denoise_loss(denoiser, x0, inpainting_condition(x0, masks), generator).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            advance(loss=round(float(loss.detach()), 4))
-    return denoiser.eval()
 
 
 def inpaint_chain(

@@ -10,14 +10,18 @@ from rewardlab.diffusion.align import ImageReward
 from rewardlab.diffusion.classifier import ImageNet
 
 
-def class_log_prob_reward(classifier: ImageNet, digit: int) -> ImageReward:
-    """r(x) = log p_classifier(digit | x): high when the image reads as ``digit``."""
-    if not 0 <= digit < classifier.config["outputs"]:
-        raise ValueError(f"digit must be in [0, {classifier.config['outputs']}) (got {digit})")
+def class_log_prob_reward(classifier: ImageNet, digit: int | list[int]) -> ImageReward:
+    """r(x) = log p_classifier(digit | x), or log Σ_k p(k | x) over a list of digits: high when the image reads as
+    (one of) them. Differentiable in x, so that a generator can be trained through it (Diff-Instruct*); the
+    classifier's own weights stay frozen."""
+    digits = [digit] if isinstance(digit, int) else list(digit)
+    for d in digits:
+        if not 0 <= d < classifier.config["outputs"]:
+            raise ValueError(f"digit must be in [0, {classifier.config['outputs']}) (got {d})")
+    classifier.requires_grad_(False)
 
-    @torch.no_grad()
     def reward(images: Tensor) -> Tensor:
-        return torch.log_softmax(classifier(images), 1)[:, digit]
+        return torch.log_softmax(classifier(images), 1)[:, digits].logsumexp(1)
 
     return reward
 

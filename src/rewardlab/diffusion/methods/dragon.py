@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rewardlab.diffusion.align import AlignConfig, Feedback, SetReward, register_method
+from rewardlab.diffusion.align import AlignConfig, Feedback, SetReward, method_options, register_method
 from rewardlab.diffusion.denoiser import Condition, Denoiser
 from rewardlab.diffusion.losses import diffusion_dpo_loss, noise_error
 from rewardlab.diffusion.sampling import sample
@@ -69,10 +69,7 @@ def condition_rows(condition: Condition, n: int) -> Condition:
 
 
 def check_options(options: dict[str, Any]) -> float:
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise ValueError(f"dragon has no option(s) {', '.join(sorted(unknown))} (options: {', '.join(OPTIONS)})")
-    fraction = float(options.get("fraction", OPTIONS["fraction"]))
+    fraction = float(method_options("dragon", options, OPTIONS)["fraction"])
     if not 0.0 < fraction <= 0.5:
         raise ValueError(f"dragon: option fraction must be in (0, 0.5] (got {fraction})")
     return fraction

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from rewardlab.diffusion.align import AlignConfig, Feedback, register_method
+from rewardlab.diffusion.align import AlignConfig, Feedback, method_options, register_method
 from rewardlab.diffusion.denoiser import Condition, Denoiser
 from rewardlab.diffusion.losses import (
     d3po_loss,
@@ -32,15 +32,6 @@ from rewardlab.diffusion.losses import (
 )
 from rewardlab.diffusion.sampling import Chain, invert, sample, step_log_prob
 from rewardlab.diffusion.schedule import add_noise, sampling_timesteps
-
-
-def method_options(name: str, options: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
-    """``options`` over ``defaults``; an option the method does not have is a ValueError listing those it has."""
-    for key in options:
-        if key not in defaults:
-            known = ", ".join(defaults) or "none"
-            raise ValueError(f"method {name!r} has no option {key!r}; its options: {known}")
-    return {**defaults, **options}
 
 
 def condition_rows(condition: Condition) -> int | None:

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rewardlab.diffusion.align import AlignConfig, Feedback, register_method
+from rewardlab.diffusion.align import AlignConfig, Feedback, method_options, register_method
 from rewardlab.diffusion.denoiser import Condition, Denoiser
 from rewardlab.diffusion.inpainting import MASK_KINDS, box_mask, inpaint_chain, inpainting_condition
 from rewardlab.diffusion.sampling import Chain
@@ -174,10 +174,7 @@ def prefpaint_options(
     options: dict[str, Any], image_shape: tuple[int, ...], sampling_steps: int, batch_size: int
 ) -> dict[str, Any]:
     """The method's options over its defaults, checked; an unknown or malformed option is a ValueError."""
-    for key in options:
-        if key not in DEFAULTS:
-            raise ValueError(f"method 'prefpaint' has no option {key!r}; its options: {', '.join(DEFAULTS)}")
-    o = {**DEFAULTS, **options}
+    o = method_options("prefpaint", options, DEFAULTS)
     images = o["images"]
     if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != tuple(image_shape):
         got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
