@@ -89,6 +89,24 @@ def test_pairs_to_image_reward_to_alignment(base, tmp_path):
     assert offline.exit_code == 0, offline.output
 
 
+def test_prefpaint_aligns_an_inpainting_model(base, tmp_path):
+    """train-base --mask trains an inpainting model; align --method prefpaint inpaints the digits' bottom halves
+    before and after (the same holes and noise), and refuses a model of the other kind."""
+    inpainter = tmp_path / "inpainter"
+    made = invoke("train-base", "--output", str(inpainter), "--updates", "5", "--channels", "8,16", "--mask", "bottom",
+                  "--classifier-epochs", "1", "--no-progress")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads((inpainter / "report.json").read_text())["samples"] == "32 images with holes, then filled"
+    run = tmp_path / "aligned"
+    aligned = invoke("align", str(inpainter), "--output", str(run), "--method", "prefpaint", "--reward", "digit:3",
+                     "--updates", "1", "--batch-size", "4", "--samples", "8", "--no-progress")  # fmt: skip
+    assert aligned.exit_code == 0, aligned.output
+    assert json.loads((run / "report.json").read_text())["after"]["n"] == 8
+    for model, method in ((base, "prefpaint"), (inpainter, "diffusion-dpo")):
+        refused = invoke("align", str(model), "--output", str(tmp_path / "no"), "--method", method, "--no-progress")
+        assert refused.exit_code == 2 and "aligns with --method prefpaint" in " ".join(refused.output.split())
+
+
 @pytest.mark.parametrize("method", ["best-of-n", "dts", "dts-star"])
 def test_search_methods_spend_the_budget(base, tmp_path, method):
     found = invoke("sample", str(base), "--output", str(tmp_path / "g.png"), "--method", method, "--reward", "ink",

@@ -62,6 +62,9 @@ def diffusion_train_base(
     learning_rate: Annotated[float, typer.Option(help="AdamW learning rate (cosine decay to a tenth)")] = 2e-3,
     channels: Annotated[str, typer.Option(help="The UNet's two widths, e.g. 32,64")] = "32,64",
     class_conditional: Annotated[bool, typer.Option(help="Condition on the digit labels")] = False,
+    mask: Annotated[
+        str | None, typer.Option(help="Train an inpainting model with holes of this kind (bottom, right, centre...)")
+    ] = None,
     classifier_epochs: Annotated[int, typer.Option(help="Epochs of the digit classifier (the known reward)")] = 80,
     seed: SeedOption = 0,
     progress: ProgressOption = True,
@@ -77,7 +80,9 @@ def diffusion_train_base(
         raise ValueError(f"--channels {channels!r}: expected two integers, e.g. 32,64") from None
     if len(widths) != 2:
         raise ValueError(f"--channels {channels!r}: expected two integers, e.g. 32,64")
-    config = BaseConfig(updates, batch_size, learning_rate, widths, class_conditional=class_conditional, seed=seed)  # type: ignore[arg-type]
+    config = BaseConfig(
+        updates, batch_size, learning_rate, widths, class_conditional=class_conditional, mask=mask, seed=seed
+    )  # type: ignore[arg-type]
     report = train_base_run(output, config, images, classifier_epochs, progress)
     out.print(json.dumps(report, indent=2))
 
@@ -135,6 +140,9 @@ def diffusion_align(
     pairs: Annotated[Path | None, typer.Option(help="Offline image preference pairs (pairs.jsonl)")] = None,
     option: Annotated[list[str], typer.Option(help="Method option KEY=VALUE (repeatable)")] = [],  # noqa: B006
     samples: Annotated[int, typer.Option(help="Samples measured before and after")] = 256,
+    images: Annotated[
+        Path | None, typer.Option(help="prefpaint: the images to inpaint, a folder of PNGs [default: the digits]")
+    ] = None,
     seed: SeedOption = 0,
     progress: ProgressOption = True,
 ) -> None:
@@ -152,7 +160,9 @@ def diffusion_align(
         options = {}
     config = AlignConfig(method, updates, batch_size, sampling_steps, beta=beta, learning_rate=learning_rate,
                          seed=seed, options=options)  # fmt: skip
-    report = align_run(model, output, config, reward, classifier, temperature, pairs, samples, diff_instruct, progress)
+    report = align_run(
+        model, output, config, reward, classifier, temperature, pairs, samples, diff_instruct, images, progress
+    )
     out.print(json.dumps(report, indent=2))
 
 

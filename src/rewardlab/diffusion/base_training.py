@@ -36,6 +36,8 @@ class BaseConfig:
             raise ValueError(f"learning_rate must be positive (got {self.learning_rate})")
         if self.mask is not None and self.mask not in MASK_KINDS:
             raise ValueError(f"mask must be one of {', '.join(MASK_KINDS)} (got {self.mask!r})")
+        if self.mask is not None and self.class_conditional:
+            raise ValueError("an inpainting model (mask) is conditioned on the known pixels, not on classes")
 
 
 def train_base(

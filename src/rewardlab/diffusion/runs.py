@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,13 @@ from rewardlab.atomic import atomic_directory
 from rewardlab.diffusion.align import AlignConfig, Feedback, ImageReward, SetReward, align
 from rewardlab.diffusion.base_training import BaseConfig, train_base
 from rewardlab.diffusion.classifier import ImageNet, train_classifier
-from rewardlab.diffusion.denoiser import Denoiser
+from rewardlab.diffusion.denoiser import Condition, Denoiser
 from rewardlab.diffusion.diff_instruct import DiffInstructConfig, OneStepGenerator, train_diff_instruct
 from rewardlab.diffusion.distribution import class_mix_distance
 from rewardlab.diffusion.evaluation import measure
 from rewardlab.diffusion.image_pairs import read_image_pairs, simulate_pairs, write_image_pairs
 from rewardlab.diffusion.images import digits, read_png, write_grid
+from rewardlab.diffusion.inpainting import box_mask, inpaint
 from rewardlab.diffusion.known_rewards import class_log_prob_reward, class_probabilities, ink_reward
 from rewardlab.diffusion.reward_model import ImageRewardConfig, image_reward, train_image_reward
 from rewardlab.diffusion.sampling import sample
@@ -71,7 +72,7 @@ def train_base_run(
         "final_loss": sum(losses[-50:]) / len(losses[-50:]),
     }
     report["train_seconds"] = round(time.perf_counter() - start, 1)
-    condition_note = "class-conditional: samples show classes 0, 1, … in turn" if config.class_conditional else None
+    shown, report["samples"] = preview(denoiser, images, labels, config)
     with atomic_directory(output) as folder:
         denoiser.save(folder / DENOISER)
         if labels is not None:
@@ -79,18 +80,23 @@ def train_base_run(
             trained.model.save(folder / CLASSIFIER)
             report["classifier"] = {"train_accuracy": trained.train_accuracy, "test_accuracy": trained.test_accuracy,
                                     "test_size": trained.test_size}  # fmt: skip
-        condition = None
-        if config.class_conditional and labels is not None:
-            from rewardlab.diffusion.denoiser import Condition
-
-            condition = Condition(labels=torch.arange(64) % (int(labels.max()) + 1))
-        chain = sample(denoiser, 64, 20, generator=torch.Generator().manual_seed(config.seed),
-                       **({"condition": condition} if condition is not None else {}))  # fmt: skip
-        write_grid(folder / "samples.png", chain.images)
-        if condition_note:
-            report["samples"] = condition_note
+        write_grid(folder / "samples.png", shown)
         (folder / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def preview(denoiser: Denoiser, images: Tensor, labels: Tensor | None, config: BaseConfig) -> tuple[Tensor, str]:
+    """The samples a base run shows (samples.png) and what they are."""
+    generator = torch.Generator().manual_seed(config.seed)
+    if config.mask is not None:
+        shown = images[:32]
+        holes = box_mask(shown.shape, config.mask, torch.Generator().manual_seed(config.seed))
+        filled = inpaint(denoiser, shown, holes, 20, generator=generator)
+        return torch.cat([torch.where(holes.bool(), -1.0, shown), filled]), "32 images with holes, then filled"
+    if config.class_conditional and labels is not None:
+        condition = Condition(labels=torch.arange(64) % (int(labels.max()) + 1))
+        return sample(denoiser, 64, 20, condition=condition, generator=generator).images, "classes 0, 1, … in turn"
+    return sample(denoiser, 64, 20, generator=generator).images, "64 samples"
 
 
 def load_classifier(path: Path | None, model: Path) -> ImageNet:
@@ -163,6 +169,7 @@ def align_run(
     pairs_file: Path | None = None,
     samples: int = 256,
     diff_instruct: DiffInstructConfig | None = None,
+    images_folder: Path | None = None,
     progress: bool = True,
 ) -> dict:
     """Align the base model in ``model`` with ``config.method`` and report what moved: the reward before and after
@@ -176,8 +183,13 @@ def align_run(
         pairs = (read.chosen, read.rejected)
     feedback = Feedback(reward, temperature, set_reward, pairs)
     scoring = reward or ink_reward
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    before = sample(base, samples, config.sampling_steps, config.eta, generator=generator).images
+    sources = None
+    if is_inpainting(base) or config.method == "prefpaint":
+        if not is_inpainting(base) or config.method != "prefpaint":
+            raise ValueError("an inpainting model (train-base --mask) aligns with --method prefpaint, and only it")
+        sources = load_images(images_folder)[0]
+        config = replace(config, options={"images": sources, "mask": "bottom", **config.options})
+    before = generate(base, samples, config, config.seed + 1, sources)
     start = time.perf_counter()
     if config.method == ONE_STEP_METHOD:
         if reward is None:
@@ -190,8 +202,8 @@ def align_run(
         result = align(base.copy(), feedback, config, progress)
         seconds = time.perf_counter() - start
         history = result.history
-        after = sample(result.policy, samples, config.sampling_steps, config.eta,
-                       generator=torch.Generator().manual_seed(config.seed + 2)).images  # fmt: skip
+        after = generate(result.policy, samples, config, config.seed + (1 if sources is not None else 2), sources)
+
         trained = result.policy
     report = {
         "method": config.method,
@@ -211,6 +223,23 @@ def align_run(
         write_grid(folder / "after.png", after[:64])
         (folder / REPORT).write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def is_inpainting(denoiser: Denoiser) -> bool:
+    """Whether the denoiser reads condition channels beside x_t (an inpainting model: masked image and mask)."""
+    return denoiser.unet.config.in_channels > denoiser.image_shape[0]
+
+
+def generate(denoiser: Denoiser, n: int, config: AlignConfig, seed: int, sources: Tensor | None = None) -> Tensor:
+    """``n`` samples of an ordinary model; for an inpainting model, the first ``n`` sources with holes of the
+    method's mask kind filled (the same holes and noise for every model given the same seed, so that before and
+    after compare the same inpaintings)."""
+    generator = torch.Generator().manual_seed(seed)
+    if sources is None:
+        return sample(denoiser, n, config.sampling_steps, config.eta, generator=generator).images
+    images = sources[:n]
+    masks = box_mask(images.shape, config.options["mask"], torch.Generator().manual_seed(seed))
+    return inpaint(denoiser, images, masks, config.sampling_steps, config.eta, generator)
 
 
 def simulate_pairs_run(
