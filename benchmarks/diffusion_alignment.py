@@ -33,6 +33,7 @@ from rewardlab.diffusion.denoiser import Denoiser
 from rewardlab.diffusion.diff_instruct import DiffInstructConfig, train_diff_instruct
 from rewardlab.diffusion.distribution import class_mix_distance, frechet_distance, vendi_score
 from rewardlab.diffusion.images import digits, write_grid
+from rewardlab.diffusion.inpainting import box_mask, inpaint
 from rewardlab.diffusion.known_rewards import class_log_prob_reward, class_probabilities
 from rewardlab.diffusion.runs import class_mix_reward, parse_mix
 from rewardlab.diffusion.sampling import sample
@@ -50,21 +51,30 @@ class Settings:
     batch_size: int = 16
     sampling_steps: int = 10
     temperature: float = 0.1
-    search_outputs: int = 16
+    search_outputs: int = 64
     search_budget_per_output: int = 320
     search_steps: int = 20
     threads: int = 2
     seed: int = 0
     methods: dict[str, dict[str, Any]] = field(
         default_factory=lambda: {
-            "diffusion-dpo": {"beta": 500.0, "learning_rate": 1e-4},
-            "d3po": {"beta": 1.0, "learning_rate": 1e-5},
-            "smpo": {"beta": 500.0, "learning_rate": 1e-4},
-            "inpo": {"beta": 500.0, "learning_rate": 1e-4},
-            "dragon": {"beta": 500.0, "learning_rate": 1e-4, "batch_size": 32},
+            "diffusion-dpo": {"beta": 500.0, "learning_rate": 3e-4},
+            "d3po": {"beta": 10.0, "learning_rate": 3e-4, "options": {"steps_per_update": 3}},
+            "smpo": {"beta": 500.0, "learning_rate": 3e-4},
+            "inpo": {"beta": 500.0, "learning_rate": 3e-4},
+            "dragon": {"beta": 500.0, "learning_rate": 3e-4, "batch_size": 32},
         }
     )
     diff_instruct: dict[str, Any] = field(default_factory=lambda: {"updates": 300, "batch_size": 32})
+    diff_instruct_alphas: tuple[float, ...] = (0.0, 0.03)
+    inpainting_updates: int = 1000
+    prefpaint: dict[str, Any] = field(
+        default_factory=lambda: {
+            "learning_rate": 1e-4,
+            "batch_size": 32,
+            "options": {"mask": "bottom", "group_size": 4},
+        }
+    )
 
 
 def row(
@@ -121,14 +131,15 @@ def run(settings: Settings, output: Path, docs: Path | None) -> dict[str, Any]:
         grids[method] = aligned[:64]
         print(json.dumps(rows[-1]), flush=True)
 
-    start = time.perf_counter()
-    one_step, _ = train_diff_instruct(base, reward, DiffInstructConfig(**settings.diff_instruct, seed=settings.seed))
-    seconds = time.perf_counter() - start
-    produced = one_step.sample(settings.samples, torch.Generator().manual_seed(settings.seed + 200))
-    rows.append(
-        row("diff-instruct-star (1 step)", produced, base_images, reward, evaluator.model, settings.target, seconds)
-    )
-    grids["diff-instruct-star"] = produced[:64]
+    for alpha in settings.diff_instruct_alphas:
+        start = time.perf_counter()
+        config = DiffInstructConfig(**settings.diff_instruct, reward_weight=alpha, seed=settings.seed)
+        one_step, _ = train_diff_instruct(base, reward, config)
+        seconds = time.perf_counter() - start
+        produced = one_step.sample(settings.samples, torch.Generator().manual_seed(settings.seed + 200))
+        name = f"diff-instruct-star, 1 step, α={alpha}" + (" (distillation only)" if alpha == 0 else "")
+        rows.append(row(name, produced, base_images, reward, evaluator.model, settings.target, seconds))
+        grids[f"diff-instruct-star-alpha{alpha}"] = produced[:64]
 
     budget = settings.search_outputs * settings.search_budget_per_output
     search = TreeSearchConfig(budget, settings.search_steps, lam=10.0, seed=settings.seed)
@@ -179,6 +190,8 @@ def run(settings: Settings, output: Path, docs: Path | None) -> dict[str, Any]:
             grids["dragon-mix"] = aligned[:64]
         print(json.dumps(mix_rows[-1]), flush=True)
 
+    inpainting_rows = prefpaint_rows(settings, output, images, labels, rewarder.model, evaluator.model, grids)
+
     if docs is not None:
         for name, grid_images in grids.items():
             write_grid(docs / f"{name}.png", grid_images)
@@ -190,11 +203,66 @@ def run(settings: Settings, output: Path, docs: Path | None) -> dict[str, Any]:
         },
         "rows": rows,
         "mix_rows": mix_rows,
+        "inpainting_rows": inpainting_rows,
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     write_text_atomic(output / "results.json", json.dumps(result, indent=2))
     write_text_atomic(output / "table.md", markdown(result))
     return result
+
+
+def prefpaint_rows(settings: Settings, output: Path, images: Tensor, labels: Tensor, rewarder: ImageNet,
+                   evaluator: ImageNet, grids: dict[str, Tensor]) -> list[dict]:  # fmt: skip
+    """PrefPaint on an inpainting model (bottom halves): the reward is log p(true digit | inpainted image), so a
+    completion scores when it finishes the digit it belongs to; before and after inpaint the same held-out digits
+    with the same holes and noise (a paired comparison)."""
+    path = output / "inpainting-base"
+    order = torch.randperm(len(images), generator=torch.Generator().manual_seed(settings.seed))
+    train, held = order[: len(images) - 256], order[len(images) - 256 :]
+    start = time.perf_counter()
+    if (path / "config.json").is_file():
+        inpainter = Denoiser.load(path)
+    else:
+        mask = settings.prefpaint["options"]["mask"]
+        inpainter, _ = train_base(
+            images[train], BaseConfig(settings.inpainting_updates, 64, mask=mask, seed=settings.seed)
+        )
+        inpainter.save(path)
+    base_seconds = time.perf_counter() - start
+    source_labels = labels[train]
+
+    def source_reward(filled: Tensor, index: Tensor) -> Tensor:
+        return torch.log_softmax(rewarder(filled), 1).gather(1, source_labels[index].unsqueeze(1)).squeeze(1)
+
+    masks = box_mask(images[held].shape, settings.prefpaint["options"]["mask"], torch.Generator().manual_seed(1))
+
+    def measured(name: str, model: Denoiser, seconds: float) -> dict:
+        filled = inpaint(
+            model, images[held], masks, settings.sampling_steps, generator=torch.Generator().manual_seed(2)
+        )
+        with torch.no_grad():
+            true = torch.log_softmax(rewarder(filled), 1).gather(1, labels[held].unsqueeze(1)).squeeze(1)
+            judged = (class_probabilities(evaluator, filled).argmax(1) == labels[held]).float()
+        grids[f"prefpaint-{name.replace(' ', '-')}"] = filled[:64]
+        return {"method": name, "reward": asdict(t_interval(true.tolist())),
+                "evaluator_accuracy": asdict(t_interval(judged.tolist())), "seconds": round(seconds, 1)}  # fmt: skip
+
+    rows = [measured("inpainting base", inpainter, base_seconds)]
+    options = {**settings.prefpaint["options"], "images": images[train], "source_reward": source_reward}
+    config = AlignConfig(
+        "prefpaint",
+        settings.updates,
+        settings.prefpaint["batch_size"],
+        settings.sampling_steps,
+        learning_rate=settings.prefpaint["learning_rate"],
+        seed=settings.seed,
+        options=options,
+    )
+    start = time.perf_counter()
+    aligned = align(inpainter.copy(), Feedback(), config).policy
+    rows.append(measured("prefpaint", aligned, time.perf_counter() - start))
+    print(json.dumps(rows[-1]), flush=True)
+    return rows
 
 
 def interval(value: dict) -> str:
@@ -216,6 +284,15 @@ def markdown(result: dict) -> str:
     ]
     for r in result["mix_rows"]:
         lines.append(f"| {r['method']} | {r['tv_to_target']:.3f} | {r.get('mix', '')} | {r.get('seconds', '')} |")
+    lines += [
+        "",
+        "| inpainting (bottom half) | reward log p(true digit) | evaluator accuracy | seconds |",
+        "|---|---|---|---|",
+    ]
+    for r in result["inpainting_rows"]:
+        lines.append(
+            f"| {r['method']} | {interval(r['reward'])} | {interval(r['evaluator_accuracy'])} | {r['seconds']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
