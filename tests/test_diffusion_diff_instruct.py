@@ -4,8 +4,9 @@ generator toward its mode while, without reward, the divergence keeps both modes
 
 import pytest
 import torch
+from diffusion_toys import two_mode_denoiser
 
-from rewardlab.diffusion.denoiser import NO_CONDITION, Denoiser, UNetSize, denoise_loss, small_unet
+from rewardlab.diffusion.denoiser import Denoiser, UNetSize, small_unet
 from rewardlab.diffusion.diff_instruct import (
     DiffInstructConfig,
     OneStepGenerator,
@@ -96,24 +97,9 @@ def test_generator_saves_and_loads(tmp_path):
     assert torch.allclose(a, b) and a.shape == (3, 1, 4, 4)
 
 
-def toy_images(n: int, generator: torch.Generator) -> torch.Tensor:
-    """Half all-bright (+0.8), half all-dark (-0.8) 4×4 images with a little pixel noise."""
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, 1.0, -1.0).view(n, 1, 1, 1)
-    return (0.8 * sign + 0.1 * torch.randn(n, 1, 4, 4, generator=generator)).clamp(-1, 1)
-
-
 @pytest.fixture(scope="module")
 def toy_base() -> Denoiser:
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    denoiser = Denoiser(small_unet(4, 1, UNetSize(channels=(8, 16))), train_steps=100)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = denoise_loss(denoiser, toy_images(64, generator), NO_CONDITION, generator).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return denoiser.eval()
+    return two_mode_denoiser()
 
 
 def bright_fraction(generator: OneStepGenerator) -> float:

@@ -6,9 +6,10 @@ import math
 
 import pytest
 import torch
+from diffusion_toys import two_mode_denoiser
 
 from rewardlab.diffusion.align import AlignConfig, Feedback, align
-from rewardlab.diffusion.denoiser import NO_CONDITION, Denoiser, UNetSize, denoise_loss, small_unet
+from rewardlab.diffusion.denoiser import Denoiser, UNetSize, small_unet
 from rewardlab.diffusion.distribution import class_mix_distance, frechet_distance, mean_pairwise_distance, vendi_score
 from rewardlab.diffusion.methods.dragon import Dragon, demonstration_pairs, leave_one_out_contributions
 from rewardlab.diffusion.sampling import sample
@@ -132,24 +133,9 @@ def test_bad_settings_are_rejected(options, feedback, message):
 # --- the paper's claim on a two-mode toy ------------------------------------------------------------------
 
 
-def toy_images(n: int, generator: torch.Generator) -> torch.Tensor:
-    """Half all-bright (+0.8), half all-dark (-0.8) 4×4 images with a little pixel noise."""
-    sign = torch.where(torch.rand(n, generator=generator) < 0.5, 1.0, -1.0).view(n, 1, 1, 1)
-    return (0.8 * sign + 0.1 * torch.randn(n, 1, 4, 4, generator=generator)).clamp(-1, 1)
-
-
 @pytest.fixture(scope="module")
 def toy_base() -> Denoiser:
-    torch.manual_seed(0)
-    generator = torch.Generator().manual_seed(0)
-    denoiser = Denoiser(small_unet(4, 1, UNetSize(channels=(8, 16))), train_steps=100)
-    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=1e-2)
-    for _ in range(100):
-        loss = denoise_loss(denoiser, toy_images(64, generator), NO_CONDITION, generator).mean()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return denoiser.eval()
+    return two_mode_denoiser()
 
 
 def bright_fraction(denoiser: Denoiser) -> float:
