@@ -18,13 +18,13 @@ from rewardlab.evaluate.cv_report import t_interval
 
 
 @torch.no_grad()
-def measure(images: Tensor, base_images: Tensor, reward: ImageReward, encoder: ImageNet) -> dict[str, Any]:
-    """The report row of one set of samples: reward (mean and 95% t-interval over samples), Fréchet distance
-    to ``base_images`` and Vendi diversity on ``encoder``'s features, and the class mix it reads."""
+def measure(images: Tensor, base_images: Tensor, reward: ImageReward | None, encoder: ImageNet) -> dict[str, Any]:
+    """The report row of one set of samples: reward (mean and 95% t-interval over samples; left out for a set-level
+    reward), Fréchet distance to ``base_images`` and Vendi diversity on ``encoder``'s features, the class mix."""
     features, base_features = encoder.features(images), encoder.features(base_images)
     mix = class_probabilities(encoder, images).argmax(1).bincount(minlength=encoder.config["outputs"]) / len(images)
-    return {
-        "reward": asdict(t_interval(reward(images).tolist())),
+    row: dict[str, Any] = {} if reward is None else {"reward": asdict(t_interval(reward(images).tolist()))}
+    return row | {
         "frechet_to_base": frechet_distance(features, base_features),
         "vendi": vendi_score(features),
         "class_mix": [round(float(p), 4) for p in mix],

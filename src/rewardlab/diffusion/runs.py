@@ -182,7 +182,6 @@ def align_run(
         read = read_image_pairs(pairs_file)
         pairs = (read.chosen, read.rejected)
     feedback = Feedback(reward, temperature, set_reward, pairs)
-    scoring = reward or ink_reward
     sources = None
     if is_inpainting(base) or config.method == "prefpaint":
         if not is_inpainting(base) or config.method != "prefpaint":
@@ -202,14 +201,13 @@ def align_run(
         result = align(base.copy(), feedback, config, progress)
         seconds = time.perf_counter() - start
         history = result.history
-        after = generate(result.policy, samples, config, config.seed + (1 if sources is not None else 2), sources)
-
+        after = generate(result.policy, samples, config, config.seed + 1, sources)  # the same noise as before
         trained = result.policy
     report = {
         "method": config.method,
         "reward": reward_spec,
-        "before": measure(before, before, scoring, classifier),
-        "after": measure(after, before, scoring, classifier),
+        "before": measure(before, before, reward, classifier),
+        "after": measure(after, before, reward, classifier),
         "align_seconds": round(seconds, 1),
         "updates": len(history),
         "final_loss": history[-1]["loss"] if history and "loss" in history[-1] else None,
