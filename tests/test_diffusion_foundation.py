@@ -116,10 +116,11 @@ def test_step_log_prob_reproduces_the_sampler():
 
 def test_denoiser_saves_loads_and_copies(tmp_path):
     torch.manual_seed(0)
-    denoiser = Denoiser(small_unet(8, size=UNetSize(num_classes=3).tiny()), train_steps=100, beta_schedule="linear")
+    unet = small_unet(8, size=UNetSize(num_classes=3).tiny())
+    denoiser = Denoiser(unet, train_steps=100, beta_schedule="linear", clip=None)  # a latent model: x̂_0 unbounded
     denoiser.save(tmp_path / "model")
     loaded = Denoiser.load(tmp_path / "model")
-    assert (loaded.train_steps, loaded.beta_schedule) == (100, "linear")
+    assert (loaded.train_steps, loaded.beta_schedule, loaded.clip, denoiser.copy().clip) == (100, "linear", None, None)
     x, t, labels = torch.randn(2, 1, 8, 8), torch.tensor([5, 50]), Condition(labels=torch.tensor([0, 2]))
     torch.testing.assert_close(loaded(x, t, labels), denoiser(x, t, labels))
     twin = denoiser.copy()

@@ -62,11 +62,20 @@ NO_CONDITION = Condition()
 class Denoiser(nn.Module):
     """A UNet predicting the noise ε of x_t = √ᾱ_t·x_0 + √(1-ᾱ_t)·ε, with the schedule ᾱ it was trained on."""
 
-    def __init__(self, unet: nn.Module, train_steps: int = 1000, beta_schedule: str = "squaredcos_cap_v2") -> None:
+    def __init__(
+        self,
+        unet: nn.Module,
+        train_steps: int = 1000,
+        beta_schedule: str = "squaredcos_cap_v2",
+        clip: float | None = 1.0,
+    ) -> None:
         super().__init__()
         self.unet = unet
         self.train_steps = train_steps
         self.beta_schedule = beta_schedule
+        self.clip = clip
+        """Bound of the predicted x̂_0 while sampling: 1 for images in [-1, 1], None for a latent-space model
+        (Stable Diffusion's VAE latents are not bounded)."""
         self.register_buffer("alpha_bar", noise_schedule(train_steps, beta_schedule), persistent=False)
         self.calls = 0
         """Images denoised so far (one per sample per call): the compute that tree search and best-of-N
@@ -98,6 +107,7 @@ class Denoiser(nn.Module):
                 "unet_class": type(self.unet).__name__,
                 "train_steps": self.train_steps,
                 "beta_schedule": self.beta_schedule,
+                "clip": self.clip,
             }
             (folder / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
@@ -119,11 +129,13 @@ class Denoiser(nn.Module):
                 f"{folder / 'config.json'}: _class_name: {unet_class_name!r} is not one of {', '.join(UNET_CLASSES)}"
             )
         unet = getattr(diffusers, unet_class_name).from_pretrained(folder, use_safetensors=True)
-        return cls(unet, meta.get("train_steps", 1000), meta.get("beta_schedule", "squaredcos_cap_v2"))
+        return cls(
+            unet, meta.get("train_steps", 1000), meta.get("beta_schedule", "squaredcos_cap_v2"), meta.get("clip", 1.0)
+        )
 
     def copy(self) -> Denoiser:
         """An independent copy (the frozen reference of a preference loss)."""
-        twin = Denoiser(type(self.unet).from_config(self.unet.config), self.train_steps, self.beta_schedule)
+        twin = Denoiser(type(self.unet).from_config(self.unet.config), self.train_steps, self.beta_schedule, self.clip)
         twin.unet.load_state_dict(self.unet.state_dict())
         return twin
 

@@ -51,7 +51,7 @@ def denoise_step(
     a, a_prev = alpha_bars(denoiser, timesteps, k)
     n = x_t.shape[0]
     eps = denoiser(x_t, torch.full((n,), timesteps[k], dtype=torch.long), condition)
-    step = ddim_step(x_t, eps, a.expand(n), a_prev.expand(n), eta)
+    step = ddim_step(x_t, eps, a.expand(n), a_prev.expand(n), eta, denoiser.clip)
     if bool((step.std == 0).all()):
         return step.mean, torch.zeros(n)
     x_next = step.mean + step.std.view(-1, *([1] * (x_t.dim() - 1))) * torch.randn(
@@ -87,7 +87,9 @@ def step_log_prob(denoiser: Denoiser, chain: Chain, k: int, eta: float, conditio
     x_t = chain.states[k]
     n = x_t.shape[0]
     eps = denoiser(x_t, torch.full((n,), chain.timesteps[k], dtype=torch.long), condition)
-    return gaussian_log_prob(chain.states[k + 1], ddim_step(x_t, eps, a.expand(n), a_prev.expand(n), eta))
+    return gaussian_log_prob(
+        chain.states[k + 1], ddim_step(x_t, eps, a.expand(n), a_prev.expand(n), eta, denoiser.clip)
+    )
 
 
 @torch.no_grad()

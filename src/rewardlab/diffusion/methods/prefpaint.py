@@ -155,7 +155,7 @@ def chain_log_probs(denoiser: Denoiser, chain: Chain, steps: Tensor, eta: float,
     rows = Condition(*(None if f is None else f.repeat(k, *([1] * (f.dim() - 1))) for f in
                        (condition.labels, condition.embeddings, condition.channels)))  # fmt: skip
     eps = denoiser(x_t, t, rows)
-    return gaussian_log_prob(x_next, ddim_step(x_t, eps, a, a_prev, eta)).view(k, n).T
+    return gaussian_log_prob(x_next, ddim_step(x_t, eps, a, a_prev, eta, denoiser.clip)).view(k, n).T
 
 
 @dataclass(frozen=True)
