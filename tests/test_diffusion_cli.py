@@ -123,6 +123,7 @@ def test_search_methods_spend_the_budget(base, tmp_path, method):
         (["--reward", "mix:3=0.5,11=0.5"], "class must be in [0, 10)"),
         (["--method", "nope"], "unknown alignment method 'nope'"),
         (["--option", "novalue"], "expected KEY=VALUE"),
+        (["--method", "diff-instruct-star", "--option", "alpha=1"], "diff-instruct-star has no option 'alpha'"),
     ],
 )
 def test_mistakes_are_one_line_and_write_nothing(base, tmp_path, args, message):

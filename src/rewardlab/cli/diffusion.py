@@ -148,6 +148,8 @@ def diffusion_align(
 ) -> None:
     """Align a diffusion model with a reward or with preferences, and report the reward before and after (with
     intervals), how far the samples moved from the base model's, their diversity and the wall time."""
+    from dataclasses import fields
+
     from rewardlab.diffusion.align import AlignConfig
     from rewardlab.diffusion.diff_instruct import DiffInstructConfig
     from rewardlab.diffusion.runs import ONE_STEP_METHOD, align_run
@@ -155,7 +157,15 @@ def diffusion_align(
     options = _options(option)
     diff_instruct = None
     if method == ONE_STEP_METHOD:
-        diff_instruct = DiffInstructConfig(updates=updates, batch_size=batch_size, seed=seed, **options)
+        known = {f.name for f in fields(DiffInstructConfig)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValueError(
+                f"diff-instruct-star has no option {unknown[0]!r}; its options: {', '.join(sorted(known))}"
+            )
+        settings = {"updates": updates, "batch_size": batch_size, "seed": seed,
+                    "generator_learning_rate": learning_rate, "fake_learning_rate": learning_rate}  # fmt: skip
+        diff_instruct = DiffInstructConfig(**{**settings, **options})
         diff_instruct.check()
         options = {}
     config = AlignConfig(method, updates, batch_size, sampling_steps, beta=beta, learning_rate=learning_rate,
