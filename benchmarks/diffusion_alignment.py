@@ -31,7 +31,8 @@ from rewardlab.diffusion.base_training import BaseConfig, train_base
 from rewardlab.diffusion.classifier import ImageNet, train_classifier
 from rewardlab.diffusion.denoiser import Denoiser
 from rewardlab.diffusion.diff_instruct import DiffInstructConfig, train_diff_instruct
-from rewardlab.diffusion.distribution import class_mix_distance, frechet_distance, vendi_score
+from rewardlab.diffusion.distribution import class_mix_distance
+from rewardlab.diffusion.evaluation import measure
 from rewardlab.diffusion.images import digits, write_grid
 from rewardlab.diffusion.inpainting import box_mask, inpaint
 from rewardlab.diffusion.known_rewards import class_log_prob_reward, class_probabilities
@@ -80,18 +81,15 @@ class Settings:
 def row(
     name: str, images: Tensor, base_images: Tensor, reward, evaluator: ImageNet, target: int, seconds: float
 ) -> dict:
-    """One line of the table (see the module docstring)."""
+    """One line of the table (see the module docstring): ``measure``'s row, with the judge's target rate."""
     with torch.no_grad():
         read = class_probabilities(evaluator, images).argmax(1)
-        features, base_features = evaluator.features(images), evaluator.features(base_images)
-        return {
-            "method": name,
-            "reward": asdict(t_interval(reward(images).tolist())),
-            "target_rate": asdict(t_interval((read == target).float().tolist())),
-            "frechet_to_base": frechet_distance(features, base_features),
-            "vendi": vendi_score(features),
-            "seconds": round(seconds, 1),
-        }
+    return {
+        "method": name,
+        **measure(images, base_images, reward, evaluator),
+        "target_rate": asdict(t_interval((read == target).float().tolist())),
+        "seconds": round(seconds, 1),
+    }
 
 
 def run(settings: Settings, output: Path, docs: Path | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from torch import nn
 
 from rewardlab.diffusion.align import ALIGN_METHODS, AlignConfig, Feedback, align
 from rewardlab.diffusion.classifier import ImageNet, train_classifier
-from rewardlab.diffusion.denoiser import Condition, Denoiser, UNetSize, small_unet
+from rewardlab.diffusion.denoiser import NO_CONDITION, Condition, Denoiser, UNetSize, small_unet
 from rewardlab.diffusion.images import digits, grid, read_png, write_grid, write_png
 from rewardlab.diffusion.known_rewards import class_log_prob_reward, ink_reward
 from rewardlab.diffusion.sampling import invert, sample, step_log_prob
@@ -155,6 +155,10 @@ def test_condition_rows_repeat_cat():
     assert c.rows(torch.tensor([1])).labels.tolist() == [2]
     assert c.cat(c).labels.tolist() == [1, 2, 1, 2]
     assert c.repeat(2).embeddings is None
+    assert Condition(labels=torch.tensor([4])).for_samples(3).labels.tolist() == [4, 4, 4]
+    assert c.for_samples(2) is c and NO_CONDITION.for_samples(5) is NO_CONDITION
+    with pytest.raises(ValueError, match=r"condition has 2 rows; give 1 .* or 3"):
+        c.for_samples(3)
 
 
 def test_digits_pngs_and_grids(tmp_path):

@@ -48,6 +48,17 @@ class Condition:
             )
         )
 
+    def for_samples(self, n: int) -> Condition:
+        """The condition of ``n`` samples: one row shared by all (repeated), or one row each, as given; a condition
+        on nothing stays so. Any other row count is a ValueError."""
+        rows = {f.shape[0] for f in (self.labels, self.embeddings, self.channels) if f is not None}
+        if not rows or rows == {n}:
+            return self
+        if rows == {1}:
+            return self.repeat(n)
+        counts = ", ".join(map(str, sorted(rows)))
+        raise ValueError(f"condition has {counts} rows; give 1 (shared by every sample) or {n} (one per sample)")
+
     def cat(self, other: Condition) -> Condition:
         """This condition's rows followed by ``other``'s."""
         fields = zip(

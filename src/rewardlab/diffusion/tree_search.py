@@ -237,18 +237,6 @@ def _draw(tree: _Tree, config: TreeSearchConfig, generator: torch.Generator) -> 
     return node
 
 
-def _rows(condition: Condition, n: int) -> Condition:
-    fields = [f for f in (condition.labels, condition.embeddings, condition.channels) if f is not None]
-    if not fields:
-        return condition
-    rows = fields[0].shape[0]
-    if rows == n:
-        return condition
-    if rows == 1:
-        return condition.repeat(n)
-    raise ValueError(f"condition has {rows} rows; give one per output (n_samples = {n}) or a single row")
-
-
 @torch.no_grad()
 def tree_sample(
     denoiser: Denoiser,
@@ -261,7 +249,7 @@ def tree_sample(
     highest-reward image each tree found), each output from its own tree of ``config.budget // n_samples``
     denoiser calls."""
     config.check(n_samples)
-    condition = _rows(condition, n_samples)
+    condition = condition.for_samples(n_samples)
     generator = torch.Generator().manual_seed(config.seed)
     timesteps = sampling_timesteps(config.sampling_steps, denoiser.train_steps)
     steps = len(timesteps)
@@ -313,7 +301,7 @@ def best_of_n(
             f"budget_calls ({budget_calls}) must cover one full chain per output: at least "
             f"n_samples × sampling_steps = {n_samples * max(sampling_steps, 1)}"
         )
-    condition = _rows(condition, n_samples).repeat(per_output)
+    condition = condition.for_samples(n_samples).repeat(per_output)
     generator = torch.Generator().manual_seed(seed)
     calls_before = denoiser.calls
     total = n_samples * per_output

@@ -55,19 +55,6 @@ def demonstration_pairs(scores: Tensor, fraction: float) -> tuple[Tensor, Tensor
     return positive[strict], negative[strict]
 
 
-def condition_rows(condition: Condition, n: int) -> Condition:
-    """The condition of n samples: a one-row condition repeated, an n-row one as it is."""
-    fields = [f for f in (condition.labels, condition.embeddings, condition.channels) if f is not None]
-    rows = {f.shape[0] for f in fields}
-    if not rows:
-        return condition
-    if rows == {1}:
-        return condition.repeat(n)
-    if rows == {n}:
-        return condition
-    raise ValueError(f"config.condition has {sorted(rows)} rows; DRAGON needs 1 or batch_size ({n})")
-
-
 def check_options(options: dict[str, Any]) -> float:
     fraction = float(method_options("dragon", options, OPTIONS)["fraction"])
     if not 0.0 < fraction <= 0.5:
@@ -97,7 +84,7 @@ class Dragon:
         fraction = check_options(config.options)
         if config.batch_size < 2:
             raise ValueError(f"dragon: batch_size must be at least 2 (got {config.batch_size})")
-        condition = condition_rows(config.condition, config.batch_size)
+        condition = config.condition.for_samples(config.batch_size)
         images = sample(policy, config.batch_size, config.sampling_steps, config.eta, condition, generator).images
         if feedback.set_reward is not None:
             scores = leave_one_out_contributions(images, feedback.set_reward)

@@ -34,24 +34,6 @@ from rewardlab.diffusion.sampling import Chain, invert, sample, step_log_prob
 from rewardlab.diffusion.schedule import add_noise, sampling_timesteps
 
 
-def condition_rows(condition: Condition) -> int | None:
-    """How many rows ``condition`` has (None when it conditions on nothing)."""
-    for field in (condition.labels, condition.embeddings, condition.channels):
-        if field is not None:
-            return field.shape[0]
-    return None
-
-
-def pair_condition(condition: Condition, pairs: int) -> Condition:
-    """The condition of each pair: one row shared by every pair, or one row per pair."""
-    rows = condition_rows(condition)
-    if rows is None or rows == pairs:
-        return condition
-    if rows == 1:
-        return condition.repeat(pairs)
-    raise ValueError(f"condition has {rows} rows; give 1 (shared) or batch_size = {pairs} (one per pair)")
-
-
 @dataclass(frozen=True)
 class Pairs:
     """Winner and loser images, one row per pair, with P(winner ≻ loser) and the pairs' condition."""
@@ -75,13 +57,13 @@ def offline_pairs(policy: Denoiser, feedback: Feedback, config: AlignConfig, gen
     if chosen.shape[0] == 0:
         raise ValueError("preference pairs: the pair set is empty")
     index = torch.randint(0, chosen.shape[0], (config.batch_size,), generator=generator)
-    condition = pair_condition(config.condition, config.batch_size)
+    condition = config.condition.for_samples(config.batch_size)
     return Pairs(chosen[index], rejected[index], torch.ones(config.batch_size), condition)
 
 
 def sampled_pairs(policy: Denoiser, config: AlignConfig, generator: torch.Generator) -> tuple[Chain, Condition]:
     """Two chains per pair from the current policy: rows 2i and 2i+1 are pair i, under pair i's condition."""
-    condition = pair_condition(config.condition, config.batch_size)
+    condition = config.condition.for_samples(config.batch_size)
     chain = sample(
         policy, 2 * config.batch_size, config.sampling_steps, config.eta, condition.repeat(2), generator=generator
     )
@@ -163,20 +145,18 @@ def inverted(pairs: Pairs, policy: Denoiser, steps: int, generator: torch.Genera
     return NoisedPairs(x_t_w, x_t_l, target_w, target_l, t, pairs)
 
 
-def errors(model: Denoiser, batch: NoisedPairs) -> tuple[Tensor, Tensor]:
-    """The model's ε-prediction error on the winner and on the loser latents (one forward pass for both)."""
-    n = batch.t.shape[0]
-    condition = batch.pairs.condition.cat(batch.pairs.condition)
-    eps = model(torch.cat([batch.x_t_w, batch.x_t_l]), batch.t.repeat(2), condition)
-    return noise_error(eps[:n], batch.target_w), noise_error(eps[n:], batch.target_l)
-
-
 def predictions(model: Denoiser, batch: NoisedPairs) -> tuple[Tensor, Tensor]:
-    """The model's ε̂ at the winner and at the loser latents."""
+    """The model's ε̂ at the winner and at the loser latents (one forward pass for both)."""
     n = batch.t.shape[0]
     condition = batch.pairs.condition.cat(batch.pairs.condition)
     eps = model(torch.cat([batch.x_t_w, batch.x_t_l]), batch.t.repeat(2), condition)
     return eps[:n], eps[n:]
+
+
+def errors(model: Denoiser, batch: NoisedPairs) -> tuple[Tensor, Tensor]:
+    """The model's ε-prediction error on the winner and on the loser latents."""
+    eps_w, eps_l = predictions(model, batch)
+    return noise_error(eps_w, batch.target_w), noise_error(eps_l, batch.target_l)
 
 
 class DiffusionDPO:
