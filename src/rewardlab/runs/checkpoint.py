@@ -47,9 +47,11 @@ def save_checkpoint(
         (tmp / "state.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> TrainState:
+def load_checkpoint(path: Path, model: torch.nn.Module | None, optimizer, scheduler) -> TrainState:
+    """Load a checkpoint into ``model`` (None: leave the weights to the caller), the optimiser and the scheduler."""
     meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
-    load_model(model, str(path / "model.safetensors"), strict=True)
+    if model is not None:
+        load_model(model, str(path / "model.safetensors"), strict=True)
     slots: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in load_file(path / "optimizer.safetensors").items():
         index, key = name.split(".", 1)

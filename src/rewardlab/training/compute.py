@@ -84,9 +84,17 @@ class ComputeModel:
         """Add the copy's gradients into the fp32 gradients and clear them (a no-op without a copy)."""
         self._weights.accumulate_gradients()
 
+    @property
+    def trained(self) -> RewardModel:
+        """The model whose weights the optimiser updates: the fp32 master."""
+        return self.master
+
     def refresh(self) -> None:
         """Copy the fp32 weights into the bf16 copy (after every optimiser step)."""
         self._weights.refresh()
+
+    def gather(self) -> None:
+        """Nothing to do: the master holds the trained weights (``ShardedCompute`` gathers its slices)."""
 
     def release(self) -> None:
         """Give the master its attention back for scoring, and drop the copy."""

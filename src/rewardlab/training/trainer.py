@@ -58,6 +58,7 @@ from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
 from rewardlab.training.reply_lengths import PairsWithLengths, keep_first_outputs
+from rewardlab.training.sharding import ShardedCompute, equal_pass_count, launch_sharding
 from rewardlab.tuning import tune_cpu
 
 
@@ -129,21 +130,21 @@ def train(
         accelerator.print(f"reward head fitted on the frozen backbone's features (LP-FT): {fit}")
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     total_steps = config.max_steps or math.ceil(config.epochs * steps_per_epoch)
-    optimizer, scheduler = build_optimizer(model, config, total_steps)
+    precision = resolve_precision(config.precision, accelerator.device)
+    compute = _compute_model(model, precision, accelerator)
+    optimizer, scheduler = build_optimizer(compute.trained, config, total_steps)
     state = TrainState()
     if folder.resuming:
-        state = load_checkpoint(folder.checkpoint, _checkpointed(model), optimizer, scheduler)
+        state = _resume(compute, folder.checkpoint, optimizer, scheduler)
         accelerator.print(f"resuming from step {state.step} of {total_steps}")
     if main:
         folder.start()  # every check passed, data and model loaded: only now may a previous run go
         config.save(folder.config)
 
-    precision = resolve_precision(config.precision, accelerator.device)
-    compute = ComputeModel(model, precision, accelerator.device)
-    compute.model.users = model.users  # the fp32 table, shared: rows are gathered from it, not from a copy
     # an objective that weighs sources against each other within a pass (MORE) sees whole batches
     max_tokens = None if "source" in objective.inputs else token_budget(config.micro_batch_tokens, precision)
     logger = _metric_logger(config, folder.metrics, state.step) if main else None
+    sharded = isinstance(compute, ShardedCompute)
     plans: dict[int, list[list[int]]] = {}
     window = Window()
     loop_started = time.perf_counter()
@@ -157,8 +158,9 @@ def train(
                         train_data.lengths, config.batch_size, config.seed, epoch, bucketing=config.length_bucketing
                     )
                 }
-            _train_step(compute, train_data, plans[epoch][index], objective, config, max_tokens, accelerator, window)
-            grad_norm = torch.nn.utils.clip_grad_norm_(_trained(model), config.optim.max_grad_norm)
+            batch = plans[epoch][index]
+            _train_step(compute, train_data, batch, objective, config, max_tokens, accelerator, window, sharded)
+            grad_norm = torch.nn.utils.clip_grad_norm_(_trained(compute.trained), config.optim.max_grad_norm)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
@@ -169,16 +171,20 @@ def train(
                 record = window.flush(accelerator) | {
                     "epoch": round(state.step / steps_per_epoch, 3),
                     "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm),
+                    "grad_norm": float(grad_norm.full_tensor() if sharded else grad_norm),
                 }
                 if logger:
                     logger.log(state.step, record, "train")
                 shown = {"loss": f"{record['loss']:.4f}", "acc": f"{record['accuracy']:.3f}"}
                 advance(0, **shown, **{"pairs/s": f"{record['pairs_per_s']:.1f}"})
-            if (state.step % config.eval_every == 0 or last) and main:
-                _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
-            if state.step % config.save_every == 0 or last:
+            if state.step % config.eval_every == 0 or last:
+                compute.gather()  # a sharded model's weights into rank 0's whole copy (every rank takes part)
                 if main:
+                    _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
+            if state.step % config.save_every == 0 or last:
+                if sharded:
+                    compute.save(out / "checkpoint", optimizer, scheduler, state)
+                elif main:
                     save_checkpoint(out / "checkpoint", _checkpointed(model), optimizer, scheduler, state)
                 accelerator.wait_for_everyone()
             advance(1)
@@ -253,6 +259,28 @@ def _add_user_table(
     )
 
 
+def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator) -> ComputeModel | ShardedCompute:
+    """Where the training passes run: the model (or its bf16 copy), or its slices when the launch shards."""
+    sharding = launch_sharding()
+    if sharding is None:
+        compute = ComputeModel(model, precision, accelerator.device)
+        compute.model.users = model.users  # the fp32 table, shared: rows are gathered from it, not from a copy
+        return compute
+    if accelerator.num_processes == 1:
+        raise ValueError(f"{sharding.name} shards across processes, and this launch started one")
+    accelerator.print(f"sharding the model across {accelerator.num_processes} processes: {sharding.name}")
+    return ShardedCompute(model, sharding, precision, accelerator.device)
+
+
+def _resume(compute: ComputeModel | ShardedCompute, checkpoint: Path, optimizer, scheduler) -> TrainState:
+    """Load a checkpoint (written by a sharded run or not) into the weights the run trains."""
+    if isinstance(compute, ShardedCompute):
+        return compute.load(checkpoint, optimizer, scheduler)
+    state = load_checkpoint(checkpoint, _checkpointed(compute.master), optimizer, scheduler)
+    compute.refresh()
+    return state
+
+
 def _trained(model: RewardModel) -> list[torch.nn.Parameter]:
     """The weights the optimiser updates: the model's, and a pluralistic model's user table."""
     users = list(model.users.parameters()) if model.users is not None else []
@@ -321,20 +349,30 @@ def _train_step(
     max_tokens: int | None,
     accelerator: Accelerator,
     window: Window,
+    sharded: bool = False,
 ) -> None:
     """Accumulate this process's gradient of (sum of weighted pair losses) / (pairs in the global batch)
-    into the fp32 weights' gradients."""
+    into the fp32 weights' gradients. Sharded, every forward pass is a collective: a process with fewer
+    passes than the busiest one repeats a pass with weight 0 (its gradient adds nothing)."""
     local = global_batch[accelerator.process_index :: accelerator.num_processes]
     model = compute.model
     model.model.train()
-    for indices in micro_batches(local, data.lengths, data.reply_counts, config.micro_batch_size, max_tokens):
+    passes = [
+        (indices, 1.0)
+        for indices in micro_batches(local, data.lengths, data.reply_counts, config.micro_batch_size, max_tokens)
+    ]
+    if sharded:
+        filler = passes[0][0] if passes else global_batch[:1]
+        passes += [(filler, 0.0)] * (equal_pass_count(len(passes)) - len(passes))
+    for indices, scale in passes:
         batch, tokens = data.forward(model, indices)
         output = objective(batch, **config.objective.args)
-        loss = (output.losses * batch["weight"]).sum() / len(global_batch)
+        loss = scale * (output.losses * batch["weight"]).sum() / len(global_batch)
         loss.backward()
         compute.accumulate_gradients()
-        window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
-    if accelerator.num_processes > 1:
+        if scale:
+            window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
+    if accelerator.num_processes > 1 and not sharded:
         _sum_gradients(compute.master.model, accelerator)
         if model.users is not None:
             _sum_gradients(model.users, accelerator)

@@ -1,0 +1,197 @@
+"""Sharded training: each process holds a slice of the weights, gradients and AdamW moments (FSDP2).
+
+``accelerate launch --config_file configs/accelerate/fsdp-zero3.yaml -m rewardlab train ...`` starts the
+processes and says, through the environment it sets, how to shard; rewardlab then shards the model with
+PyTorch's own ``fully_shard`` (FSDP2) rather than through ``Accelerator.prepare``, so that one code path
+runs on GPUs and on CPUs (where accelerate keeps FSDP off, yet ``fully_shard`` runs over gloo and can be
+tested). Two settings, in DeepSpeed's terms:
+
+- ZeRO-3 (``FULL_SHARD``, ``reshard_after_forward: true``): parameters are gathered block by block for
+  each forward and backward and freed after; the least memory.
+- ZeRO-2 (``SHARD_GRAD_OP``, ``reshard_after_forward: false``): parameters stay gathered from forward to
+  backward; gradients and optimiser state stay sharded. Less communication, more memory.
+
+The update is the one data parallelism gives (``trainer.py``): each process's loss is its share of the
+global batch's sum over the global batch size, and gradients are summed (divide factor 1), not averaged.
+Every forward pass is a collective, so every process runs as many passes per step as the busiest one
+(``equal_passes``). Rank 0 keeps the whole fp32 model beside its slice, gathered before each evaluation
+and save: evaluation, checkpoints and the saved model are those of a one-process run, and a checkpoint
+resumes on any number of processes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file
+from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+from rewardlab.models import attention
+from rewardlab.models.reward_model import RewardModel, scalar_head
+from rewardlab.runs.checkpoint import TrainState, load_checkpoint, save_checkpoint
+
+TRUE = ("true", "1", "yes")
+WHOLE = StateDictOptions(full_state_dict=True)
+WHOLE_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How the launch asked to shard: ZeRO-3 (``reshard_after_forward``) or ZeRO-2 (not)."""
+
+    reshard_after_forward: bool
+
+    @property
+    def name(self) -> str:
+        return "FSDP2, ZeRO-3 (FULL_SHARD)" if self.reshard_after_forward else "FSDP2, ZeRO-2 (SHARD_GRAD_OP)"
+
+
+def launch_sharding(environ: Mapping[str, str] = os.environ) -> Sharding | None:
+    """The sharding an ``accelerate launch --config_file ...`` asked for, read from the variables the
+    launcher sets (``ACCELERATE_USE_FSDP``, ``FSDP_*``, ``ACCELERATE_USE_DEEPSPEED``); None for none.
+
+    Settings rewardlab would not honour are refused rather than ignored: a run that silently kept every
+    weight on every process would run out of memory where the user planned it would fit.
+    """
+    if environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in TRUE:
+        raise ValueError(
+            "this launch asks for DeepSpeed, which rewardlab train does not drive: launch with "
+            "configs/accelerate/fsdp-zero2.yaml or fsdp-zero3.yaml (FSDP2, the same sharding as ZeRO-2 and ZeRO-3)"
+        )
+    if environ.get("ACCELERATE_USE_FSDP", "false").lower() not in TRUE:
+        return None
+    strategy = environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
+    strategy = {"1": "FULL_SHARD", "2": "SHARD_GRAD_OP", "3": "NO_SHARD", "4": "HYBRID_SHARD"}.get(strategy, strategy)
+    if strategy not in ("FULL_SHARD", "SHARD_GRAD_OP"):
+        raise ValueError(f"fsdp_sharding_strategy {strategy} is not supported: use FULL_SHARD or SHARD_GRAD_OP")
+    for key in ("FSDP_OFFLOAD_PARAMS", "FSDP_ACTIVATION_CHECKPOINTING"):
+        if environ.get(key, "false").lower() in TRUE:
+            option = key.removeprefix("FSDP_").lower()
+            hint = " (use gradient_checkpointing=true in the train config)" if "CHECKPOINTING" in key else ""
+            raise ValueError(f"fsdp_{option}: true is not supported by rewardlab train{hint}")
+    reshard = environ.get("FSDP_RESHARD_AFTER_FORWARD")
+    if reshard is None:
+        return Sharding(reshard_after_forward=strategy == "FULL_SHARD")
+    return Sharding(reshard_after_forward=reshard.lower() in TRUE)
+
+
+def transformer_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """The repeated blocks of a transformer (every module held in a ``ModuleList``): the units FSDP
+    gathers one at a time, so that at most one block's full weights exist beside the slices."""
+    return [block for m in module.modules() if isinstance(m, torch.nn.ModuleList) for block in m]
+
+
+def shard_units(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """What FSDP gathers as one: each block, then each module the reward model calls by itself (a
+    decoder's backbone and head run apart for packed pairs, ``models/shared_prefix.py``), the root last."""
+    parts = [module.base_model if module.base_model is not module else None, scalar_head(module)]
+    return [*transformer_blocks(module), *(p for p in parts if p is not None), module]
+
+
+class ShardedCompute:
+    """The model the training passes run on, sharded across the processes, and ``master``: the whole
+    model on rank 0 (for evaluation and saving), freed elsewhere. The interface of ``ComputeModel``."""
+
+    def __init__(self, master: RewardModel, sharding: Sharding, precision: str, device: torch.device) -> None:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        if master.users is not None:
+            raise ValueError("a pluralistic objective (one row per annotator) cannot be trained sharded yet")
+        self.master = master
+        self.main = dist.get_rank() == 0
+        module = copy.deepcopy(master.model).to(device)
+        if device.type == "cpu" and module.config._attn_implementation == "sdpa":
+            module.set_attn_implementation(attention.NAME if master.shares_prefix else "eager")  # as ComputeModel
+        policy = MixedPrecisionPolicy(
+            param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
+        )
+        for unit in shard_units(module):
+            fully_shard(unit, reshard_after_forward=sharding.reshard_after_forward, mp_policy=policy)
+            unit.set_gradient_divide_factor(1.0)  # each process's loss is already its share of the global mean
+            unit.set_force_sum_reduction_for_comms(True)  # a plain sum (gloo has no pre-multiplied sum)
+        self.model = RewardModel(module, master.tokenizer, master.info)
+        if not self.main:
+            master.model.to("meta")  # only rank 0 evaluates and saves
+
+    @property
+    def trained(self) -> RewardModel:
+        """The model whose weights the optimiser updates: the slices."""
+        return self.model
+
+    def accumulate_gradients(self) -> None:
+        """Nothing to do: the backward pass reduces gradients into each process's slice."""
+
+    def refresh(self) -> None:
+        """Nothing to do: the slices are the weights."""
+
+    def gather(self) -> None:
+        """Copy the slices into rank 0's whole model (every process must call it: it is a collective)."""
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        full = get_model_state_dict(self.model.model, options=WHOLE_ON_CPU)
+        if self.main:
+            self.master.model.load_state_dict(full)
+
+    def release(self) -> None:
+        """Gather the final weights into rank 0's model."""
+        self.gather()
+
+    def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
+        """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0: the gathered
+        weights and AdamW moments, so it resumes on any number of processes, sharded or not."""
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        moments = get_optimizer_state_dict(self.model.model, optimizer, options=WHOLE_ON_CPU)
+        self.gather()
+        if self.main:
+            index = {name: i for i, name in enumerate(self._names(optimizer))}
+            per_index = {index[name]: slots for name, slots in moments["state"].items()}
+            save_checkpoint(path, self.master.model, Moments(per_index, optimizer), scheduler, state)
+
+    def load(self, path: Path, optimizer: torch.optim.Optimizer, scheduler) -> TrainState:
+        """Resume from a checkpoint of a sharded run or of a one-process one: every process reads it
+        whole and keeps its slice."""
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+        names = self._names(optimizer)
+        whole = Moments({}, optimizer)
+        state = load_checkpoint(path, self.master.model if self.main else None, whole, scheduler)
+        set_model_state_dict(self.model.model, load_file(path / "model.safetensors"), options=WHOLE)
+        slots = {names[i]: value for i, value in whole.loaded["state"].items()}
+        groups = [{**g, "params": [names[i] for i in g["params"]]} for g in whole.loaded["param_groups"]]
+        set_optimizer_state_dict(self.model.model, optimizer, {"state": slots, "param_groups": groups}, options=WHOLE)
+        return state
+
+    def _names(self, optimizer: torch.optim.Optimizer) -> list[str]:
+        """Parameter names in the optimiser's order: the index a one-process checkpoint gives each."""
+        name_of = {p: n for n, p in self.model.model.named_parameters()}
+        return [name_of[p] for group in optimizer.param_groups for p in group["params"]]
+
+
+class Moments:
+    """Stands in for the optimiser in ``runs/checkpoint.py``: gives the gathered moments, keyed as a
+    one-process optimiser keys them, and keeps what a checkpoint holds for ``ShardedCompute.load``."""
+
+    def __init__(self, state: dict[int, dict], optimizer: torch.optim.Optimizer) -> None:
+        self.state, self.optimizer = state, optimizer
+        self.loaded: dict = {}
+
+    def state_dict(self) -> dict:
+        groups = self.optimizer.state_dict()["param_groups"]  # hyperparameters, and params as indices
+        return {"state": self.state, "param_groups": groups}
+
+    def load_state_dict(self, loaded: dict) -> None:
+        self.loaded = loaded
+
+
+def equal_pass_count(passes: int) -> int:
+    """The most forward passes any process has this step (every process must run that many)."""
+    count = torch.tensor([passes])
+    dist.all_reduce(count, op=dist.ReduceOp.MAX)
+    return int(count.item())

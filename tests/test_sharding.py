@@ -1,0 +1,129 @@
+"""Sharded training (FSDP2) on 2 CPU processes, launched with the configs the repository ships:
+the same update as one process, and a sharded run killed part-way resumes to the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from safetensors.torch import load_file
+from synthetic import synthetic_pairs, write_jsonl
+from test_training import cli, relative_gap
+from transformers import AutoModelForSequenceClassification
+
+import rewardlab
+from rewardlab.training.sharding import Sharding, launch_sharding, shard_units
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+FAST = ["eval_every=100", "precision=fp32", "num_threads=1", "progress=false", "optim.warmup_ratio=0", "optim.lr=1e-4"]
+
+
+@pytest.fixture(scope="module")
+def synthetic_file(tmp_path_factory) -> Path:
+    return write_jsonl(synthetic_pairs(600, seed=1), tmp_path_factory.mktemp("synthetic") / "pairs.jsonl")
+
+
+def launch(config: str, *args: str, **kwargs) -> subprocess.Popen:
+    """``accelerate launch --config_file configs/accelerate/CONFIG -m rewardlab ...``, as the docs say."""
+    command = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", "--config_file"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([*command, str(CONFIGS / config), "-m", "rewardlab", *args], env=env, **kwargs)
+
+
+def gap(one: Path, two: Path, backbone: Path) -> tuple[float, float]:
+    """(relative gap of the weights, relative gap of AdamW's first moments) between two checkpoints."""
+    a, b = (load_file(run / "checkpoint" / "model.safetensors") for run in (one, two))
+    start = AutoModelForSequenceClassification.from_pretrained(backbone, num_labels=1).state_dict()
+    moved = max((a[k] - start[k]).abs().max().item() for k in a if k not in ("classifier.bias", "score.bias"))
+    assert moved > 1e-4, "training must have changed the weights for the comparison to mean anything"
+    m, n = (load_file(run / "checkpoint" / "optimizer.safetensors") for run in (one, two))
+    assert m.keys() == n.keys()
+    first = [k for k in m if k.endswith("exp_avg")]
+    zero = {k: 0 * m[k] for k in first}
+    return relative_gap(a, b, start), relative_gap({k: m[k] for k in first}, {k: n[k] for k in first}, zero)
+
+
+@pytest.mark.parametrize(
+    ("config", "backbone"), [("fsdp-zero3.yaml", "tiny_encoder_dir"), ("fsdp-zero2.yaml", "tiny_decoder_dir")]
+)
+def test_sharded_update_equals_one_process(config, backbone, synthetic_file, tmp_path, request):
+    """ZeRO-3 and ZeRO-2 sharding over 2 processes give one process's update with the same global batch
+    (7 pairs: 4 and 3 a process, so the processes run unequal passes and one repeats a pass at weight 0).
+    AdamW's moments are compared too: Adam's step barely changes if every gradient is halved (it divides
+    by √v), so only the moments show gradients averaged across processes rather than summed."""
+    model = request.getfixturevalue(backbone)
+    args = ["train", "--data", str(synthetic_file), "--backbone", str(model), "max_steps=6", "batch_size=7", *FAST]
+    single = cli(*args, "--output", str(tmp_path / "one"), stdout=subprocess.DEVNULL)
+    sharded = launch(config, *args, "--output", str(tmp_path / "two"), stdout=subprocess.PIPE)
+    out, _ = sharded.communicate(timeout=300)
+    assert sharded.returncode == 0
+    assert single.wait() == 0
+    assert "sharding the model across 2 processes" in out.decode()
+    weights, moments = gap(tmp_path / "one", tmp_path / "two", model)
+    assert weights < 0.05  # test_two_processes_match_one's tolerance, for its reason (Adam and rounding)
+    assert moments < 1e-3  # summed, not averaged: the moments would be half as large
+
+
+def test_sharded_run_killed_part_way_resumes(tiny_encoder_dir, synthetic_file, tmp_path):
+    """A ZeRO-3 run killed after a checkpoint resumes (sharded again) to the weights of an unbroken
+    one-process run: the checkpoint holds the gathered weights and moments, not one process's slice."""
+    args = ["train", "--data", str(synthetic_file), "--backbone", str(tiny_encoder_dir), "max_steps=40"]
+    args += ["save_every=5", "batch_size=8", *FAST]
+    whole = cli(*args, "--output", str(tmp_path / "whole"), stdout=subprocess.DEVNULL)
+    killed = tmp_path / "killed"
+    quiet = {"stdout": subprocess.DEVNULL}
+    victim = launch("fsdp-zero3.yaml", *args, "--output", str(killed), **quiet, start_new_session=True)
+    state = killed / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 600
+    while not state.exists() and time.monotonic() < deadline and victim.poll() is None:
+        time.sleep(0.01)
+    os.killpg(victim.pid, signal.SIGKILL)  # the launcher and both ranks
+    victim.wait()
+    killed_at = json.loads(state.read_text())["train_state"]["step"]
+    assert 0 < killed_at < 40, "the run must be killed part-way"
+    resumed = launch("fsdp-zero3.yaml", *args, "--output", str(killed), "--resume", stdout=subprocess.DEVNULL)
+    assert resumed.wait(timeout=300) == 0
+    assert whole.wait() == 0
+    weights, moments = gap(tmp_path / "whole", killed, tiny_encoder_dir)
+    assert weights < 0.05 and moments < 1e-3
+    steps = [json.loads(line)["step"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps), "a resumed run logs each step once, in order"
+
+
+def test_launch_settings_are_read_or_refused():
+    """The variables ``accelerate launch`` sets from the shipped configs, FSDP1 spellings included; a
+    setting rewardlab would not honour is refused, never ignored."""
+    assert launch_sharding({}) is None
+    fsdp = {"ACCELERATE_USE_FSDP": "true"}
+    assert launch_sharding(fsdp) == Sharding(reshard_after_forward=True)
+    assert launch_sharding({**fsdp, "FSDP_RESHARD_AFTER_FORWARD": "false"}) == Sharding(reshard_after_forward=False)
+    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}) == Sharding(False)
+    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "1"}) == Sharding(True)
+    with pytest.raises(ValueError, match="DeepSpeed"):
+        launch_sharding({"ACCELERATE_USE_DEEPSPEED": "true"})
+    with pytest.raises(ValueError, match="NO_SHARD"):
+        launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "NO_SHARD"})
+    with pytest.raises(ValueError, match="offload_params"):
+        launch_sharding({**fsdp, "FSDP_OFFLOAD_PARAMS": "true"})
+
+
+def test_one_process_asked_to_shard_is_refused(tiny_encoder_dir, synthetic_file, tmp_path, monkeypatch):
+    """An FSDP launch with one process would shard nothing: a clear error, before any training."""
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(ValueError, match="this launch started one"):
+        rewardlab.train(data=str(synthetic_file), backbone=str(tiny_encoder_dir), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoint").exists()
+
+
+def test_units_are_the_blocks_then_the_parts_called_apart(tiny_decoder_dir):
+    """A decoder's blocks, its backbone and its head (called apart for packed pairs), then the root."""
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_decoder_dir, num_labels=1)
+    units = shard_units(model)
+    blocks = list(model.model.layers)
+    assert units == [*blocks, model.model, model.score, model]
