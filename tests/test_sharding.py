@@ -50,11 +50,18 @@ def gap(one: Path, two: Path, backbone: Path) -> tuple[float, float]:
 
 
 @pytest.mark.parametrize(
-    ("config", "backbone"), [("fsdp-zero3.yaml", "tiny_encoder_dir"), ("fsdp-zero2.yaml", "tiny_decoder_dir")]
+    ("config", "backbone"),
+    [
+        ("fsdp-zero3.yaml", "tiny_encoder_dir"),
+        ("fsdp-zero2.yaml", "tiny_decoder_dir"),
+        ("deepspeed-zero2.yaml", "tiny_encoder_dir"),
+        ("deepspeed-zero3.yaml", "tiny_decoder_dir"),
+    ],
 )
 def test_sharded_update_equals_one_process(config, backbone, synthetic_file, tmp_path, request):
-    """ZeRO-3 and ZeRO-2 sharding over 2 processes give one process's update with the same global batch
-    (7 pairs: 4 and 3 a process, so the processes run unequal passes and one repeats a pass at weight 0).
+    """ZeRO-3 and ZeRO-2 sharding, by FSDP2 and by DeepSpeed, over 2 processes give one process's update
+    with the same global batch (7 pairs: 4 and 3 a process, so the processes run unequal passes and one
+    repeats a pass at weight 0).
     AdamW's moments are compared too: Adam's step barely changes if every gradient is halved (it divides
     by √v), so only the moments show gradients averaged across processes rather than summed."""
     model = request.getfixturevalue(backbone)
@@ -70,15 +77,16 @@ def test_sharded_update_equals_one_process(config, backbone, synthetic_file, tmp
     assert moments < 1e-3  # summed, not averaged: the moments would be half as large
 
 
-def test_sharded_run_killed_part_way_resumes(tiny_encoder_dir, synthetic_file, tmp_path):
-    """A ZeRO-3 run killed after a checkpoint resumes (sharded again) to the weights of an unbroken
+@pytest.mark.parametrize("config", ["fsdp-zero3.yaml", "deepspeed-zero2.yaml"])
+def test_sharded_run_killed_part_way_resumes(config, tiny_encoder_dir, synthetic_file, tmp_path):
+    """A sharded run killed after a checkpoint resumes (sharded again) to the weights of an unbroken
     one-process run: the checkpoint holds the gathered weights and moments, not one process's slice."""
     args = ["train", "--data", str(synthetic_file), "--backbone", str(tiny_encoder_dir), "max_steps=40"]
     args += ["save_every=5", "batch_size=8", *FAST]
     whole = cli(*args, "--output", str(tmp_path / "whole"), stdout=subprocess.DEVNULL)
     killed = tmp_path / "killed"
     quiet = {"stdout": subprocess.DEVNULL}
-    victim = launch("fsdp-zero3.yaml", *args, "--output", str(killed), **quiet, start_new_session=True)
+    victim = launch(config, *args, "--output", str(killed), **quiet, start_new_session=True)
     state = killed / "checkpoint" / "state.json"
     deadline = time.monotonic() + 600
     while not state.exists() and time.monotonic() < deadline and victim.poll() is None:
@@ -87,7 +95,7 @@ def test_sharded_run_killed_part_way_resumes(tiny_encoder_dir, synthetic_file, t
     victim.wait()
     killed_at = json.loads(state.read_text())["train_state"]["step"]
     assert 0 < killed_at < 40, "the run must be killed part-way"
-    resumed = launch("fsdp-zero3.yaml", *args, "--output", str(killed), "--resume", stdout=subprocess.DEVNULL)
+    resumed = launch(config, *args, "--output", str(killed), "--resume", stdout=subprocess.DEVNULL)
     assert resumed.wait(timeout=300) == 0
     assert whole.wait() == 0
     weights, moments = gap(tmp_path / "whole", killed, tiny_encoder_dir)
@@ -101,16 +109,23 @@ def test_launch_settings_are_read_or_refused():
     setting rewardlab would not honour is refused, never ignored."""
     assert launch_sharding({}) is None
     fsdp = {"ACCELERATE_USE_FSDP": "true"}
-    assert launch_sharding(fsdp) == Sharding(reshard_after_forward=True)
-    assert launch_sharding({**fsdp, "FSDP_RESHARD_AFTER_FORWARD": "false"}) == Sharding(reshard_after_forward=False)
-    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}) == Sharding(False)
-    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "1"}) == Sharding(True)
-    with pytest.raises(ValueError, match="DeepSpeed"):
-        launch_sharding({"ACCELERATE_USE_DEEPSPEED": "true"})
-    with pytest.raises(ValueError, match="NO_SHARD"):
-        launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "NO_SHARD"})
-    with pytest.raises(ValueError, match="offload_params"):
-        launch_sharding({**fsdp, "FSDP_OFFLOAD_PARAMS": "true"})
+    assert launch_sharding(fsdp) == Sharding("fsdp", 3)
+    assert launch_sharding({**fsdp, "FSDP_RESHARD_AFTER_FORWARD": "false"}) == Sharding("fsdp", 2)
+    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "SHARD_GRAD_OP"}) == Sharding("fsdp", 2)
+    assert launch_sharding({**fsdp, "FSDP_SHARDING_STRATEGY": "1"}) == Sharding("fsdp", 3)
+    deepspeed = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3"}
+    assert launch_sharding(deepspeed) == Sharding("deepspeed", 3)
+    refused = {
+        "NO_SHARD": {**fsdp, "FSDP_SHARDING_STRATEGY": "NO_SHARD"},
+        "offload_params": {**fsdp, "FSDP_OFFLOAD_PARAMS": "true"},
+        "zero_stage 1": {**deepspeed, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "1"},
+        "offload_optimizer_device": {**deepspeed, "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu"},
+        "zero3_init_flag": {**deepspeed, "ACCELERATE_DEEPSPEED_ZERO3_INIT": "true"},
+        "deepspeed_config_file": {**deepspeed, "ACCELERATE_DEEPSPEED_CONFIG_FILE": "ds.json"},
+    }
+    for words, environ in refused.items():
+        with pytest.raises(ValueError, match=words):
+            launch_sharding(environ)
 
 
 def test_one_process_asked_to_shard_is_refused(tiny_encoder_dir, synthetic_file, tmp_path, monkeypatch):

@@ -65,6 +65,12 @@ class ComputeWeights:
         self._pairs = []
 
 
+def trained_weights(model: RewardModel) -> list[torch.nn.Parameter]:
+    """The weights the optimiser updates: the model's, and a pluralistic model's user table."""
+    users = list(model.users.parameters()) if model.users is not None else []
+    return [*model.model.parameters(), *users]
+
+
 class ComputeModel:
     """Pairs the fp32 ``master`` reward model (saved, checkpointed, optimised) with ``model``, the one
     the training passes run on: a bf16 copy when ``precision == "bf16"``, else ``master`` itself."""
@@ -95,6 +101,20 @@ class ComputeModel:
 
     def gather(self) -> None:
         """Nothing to do: the master holds the trained weights (``ShardedCompute`` gathers its slices)."""
+
+    def backward(self, loss: torch.Tensor, last: bool) -> None:
+        """Add this pass's gradient into the fp32 gradients."""
+        loss.backward()
+        self.accumulate_gradients()
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+        """Clip, step AdamW and the schedule, clear the gradients, refresh the copy; the norm before clipping."""
+        norm = torch.nn.utils.clip_grad_norm_(trained_weights(self.master), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.refresh()
+        return float(norm)
 
     def release(self) -> None:
         """Give the master its attention back for scoring, and drop the copy."""

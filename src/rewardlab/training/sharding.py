@@ -43,13 +43,17 @@ WHOLE_ON_CPU = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 @dataclass(frozen=True)
 class Sharding:
-    """How the launch asked to shard: ZeRO-3 (``reshard_after_forward``) or ZeRO-2 (not)."""
+    """How the launch asked to shard: which engine, and ZeRO's stage (3: weights too; 2: not)."""
 
-    reshard_after_forward: bool
+    engine: str
+    """fsdp (PyTorch's FSDP2) or deepspeed."""
+    stage: int
 
     @property
     def name(self) -> str:
-        return "FSDP2, ZeRO-3 (FULL_SHARD)" if self.reshard_after_forward else "FSDP2, ZeRO-2 (SHARD_GRAD_OP)"
+        if self.engine == "deepspeed":
+            return f"DeepSpeed ZeRO-{self.stage}"
+        return f"FSDP2, ZeRO-{self.stage} ({'FULL_SHARD' if self.stage == 3 else 'SHARD_GRAD_OP'})"
 
 
 def launch_sharding(environ: Mapping[str, str] = os.environ) -> Sharding | None:
@@ -60,10 +64,7 @@ def launch_sharding(environ: Mapping[str, str] = os.environ) -> Sharding | None:
     weight on every process would run out of memory where the user planned it would fit.
     """
     if environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() in TRUE:
-        raise ValueError(
-            "this launch asks for DeepSpeed, which rewardlab train does not drive: launch with "
-            "configs/accelerate/fsdp-zero2.yaml or fsdp-zero3.yaml (FSDP2, the same sharding as ZeRO-2 and ZeRO-3)"
-        )
+        return _deepspeed(environ)
     if environ.get("ACCELERATE_USE_FSDP", "false").lower() not in TRUE:
         return None
     strategy = environ.get("FSDP_SHARDING_STRATEGY", "FULL_SHARD").upper()
@@ -75,10 +76,27 @@ def launch_sharding(environ: Mapping[str, str] = os.environ) -> Sharding | None:
             option = key.removeprefix("FSDP_").lower()
             hint = " (use gradient_checkpointing=true in the train config)" if "CHECKPOINTING" in key else ""
             raise ValueError(f"fsdp_{option}: true is not supported by rewardlab train{hint}")
-    reshard = environ.get("FSDP_RESHARD_AFTER_FORWARD")
-    if reshard is None:
-        return Sharding(reshard_after_forward=strategy == "FULL_SHARD")
-    return Sharding(reshard_after_forward=reshard.lower() in TRUE)
+    reshard = environ.get("FSDP_RESHARD_AFTER_FORWARD", str(strategy == "FULL_SHARD"))
+    return Sharding("fsdp", 3 if reshard.lower() in TRUE else 2)
+
+
+def _deepspeed(environ: Mapping[str, str]) -> Sharding:
+    """A DeepSpeed launch: ZeRO stage 2 or 3 from the accelerate config's ``deepspeed_config``."""
+    if "ACCELERATE_DEEPSPEED_CONFIG_FILE" in environ:
+        raise ValueError(
+            "a DeepSpeed JSON config (deepspeed_config_file) is not read by rewardlab train: give zero_stage in "
+            "the accelerate config (configs/accelerate/deepspeed-zero2.yaml); precision and clipping come from "
+            "the train config"
+        )
+    stage = environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    if stage not in ("2", "3"):
+        raise ValueError(f"DeepSpeed zero_stage {stage} is not supported: use 2 or 3")
+    for part in ("OPTIMIZER", "PARAM"):
+        if environ.get(f"ACCELERATE_DEEPSPEED_OFFLOAD_{part}_DEVICE", "none").lower() != "none":
+            raise ValueError(f"DeepSpeed offload_{part.lower()}_device is not supported by rewardlab train: use none")
+    if environ.get("ACCELERATE_DEEPSPEED_ZERO3_INIT", "false").lower() in TRUE:
+        raise ValueError("DeepSpeed zero3_init_flag: true is not supported: every process loads the whole backbone")
+    return Sharding("deepspeed", int(stage))
 
 
 def transformer_blocks(module: torch.nn.Module) -> list[torch.nn.Module]:
@@ -95,12 +113,12 @@ def shard_units(module: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 class ShardedCompute:
-    """The model the training passes run on, sharded across the processes, and ``master``: the whole
-    model on rank 0 (for evaluation and saving), freed elsewhere. The interface of ``ComputeModel``."""
+    """The model the training passes run on, in slices across the processes, and ``master``: the whole
+    model on rank 0 (for evaluation and saving), freed elsewhere. The interface of ``ComputeModel``;
+    each engine (FSDP2 here, DeepSpeed in ``training/deepspeed_zero.py``) says how to slice, step and
+    gather."""
 
-    def __init__(self, master: RewardModel, sharding: Sharding, precision: str, device: torch.device) -> None:
-        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
+    def __init__(self, master: RewardModel, device: torch.device) -> None:
         if master.users is not None:
             raise ValueError("a pluralistic objective (one row per annotator) cannot be trained sharded yet")
         self.master = master
@@ -108,35 +126,29 @@ class ShardedCompute:
         module = copy.deepcopy(master.model).to(device)
         if device.type == "cpu" and module.config._attn_implementation == "sdpa":
             module.set_attn_implementation(attention.NAME if master.shares_prefix else "eager")  # as ComputeModel
-        policy = MixedPrecisionPolicy(
-            param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
-        )
-        for unit in shard_units(module):
-            fully_shard(unit, reshard_after_forward=sharding.reshard_after_forward, mp_policy=policy)
-            unit.set_gradient_divide_factor(1.0)  # each process's loss is already its share of the global mean
-            unit.set_force_sum_reduction_for_comms(True)  # a plain sum (gloo has no pre-multiplied sum)
         self.model = RewardModel(module, master.tokenizer, master.info)
         if not self.main:
             master.model.to("meta")  # only rank 0 evaluates and saves
+        self.order: list[str] = []
+        """Parameter names in the optimiser's order: the index a one-process checkpoint gives each."""
 
     @property
     def trained(self) -> RewardModel:
         """The model whose weights the optimiser updates: the slices."""
         return self.model
 
-    def accumulate_gradients(self) -> None:
-        """Nothing to do: the backward pass reduces gradients into each process's slice."""
-
-    def refresh(self) -> None:
-        """Nothing to do: the slices are the weights."""
+    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> None:
+        """Take the optimiser built on ``trained``'s weights (before an engine regroups them)."""
+        name_of = {p: n for n, p in self.model.model.named_parameters()}
+        self.order = [name_of[p] for group in optimizer.param_groups for p in group["params"]]
+        self.groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+        self.sizes = [len(g["params"]) for g in optimizer.param_groups]
 
     def gather(self) -> None:
         """Copy the slices into rank 0's whole model (every process must call it: it is a collective)."""
-        from torch.distributed.checkpoint.state_dict import get_model_state_dict
-
-        full = get_model_state_dict(self.model.model, options=WHOLE_ON_CPU)
+        whole = self.whole_weights()
         if self.main:
-            self.master.model.load_state_dict(full)
+            self.master.model.load_state_dict(whole)
 
     def release(self) -> None:
         """Gather the final weights into rank 0's model."""
@@ -145,46 +157,105 @@ class ShardedCompute:
     def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
         """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0: the gathered
         weights and AdamW moments, so it resumes on any number of processes, sharded or not."""
-        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
-
-        moments = get_optimizer_state_dict(self.model.model, optimizer, options=WHOLE_ON_CPU)
+        moments = self.whole_moments(optimizer)
         self.gather()
         if self.main:
-            index = {name: i for i, name in enumerate(self._names(optimizer))}
-            per_index = {index[name]: slots for name, slots in moments["state"].items()}
-            save_checkpoint(path, self.master.model, Moments(per_index, optimizer), scheduler, state)
+            index = {name: i for i, name in enumerate(self.order)}
+            per_index = {index[name]: slots for name, slots in moments.items()}
+            save_checkpoint(path, self.master.model, Moments(per_index, self._groups()), scheduler, state)
 
     def load(self, path: Path, optimizer: torch.optim.Optimizer, scheduler) -> TrainState:
         """Resume from a checkpoint of a sharded run or of a one-process one: every process reads it
         whole and keeps its slice."""
-        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
-
-        names = self._names(optimizer)
-        whole = Moments({}, optimizer)
+        whole = Moments({}, self._groups())
         state = load_checkpoint(path, self.master.model if self.main else None, whole, scheduler)
-        set_model_state_dict(self.model.model, load_file(path / "model.safetensors"), options=WHOLE)
-        slots = {names[i]: value for i, value in whole.loaded["state"].items()}
-        groups = [{**g, "params": [names[i] for i in g["params"]]} for g in whole.loaded["param_groups"]]
-        set_optimizer_state_dict(self.model.model, optimizer, {"state": slots, "param_groups": groups}, options=WHOLE)
+        moments = {self.order[i]: value for i, value in whole.loaded["state"].items()}
+        self.load_whole(load_file(path / "model.safetensors"), moments, optimizer)
         return state
 
-    def _names(self, optimizer: torch.optim.Optimizer) -> list[str]:
-        """Parameter names in the optimiser's order: the index a one-process checkpoint gives each."""
-        name_of = {p: n for n, p in self.model.model.named_parameters()}
-        return [name_of[p] for group in optimizer.param_groups for p in group["params"]]
+    def _groups(self) -> list[dict]:
+        """The optimiser's parameter groups as a one-process run saves them: hyperparameters and indices."""
+        starts = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
+        return [{**g, "params": list(range(a, a + n))} for g, a, n in zip(self.groups, starts, self.sizes, strict=True)]
+
+    # what each engine does its own way
+    def backward(self, loss: torch.Tensor, last: bool) -> None:
+        raise NotImplementedError
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+        raise NotImplementedError
+
+    def whole_weights(self) -> dict[str, torch.Tensor]:
+        """Every weight whole, on rank 0 at least (a collective)."""
+        raise NotImplementedError
+
+    def whole_moments(self, optimizer: torch.optim.Optimizer) -> dict[str, dict[str, torch.Tensor]]:
+        """AdamW's state of every trained weight, whole, by name, on rank 0 at least (a collective)."""
+        raise NotImplementedError
+
+    def load_whole(self, weights: dict[str, torch.Tensor], moments: dict, optimizer: torch.optim.Optimizer) -> None:
+        """Keep this process's slice of whole weights and moments."""
+        raise NotImplementedError
+
+
+class FSDPCompute(ShardedCompute):
+    """Slices by PyTorch's ``fully_shard`` (FSDP2): ZeRO-3 frees each unit's gathered weights after its
+    forward, ZeRO-2 keeps them until its backward."""
+
+    def __init__(self, master: RewardModel, sharding: Sharding, precision: str, device: torch.device) -> None:
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        super().__init__(master, device)
+        policy = MixedPrecisionPolicy(
+            param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
+        )
+        for unit in shard_units(self.model.model):
+            fully_shard(unit, reshard_after_forward=sharding.stage == 3, mp_policy=policy)
+            unit.set_gradient_divide_factor(1.0)  # each process's loss is already its share of the global mean
+            unit.set_force_sum_reduction_for_comms(True)  # a plain sum (gloo has no pre-multiplied sum)
+
+    def backward(self, loss: torch.Tensor, last: bool) -> None:
+        loss.backward()  # reduces each unit's gradients into this process's slice
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+        norm = torch.nn.utils.clip_grad_norm_(self.model.model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return float(norm.full_tensor())
+
+    def whole_weights(self) -> dict[str, torch.Tensor]:
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(self.model.model, options=WHOLE_ON_CPU)
+
+    def whole_moments(self, optimizer: torch.optim.Optimizer) -> dict[str, dict[str, torch.Tensor]]:
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        whole = get_optimizer_state_dict(self.model.model, optimizer, options=WHOLE_ON_CPU)
+        return whole.get("state", {})  # empty on ranks other than 0
+
+    def load_whole(self, weights: dict[str, torch.Tensor], moments: dict, optimizer: torch.optim.Optimizer) -> None:
+        from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
+
+        set_model_state_dict(self.model.model, weights, options=WHOLE)
+        names = iter(self.order)
+        groups = [
+            {**g, "params": [next(names) for _ in range(n)]} for g, n in zip(self.groups, self.sizes, strict=True)
+        ]
+        set_optimizer_state_dict(self.model.model, optimizer, {"state": moments, "param_groups": groups}, options=WHOLE)
 
 
 class Moments:
     """Stands in for the optimiser in ``runs/checkpoint.py``: gives the gathered moments, keyed as a
     one-process optimiser keys them, and keeps what a checkpoint holds for ``ShardedCompute.load``."""
 
-    def __init__(self, state: dict[int, dict], optimizer: torch.optim.Optimizer) -> None:
-        self.state, self.optimizer = state, optimizer
+    def __init__(self, state: dict[int, dict], groups: list[dict]) -> None:
+        self.state, self.groups = state, groups
         self.loaded: dict = {}
 
     def state_dict(self) -> dict:
-        groups = self.optimizer.state_dict()["param_groups"]  # hyperparameters, and params as indices
-        return {"state": self.state, "param_groups": groups}
+        return {"state": self.state, "param_groups": self.groups}
 
     def load_state_dict(self, loaded: dict) -> None:
         self.loaded = loaded

@@ -55,10 +55,11 @@ from rewardlab.training.batching import (
 )
 from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
+from rewardlab.training.deepspeed_zero import DeepSpeedCompute
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
 from rewardlab.training.reply_lengths import PairsWithLengths, keep_first_outputs
-from rewardlab.training.sharding import ShardedCompute, equal_pass_count, launch_sharding
+from rewardlab.training.sharding import FSDPCompute, ShardedCompute, equal_pass_count, launch_sharding
 from rewardlab.tuning import tune_cpu
 
 
@@ -133,6 +134,8 @@ def train(
     precision = resolve_precision(config.precision, accelerator.device)
     compute = _compute_model(model, precision, accelerator)
     optimizer, scheduler = build_optimizer(compute.trained, config, total_steps)
+    if isinstance(compute, ShardedCompute):
+        compute.start(optimizer, scheduler, config.optim.max_grad_norm)  # DeepSpeed takes them over here
     state = TrainState()
     if folder.resuming:
         state = _resume(compute, folder.checkpoint, optimizer, scheduler)
@@ -160,18 +163,14 @@ def train(
                 }
             batch = plans[epoch][index]
             _train_step(compute, train_data, batch, objective, config, max_tokens, accelerator, window, sharded)
-            grad_norm = torch.nn.utils.clip_grad_norm_(_trained(compute.trained), config.optim.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            compute.refresh()
+            grad_norm = compute.step(optimizer, scheduler, config.optim.max_grad_norm)
             state.step += 1
             last = state.step == total_steps
             if state.step % config.log_every == 0 or last:
                 record = window.flush(accelerator) | {
                     "epoch": round(state.step / steps_per_epoch, 3),
                     "lr": scheduler.get_last_lr()[0],
-                    "grad_norm": float(grad_norm.full_tensor() if sharded else grad_norm),
+                    "grad_norm": grad_norm,
                 }
                 if logger:
                     logger.log(state.step, record, "train")
@@ -269,7 +268,8 @@ def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator)
     if accelerator.num_processes == 1:
         raise ValueError(f"{sharding.name} shards across processes, and this launch started one")
     accelerator.print(f"sharding the model across {accelerator.num_processes} processes: {sharding.name}")
-    return ShardedCompute(model, sharding, precision, accelerator.device)
+    engine = DeepSpeedCompute if sharding.engine == "deepspeed" else FSDPCompute
+    return engine(model, sharding, precision, accelerator.device)
 
 
 def _resume(compute: ComputeModel | ShardedCompute, checkpoint: Path, optimizer, scheduler) -> TrainState:
@@ -279,12 +279,6 @@ def _resume(compute: ComputeModel | ShardedCompute, checkpoint: Path, optimizer,
     state = load_checkpoint(checkpoint, _checkpointed(compute.master), optimizer, scheduler)
     compute.refresh()
     return state
-
-
-def _trained(model: RewardModel) -> list[torch.nn.Parameter]:
-    """The weights the optimiser updates: the model's, and a pluralistic model's user table."""
-    users = list(model.users.parameters()) if model.users is not None else []
-    return [*model.model.parameters(), *users]
 
 
 def _checkpointed(model: RewardModel) -> torch.nn.Module:
@@ -364,12 +358,11 @@ def _train_step(
     if sharded:
         filler = passes[0][0] if passes else global_batch[:1]
         passes += [(filler, 0.0)] * (equal_pass_count(len(passes)) - len(passes))
-    for indices, scale in passes:
+    for i, (indices, scale) in enumerate(passes):
         batch, tokens = data.forward(model, indices)
         output = objective(batch, **config.objective.args)
         loss = scale * (output.losses * batch["weight"]).sum() / len(global_batch)
-        loss.backward()
-        compute.accumulate_gradients()
+        compute.backward(loss, last=i == len(passes) - 1)
         if scale:
             window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
     if accelerator.num_processes > 1 and not sharded:
