@@ -10,8 +10,12 @@ process, all ``--pool`` items in one call, whose speed, timed on a second call, 
 the server's).
 
     python benchmarks/serve_load.py [--model runs/default/model] [--clients 200] [--requests 5]
+    python benchmarks/serve_load.py --replicas 1,2,1,2 --server-threads 2   # 1 vs 2 replicas, alternated
 
 Without ``--model``, ``runs/default/model`` is used when it exists (``make run`` writes it).
+``--replicas`` runs the same load against ``rewardlab serve --replicas N`` for each N listed, one
+server after the other (so they share the machine's conditions), and reports each replica's peak
+resident memory; batching counters are summed over the replicas.
 """
 
 from __future__ import annotations
@@ -63,10 +67,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: Path, port: int, extra: list[str], log: Path) -> subprocess.Popen:
+def start_server(model: Path, port: int, extra: list[str], log: Path, threads: int | None) -> subprocess.Popen:
     command = [sys.executable, "-m", "rewardlab", "serve", str(model), "--port", str(port), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None  # shared among the replicas
     with log.open("w") as sink:  # a file, not a pipe: a pipe nobody reads would block the server
-        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def replica_health(url: str, replicas: int, timeout_s: float) -> dict[int, dict]:
+    """``/health`` of every replica, by pid: asked on new connections until ``replicas`` pids answered."""
+    deadline, seen = time.monotonic() + timeout_s, {}
+    while len(seen) < replicas:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(seen)} of {replicas} replicas answered /health within {timeout_s} s")
+        with contextlib.suppress(httpx.TransportError):
+            body = httpx.get(f"{url}/health", timeout=5).json()
+            seen[body["pid"]] = body
+    return seen
+
+
+def peak_rss_mb(pid: int) -> float:
+    """A process's peak resident memory (``VmHWM``), in MB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return round(int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024, 1)
 
 
 def wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float) -> None:
@@ -110,6 +133,101 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+def load_server(args: argparse.Namespace, model: Path, replicas: int, pool: list[dict], plans: list) -> dict:
+    """One server (``replicas`` processes) under the load: its requests' records and the server's counters."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = Path(tempfile.mkdtemp(prefix="rewardlab-serve-load-")) / "server.log"
+    extra = shlex.split(args.server_args) + (["--replicas", str(replicas)] if replicas != 1 else [])
+    server = start_server(model, port, extra, log, args.server_threads)
+    try:
+        wait_healthy(url, server, log, timeout_s=300)
+        replica_health(url, replicas, timeout_s=300)  # every replica has loaded and warmed up
+        light = asyncio.run(run_clients(url, [[[i] for i in range(args.light_requests)]], pool, args.max_seconds))
+        before = replica_health(url, replicas, timeout_s=60)
+        start = time.perf_counter()
+        records = asyncio.run(run_clients(url, plans, pool, args.max_seconds))
+        seconds = time.perf_counter() - start
+        after = replica_health(url, replicas, timeout_s=60)
+        info = httpx.get(f"{url}/info").json()
+        memory = {pid: peak_rss_mb(pid) for pid in after}
+        supervisor_memory = peak_rss_mb(server.pid) if replicas != 1 else None
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    print(f"server log ({replicas} replicas): {log}", file=sys.stderr)
+    return {
+        "replicas": replicas,
+        "light": light,
+        "records": records,
+        "seconds": seconds,
+        "info": info,
+        "counters": {
+            key: sum(after[p][key] - before[p][key] for p in after) for key in ("batches", "items", "requests")
+        },
+        "largest_batch": max(h["largest_batch"] for h in after.values()),
+        "requests_per_replica": [after[p]["requests"] - before[p]["requests"] for p in sorted(after)],
+        "peak_rss_mb": [memory[p] for p in sorted(after)],
+        "supervisor_peak_rss_mb": supervisor_memory,
+    }
+
+
+def summary(args: argparse.Namespace, model: Path, run: dict, offline: list[float], offline_rate: float) -> dict:
+    """What one server's run measured, every answer checked against the offline rewards."""
+    light, records, seconds, info = run["light"], run["records"], run["seconds"], run["info"]
+    failed = [r for r in [*light, *records] if r["status"] != 200]
+    wrong = [r for r in [*light, *records] if r["status"] == 200 and r["rewards"] != [offline[i] for i in r["indices"]]]
+    latencies = [r["latency"] for r in records if r["status"] == 200]
+    light_latencies = [r["latency"] for r in light if r["status"] == 200]
+    items = sum(len(r["indices"]) for r in records)
+    batches = run["counters"]["batches"]
+    return {
+        "model": str(model),
+        "server_args": args.server_args,
+        "replicas": run["replicas"],
+        "server_threads": args.server_threads,
+        "precision": info["precision"],
+        "max_length": info["max_length"],
+        "limits": info["limits"],
+        "clients": args.clients,
+        "requests": len(records),
+        "items": items,
+        "seconds": round(seconds, 2),
+        "items_per_s": round(items / seconds, 1),
+        "requests_per_s": round(len(records) / seconds, 1),
+        "offline_items_per_s": offline_rate,
+        "latency_ms": {
+            name: round(1000 * value, 1)
+            for name, value in (
+                ("p50", percentile(latencies, 50)),
+                ("p90", percentile(latencies, 90)),
+                ("p99", percentile(latencies, 99)),
+                ("max", max(latencies)),
+                ("mean", statistics.fmean(latencies)),
+            )
+        }
+        if latencies
+        else None,
+        "light_load_latency_ms": {
+            "requests": len(light),
+            "p50": round(1000 * percentile(light_latencies, 50), 1) if light_latencies else None,
+            "max": round(1000 * max(light_latencies), 1) if light_latencies else None,
+        },
+        "batches": batches,
+        "mean_batch_items": round(run["counters"]["items"] / max(batches, 1), 1),
+        "mean_requests_per_batch": round(run["counters"]["requests"] / max(batches, 1), 1),
+        "largest_batch": run["largest_batch"],
+        "requests_per_replica": run["requests_per_replica"],
+        "peak_rss_mb_per_replica": run["peak_rss_mb"],
+        "supervisor_peak_rss_mb": run["supervisor_peak_rss_mb"],
+        "failed_requests": len(failed),
+        "unfinished_requests": args.clients * args.requests - len(records),
+        "failures": sorted({r.get("error", str(r["status"])) for r in failed})[:5],
+        "wrong_answers": len(wrong),
+        "cpu_count": os.cpu_count(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", type=Path, default=None, help="saved reward model (default: runs/default/model)")
@@ -121,88 +239,43 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--light-requests", type=int, default=10, help="one-item requests sent alone, first")
     parser.add_argument("--server-args", default="", help="options for rewardlab serve, e.g. '--max-wait-ms 2'")
+    parser.add_argument(
+        "--replicas", default="1", help="comma-separated replica counts, one server each, run in this order"
+    )
+    parser.add_argument(
+        "--server-threads", type=int, default=None, help="the server's OMP_NUM_THREADS, shared among its replicas"
+    )
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/serve_load.json"))
     args = parser.parse_args()
     model = args.model or DEFAULT_MODEL
     if not (model / "config.json").is_file():
         sys.exit(f"{model}: no saved reward model here; run `make run` first or pass --model DIR")
+    counts = [int(n) for n in args.replicas.split(",")]
 
     pool = item_pool(args.pool, args.seed)
     plans = client_plans(len(pool), args.clients, args.requests, args.max_items, args.seed)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = Path(tempfile.mkdtemp(prefix="rewardlab-serve-load-")) / "server.log"
-    server = start_server(model, port, shlex.split(args.server_args), log)
-    try:
-        wait_healthy(url, server, log, timeout_s=300)
-        light = asyncio.run(run_clients(url, [[[i] for i in range(args.light_requests)]], pool, args.max_seconds))
-        before = httpx.get(f"{url}/health").json()
-        start = time.perf_counter()
-        records = asyncio.run(run_clients(url, plans, pool, args.max_seconds))
-        seconds = time.perf_counter() - start
-        after = httpx.get(f"{url}/health").json()
-        info = httpx.get(f"{url}/info").json()
-    finally:
-        server.terminate()
-        server.wait(timeout=60)
+    runs = [load_server(args, model, replicas, pool, plans) for replicas in counts]
 
     reward_model = RewardModel.from_pretrained(model)
     texts = [i["prompt"] for i in pool], [i["response"] for i in pool]
     reward_model.score(*texts)  # once untimed: kernel set-up for each shape, as the server's warm-up does
     offline_start = time.perf_counter()
     offline = reward_model.score(*texts)
-    offline_seconds = time.perf_counter() - offline_start
-    failed = [r for r in [*light, *records] if r["status"] != 200]
-    wrong = [r for r in [*light, *records] if r["status"] == 200 and r["rewards"] != [offline[i] for i in r["indices"]]]
-    missing = args.clients * args.requests - len(records)
-    latencies = [r["latency"] for r in records if r["status"] == 200]
-    light_latencies = [r["latency"] for r in light if r["status"] == 200]
-    items = sum(len(r["indices"]) for r in records)
-    batches = after["batches"] - before["batches"]
-    result = {
-        "model": str(model),
-        "server_args": args.server_args,
-        "precision": info["precision"],
-        "max_length": info["max_length"],
-        "limits": info["limits"],
-        "clients": args.clients,
-        "requests": len(records),
-        "items": items,
-        "seconds": round(seconds, 2),
-        "items_per_s": round(items / seconds, 1),
-        "requests_per_s": round(len(records) / seconds, 1),
-        "offline_items_per_s": round(len(pool) / offline_seconds, 1),
-        "latency_ms": {
-            name: round(1000 * value, 1)
-            for name, value in (
-                ("p50", percentile(latencies, 50)),
-                ("p90", percentile(latencies, 90)),
-                ("p99", percentile(latencies, 99)),
-                ("max", max(latencies)),
-                ("mean", statistics.fmean(latencies)),
-            )
-        },
-        "light_load_latency_ms": {
-            "requests": len(light),
-            "p50": round(1000 * percentile(light_latencies, 50), 1) if light_latencies else None,
-            "max": round(1000 * max(light_latencies), 1) if light_latencies else None,
-        },
-        "batches": batches,
-        "mean_batch_items": round((after["items"] - before["items"]) / max(batches, 1), 1),
-        "mean_requests_per_batch": round((after["requests"] - before["requests"]) / max(batches, 1), 1),
-        "largest_batch": after["largest_batch"],
-        "failed_requests": len(failed),
-        "unfinished_requests": missing,
-        "failures": sorted({r.get("error", str(r["status"])) for r in failed})[:5],
-        "wrong_answers": len(wrong),
-        "cpu_count": os.cpu_count(),
-    }
+    offline_rate = round(len(pool) / (time.perf_counter() - offline_start), 1)
+    results = [summary(args, model, run, offline, offline_rate) for run in runs]
+    result = results[0] if len(results) == 1 else {"runs": results}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
-    print(f"server log: {log}", file=sys.stderr)
-    if failed or wrong or missing:
-        sys.exit(f"{len(failed)} failed, {missing} unfinished, {len(wrong)} answers differ from offline scores")
+    bad = [r for r in results if r["failed_requests"] or r["wrong_answers"] or r["unfinished_requests"]]
+    for r in bad:
+        print(
+            f"{r['replicas']} replicas: {r['failed_requests']} failed, {r['unfinished_requests']} unfinished, "
+            f"{r['wrong_answers']} answers differ from offline scores",
+            file=sys.stderr,
+        )
+    if bad:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from rewardlab.cli.options import PrecisionOption
 def score(
     model: Annotated[Path, typer.Argument(help="Saved reward model folder")],
     input: Annotated[Path, typer.Argument(help="Rows with a prompt and a response (JSONL, JSON, CSV, Parquet)")],
-    output: Annotated[Path, typer.Option(help="Where to write the rows with a 'reward' field (JSONL)")],
+    output: Annotated[
+        Path,
+        typer.Option(help="Where to write the rows with a 'reward' field (JSONL; with --workers, a folder of Parquet)"),
+    ],
     prompt_field: str = "prompt",
     response_field: str = "response",
     precision: PrecisionOption = "auto",
@@ -32,14 +35,44 @@ def score(
     user_examples: Annotated[
         Path | None, typer.Option(help="Pluralistic models: a new user's labelled pairs (JSONL) to score for")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Score over Ray with N workers, one model each; --output is a folder of shards")
+    ] = None,
+    shard_rows: Annotated[
+        int | None, typer.Option(help="With --workers: rows per Parquet shard (a rerun scores the missing ones)")
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --workers: a Ray cluster to join (auto, ray://host:port); default local")
+    ] = None,
 ) -> None:
     """Score each (prompt, response) row; the output is written whole or not at all.
 
     An ensemble (several --member models, or a model trained with an ensemble objective) also
     writes each reward's 'uncertainty': the variance across members. A pluralistic model scores for
-    the population, or for --user, or for a new user fitted from --user-examples.
+    the population, or for --user, or for a new user fitted from --user-examples. With --workers,
+    single models score on a Ray cluster into Parquet shards, each written whole or not at all.
     """
-    options = dict(locals())  # the command's parameters are score_file's keywords
+    options = dict(locals())  # the command's parameters are score_file's keywords, bar --workers' own
+    distributed = {key: options.pop(key) for key in ("workers", "shard_rows", "ray_address")}
+    if workers is not None:
+        from rewardlab.evaluate.score_ray import refuse_unsupported, score_file_ray
+
+        refuse_unsupported(options)
+        keep = ("prompt_field", "response_field", "precision")
+        sharded = score_file_ray(
+            model,
+            input,
+            output,
+            workers=workers,
+            address=ray_address,
+            **({"shard_rows": shard_rows} if shard_rows is not None else {}),
+            **{key: options[key] for key in keep},
+            progress=True,
+        )
+        out.print(sharded.summary())
+        return
+    if given := [key for key, value in distributed.items() if value is not None]:
+        raise ValueError(f"--{given[0].replace('_', '-')} is for --workers (scoring over Ray); add --workers N")
     from rewardlab.evaluate.score_file import score_file
 
     scored = score_file(**options, progress=True)
@@ -96,9 +129,13 @@ def serve_command(
         str | None,
         typer.Option(help="Multi-attribute model: its attributes' weights, e.g. 1,0.5 (a request's direction wins)"),
     ] = None,
+    replicas: Annotated[
+        int,
+        typer.Option(help="Server processes on the port, each with its own model, batcher and share of the cores"),
+    ] = 1,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
-    settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host") and v is not None}
+    settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host", "replicas") and v is not None}
     from rewardlab.rewards.direction import direction_weights
     from rewardlab.serve.server import ServeConfig, serve
 
@@ -112,4 +149,9 @@ def serve_command(
 
     if problem := saved_model_problem(model):
         raise FileNotFoundError(f"{model}: {problem}")
+    if replicas != 1:
+        from rewardlab.serve.replicas import serve_replicas
+
+        serve_replicas(str(model), replicas=replicas, host=host, port=port, config=config)
+        return
     serve(str(model), host=host, port=port, config=config)

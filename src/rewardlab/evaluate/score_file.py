@@ -28,7 +28,7 @@ from rewardlab.models.users import UserExamples
 from rewardlab.rewards.direction import direction_problem, direction_weights
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
-_HEAD_KINDS = {
+HEAD_KINDS = {
     "reward": "a single model with one reward per reply",
     "attributes": "a multi-attribute model",
     "ensemble": "an ensemble model",
@@ -66,7 +66,7 @@ def score_file(
     who = _user(user, user_examples, member)
     check_file_destination(output)
     rows = read_scoring_rows(input, prompt_field, response_field)
-    _check_new_field(rows, REWARD_FIELD)
+    check_new_field(rows, REWARD_FIELD)
     _check_json_values(rows)
     prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
     weights = direction_weights(direction or None)
@@ -76,7 +76,7 @@ def score_file(
     uncertainty = None
     if member:
         _check_direction(model, "ensemble", 0, weights)
-        _check_new_field(rows, UNCERTAINTY_FIELD)
+        check_new_field(rows, UNCERTAINTY_FIELD)
         ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
         rewards, uncertainty = ensemble.score_with_uncertainty(
             prompts, responses, precision=precision, progress=progress
@@ -89,11 +89,11 @@ def score_file(
             raise ValueError(f"{model}: {flag} is for a pluralistic model; this one gives one reward for everyone")
         _check_direction(model, head, reward_model.model.config.num_labels, weights)
         if head != "ensemble":
-            _refuse_unused(model, _HEAD_KINDS.get(head, f"a model with a {head} head"), options)
+            _refuse_unused(model, HEAD_KINDS.get(head, f"a model with a {head} head"), options)
         for key, value in options.items():
             setattr(reward_model.info, key, value)
         if reward_model.info.head == "ensemble":
-            _check_new_field(rows, UNCERTAINTY_FIELD)
+            check_new_field(rows, UNCERTAINTY_FIELD)
             rewards, uncertainty = reward_model.score_with_uncertainty(prompts, responses, precision=precision)
         else:
             rewards = reward_model.score(
@@ -136,7 +136,7 @@ def _refuse_unused(model: str | Path, what: str, options: dict[str, Any]) -> Non
         )
 
 
-def _check_new_field(rows: Sequence[ScoringRow], added: str) -> None:
+def check_new_field(rows: Sequence[ScoringRow], added: str) -> None:
     """Refuse, before any work, a row that already holds the field ``added``: scoring would overwrite it."""
     for r in rows:
         if added in r.row:

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -363,6 +364,7 @@ class ScoringService:
             "device": str(model.model.device),
             "limits": {**asdict(self.config), "token_file": self.config.token_file and str(self.config.token_file)},
             "transforms": {name: describe_transform(name) for name in transform_names()},
+            "pid": os.getpid(),
         }
 
 
@@ -388,9 +390,14 @@ def check_scores_replies(model: RewardModel, model_path: str = "") -> None:
     against another; the server answers one reward per reply, so it would fail only at its first
     forward pass, inside the server's start-up, as a traceback. A ``ValueError`` here is one line.
     """
-    if model.info.scores_pairs:
+    check_head_scores_replies(model.info.head, model.info.objective, model_path)
+
+
+def check_head_scores_replies(head: str, objective: str = "", model_path: str = "") -> None:
+    """``check_scores_replies`` from a saved head alone, so ``--replicas`` refuses before loading weights."""
+    if head == "preference":
         name = f"{model_path}: " if model_path else ""
-        objective = f", objective {model.info.objective}" if model.info.objective else ""
+        objective = f", objective {objective}" if objective else ""
         raise ValueError(
             f"{name}a preference model (head 'preference'{objective}) scores pairs of replies, not single "
             "replies, so it cannot serve one reward per reply; use it with `rewardlab eval` or `rewardlab compare`"
@@ -556,6 +563,7 @@ def create_app(model: RewardModel, *, model_path: str = "", config: ServeConfig 
         running = service.batcher.running
         stats = asdict(service.batcher.stats)
         body = {"status": "ok" if running else "stopped", "uptime_s": round(time.time() - service.started, 1), **stats}
+        body["pid"] = os.getpid()  # which process answered, under `rewardlab serve --replicas N`
         return JSONResponse(body, status_code=200 if running else 503)
 
     @app.get("/info")
