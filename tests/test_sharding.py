@@ -60,12 +60,14 @@ def gap(one: Path, two: Path, backbone: Path) -> tuple[float, float]:
 )
 def test_sharded_update_equals_one_process(config, backbone, synthetic_file, tmp_path, request):
     """ZeRO-3 and ZeRO-2 sharding, by FSDP2 and by DeepSpeed, over 2 processes give one process's update
-    with the same global batch (7 pairs: 4 and 3 a process, so the processes run unequal passes and one
-    repeats a pass at weight 0).
+    with the same global batch: 7 pairs, 4 and 3 a process in passes of at most 3, so one process runs two
+    passes a step (whose gradients must add up: ZeRO-3 replaced one by the next until fixed) and the
+    other repeats its pass at weight 0 (every pass is a collective).
     AdamW's moments are compared too: Adam's step barely changes if every gradient is halved (it divides
     by √v), so only the moments show gradients averaged across processes rather than summed."""
     model = request.getfixturevalue(backbone)
-    args = ["train", "--data", str(synthetic_file), "--backbone", str(model), "max_steps=6", "batch_size=7", *FAST]
+    args = ["train", "--data", str(synthetic_file), "--backbone", str(model), "max_steps=6", "batch_size=7"]
+    args += ["micro_batch_size=3", *FAST]
     single = cli(*args, "--output", str(tmp_path / "one"), stdout=subprocess.DEVNULL)
     sharded = launch(config, *args, "--output", str(tmp_path / "two"), stdout=subprocess.PIPE)
     out, _ = sharded.communicate(timeout=300)
@@ -74,7 +76,7 @@ def test_sharded_update_equals_one_process(config, backbone, synthetic_file, tmp
     assert "sharding the model across 2 processes" in out.decode()
     weights, moments = gap(tmp_path / "one", tmp_path / "two", model)
     assert weights < 0.05  # test_two_processes_match_one's tolerance, for its reason (Adam and rounding)
-    assert moments < 1e-3  # summed, not averaged: the moments would be half as large
+    assert moments < 1e-3  # every pass counted, summed over processes, not averaged (half as large)
 
 
 @pytest.mark.parametrize("config", ["fsdp-zero3.yaml", "deepspeed-zero2.yaml"])

@@ -61,6 +61,9 @@ class DeepSpeedCompute(ShardedCompute):
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         self.engine.set_gradient_accumulation_boundary(last)  # reduce once a step, after the last pass
         self.engine.backward(loss * self.world)  # DeepSpeed averages over processes; the loss is a share of a sum
+        # What the engine's forward does first, and rewardlab's passes call the module itself: without it
+        # ZeRO-3 counts every pass of a step as the first, and each pass's gradient replaces the last's.
+        self.engine.optimizer.clear_backward_seen_flag()
 
     def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
         self.engine.step()  # clips, steps AdamW and the schedule, clears the gradients

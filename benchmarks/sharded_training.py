@@ -1,0 +1,125 @@
+"""Sharded reward-model training on CPU processes: one process, DDP, ZeRO-2 and ZeRO-3 (FSDP2, DeepSpeed).
+
+Each setting trains the default encoder (all-MiniLM-L6-v2) on the embedded pairs for the same steps and
+global batch, launched as the docs say (``accelerate launch --config_file configs/accelerate/...``).
+Reported per setting: training-loop pairs/s (the run's own ``metrics.jsonl`` windows), the peak resident
+memory of every rank (each rank records its own at exit, through a ``sitecustomize`` on ``PYTHONPATH``),
+and how far its final weights are from the one-process run's (‖a − b‖ / ‖a − start‖).
+
+On a CPU the processes share the host's memory and cores: this checks that the settings run and give the
+same model, and shows what each rank holds; the speed of sharding belongs to GPUs (issue 38).
+
+    python benchmarks/sharded_training.py --steps 30 --output benchmarks/results/sharded_training.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from safetensors.torch import load_file
+
+from rewardlab.training.config import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """import atexit, os, resource
+def _record():  # a rank names itself; the launcher and torchrun's agent have no RANK (nor does a lone process)
+    name = "rank-" + os.environ["RANK"] if "RANK" in os.environ else "process-" + str(os.getpid())
+    with open(os.path.join(os.environ["PEAK_DIR"], name), "w") as f:
+        f.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+if os.environ.get("PEAK_DIR"):
+    atexit.register(_record)
+"""
+SETTINGS = {
+    "one process": None,
+    "DDP, 2 processes": ["--multi_gpu", "--num_processes", "2", "--main_process_port", "0"],
+    "ZeRO-2 (FSDP2), 2 processes": ["--config_file", str(ROOT / "configs/accelerate/fsdp-zero2.yaml")],
+    "ZeRO-3 (FSDP2), 2 processes": ["--config_file", str(ROOT / "configs/accelerate/fsdp-zero3.yaml")],
+    "DeepSpeed ZeRO-2, 2 processes": ["--config_file", str(ROOT / "configs/accelerate/deepspeed-zero2.yaml")],
+    "DeepSpeed ZeRO-3, 2 processes": ["--config_file", str(ROOT / "configs/accelerate/deepspeed-zero3.yaml")],
+}
+
+
+def cpu_name() -> str:
+    text = Path("/proc/cpuinfo").read_text()
+    name = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    flags = sorted(set(re.findall(r"\b(amx\w*|avx512_bf16|avx512f)\b", text)))
+    return f"{name.group(1) if name else 'unknown'} ({', '.join(flags) or 'no AVX512/AMX'})"
+
+
+def run(name: str, launcher: list[str] | None, args: list[str], work: Path) -> dict:
+    peaks = work / "peaks"
+    peaks.mkdir(parents=True)
+    (work / "probe").mkdir()
+    (work / "probe" / "sitecustomize.py").write_text(PROBE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PEAK_DIR": str(peaks)}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(work / "probe"), os.environ.get("PYTHONPATH")]))
+    head = [sys.executable, "-m", "rewardlab"]
+    if launcher is not None:
+        head = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", *launcher, "-m", "rewardlab"]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*head, "train", *args, "--output", str(work / "run")], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    windows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [w for w in windows if w.get("split") == "train"]
+    return {
+        "setting": name,
+        "wall_s": round(time.perf_counter() - started, 1),
+        "pairs_per_s": round(sum(w["pairs_per_s"] for w in train) / len(train), 2),
+        "peak_rss_mb_per_rank": _peaks(peaks, launched=launcher is not None),
+        "checkpoint": str(work / "run" / "checkpoint" / "model.safetensors"),
+    }
+
+
+def _peaks(folder: Path, launched: bool) -> dict[str, int]:
+    """Each rank's peak RSS (MB); a lone process's under rank-0. A launch's own processes are left out."""
+    found = {p.name: round(float(p.read_text())) for p in sorted(folder.iterdir())}
+    if launched:
+        return {name: mb for name, mb in found.items() if name.startswith("rank-")}
+    return {"rank-0": max(found.values())}
+
+
+def relative_gap(a: dict, b: dict, start: dict) -> float:
+    keys = [k for k in a if k != "classifier.bias"]
+    gap = sum(((a[k] - b[k]).double() ** 2).sum().item() for k in keys) ** 0.5
+    move = sum(((a[k] - start[k]).double() ** 2).sum().item() for k in keys) ** 0.5
+    return gap / move
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/sharded_training.json")
+    options = parser.parse_args()
+    args = [f"max_steps={options.steps}", f"batch_size={options.batch_size}", "precision=fp32", "num_threads=1"]
+    args += ["progress=false", "eval_every=100000", "log_every=5", "model.head_init=random"]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [run(name, launcher, args, Path(tmp) / str(i)) for i, (name, launcher) in enumerate(SETTINGS.items())]
+        from accelerate.utils import set_seed
+
+        from rewardlab.models.reward_model import RewardModel
+
+        set_seed(0)  # the trainer's seed before it builds the model: the same random head
+        start = RewardModel.from_backbone(TrainConfig().model.backbone).model.state_dict()
+        first = load_file(rows[0]["checkpoint"])
+        for row in rows:
+            row["relative_gap_to_one_process"] = round(relative_gap(first, load_file(row.pop("checkpoint")), start), 6)
+    result = {"cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "steps": options.steps, "runs": rows}
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    options.output.write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
