@@ -19,6 +19,7 @@ from rewardlab.evaluate.pair_checks import PairChecks, evaluate_with_policy_rank
 from rewardlab.evaluate.pairwise import PairwiseEval, evaluate_pairs
 from rewardlab.evaluate.run import compare_data, evaluate_data
 from rewardlab.evaluate.score_file import score_file
+from rewardlab.evaluate.score_ray import score_file_ray
 from rewardlab.models.reward_model import RewardModel
 from rewardlab.rewards.direction import direction_weights
 from rewardlab.runs.data import load_split
@@ -45,9 +46,14 @@ def model_dir(tiny_encoder_dir, tmp_path_factory) -> Path:
 )
 def test_library_keywords_are_the_commands_options(command, function):
     """The command passes its parameters through by name, so each must be a keyword of the library
-    function, with the command's default where the command has one."""
+    function, with the command's default where the command has one (``score --workers``'s own options,
+    unset by default, are keywords of ``score_file_ray``)."""
     library = inspect.signature(function).parameters
+    distributed = inspect.signature(score_file_ray).parameters if function is score_file else {}
     for name, option in inspect.signature(command).parameters.items():
+        if name in ("workers", "shard_rows", "ray_address") and distributed:
+            assert name in distributed and option.default is None, name
+            continue
         assert name in library, name
         if option.default is not inspect.Parameter.empty:
             assert library[name].default == option.default, name

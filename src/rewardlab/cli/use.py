@@ -59,16 +59,8 @@ def score(
 
         refuse_unsupported(options)
         keep = ("prompt_field", "response_field", "precision")
-        sharded = score_file_ray(
-            model,
-            input,
-            output,
-            workers=workers,
-            address=ray_address,
-            **({"shard_rows": shard_rows} if shard_rows is not None else {}),
-            **{key: options[key] for key in keep},
-            progress=True,
-        )
+        given = {key: value for key, value in distributed.items() if value is not None}  # else the defaults
+        sharded = score_file_ray(model, input, output, **given, **{key: options[key] for key in keep}, progress=True)
         out.print(sharded.summary())
         return
     if given := [key for key, value in distributed.items() if value is not None]:

@@ -117,7 +117,7 @@ def score_file_ray(
     *,
     workers: int,
     shard_rows: int = SHARD_ROWS,
-    address: str | None = None,
+    ray_address: str | None = None,
     prompt_field: str = "prompt",
     response_field: str = "response",
     precision: Precision = "auto",
@@ -127,7 +127,7 @@ def score_file_ray(
     """Score each row of ``input`` with ``model`` on ``workers`` Ray actors; write ``output_dir/part-NNNNN.parquet``
     (the input's columns plus ``reward``, ``shard_rows`` consecutive rows each) and return what was done.
 
-    ``address`` None starts a local cluster of ``workers`` CPUs on 127.0.0.1 for this call (a Ray session
+    ``ray_address`` None starts a local cluster of ``workers`` CPUs on 127.0.0.1 for this call (a Ray session
     this process already started is used as it is); ``"auto"`` or ``"ray://host:port"`` joins a running
     cluster, whose nodes must all read ``model`` at the same path. Shards already complete in
     ``output_dir`` from the same input, model, shard size and precision are kept.
@@ -172,7 +172,7 @@ def score_file_ray(
         output_dir, len(rows), shard_rows, shards, todo, seconds={"read": time.perf_counter() - started}
     )
     if todo:
-        _score_shards(result, rows, table, model, address, workers, resolved, threads_per_worker, progress)
+        _score_shards(result, rows, table, model, ray_address, workers, resolved, threads_per_worker, progress)
     return result
 
 
