@@ -16,7 +16,7 @@ global batch's sum over the global batch size, and gradients are summed (divide 
 Every forward pass is a collective, so every process runs as many passes per step as the busiest one
 (``equal_passes``). Rank 0 keeps the whole fp32 model beside its slice, gathered before each evaluation
 and save: evaluation, checkpoints and the saved model are those of a one-process run, and a checkpoint
-resumes on any number of processes.
+is not tied to a number of processes.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class ShardedCompute:
 
     def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
         """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0: the gathered
-        weights and AdamW moments, so it resumes on any number of processes, sharded or not."""
+        weights and AdamW moments, in the one-process format: not tied to a number of processes."""
         moments = self.whole_moments(optimizer)
         self.gather()
         if self.main:
