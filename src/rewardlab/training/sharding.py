@@ -14,7 +14,7 @@ tested). Two settings, in DeepSpeed's terms:
 The update is the one data parallelism gives (``trainer.py``): each process's loss is its share of the
 global batch's sum over the global batch size, and gradients are summed (divide factor 1), not averaged.
 Every forward pass is a collective, so every process runs as many passes per step as the busiest one
-(``equal_passes``). Rank 0 keeps the whole fp32 model beside its slice, gathered before each evaluation
+(``equal_pass_count``). Rank 0 keeps the whole fp32 model beside its slice, gathered before each evaluation
 and save: evaluation, checkpoints and the saved model are those of a one-process run, and a checkpoint
 is not tied to a number of processes.
 """
