@@ -65,6 +65,13 @@ class ComputeWeights:
         self._pairs = []
 
 
+def use_training_attention(module: torch.nn.Module, shares_prefix: bool, device: torch.device) -> None:
+    """On CPUs, attention as matrix products (module docstring): eager for encoders, ``models.attention``
+    for decoders whose pairs share a prompt."""
+    if device.type == "cpu" and module.config._attn_implementation == "sdpa":
+        module.set_attn_implementation(attention.NAME if shares_prefix else "eager")
+
+
 def trained_weights(model: RewardModel) -> list[torch.nn.Parameter]:
     """The weights the optimiser updates: the model's, and a pluralistic model's user table."""
     users = list(model.users.parameters()) if model.users is not None else []
@@ -83,8 +90,7 @@ class ComputeModel:
             self.model = RewardModel(self._weights.module, master.tokenizer, master.info)
         else:
             self.model = master
-        if device.type == "cpu" and self._attention == "sdpa":
-            self.model.model.set_attn_implementation(attention.NAME if master.shares_prefix else "eager")
+        use_training_attention(self.model.model, master.shares_prefix, device)
 
     def accumulate_gradients(self) -> None:
         """Add the copy's gradients into the fp32 gradients and clear them (a no-op without a copy)."""

@@ -32,9 +32,9 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-from rewardlab.models import attention
 from rewardlab.models.reward_model import RewardModel, scalar_head
 from rewardlab.runs.checkpoint import TrainState, load_checkpoint, save_checkpoint
+from rewardlab.training.compute import use_training_attention
 
 TRUE = ("true", "1", "yes")
 WHOLE = StateDictOptions(full_state_dict=True)
@@ -124,8 +124,7 @@ class ShardedCompute:
         self.master = master
         self.main = dist.get_rank() == 0
         module = copy.deepcopy(master.model).to(device)
-        if device.type == "cpu" and module.config._attn_implementation == "sdpa":
-            module.set_attn_implementation(attention.NAME if master.shares_prefix else "eager")  # as ComputeModel
+        use_training_attention(module, master.shares_prefix, device)
         self.model = RewardModel(module, master.tokenizer, master.info)
         if not self.main:
             master.model.to("meta")  # only rank 0 evaluates and saves
@@ -151,14 +150,12 @@ class ShardedCompute:
             self.master.model.load_state_dict(whole)
 
     def release(self) -> None:
-        """Gather the final weights into rank 0's model."""
-        self.gather()
+        """Nothing to do: the loop's last step gathered the final weights (it always evaluates and saves)."""
 
     def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
-        """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0: the gathered
-        weights and AdamW moments, in the one-process format: not tied to a number of processes."""
+        """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0, after ``gather``:
+        the gathered weights and AdamW moments, in the one-process format: not tied to a number of processes."""
         moments = self.whole_moments(optimizer)
-        self.gather()
         if self.main:
             index = {name: i for i, name in enumerate(self.order)}
             per_index = {index[name]: slots for name, slots in moments.items()}

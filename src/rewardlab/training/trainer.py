@@ -176,11 +176,13 @@ def train(
                     logger.log(state.step, record, "train")
                 shown = {"loss": f"{record['loss']:.4f}", "acc": f"{record['accuracy']:.3f}"}
                 advance(0, **shown, **{"pairs/s": f"{record['pairs_per_s']:.1f}"})
-            if state.step % config.eval_every == 0 or last:
+            evaluating = state.step % config.eval_every == 0 or last
+            saving = state.step % config.save_every == 0 or last
+            if evaluating or saving:
                 compute.gather()  # a sharded model's weights into rank 0's whole copy (every rank takes part)
-                if main:
-                    _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
-            if state.step % config.save_every == 0 or last:
+            if evaluating and main:
+                _evaluate_and_keep_best(model, valid_data, objective, config, state, logger, out)
+            if saving:
                 if sharded:
                     compute.save(out / "checkpoint", optimizer, scheduler, state)
                 elif main:
