@@ -19,7 +19,7 @@ from rewardlab.policy.losses import check_positive, logratios, loss_output
 from rewardlab.policy.registry import PolicyLossOutput, register_policy_loss
 
 
-@register_policy_loss("maxmin_dpo", aliases=("maxmin",))
+@register_policy_loss("maxmin_dpo", aliases=("maxmin",), couples_pairs=True)
 def maxmin_dpo_loss(
     chosen_logps: Tensor,
     rejected_logps: Tensor,

@@ -105,6 +105,9 @@ class PolicyLoss:
     options: Mapping[str, Any]
     summary: str
     aliases: tuple[str, ...] = ()
+    couples_pairs: bool = False
+    """Whether a pair's loss depends on the other pairs of its batch (so a batch cannot be split across
+    processes, ``policy/data_parallel.py``)."""
 
     @property
     def needs_reference(self) -> bool:
@@ -151,9 +154,10 @@ every ``rewardlab.policy_losses`` entry-point plugin, found on the first lookup.
 
 
 def register_policy_loss(
-    name: str, aliases: tuple[str, ...] = ()
+    name: str, aliases: tuple[str, ...] = (), couples_pairs: bool = False
 ) -> Callable[[Callable[..., PolicyLossOutput]], Callable[..., PolicyLossOutput]]:
-    """Register ``fn`` under ``name`` (and ``aliases``); a name already taken is refused."""
+    """Register ``fn`` under ``name`` (and ``aliases``); a name already taken is refused. ``couples_pairs``:
+    a pair's loss depends on the other pairs of the batch (``PolicyLoss.couples_pairs``)."""
 
     def decorate(fn: Callable[..., PolicyLossOutput]) -> Callable[..., PolicyLossOutput]:
         key = POLICY_LOSSES.normalise(name)
@@ -166,7 +170,8 @@ def register_policy_loss(
             raise ValueError(f"policy loss {key!r}: option(s) {', '.join(no_default)} need a default value")
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
         alias_keys = tuple(POLICY_LOSSES.normalise(a) for a in aliases)
-        POLICY_LOSSES.add(key, PolicyLoss(key, fn, inputs, required, options, summary, alias_keys), alias_keys)
+        loss = PolicyLoss(key, fn, inputs, required, options, summary, alias_keys, couples_pairs)
+        POLICY_LOSSES.add(key, loss, alias_keys)
         return fn
 
     return decorate

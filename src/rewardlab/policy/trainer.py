@@ -14,7 +14,6 @@ they would if both ran in fp32.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
@@ -32,12 +31,15 @@ from rewardlab.models.logprobs import PairLogps, PairTokens, pair_logps
 from rewardlab.models.pair_encoding import encode_pairs
 from rewardlab.models.reference import cached_reference_logps
 from rewardlab.models.reward_model import bf16_copy
+from rewardlab.policy.data_parallel import Processes, first_visit_logps, split_problems
 from rewardlab.policy.lora import adapters_off, is_lora
 from rewardlab.policy.losses import dpo_token_rewards, weighted_batch_loss
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.precision import precision_problem, resolve_precision
 from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeWeights
+from rewardlab.training.deepspeed_zero import DeepSpeedCompute
+from rewardlab.training.sharding import FSDPCompute, ShardedCompute, Sharding
 
 
 @dataclass
@@ -114,6 +116,7 @@ def train_policy(
     log: Callable[[int, dict[str, float]], None] | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    sharding: Sharding | None = None,
 ) -> PolicyTrainResult:
     """Train ``model`` in place on ``pairs`` with the configured loss.
 
@@ -127,14 +130,22 @@ def train_policy(
     pure function of the seed, the resumed run ends with the weights of an uninterrupted one. Pass
     ``model`` as it was before training (the reference is computed from it, or from
     ``reference_model``), not a half-trained one.
+
+    Launched on several processes (``accelerate launch``), each trains on its share of every batch and
+    the update is one process's (:mod:`rewardlab.policy.data_parallel`); ``sharding``
+    (:func:`rewardlab.training.sharding.launch_sharding`) slices the policy, its gradients and AdamW's
+    state across them, and rank 0's ``model`` holds the trained weights at the end (the others' are
+    freed). Only rank 0 logs and writes checkpoints, in one process's format.
     """
     loss = get_policy_loss(config.loss)
+    processes = Processes.current()
     problems = config.problems(loss)
     if loss.needs_token_rewards and guide_model is None:
         problems.append(f"policy loss {loss.name!r} needs token rewards: pass a guide_model (a DPO-trained policy)")
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set tokenizer.pad_token before training")
     problems += weight_problems(pairs)
+    problems += split_problems(loss, min(config.batch_pairs, len(pairs)), processes, sharding, is_lora(model))
     if problems:
         raise ValueError("invalid policy training configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
@@ -143,45 +154,83 @@ def train_policy(
     device = next(model.parameters()).device
     precision = resolve_precision(config.precision, device)
     disable_dropout(model)
-    compute = ComputeWeights(model, precision)
-    labels = pair_fields(pairs, loss)
-    fixed = _fixed_fields(compute.module, tokens, tokenizer.pad_token_id, loss, config, reference_model, guide_model)
-    fixed |= labels
+    compute = _compute(model, precision, sharding, device)
+    sharded = isinstance(compute, ShardedCompute)
+    trained = [p for p in (compute.module if sharded else model).parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
+    if sharded:
+        compute.start(optimizer, None, config.max_grad_norm)  # DeepSpeed takes it over here
+    pad = tokenizer.pad_token_id
+    fixed = _fixed_fields(compute.module, tokens, pad, loss, config, reference_model, guide_model, precision, processes)
+    fixed |= pair_fields(pairs, loss)
     weights = torch.tensor([pair.weight for pair in pairs], dtype=torch.float32)
     compute.module.train()
-    trained = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     order = batches(len(tokens), config.batch_pairs, config.steps, config.seed)
     history: list[dict[str, float]] = []
     checkpoint = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if resume and checkpoint is not None and (checkpoint / "state.json").is_file():
-        done = load_checkpoint(checkpoint, model, optimizer, None).step
+        if sharded:
+            done = compute.load(checkpoint, optimizer, None).step
+        else:
+            done = load_checkpoint(checkpoint, model, optimizer, None).step
+            compute.refresh()
         history = checkpoint_extra(checkpoint)["history"][:done]
-        compute.refresh()
+    gathered = False
     for step, indices in enumerate(order[len(history) :], start=len(history) + 1):
-        policy = pair_logps(compute.module, tokens.select(indices), tokenizer.pad_token_id, config.max_row_tokens)
-        batch = {**policy.batch_fields(), **_rows(fixed, indices, policy, device)}
+        mine = processes.share(indices)
+        policy = pair_logps(compute.module, tokens.select(mine), tokenizer.pad_token_id, config.max_row_tokens)
+        batch = {**policy.batch_fields(), **_rows(fixed, mine, policy, device)}
         out = loss(batch, **config.loss_args)
-        objective = weighted_batch_loss(out.losses, weights[indices])
-        objective.backward()
-        compute.accumulate_gradients()
-        grad_norm = clip(trained, config.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        compute.refresh()
-        values = {"loss": objective.item(), "grad_norm": grad_norm}
-        values |= {name: value.float().mean().item() for name, value in out.metrics.items()}
-        if "reference_chosen_logps" in batch:
-            values["logratio_data"] = data_logratio(
-                policy, batch["reference_chosen_logps"], batch["reference_rejected_logps"]
-            )
+        objective = weighted_batch_loss(out.losses, weights[mine]) * (len(mine) / len(indices))  # a share of the mean
+        compute.backward(objective, last=True)
+        grad_norm = compute.step(optimizer, None, config.max_grad_norm)
+        values = _step_values(objective, grad_norm, out.metrics, policy, batch, len(indices), processes)
         history.append(values)
-        if log is not None:
+        if log is not None and processes.main:
             log(step, values)
+        gathered = False
         if checkpoint is not None and (step % config.save_every == 0 or step == config.steps):
-            save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
+            if sharded:
+                compute.gather()
+                compute.save(checkpoint, optimizer, None, TrainState(step=step), {"history": history})
+                gathered = True
+            elif processes.main:
+                save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
+    if sharded and not gathered:
+        compute.gather()  # the trained weights into rank 0's whole model
     compute.release()
     return PolicyTrainResult(history, precision)
+
+
+def _compute(
+    model: torch.nn.Module, precision: str, sharding: Sharding | None, device: torch.device
+) -> ComputeWeights | ShardedCompute:
+    """Where the passes run: the policy (or its bf16 copy), or its slices when the launch shards."""
+    if sharding is None:
+        return ComputeWeights(model, precision)
+    engine = DeepSpeedCompute if sharding.engine == "deepspeed" else FSDPCompute
+    return engine(model, sharding, precision, device)
+
+
+def _step_values(
+    objective: Tensor,
+    grad_norm: float,
+    metrics: dict[str, Tensor],
+    policy: PairLogps,
+    batch: dict[str, Tensor],
+    pairs: int,
+    processes: Processes,
+) -> dict[str, float]:
+    """The step's line of the history: the objective, the gradient norm, and the means over the global
+    batch's ``pairs`` of the loss's metrics and of the log-ratio on the data (summed across processes)."""
+    sums = {"loss": objective.detach().float(), **{name: v.float().sum() * (1 / pairs) for name, v in metrics.items()}}
+    if "reference_chosen_logps" in batch:
+        sums["logratio_data"] = data_logratio_sum(
+            policy, batch["reference_chosen_logps"], batch["reference_rejected_logps"]
+        ) * (1 / (2 * pairs))
+    totals = processes.total(torch.stack(list(sums.values())).cpu()).tolist()
+    values = dict(zip(sums, totals, strict=True))
+    return {"loss": values.pop("loss"), "grad_norm": grad_norm, **values}
 
 
 def weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
@@ -191,8 +240,9 @@ def weight_problems(pairs: Sequence[PreferencePair]) -> list[str]:
     return [f"pair weights must be finite and >= 0 ({len(bad)} are not: {shown})"] if bad else []
 
 
-def data_logratio(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> float:
-    """Mean of log π(y|x) − log π_ref(y|x) over the batch's chosen and rejected replies.
+def data_logratio_sum(policy: PairLogps, reference_chosen_logps: Tensor, reference_rejected_logps: Tensor) -> Tensor:
+    """Sum of log π(y|x) − log π_ref(y|x) over the batch's chosen and rejected replies (its mean is the
+    history's ``logratio_data``).
 
     Not a KL: the replies are the data's, not samples of the policy, so it goes negative as soon
     as DPO pushes the rejected replies down more than it lifts the chosen ones. It measures drift
@@ -201,7 +251,7 @@ def data_logratio(policy: PairLogps, reference_chosen_logps: Tensor, reference_r
     """
     chosen = policy.chosen_logps.detach() - reference_chosen_logps
     rejected = policy.rejected_logps.detach() - reference_rejected_logps
-    return torch.cat([chosen, rejected]).mean().item()
+    return torch.cat([chosen, rejected]).float().sum()
 
 
 def _fixed_fields(
@@ -212,34 +262,33 @@ def _fixed_fields(
     config: PolicyTrainConfig,
     reference_model: torch.nn.Module | None,
     guide_model: torch.nn.Module | None,
+    precision: str,
+    processes: Processes,
 ) -> dict[str, Tensor]:
     """Per-pair tensors computed once before training: the reference's log-probs and the guidance,
     in the dtype of ``model``, the module the policy's passes run on.
 
-    Without a ``reference_model`` the reference is ``model`` as it is now: a LoRA model with its
-    adapters switched off (its base, no copy), any other model a frozen copy. Losses that read
+    Without a ``reference_model`` the reference is ``model`` as it is now, before any step (a LoRA
+    model with its adapters switched off: its base), read without a copy. Losses that read
     ``old_*_logps`` (P3O, BRAIn) get ``model``'s own log-probs as it is now, before any step: the
     policy that sampled the replies in an on-policy round (never cached: a LoRA model with and
     without its adapters has one fingerprint).
     """
     fields: dict[str, Tensor] = {}
     if any(name.startswith("old_") for name in loss.inputs):
-        old = _first_epoch_logps(model, tokens, pad_id, dataclasses.replace(config, cache_dir=None))
+        old = _first_epoch_logps(model, tokens, pad_id, dataclasses.replace(config, cache_dir=None), processes)
         fields |= {f"old_{side}_logps": getattr(old, f"{side}_logps") for side in ("chosen", "rejected")}
     if not loss.needs_reference:
         return fields
-    bf16 = next(model.parameters()).dtype == torch.bfloat16
-    if reference_model is not None:
-        reference = bf16_copy(reference_model) if bf16 else reference_model
-    else:
-        reference = model if is_lora(model) else copy.deepcopy(model)
+    bf16 = precision == "bf16"
+    reference = model if reference_model is None else bf16_copy(reference_model) if bf16 else reference_model
     if guide_model is not None and bf16:
         guide_model = bf16_copy(guide_model)
     with adapters_off(reference):
-        ref = _first_epoch_logps(reference, tokens, pad_id, config)
+        ref = _first_epoch_logps(reference, tokens, pad_id, config, processes)
     fields |= {k: v for k, v in ref.batch_fields("reference_").items() if k.startswith("reference_")}
     if loss.needs_token_rewards:
-        guide = _first_epoch_logps(guide_model, tokens, pad_id, config)
+        guide = _first_epoch_logps(guide_model, tokens, pad_id, config, processes)
         for side in ("chosen", "rejected"):
             fields[f"{side}_token_rewards"] = dpo_token_rewards(
                 getattr(guide, f"{side}_token_logps"), getattr(ref, f"{side}_token_logps"), config.guide_beta
@@ -300,17 +349,24 @@ def pair_groups(pairs: Sequence[PreferencePair], loss_name: str) -> Tensor:
     return torch.tensor([index[name] for name in known], dtype=torch.long)
 
 
-def _first_epoch_logps(model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig) -> PairLogps:
+def _first_epoch_logps(
+    model: torch.nn.Module, tokens: PairTokens, pad_id: int, config: PolicyTrainConfig, processes: Processes
+) -> PairLogps:
     """A frozen model's log-probs of the pairs training will visit (cached), read in the batches of
     the first epoch; rows of pairs a short run never visits are NaN.
 
     In bf16 a pair's log-probs move by a few tenths of a nat with the rows batched beside it; read
     this way, the policy and the reference see the same rows at the first visit of every pair, so
     the DPO loss starts at exactly log 2 in bf16 as in fp32. A run of fewer pairs than the data
-    (steps x batch_pairs) reads only those.
+    (steps x batch_pairs) reads only those. Over several processes, each reads its share of each of
+    these batches, as it trains (:func:`rewardlab.policy.data_parallel.first_visit_logps`, not cached).
     """
     n = len(tokens)
-    visited = first_epoch(n, config.seed)[: config.steps * min(config.batch_pairs, n)]
+    size = min(config.batch_pairs, n)
+    visited = first_epoch(n, config.seed)[: config.steps * size]
+    if processes.world > 1:
+        first = [visited[i : i + size] for i in range(0, len(visited), size)]
+        return first_visit_logps(model, tokens, pad_id, first, config.max_row_tokens, processes)
     logps = cached_reference_logps(
         model, tokens.select(visited), pad_id, config.cache_dir, config.batch_pairs, config.max_row_tokens
     ).logps

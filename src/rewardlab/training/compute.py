@@ -17,7 +17,10 @@ one copy of the probabilities).
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.distributed as dist
 
 from rewardlab.models import attention
 from rewardlab.models.reward_model import RewardModel, bf16_copy
@@ -59,10 +62,45 @@ class ComputeWeights:
         for master, compute in self._pairs:
             compute.copy_(master)
 
+    def backward(self, loss: torch.Tensor, last: bool) -> None:
+        """Add this pass's gradient into the fp32 gradients."""
+        loss.backward()
+        self.accumulate_gradients()
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
+        """Sum the gradients across processes (if several train together), clip (``None``: not), step
+        AdamW and the schedule (if any), clear the gradients, refresh the copy; the norm before clipping."""
+        trained = [p for p in self.master.parameters() if p.requires_grad]
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            sum_gradients(trained)
+        with_grad = [p for p in trained if p.grad is not None]
+        norm = torch.nn.utils.clip_grad_norm_(with_grad, max_grad_norm if max_grad_norm is not None else math.inf)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.refresh()
+        return float(norm)
+
     def release(self) -> None:
         """Drop the copy."""
         self.module = self.master
         self._pairs = []
+
+
+def sum_gradients(params: list[torch.nn.Parameter]) -> None:
+    """Data parallelism: sum the gradients of the weights that train across processes, in one flat buffer
+    (a process that ran no pass contributes zeros); every process then takes the same step."""
+    trained = [p for p in params if p.requires_grad]
+    for p in trained:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in trained])
+    dist.all_reduce(flat)
+    offset = 0
+    for p in trained:
+        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+        offset += p.numel()
 
 
 def use_training_attention(module: torch.nn.Module, shares_prefix: bool, device: torch.device) -> None:

@@ -12,11 +12,11 @@ is the update (``tests/test_sharding.py``). Weights and moments are gathered who
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
 
-from rewardlab.models.reward_model import RewardModel
 from rewardlab.training.sharding import ShardedCompute, Sharding
 
 SLOTS = ("exp_avg", "exp_avg_sq")
@@ -36,26 +36,34 @@ def _deepspeed():
 class DeepSpeedCompute(ShardedCompute):
     """The slices held by a DeepSpeed engine (ZeRO stage 2 or 3)."""
 
-    def __init__(self, master: RewardModel, sharding: Sharding, precision: str, device: torch.device) -> None:
-        super().__init__(master, device)
+    def __init__(
+        self,
+        whole: torch.nn.Module,
+        sharding: Sharding,
+        precision: str,
+        device: torch.device,
+        units: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
+    ) -> None:
+        """``units`` is FSDP's and ignored: DeepSpeed gathers ZeRO-3's weights module by module itself."""
+        super().__init__(whole, device)
         self.stage, self.precision = sharding.stage, precision
         self.engine = None
         self.world = dist.get_world_size()
 
-    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> None:
+    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> None:
         """Hand the module, AdamW and the schedule to DeepSpeed, which slices them."""
         super().start(optimizer, scheduler, max_grad_norm)
         config = {
             "train_micro_batch_size_per_gpu": 1,  # rewardlab plans its own passes; DeepSpeed only counts them
             "gradient_accumulation_steps": 1,
-            "gradient_clipping": max_grad_norm,
+            "gradient_clipping": max_grad_norm or 0.0,  # 0: no clipping
             "zero_optimization": {"stage": self.stage},
             "zero_allow_untested_optimizer": True,  # torch's AdamW: its step is DeepSpeed's to call
             "bf16": {"enabled": self.precision == "bf16"},
             "steps_per_print": 2**62,
         }
         self.engine, *_ = _deepspeed().initialize(
-            model=self.model.model, optimizer=optimizer, lr_scheduler=scheduler, config=config
+            model=self.module, optimizer=optimizer, lr_scheduler=scheduler, config=config
         )
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
@@ -65,24 +73,24 @@ class DeepSpeedCompute(ShardedCompute):
         # ZeRO-3 counts every pass of a step as the first, and each pass's gradient replaces the last's.
         self.engine.optimizer.clear_backward_seen_flag()
 
-    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
         self.engine.step()  # clips, steps AdamW and the schedule, clears the gradients
         return float(self.engine.get_global_grad_norm())
 
     def _trained(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [(n, p) for n, p in self.model.model.named_parameters() if p.requires_grad]
+        return [(n, p) for n, p in self.module.named_parameters() if p.requires_grad]
 
     def whole_weights(self) -> dict[str, torch.Tensor]:
         safe_get_full_fp32_param = _deepspeed().utils.safe_get_full_fp32_param
         whole = {}
-        for name, p in self.model.model.named_parameters():
+        for name, p in self.module.named_parameters():
             if p.requires_grad:
                 whole[name] = safe_get_full_fp32_param(p).detach().cpu()
             else:
                 whole[name] = self._frozen(p)
-        for name, buffer in self.model.model.named_buffers():
+        for name, buffer in self.module.named_buffers():
             whole[name] = buffer.detach().cpu()
-        kept = self.model.model.state_dict().keys()  # the saved names: no non-persistent buffers
+        kept = self.module.state_dict().keys()  # the saved names: no non-persistent buffers
         return {k: v for k, v in whole.items() if k in kept}
 
     def _frozen(self, p: torch.nn.Parameter) -> torch.Tensor:
@@ -110,7 +118,7 @@ class DeepSpeedCompute(ShardedCompute):
     def load_whole(self, weights: dict[str, torch.Tensor], moments: dict, optimizer: torch.optim.Optimizer) -> None:
         utils = _deepspeed().utils
         self._create_moments()
-        for name, p in self.model.model.named_parameters():
+        for name, p in self.module.named_parameters():
             if p.requires_grad:
                 utils.safe_set_full_fp32_param(p, weights[name].to(p.device))
                 for slot in SLOTS:

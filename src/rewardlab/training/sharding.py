@@ -22,8 +22,9 @@ is not tied to a number of processes.
 from __future__ import annotations
 
 import copy
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,60 +113,57 @@ def shard_units(module: torch.nn.Module) -> list[torch.nn.Module]:
     return [*transformer_blocks(module), *(p for p in parts if p is not None), module]
 
 
-class ShardedCompute:
-    """The model the training passes run on, in slices across the processes, and ``master``: the whole
-    model on rank 0 (for evaluation and saving), freed elsewhere. The interface of ``ComputeModel``;
-    each engine (FSDP2 here, DeepSpeed in ``training/deepspeed_zero.py``) says how to slice, step and
-    gather."""
+def sharded_units(module: torch.nn.Module) -> list[torch.nn.Module]:
+    """What FSDP gathers as one for a model called only through its root (a causal-LM policy): each
+    block, then the root (a tied embedding and output layer stay in one unit)."""
+    return [*transformer_blocks(module), module]
 
-    def __init__(self, master: RewardModel, device: torch.device) -> None:
-        if master.users is not None:
-            raise ValueError("a pluralistic objective (one row per annotator) cannot be trained sharded yet")
-        self.master = master
+
+class ShardedCompute:
+    """The module the training passes run on, in slices across the processes (``module``), and ``whole``:
+    the whole fp32 module on rank 0 (for evaluation and saving), freed elsewhere. Each engine (FSDP2
+    here, DeepSpeed in ``training/deepspeed_zero.py``) says how to slice, step and gather; reward models
+    and policies use them alike (``ShardedRewardModel``, ``policy/trainer.py``)."""
+
+    def __init__(self, whole: torch.nn.Module, device: torch.device) -> None:
+        self.whole = whole
         self.main = dist.get_rank() == 0
-        module = copy.deepcopy(master.model).to(device)
-        use_training_attention(module, master.shares_prefix, device)
-        self.model = RewardModel(module, master.tokenizer, master.info)
+        self.module = copy.deepcopy(whole).to(device)
         if not self.main:
-            master.model.to("meta")  # only rank 0 evaluates and saves
+            whole.to("meta")  # only rank 0 evaluates and saves
         self.order: list[str] = []
         """Parameter names in the optimiser's order: the index a one-process checkpoint gives each."""
 
-    @property
-    def trained(self) -> RewardModel:
-        """The model whose weights the optimiser updates: the slices."""
-        return self.model
-
-    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> None:
-        """Take the optimiser built on ``trained``'s weights (before an engine regroups them)."""
-        name_of = {p: n for n, p in self.model.model.named_parameters()}
+    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> None:
+        """Take the optimiser built on ``module``'s weights (before an engine regroups them)."""
+        name_of = {p: n for n, p in self.module.named_parameters()}
         self.order = [name_of[p] for group in optimizer.param_groups for p in group["params"]]
         self.groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
         self.sizes = [len(g["params"]) for g in optimizer.param_groups]
 
     def gather(self) -> None:
-        """Copy the slices into rank 0's whole model (every process must call it: it is a collective)."""
+        """Copy the slices into rank 0's whole module (every process must call it: it is a collective)."""
         whole = self.whole_weights()
         if self.main:
-            self.master.model.load_state_dict(whole)
+            self.whole.load_state_dict(whole)
 
     def release(self) -> None:
-        """Nothing to do: the loop's last step gathered the final weights (it always evaluates and saves)."""
+        """Nothing to do: the loop's last step gathered the final weights (it always saves)."""
 
-    def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
+    def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState, extra=None) -> None:
         """Write the checkpoint of a one-process run (``runs/checkpoint.py``) from rank 0, after ``gather``:
         the gathered weights and AdamW moments, in the one-process format: not tied to a number of processes."""
         moments = self.whole_moments(optimizer)
         if self.main:
             index = {name: i for i, name in enumerate(self.order)}
             per_index = {index[name]: slots for name, slots in moments.items()}
-            save_checkpoint(path, self.master.model, Moments(per_index, self._groups()), scheduler, state)
+            save_checkpoint(path, self.whole, Moments(per_index, self._groups()), scheduler, state, extra)
 
     def load(self, path: Path, optimizer: torch.optim.Optimizer, scheduler) -> TrainState:
         """Resume from a checkpoint of a sharded run or of a one-process one: every process reads it
         whole and keeps its slice."""
         whole = Moments({}, self._groups())
-        state = load_checkpoint(path, self.master.model if self.main else None, whole, scheduler)
+        state = load_checkpoint(path, self.whole if self.main else None, whole, scheduler)
         moments = {self.order[i]: value for i, value in whole.loaded["state"].items()}
         self.load_whole(load_file(path / "model.safetensors"), moments, optimizer)
         return state
@@ -179,7 +177,8 @@ class ShardedCompute:
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         raise NotImplementedError
 
-    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
+        """Clip (``None``: not), step AdamW and the schedule (if any), clear the gradients; the global norm."""
         raise NotImplementedError
 
     def whole_weights(self) -> dict[str, torch.Tensor]:
@@ -199,14 +198,21 @@ class FSDPCompute(ShardedCompute):
     """Slices by PyTorch's ``fully_shard`` (FSDP2): ZeRO-3 frees each unit's gathered weights after its
     forward, ZeRO-2 keeps them until its backward."""
 
-    def __init__(self, master: RewardModel, sharding: Sharding, precision: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        whole: torch.nn.Module,
+        sharding: Sharding,
+        precision: str,
+        device: torch.device,
+        units: Callable[[torch.nn.Module], list[torch.nn.Module]] = sharded_units,
+    ) -> None:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
-        super().__init__(master, device)
+        super().__init__(whole, device)
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if precision == "bf16" else None, reduce_dtype=torch.float32
         )
-        for unit in shard_units(self.model.model):
+        for unit in units(self.module):
             fully_shard(unit, reshard_after_forward=sharding.stage == 3, mp_policy=policy)
             unit.set_gradient_divide_factor(1.0)  # each process's loss is already its share of the global mean
             unit.set_force_sum_reduction_for_comms(True)  # a plain sum (gloo has no pre-multiplied sum)
@@ -214,33 +220,35 @@ class FSDPCompute(ShardedCompute):
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         loss.backward()  # reduces each unit's gradients into this process's slice
 
-    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
-        norm = torch.nn.utils.clip_grad_norm_(self.model.model.parameters(), max_grad_norm)
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
+        trained = [p for p in self.module.parameters() if p.requires_grad]
+        norm = torch.nn.utils.clip_grad_norm_(trained, max_grad_norm if max_grad_norm is not None else math.inf)
         optimizer.step()
-        scheduler.step()
+        if scheduler is not None:
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         return float(norm.full_tensor())
 
     def whole_weights(self) -> dict[str, torch.Tensor]:
         from torch.distributed.checkpoint.state_dict import get_model_state_dict
 
-        return get_model_state_dict(self.model.model, options=WHOLE_ON_CPU)
+        return get_model_state_dict(self.module, options=WHOLE_ON_CPU)
 
     def whole_moments(self, optimizer: torch.optim.Optimizer) -> dict[str, dict[str, torch.Tensor]]:
         from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        whole = get_optimizer_state_dict(self.model.model, optimizer, options=WHOLE_ON_CPU)
+        whole = get_optimizer_state_dict(self.module, optimizer, options=WHOLE_ON_CPU)
         return whole.get("state", {})  # empty on ranks other than 0
 
     def load_whole(self, weights: dict[str, torch.Tensor], moments: dict, optimizer: torch.optim.Optimizer) -> None:
         from torch.distributed.checkpoint.state_dict import set_model_state_dict, set_optimizer_state_dict
 
-        set_model_state_dict(self.model.model, weights, options=WHOLE)
+        set_model_state_dict(self.module, weights, options=WHOLE)
         names = iter(self.order)
         groups = [
             {**g, "params": [next(names) for _ in range(n)]} for g, n in zip(self.groups, self.sizes, strict=True)
         ]
-        set_optimizer_state_dict(self.model.model, optimizer, {"state": moments, "param_groups": groups}, options=WHOLE)
+        set_optimizer_state_dict(self.module, optimizer, {"state": moments, "param_groups": groups}, options=WHOLE)
 
 
 class Moments:
@@ -263,3 +271,42 @@ def equal_pass_count(passes: int) -> int:
     count = torch.tensor([passes])
     dist.all_reduce(count, op=dist.ReduceOp.MAX)
     return int(count.item())
+
+
+class ShardedRewardModel:
+    """A reward model trained in slices, with ``ComputeModel``'s interface: ``model`` (the slices, which the
+    passes run on and the optimiser updates) and ``master`` (whole on rank 0); the rest is the engine's."""
+
+    def __init__(self, master: RewardModel, engine: type[ShardedCompute], sharding: Sharding, precision: str, device):
+        if master.users is not None:
+            raise ValueError("a pluralistic objective (one row per annotator) cannot be trained sharded yet")
+        self.master = master
+        self.engine = engine(master.model, sharding, precision, device, units=shard_units)
+        use_training_attention(self.engine.module, master.shares_prefix, device)
+        self.model = RewardModel(self.engine.module, master.tokenizer, master.info)
+
+    @property
+    def trained(self) -> RewardModel:
+        """The model whose weights the optimiser updates: the slices."""
+        return self.model
+
+    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> None:
+        self.engine.start(optimizer, scheduler, max_grad_norm)
+
+    def backward(self, loss: torch.Tensor, last: bool) -> None:
+        self.engine.backward(loss, last)
+
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
+        return self.engine.step(optimizer, scheduler, max_grad_norm)
+
+    def gather(self) -> None:
+        self.engine.gather()
+
+    def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
+        self.engine.save(path, optimizer, scheduler, state)
+
+    def load(self, path: Path, optimizer: torch.optim.Optimizer, scheduler) -> TrainState:
+        return self.engine.load(path, optimizer, scheduler)
+
+    def release(self) -> None:
+        self.engine.release()

@@ -53,13 +53,13 @@ from rewardlab.training.batching import (
     token_budget,
     trainable_pairs,
 )
-from rewardlab.training.compute import ComputeModel
+from rewardlab.training.compute import ComputeModel, sum_gradients
 from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.deepspeed_zero import DeepSpeedCompute
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
 from rewardlab.training.reply_lengths import PairsWithLengths, keep_first_outputs
-from rewardlab.training.sharding import FSDPCompute, ShardedCompute, equal_pass_count, launch_sharding
+from rewardlab.training.sharding import FSDPCompute, ShardedRewardModel, equal_pass_count, launch_sharding
 from rewardlab.tuning import tune_cpu
 
 
@@ -134,7 +134,7 @@ def train(
     precision = resolve_precision(config.precision, accelerator.device)
     compute = _compute_model(model, precision, accelerator)
     optimizer, scheduler = build_optimizer(compute.trained, config, total_steps)
-    if isinstance(compute, ShardedCompute):
+    if isinstance(compute, ShardedRewardModel):
         compute.start(optimizer, scheduler, config.optim.max_grad_norm)  # DeepSpeed takes them over here
     state = TrainState()
     if folder.resuming:
@@ -147,7 +147,7 @@ def train(
     # an objective that weighs sources against each other within a pass (MORE) sees whole batches
     max_tokens = None if "source" in objective.inputs else token_budget(config.micro_batch_tokens, precision)
     logger = _metric_logger(config, folder.metrics, state.step) if main else None
-    sharded = isinstance(compute, ShardedCompute)
+    sharded = isinstance(compute, ShardedRewardModel)
     plans: dict[int, list[list[int]]] = {}
     window = Window()
     loop_started = time.perf_counter()
@@ -260,7 +260,7 @@ def _add_user_table(
     )
 
 
-def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator) -> ComputeModel | ShardedCompute:
+def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator) -> ComputeModel | ShardedRewardModel:
     """Where the training passes run: the model (or its bf16 copy), or its slices when the launch shards."""
     sharding = launch_sharding()
     if sharding is None:
@@ -271,12 +271,12 @@ def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator)
         raise ValueError(f"{sharding.name} shards across processes, and this launch started one")
     accelerator.print(f"sharding the model across {accelerator.num_processes} processes: {sharding.name}")
     engine = DeepSpeedCompute if sharding.engine == "deepspeed" else FSDPCompute
-    return engine(model, sharding, precision, accelerator.device)
+    return ShardedRewardModel(model, engine, sharding, precision, accelerator.device)
 
 
-def _resume(compute: ComputeModel | ShardedCompute, checkpoint: Path, optimizer, scheduler) -> TrainState:
+def _resume(compute: ComputeModel | ShardedRewardModel, checkpoint: Path, optimizer, scheduler) -> TrainState:
     """Load a checkpoint (written by a sharded run or not) into the weights the run trains."""
-    if isinstance(compute, ShardedCompute):
+    if isinstance(compute, ShardedRewardModel):
         return compute.load(checkpoint, optimizer, scheduler)
     state = load_checkpoint(checkpoint, _checkpointed(compute.master), optimizer, scheduler)
     compute.refresh()
@@ -368,23 +368,8 @@ def _train_step(
         if scale:
             window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
     if accelerator.num_processes > 1 and not sharded:
-        _sum_gradients(compute.master.model, accelerator)
-        if model.users is not None:
-            _sum_gradients(model.users, accelerator)
-
-
-def _sum_gradients(module: torch.nn.Module, accelerator: Accelerator) -> None:
-    """All-reduce every gradient in one flat buffer (a process with no pairs contributes zeros)."""
-    params = [p for p in module.parameters() if p.requires_grad]
-    for p in params:
-        if p.grad is None:
-            p.grad = torch.zeros_like(p)
-    flat = torch.cat([p.grad.reshape(-1) for p in params])
-    flat = accelerator.reduce(flat, reduction="sum")
-    offset = 0
-    for p in params:
-        p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
-        offset += p.numel()
+        users = list(model.users.parameters()) if model.users is not None else []
+        sum_gradients([*compute.master.model.parameters(), *users])
 
 
 @torch.no_grad()
