@@ -159,6 +159,8 @@ def dpo(
     }
     items = [f"{k}={v}" for k, v in shortcuts.items() if v is not None] + list(overrides or [])
     result = run_dpo(load_dpo_config(config, items), overwrite=overwrite, resume=resume)
+    if result is None:  # a process of a multi-process launch other than the main one, which reports
+        return
     shown = [
         ("held-out implicit-reward accuracy", result.report["held_out"]["implicit_accuracy"]),
         ("held-out ranking accuracy", result.report["held_out"]["ranking_accuracy"]),

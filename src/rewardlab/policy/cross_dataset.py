@@ -257,7 +257,7 @@ def _implicit_reward(config: DPORunConfig, resume: bool, overwrite: bool, say: C
     policy_dir = Path(config.output_dir) / "policy"
     if not (resume and (Path(config.output_dir) / "report.json").is_file()):
         say(f"training the DPO policy of {config.data.path} in {config.output_dir}")
-        policy_dir = run_dpo(config, overwrite=overwrite, resume=resume).policy_dir
+        run_dpo(config, overwrite=overwrite, resume=resume)
     limits = {"max_prompt_tokens": config.train.max_prompt_tokens, "max_reply_tokens": config.train.max_reply_tokens}
     precision = config.train.precision
     policy = CausalLM.from_pretrained(policy_dir, text_format=config.train.text_format, precision=precision, **limits)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rewardlab.atomic import atomic_directory, write_text_atomic
@@ -42,6 +43,7 @@ from rewardlab.runs.data import load_split
 from rewardlab.runs.folder import RunFolder, RunRules, claim_run_folder, holds_anything
 from rewardlab.runs.metrics import MetricLogger
 from rewardlab.runs.trackers import start_trackers, tracker_names
+from rewardlab.training.sharding import launch_sharding
 from rewardlab.tuning import tune_cpu
 
 WEIGHTS = ("policy", "guide_model", "data.", "train.", "lora.", "gradient_checkpointing")
@@ -64,13 +66,19 @@ class DPORunOutput:
     report: dict[str, Any]
 
 
-def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False) -> DPORunOutput:
+def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False) -> DPORunOutput | None:
     """One run; ``resume=True`` continues the run in ``config.output_dir`` from its last checkpoint
     (same configuration, except that ``train.steps`` may grow), or starts it when there is none.
-    Applies rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`)."""
+    Applies rewardlab's CPU settings for the run (:func:`rewardlab.tune_cpu`).
+
+    Under ``accelerate launch`` the processes train together, each on its share of every batch, the
+    policy whole on each or sliced across them as the launch's config says (``docs/distributed``);
+    rank 0 alone writes and evaluates, and the others return None."""
     tune_cpu()
     config.check()
     folder = claim_run_folder(config.output_dir, config, RULES, resume=resume, overwrite=overwrite)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())  # joins the launch's processes, if any
+    main = accelerator.is_main_process
     out = folder.path
     judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model else None
     if config.num_threads is not None:
@@ -79,19 +87,22 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     model_dir = require_safetensors(resolve_backbone(config.policy), config.policy)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     ensure_pad_token(tokenizer)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    guide = _load_guide(config.guide_model, model) if config.guide_model else None
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(accelerator.device)
+    guide = _load_guide(config.guide_model, model).to(accelerator.device) if config.guide_model else None
     if config.gradient_checkpointing:
         set_activation_checkpointing(model, enable=True)
     if config.lora.enabled:
         torch.manual_seed(config.train.seed)  # the adapters start from seeded random A (and B = 0)
         model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
-    else:
+    elif main:  # the policy before training, for the evaluation (the reference is read from the policy itself)
         base = copy.deepcopy(model).eval().requires_grad_(False)
-    folder.start()  # every check passed, data and models loaded: only now may a previous run go
-    config.save(folder.config)
+    if main:
+        folder.start()  # every check passed, data and models loaded: only now may a previous run go
+        config.save(folder.config)
     started = time.perf_counter()
-    trained = _train(model, base, guide, tokenizer, train_pairs, config, folder)
+    trained = _train(model, guide, tokenizer, train_pairs, config, folder, main)
+    if not main:
+        return None
     history = trained.history
     train_seconds = time.perf_counter() - started
     if config.lora.enabled:
@@ -174,19 +185,24 @@ def _load_guide(path: str, policy: torch.nn.Module) -> torch.nn.Module:
 
 def _train(
     model: torch.nn.Module,
-    base: torch.nn.Module | None,
     guide: torch.nn.Module | None,
     tokenizer: Any,
     pairs: list[Any],
     config: DPORunConfig,
     folder: RunFolder,
+    main: bool,
 ) -> PolicyTrainResult:
-    """``train_policy`` with a line of ``metrics.jsonl`` and a progress update per step, checkpointing
-    into ``checkpoint/`` and caching the reference log-probabilities in ``cache/`` (unless
-    ``train.cache_dir`` says where)."""
+    """``train_policy`` with a line of ``metrics.jsonl`` and a progress update per step (from rank 0),
+    checkpointing into ``checkpoint/`` and caching the reference log-probabilities in ``cache/``
+    (unless ``train.cache_dir`` says where). The reference is the policy before its first step."""
     train = config.train
     if train.cache_dir is None:
         train = dataclasses.replace(train, cache_dir=str(folder.path / "cache"))
+    sharding = launch_sharding()
+    if not main:
+        return train_policy(
+            model, tokenizer, pairs, train, None, guide, None, folder.checkpoint, folder.resuming, sharding
+        )
     step = checkpoint_step(folder.checkpoint) if folder.resuming else 0
     trackers = start_trackers(tracker_names(config.report_to), folder.path, "rewardlab-dpo", flat_options(config))
     per_step = min(train.batch_pairs, len(pairs))
@@ -209,11 +225,11 @@ def _train(
             tokenizer,
             pairs,
             train,
-            reference_model=base,
             guide_model=guide,
             log=log,
             checkpoint_dir=folder.checkpoint,
             resume=folder.resuming,
+            sharding=sharding,
         )
 
 

@@ -82,12 +82,11 @@ class DeepSpeedCompute(ShardedCompute):
 
     def whole_weights(self) -> dict[str, torch.Tensor]:
         safe_get_full_fp32_param = _deepspeed().utils.safe_get_full_fp32_param
-        whole = {}
-        for name, p in self.module.named_parameters():
-            if p.requires_grad:
-                whole[name] = safe_get_full_fp32_param(p).detach().cpu()
-            else:
-                whole[name] = self._frozen(p)
+        whole, done = {}, {}
+        for name, p in self.module.named_parameters(remove_duplicate=False):  # a tied weight under each name
+            if p not in done:
+                done[p] = safe_get_full_fp32_param(p).detach().cpu() if p.requires_grad else self._frozen(p)
+            whole[name] = done[p]
         for name, buffer in self.module.named_buffers():
             whole[name] = buffer.detach().cpu()
         kept = self.module.state_dict().keys()  # the saved names: no non-persistent buffers
@@ -119,12 +118,12 @@ class DeepSpeedCompute(ShardedCompute):
         utils = _deepspeed().utils
         self._create_moments()
         for name, p in self.module.named_parameters():
-            if p.requires_grad:
+            if p.requires_grad:  # AdamW's fp32 weight and moments
                 utils.safe_set_full_fp32_param(p, weights[name].to(p.device))
                 for slot in SLOTS:
                     utils.safe_set_full_optimizer_state(p, moments[name][slot].to(p.device), slot)
-            elif self.stage == 3:
-                with _deepspeed().zero.GatheredParameters([p], modifier_rank=None):
+            if self.stage == 3:  # and the weight the passes read, which ZeRO-3 refreshes from it only at a step
+                with _deepspeed().zero.GatheredParameters([p], modifier_rank=0):  # None would drop the copy
                     p.data.copy_(weights[name])
             else:
                 p.data.copy_(weights[name])
@@ -135,14 +134,15 @@ class DeepSpeedCompute(ShardedCompute):
     def _create_moments(self) -> None:
         """AdamW creates its state at its first step; DeepSpeed links it to each weight only then."""
         zero = self.engine.optimizer
-        if not zero.optimizer.state:
-            for group in zero.optimizer.param_groups:
-                for p in group["params"]:
-                    zero.optimizer.state[p] = {
-                        "step": torch.tensor(0.0),
-                        "exp_avg": torch.zeros_like(p),
-                        "exp_avg_sq": torch.zeros_like(p),
-                    }
+        flat = [p for group in zero.optimizer.param_groups for p in group["params"]]
+        flat += getattr(zero, "fp32_partitioned_groups_flat", [])  # ZeRO-3's, which AdamW's state is keyed by
+        for p in flat:
+            if "exp_avg" not in zero.optimizer.state.get(p, {}):
+                zero.optimizer.state[p] = {
+                    "step": torch.tensor(0.0),
+                    "exp_avg": torch.zeros_like(p),
+                    "exp_avg_sq": torch.zeros_like(p),
+                }
         self._link_moments()
 
     def _link_moments(self) -> None:

@@ -165,7 +165,7 @@ class ShardedCompute:
         whole = Moments({}, self._groups())
         state = load_checkpoint(path, self.whole if self.main else None, whole, scheduler)
         moments = {self.order[i]: value for i, value in whole.loaded["state"].items()}
-        self.load_whole(load_file(path / "model.safetensors"), moments, optimizer)
+        self.load_whole(tied_names(self.module, load_file(path / "model.safetensors")), moments, optimizer)
         return state
 
     def _groups(self) -> list[dict]:
@@ -249,6 +249,21 @@ class FSDPCompute(ShardedCompute):
             {**g, "params": [next(names) for _ in range(n)]} for g, n in zip(self.groups, self.sizes, strict=True)
         ]
         set_optimizer_state_dict(self.module, optimizer, {"state": moments, "param_groups": groups}, options=WHOLE)
+
+
+def tied_names(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``weights`` under every name of ``module``'s tied weights (a checkpoint stores a tied weight once:
+    a decoder's output layer, which is its embedding)."""
+    names: dict[torch.nn.Parameter, list[str]] = {}
+    for name, p in module.named_parameters(remove_duplicate=False):
+        names.setdefault(p, []).append(name)
+    out = dict(weights)
+    for aliases in names.values():
+        stored = [weights[n] for n in aliases if n in weights]
+        for name in aliases:
+            if stored:
+                out.setdefault(name, stored[0])
+    return out
 
 
 class Moments:
