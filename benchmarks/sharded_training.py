@@ -1,8 +1,9 @@
-"""Sharded reward-model training on CPU processes: one process, DDP, ZeRO-2 and ZeRO-3 (FSDP2, DeepSpeed).
+"""Sharded training on CPU processes: one process, DDP, ZeRO-2 and ZeRO-3 (FSDP2, DeepSpeed).
 
-Each setting trains the default encoder (all-MiniLM-L6-v2) on the embedded pairs for the same steps and
-global batch, launched as the docs say (``accelerate launch --config_file configs/accelerate/...``).
-Reported per setting: training-loop pairs/s (the run's own ``metrics.jsonl`` windows), the peak resident
+Each setting trains for the same steps and global batch on the embedded pairs, launched as the docs say
+(``accelerate launch --config_file configs/accelerate/...``): ``--command train`` the default reward
+model (all-MiniLM-L6-v2), ``--command dpo`` the default policy (SmolLM2-135M-Instruct) with DPO.
+Reported per setting: training-loop pairs/s (the run's own ``metrics.jsonl``), the peak resident
 memory of every rank (each rank records its own at exit, through a ``sitecustomize`` on ``PYTHONPATH``),
 and how far its final weights are from the one-process run's (‖a − b‖ / ‖a − start‖).
 
@@ -10,6 +11,8 @@ On a CPU the processes share the host's memory and cores: this checks that the s
 same model, and shows what each rank holds; the speed of sharding belongs to GPUs (issue 38).
 
     python benchmarks/sharded_training.py --steps 30 --output benchmarks/results/sharded_training.json
+    python benchmarks/sharded_training.py --command dpo --steps 6 --batch-size 4 \
+        --output benchmarks/results/sharded_dpo.json
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def cpu_name() -> str:
     return f"{name.group(1) if name else 'unknown'} ({', '.join(flags) or 'no AVX512/AMX'})"
 
 
-def run(name: str, launcher: list[str] | None, args: list[str], work: Path) -> dict:
+def run(name: str, launcher: list[str] | None, command: str, args: list[str], work: Path) -> dict:
     peaks = work / "peaks"
     peaks.mkdir(parents=True)
     (work / "probe").mkdir()
@@ -66,19 +69,28 @@ def run(name: str, launcher: list[str] | None, args: list[str], work: Path) -> d
         head = [sys.executable, "-m", "accelerate.commands.accelerate_cli", "launch", *launcher, "-m", "rewardlab"]
     started = time.perf_counter()
     done = subprocess.run(
-        [*head, "train", *args, "--output", str(work / "run")], env=env, capture_output=True, text=True
+        [*head, command, *args, "--output", str(work / "run")], env=env, capture_output=True, text=True
     )
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-    windows = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
-    train = [w for w in windows if w.get("split") == "train"]
+    lines = [json.loads(line) for line in (work / "run" / "metrics.jsonl").read_text().splitlines()]
     return {
         "setting": name,
         "wall_s": round(time.perf_counter() - started, 1),
-        "pairs_per_s": round(sum(w["pairs_per_s"] for w in train) / len(train), 2),
+        "pairs_per_s": round(_pairs_per_s(lines, command, args), 2),
         "peak_rss_mb_per_rank": _peaks(peaks, launched=launcher is not None),
         "checkpoint": str(work / "run" / "checkpoint" / "model.safetensors"),
     }
+
+
+def _pairs_per_s(lines: list[dict], command: str, args: list[str]) -> float:
+    """A reward run's mean of its training windows' rate; a DPO run's pairs over its steps' seconds, the
+    first step (warm-up) left out."""
+    if command == "train":
+        train = [w for w in lines if w.get("split") == "train"]
+        return sum(w["pairs_per_s"] for w in train) / len(train)
+    pairs = int(next(a for a in args if a.startswith("train.batch_pairs=")).split("=")[1])
+    return pairs * (len(lines) - 1) / sum(line["seconds"] for line in lines[1:])
 
 
 def _peaks(folder: Path, launched: bool) -> dict[str, int]:
@@ -91,6 +103,7 @@ def _peaks(folder: Path, launched: bool) -> dict[str, int]:
 
 def relative_gap(a: dict, b: dict, start: dict) -> float:
     keys = [k for k in a if k != "classifier.bias"]
+    start = {"lm_head.weight": start.get("model.embed_tokens.weight"), **start}  # a decoder's tied output layer
     gap = sum(((a[k] - b[k]).double() ** 2).sum().item() for k in keys) ** 0.5
     move = sum(((a[k] - start[k]).double() ** 2).sum().item() for k in keys) ** 0.5
     return gap / move
@@ -98,27 +111,52 @@ def relative_gap(a: dict, b: dict, start: dict) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--command", choices=("train", "dpo"), default="train")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/sharded_training.json")
     options = parser.parse_args()
-    args = [f"max_steps={options.steps}", f"batch_size={options.batch_size}", "precision=fp32", "num_threads=1"]
-    args += ["progress=false", "eval_every=100000", "log_every=5", "model.head_init=random"]
+    if options.command == "train":
+        args = [f"max_steps={options.steps}", f"batch_size={options.batch_size}", "precision=fp32", "num_threads=1"]
+        args += ["progress=false", "eval_every=100000", "log_every=5", "model.head_init=random"]
+    else:
+        args = [f"train.steps={options.steps}", f"train.batch_pairs={options.batch_size}", "train.precision=fp32"]
+        args += ["train.max_prompt_tokens=128", "train.max_reply_tokens=64", "train.lr=1e-6", "num_threads=1"]
+        args += ["progress=false", "eval.max_pairs=8", "eval.kl_prompts=0", f"train.save_every={options.steps}"]
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(name, launcher, args, Path(tmp) / str(i)) for i, (name, launcher) in enumerate(SETTINGS.items())]
-        from accelerate.utils import set_seed
-
-        from rewardlab.models.reward_model import RewardModel
-
-        set_seed(0)  # the trainer's seed before it builds the model: the same random head
-        start = RewardModel.from_backbone(TrainConfig().model.backbone).model.state_dict()
+        settings = enumerate(SETTINGS.items())
+        rows = [run(name, launcher, options.command, args, Path(tmp) / str(i)) for i, (name, launcher) in settings]
         first = load_file(rows[0]["checkpoint"])
+        start = _start_weights(options.command)
         for row in rows:
             row["relative_gap_to_one_process"] = round(relative_gap(first, load_file(row.pop("checkpoint")), start), 6)
-    result = {"cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "steps": options.steps, "runs": rows}
+    result = {
+        "cpu": cpu_name(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": options.command,
+        "steps": options.steps,
+        "batch_pairs": options.batch_size,
+        "runs": rows,
+    }
     options.output.parent.mkdir(parents=True, exist_ok=True)
     options.output.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
+
+
+def _start_weights(command: str) -> dict:
+    """The weights every run starts from: the reward model's (its random head seeded as the trainer
+    seeds it) or the policy's."""
+    if command == "dpo":
+        from rewardlab.models.backbones import resolve_backbone
+        from rewardlab.policy.run_config import DPORunConfig
+
+        return load_file(Path(resolve_backbone(DPORunConfig().policy)) / "model.safetensors")
+    from accelerate.utils import set_seed
+
+    from rewardlab.models.reward_model import RewardModel
+
+    set_seed(0)  # the trainer's seed before it builds the model: the same random head
+    return RewardModel.from_backbone(TrainConfig().model.backbone).model.state_dict()
 
 
 if __name__ == "__main__":
