@@ -48,7 +48,7 @@ class Processes:
         return batch[self.rank :: self.world]
 
     def total(self, values: Tensor) -> Tensor:
-        """The sum over the processes of each process's ``values`` (themselves alone)."""
+        """The sum over the processes of each one's ``values`` (``values`` itself in a process alone)."""
         if self.world > 1:
             values = values.clone()
             dist.all_reduce(values)

@@ -80,7 +80,7 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())  # joins the launch's processes, if any
     main = accelerator.is_main_process
     out = folder.path
-    judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model else None
+    judge = RewardModel.from_pretrained(config.eval.judge_model) if config.eval.judge_model and main else None
     if config.num_threads is not None:
         torch.set_num_threads(config.num_threads)
     train_pairs, test_pairs, data_info = _load_split(config)
@@ -91,10 +91,11 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     guide = _load_guide(config.guide_model, model).to(accelerator.device) if config.guide_model else None
     if config.gradient_checkpointing:
         set_activation_checkpointing(model, enable=True)
+    base = None  # the policy before training, for rank 0's evaluation; with LoRA, its adapters switched off
     if config.lora.enabled:
         torch.manual_seed(config.train.seed)  # the adapters start from seeded random A (and B = 0)
-        model, base = add_lora(model, config.lora), None  # the reference is the base, adapters off
-    elif main:  # the policy before training, for the evaluation (the reference is read from the policy itself)
+        model = add_lora(model, config.lora)
+    elif main:
         base = copy.deepcopy(model).eval().requires_grad_(False)
     if main:
         folder.start()  # every check passed, data and models loaded: only now may a previous run go
