@@ -97,27 +97,20 @@ def test_two_processes_give_one_process_update(config, tiny_decoder_dir, one_pro
     assert torch.equal(policy["model.embed_tokens.weight"], last["lm_head.weight"])  # saved tied, as trained
 
 
-def test_a_sharded_run_resumes_to_more_steps(tiny_decoder_dir, one_process, tmp_path):
-    """DeepSpeed ZeRO-3: 3 steps, then ``--resume train.steps=5`` from the checkpoint of step 3 (the
-    gathered weights and moments, read back into slices) ends where the unbroken one-process run does."""
+def test_a_checkpoint_resumes_on_another_number_of_processes(tiny_decoder_dir, one_process, tmp_path):
+    """2 steps in one process, ``--resume train.steps=4`` sharded by DeepSpeed ZeRO-3 over 2 processes
+    (the one-process checkpoint read into slices), then ``--resume train.steps=5`` in one process again
+    (the gathered checkpoint read whole): the run ends where the unbroken one-process run does."""
     data, one = one_process
-    first = launch(
-        "deepspeed-zero3.yaml",
-        *dpo_args(data, tiny_decoder_dir, 3),
-        "--output",
-        str(tmp_path),
-        stdout=subprocess.DEVNULL,
+    output = ["--output", str(tmp_path)]
+    assert cli(*dpo_args(data, tiny_decoder_dir, 2), *output, stdout=subprocess.DEVNULL).wait(timeout=300) == 0
+    sharded = launch(
+        "deepspeed-zero3.yaml", *dpo_args(data, tiny_decoder_dir, 4), *output, "--resume", stdout=subprocess.DEVNULL
     )
-    assert first.wait(timeout=300) == 0
-    resumed = launch(
-        "deepspeed-zero3.yaml",
-        *dpo_args(data, tiny_decoder_dir, 5),
-        "--output",
-        str(tmp_path),
-        "--resume",
-        stdout=subprocess.DEVNULL,
-    )
-    assert resumed.wait(timeout=300) == 0
+    assert sharded.wait(timeout=300) == 0
+    assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["train_state"]["step"] == 4
+    last = cli(*dpo_args(data, tiny_decoder_dir, 5), *output, "--resume", stdout=subprocess.DEVNULL)
+    assert last.wait(timeout=300) == 0
     start = {"lm_head.weight": load_file(tiny_decoder_dir / "model.safetensors")["model.embed_tokens.weight"]}
     start |= load_file(tiny_decoder_dir / "model.safetensors")
     weights, moments = gaps(one, tmp_path, start)
