@@ -128,12 +128,8 @@ def train_process_model(
         logits = compute.model.rewards(input_ids.to(device), mask.to(device)).float().cpu()
         target = labels[rows]
         loss = batch_step_loss(logits, target, chain_index, len(batch))
-        loss.backward()
-        compute.accumulate_gradients()
-        grad_norm = torch.nn.utils.clip_grad_norm_(trained, config.max_grad_norm or float("inf")).item()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        compute.refresh()
+        compute.backward(loss, last=True)
+        grad_norm = compute.step(optimizer, None, config.max_grad_norm)
         agree = ((logits.detach() >= 0) == (target >= 0.5)).float().mean().item()
         history.append({"loss": loss.item(), "step_accuracy": agree, "grad_norm": grad_norm})
         if log is not None:

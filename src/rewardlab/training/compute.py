@@ -68,24 +68,33 @@ class ComputeWeights:
         self.accumulate_gradients()
 
     def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
-        """Sum the gradients across processes (if several train together), clip (``None``: not), step
-        AdamW and the schedule (if any), clear the gradients, refresh the copy; the norm before clipping."""
-        trained = [p for p in self.master.parameters() if p.requires_grad]
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            sum_gradients(trained)
-        with_grad = [p for p in trained if p.grad is not None]
-        norm = torch.nn.utils.clip_grad_norm_(with_grad, max_grad_norm if max_grad_norm is not None else math.inf)
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+        """``optimizer_step`` on the fp32 weights, then refresh the copy; the norm before clipping."""
+        norm = optimizer_step(list(self.master.parameters()), optimizer, scheduler, max_grad_norm)
         self.refresh()
-        return float(norm)
+        return norm
 
     def release(self) -> None:
         """Drop the copy."""
         self.module = self.master
         self._pairs = []
+
+
+def optimizer_step(
+    params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None
+) -> float:
+    """One update of the weights of ``params`` that train: their gradients summed across processes when
+    several train together (``sum_gradients``), clipped to ``max_grad_norm`` (None: not), AdamW's and the
+    schedule's step (if any), the gradients cleared. Returns the norm before clipping."""
+    trained = [p for p in params if p.requires_grad]
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        sum_gradients(trained)
+    with_grad = [p for p in trained if p.grad is not None]
+    norm = torch.nn.utils.clip_grad_norm_(with_grad, max_grad_norm if max_grad_norm is not None else math.inf)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(norm)
 
 
 def sum_gradients(params: list[torch.nn.Parameter]) -> None:
@@ -151,14 +160,12 @@ class ComputeModel:
         loss.backward()
         self.accumulate_gradients()
 
-    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
-        """Clip, step AdamW and the schedule, clear the gradients, refresh the copy; the norm before clipping."""
-        norm = torch.nn.utils.clip_grad_norm_(trained_weights(self.master), max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
+    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
+        """``optimizer_step`` on the fp32 weights and a pluralistic model's user table, then refresh the
+        copy; the norm before clipping."""
+        norm = optimizer_step(trained_weights(self.master), optimizer, scheduler, max_grad_norm)
         self.refresh()
-        return float(norm)
+        return norm
 
     def release(self) -> None:
         """Give the master its attention back for scoring, and drop the copy."""

@@ -1,7 +1,7 @@
 """Sharded training: each process holds a slice of the weights, gradients and AdamW moments (FSDP2).
 
-``accelerate launch --config_file configs/accelerate/fsdp-zero3.yaml -m rewardlab train ...`` starts the
-processes and says, through the environment it sets, how to shard; rewardlab then shards the model with
+``accelerate launch --config_file configs/accelerate/fsdp-zero3.yaml -m rewardlab train ...`` (or ``dpo``) starts
+the processes and says, through the environment it sets, how to shard; rewardlab then shards the model with
 PyTorch's own ``fully_shard`` (FSDP2) rather than through ``Accelerator.prepare``, so that one code path
 runs on GPUs and on CPUs (where accelerate keeps FSDP off, yet ``fully_shard`` runs over gloo and can be
 tested). Two settings, in DeepSpeed's terms:
@@ -11,8 +11,9 @@ tested). Two settings, in DeepSpeed's terms:
 - ZeRO-2 (``SHARD_GRAD_OP``, ``reshard_after_forward: false``): parameters stay gathered from forward to
   backward; gradients and optimiser state stay sharded. Less communication, more memory.
 
-The update is the one data parallelism gives (``trainer.py``): each process's loss is its share of the
-global batch's sum over the global batch size, and gradients are summed (divide factor 1), not averaged.
+The update is the one data parallelism gives (``trainer.py``, ``policy/trainer.py``): each process's loss is
+its share of the global batch's sum over the global batch size, and gradients are summed (divide factor 1),
+not averaged.
 Every forward pass is a collective, so every process runs as many passes per step as the busiest one
 (``equal_pass_count``). Rank 0 keeps the whole fp32 model beside its slice, gathered before each evaluation
 and save: evaluation, checkpoints and the saved model are those of a one-process run, and a checkpoint
@@ -113,7 +114,7 @@ def shard_units(module: torch.nn.Module) -> list[torch.nn.Module]:
     return [*transformer_blocks(module), *(p for p in parts if p is not None), module]
 
 
-def sharded_units(module: torch.nn.Module) -> list[torch.nn.Module]:
+def blocks_then_root(module: torch.nn.Module) -> list[torch.nn.Module]:
     """What FSDP gathers as one for a model called only through its root (a causal-LM policy): each
     block, then the root (a tied embedding and output layer stay in one unit)."""
     return [*transformer_blocks(module), module]
@@ -204,7 +205,7 @@ class FSDPCompute(ShardedCompute):
         sharding: Sharding,
         precision: str,
         device: torch.device,
-        units: Callable[[torch.nn.Module], list[torch.nn.Module]] = sharded_units,
+        units: Callable[[torch.nn.Module], list[torch.nn.Module]] = blocks_then_root,
     ) -> None:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 

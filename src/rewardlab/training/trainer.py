@@ -53,7 +53,7 @@ from rewardlab.training.batching import (
     token_budget,
     trainable_pairs,
 )
-from rewardlab.training.compute import ComputeModel, sum_gradients
+from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
 from rewardlab.training.deepspeed_zero import DeepSpeedCompute
 from rewardlab.training.partial import train_top_blocks
@@ -367,9 +367,6 @@ def _train_step(
         compute.backward(loss, last=i == len(passes) - 1)
         if scale:
             window.add(output.losses.detach(), output.metrics["accuracy"], tokens)
-    if accelerator.num_processes > 1 and not sharded:
-        users = list(model.users.parameters()) if model.users is not None else []
-        sum_gradients([*compute.master.model.parameters(), *users])
 
 
 @torch.no_grad()
