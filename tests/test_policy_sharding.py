@@ -119,6 +119,26 @@ def test_a_checkpoint_resumes_on_another_number_of_processes(tiny_decoder_dir, o
     assert steps == [1, 2, 3, 4, 5]
 
 
+def test_lora_adapters_train_sharded_as_in_one_process(tiny_decoder_dir, one_process, tmp_path):
+    """LoRA over DeepSpeed ZeRO-3, where the frozen base is sliced too: the adapters and their AdamW
+    moments end as in one process, the frozen base is gathered unchanged, and the saved merged policy is the same."""
+    data, _ = one_process
+    args = [*dpo_args(data, tiny_decoder_dir, 5), "lora.enabled=true", "lora.r=4"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert cli(*args, "--output", str(one), stdout=subprocess.DEVNULL).wait(timeout=300) == 0
+    assert launch("deepspeed-zero3.yaml", *args, "--output", str(two), stdout=subprocess.DEVNULL).wait(timeout=300) == 0
+    a, b = (load_file(run / "checkpoint" / "model.safetensors") for run in (one, two))
+    assert a.keys() == b.keys()
+    grown = {k: 0 * a[k] for k in a if "lora_B" in k}  # B starts at 0
+    assert grown and relative_gap({k: a[k] for k in grown}, {k: b[k] for k in grown}, grown) < 0.05
+    assert all(torch.equal(a[k], b[k]) for k in a if "lora_" not in k)
+    m, n = (load_file(run / "checkpoint" / "optimizer.safetensors") for run in (one, two))
+    first = {k: 0 * m[k] for k in m if k.endswith("exp_avg")}
+    assert relative_gap({k: m[k] for k in first}, {k: n[k] for k in first}, first) < 1e-3
+    merged = [load_file(run / "policy" / "model.safetensors") for run in (one, two)]
+    assert all(torch.allclose(merged[0][k], merged[1][k], atol=1e-5) for k in merged[0])
+
+
 def test_every_loss_not_marked_as_coupling_pairs_is_computed_pair_by_pair():
     """A batch split across processes is only right for a loss whose pair losses do not depend on the
     other pairs: on random inputs, each such loss gives the same per-pair losses on a batch of 6 as on
@@ -154,15 +174,13 @@ def test_what_cannot_be_split_is_refused_with_the_reason():
     two, one = Processes(0, 2), Processes()
     fsdp = Sharding("fsdp", 3)
     dpo, maxmin = get_policy_loss("dpo"), get_policy_loss("maxmin_dpo")
-    assert split_problems(dpo, 7, two, fsdp, lora=False) == []
-    assert split_problems(maxmin, 7, one, None, lora=False) == []
-    (message,) = split_problems(maxmin, 7, two, None, lora=False)
+    assert split_problems(dpo, 7, two, fsdp) == []
+    assert split_problems(maxmin, 7, one, None) == []
+    (message,) = split_problems(maxmin, 7, two, None)
     assert "'maxmin_dpo' compares the pairs of a batch" in message and "this launch started 2" in message
-    (message,) = split_problems(dpo, 1, two, None, lora=False)
+    (message,) = split_problems(dpo, 1, two, None)
     assert "batch_pairs must be at least the number of processes (2; got 1" in message
-    (message,) = split_problems(dpo, 7, two, fsdp, lora=True)
-    assert message.startswith("LoRA with FSDP2, ZeRO-3 (FULL_SHARD) is not supported")
-    (message,) = split_problems(dpo, 7, one, fsdp, lora=False)
+    (message,) = split_problems(dpo, 7, one, fsdp)
     assert message == "FSDP2, ZeRO-3 (FULL_SHARD) shards across processes, and this launch started one"
 
 

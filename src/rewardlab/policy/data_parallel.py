@@ -110,9 +110,7 @@ def first_visit_logps(
     return PairLogps(*(table(name) for name in PairLogps.__dataclass_fields__))
 
 
-def split_problems(
-    loss: PolicyLoss, batch_pairs: int, processes: Processes, sharding: Sharding | None, lora: bool
-) -> list[str]:
+def split_problems(loss: PolicyLoss, batch_pairs: int, processes: Processes, sharding: Sharding | None) -> list[str]:
     """Why this run cannot be split across the launch's processes as asked (none: it can)."""
     found = []
     if sharding is not None and processes.world == 1:
@@ -128,10 +126,5 @@ def split_problems(
         found.append(
             f"batch_pairs must be at least the number of processes ({processes.world}; got {batch_pairs} pairs "
             "a step): each process trains on its share of every batch"
-        )
-    if sharding is not None and lora:
-        found.append(
-            f"LoRA with {sharding.name} is not supported: launch without a sharding config (each process then "
-            "holds the frozen base and trains its share of every batch)"
         )
     return found

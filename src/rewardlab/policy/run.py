@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from accelerate import Accelerator
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -102,6 +103,9 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
         config.save(folder.config)
     started = time.perf_counter()
     trained = _train(model, guide, tokenizer, train_pairs, config, folder, main)
+    if dist.is_initialized():  # training is over for all: the others leave, cleanly, while rank 0 evaluates
+        dist.barrier()
+        dist.destroy_process_group()
     if not main:
         return None
     history = trained.history

@@ -32,7 +32,7 @@ from rewardlab.models.pair_encoding import encode_pairs
 from rewardlab.models.reference import cached_reference_logps
 from rewardlab.models.reward_model import bf16_copy
 from rewardlab.policy.data_parallel import Processes, first_visit_logps, split_problems
-from rewardlab.policy.lora import adapters_off, is_lora
+from rewardlab.policy.lora import adapters_off
 from rewardlab.policy.losses import dpo_token_rewards, weighted_batch_loss
 from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.precision import precision_problem, resolve_precision
@@ -145,7 +145,7 @@ def train_policy(
     if tokenizer.pad_token_id is None:
         problems.append("the tokenizer has no pad token; set tokenizer.pad_token before training")
     problems += weight_problems(pairs)
-    problems += split_problems(loss, min(config.batch_pairs, len(pairs)), processes, sharding, is_lora(model))
+    problems += split_problems(loss, min(config.batch_pairs, len(pairs)), processes, sharding)
     if problems:
         raise ValueError("invalid policy training configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
