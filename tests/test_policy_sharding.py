@@ -1,6 +1,6 @@
 """Policy training (``rewardlab dpo``) on 2 CPU processes: data parallel, and sharded with the configs the
-repository ships, gives one process's update; a sharded run resumes from its checkpoint; what cannot be
-split across processes is refused."""
+repository ships (LoRA too), gives one process's update; a checkpoint resumes on another number of
+processes; what cannot be split across processes is refused."""
 
 from __future__ import annotations
 
@@ -30,18 +30,8 @@ torch.set_num_threads(1)
 def dpo_args(data, policy, steps: int) -> list[str]:
     """7 pairs a step (4 and 3 a process), fp32, a checkpoint every 2 steps and at the last."""
     options = ["train.batch_pairs=7", "train.lr=3e-3", "train.precision=fp32", "train.save_every=2"]
-    return [
-        "dpo",
-        "--data",
-        str(data),
-        "--policy",
-        str(policy),
-        f"train.steps={steps}",
-        *options,
-        "eval.kl_prompts=0",
-        "num_threads=1",
-        "progress=false",
-    ]
+    quiet = ["eval.kl_prompts=0", "num_threads=1", "progress=false"]
+    return ["dpo", "--data", str(data), "--policy", str(policy), f"train.steps={steps}", *options, *quiet]
 
 
 @pytest.fixture(scope="module")
