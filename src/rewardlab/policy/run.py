@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 import resource
 import time
 from dataclasses import dataclass
@@ -106,6 +107,8 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     if dist.is_initialized():  # training is over for all: the others leave, cleanly, while rank 0 evaluates
         dist.barrier()
         dist.destroy_process_group()
+        if main and config.num_threads is None and accelerator.device.type == "cpu":
+            _take_the_cores_left()
     if not main:
         return None
     history = trained.history
@@ -139,6 +142,13 @@ def run_dpo(config: DPORunConfig, overwrite: bool = False, resume: bool = False)
     write_text_atomic(out / "report.json", json.dumps(report, indent=2, ensure_ascii=False) + "\n")
     write_text_atomic(out / "report.md", render_report(report))
     return DPORunOutput(out, policy_dir, report)
+
+
+def _take_the_cores_left() -> None:
+    """Rank 0 evaluates alone on CPUs: it takes the threads of this machine's processes that left
+    (a launch gives each process its share of the cores)."""
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    torch.set_num_threads(min(os.cpu_count() or 1, torch.get_num_threads() * local))
 
 
 def _load_split(config: DPORunConfig) -> tuple[list[Any], list[Any], dict[str, Any]]:
