@@ -33,7 +33,7 @@ from rewardlab.serve.server import ServeConfig
 
 SERVER_OPTIONS = ["--max-batch-items", "16", "--max-wait-ms", "20", "--max-items", "64"]
 START_S = 90  # the longest a replica may take to load and warm up on a busy machine
-HANG_S = 8  # the shared server's --replica-timeout (long enough for a busy replica to answer)
+HANG_S = 6  # the shared server's --replica-timeout
 
 
 @dataclass
