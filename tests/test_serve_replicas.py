@@ -33,7 +33,6 @@ from rewardlab.serve.server import ServeConfig
 
 SERVER_OPTIONS = ["--max-batch-items", "16", "--max-wait-ms", "20", "--max-items", "64"]
 START_S = 90  # the longest a replica may take to load and warm up on a busy machine
-HANG_S = 6  # the shared server's --replica-timeout
 
 
 @dataclass
@@ -117,8 +116,7 @@ def stop(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def server(model_dir, tmp_path_factory) -> Iterator[Server]:
-    log = tmp_path_factory.mktemp("log") / "serve.log"
-    running = start(model_dir, log, "--replicas", "2", "--replica-timeout", str(HANG_S), *SERVER_OPTIONS)
+    running = start(model_dir, tmp_path_factory.mktemp("log") / "serve.log", "--replicas", "2", *SERVER_OPTIONS)
     try:
         yield running
     finally:
@@ -176,22 +174,6 @@ def test_every_replica_answers_with_the_offline_rewards(server, offline):
     assert info["pid"] in pids and info["limits"]["max_batch_items"] == 16
 
 
-def test_a_replica_that_stops_answering_is_replaced(server):
-    """A stopped replica (SIGSTOP) keeps its socket in the port's group, so the kernel would go on giving
-    it connections that no one answers: the supervisor, whose ``/health`` on the replica's own port goes
-    unanswered for ``--replica-timeout`` seconds, kills it and starts another."""
-    frozen = min(wait_for_replicas(server, 2))
-    os.kill(frozen, signal.SIGSTOP)
-    try:
-        assert not wait_gone({frozen}, 4 * HANG_S), "the stopped replica was not replaced"
-        replicas = wait_for_replicas(server, 2)
-    finally:
-        if alive(frozen):
-            os.kill(frozen, signal.SIGCONT)
-    assert frozen not in replicas
-    assert f"(pid {frozen}) has not answered for {HANG_S} s; killing it" in server.log.read_text()
-
-
 def test_sigterm_stops_the_supervisor_and_every_replica(server):
     replicas = wait_for_replicas(server, 2)
     server.process.send_signal(signal.SIGTERM)
@@ -230,8 +212,7 @@ def test_a_replica_that_cannot_start_stops_the_command(model_dir, tmp_path):
 
 def test_models_every_replica_would_refuse_are_refused_before_any_starts(model_dir, tmp_path):
     """Refused by the command itself, in one line: the direction of a model without attributes, a
-    folder without a model, no replicas at all, a port to be picked per replica, a port taken, and a
-    replica timeout without replicas."""
+    folder without a model, no replicas at all, a port to be picked per replica, and a port taken."""
     runner = CliRunner()
     result = runner.invoke(app, ["serve", str(model_dir), "--replicas", "2", "--direction", "1,2"])
     assert result.exit_code == 2
@@ -248,8 +229,6 @@ def test_models_every_replica_would_refuse_are_refused_before_any_starts(model_d
         port = taken.getsockname()[1]
         result = runner.invoke(app, ["serve", str(model_dir), "--replicas", "2", "--port", str(port)])
     assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in " ".join(result.output.split())
-    result = runner.invoke(app, ["serve", str(model_dir), "--replica-timeout", "5"])
-    assert result.exit_code == 2 and "--replica-timeout is for --replicas N" in result.output
 
 
 def test_the_replica_spec_travels_as_json():
