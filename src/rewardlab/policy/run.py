@@ -14,6 +14,8 @@ import json
 import os
 import resource
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,14 +215,26 @@ def _train(
     train = config.train
     if train.cache_dir is None:
         train = dataclasses.replace(train, cache_dir=str(folder.path / "cache"))
-    sharding = launch_sharding()
-    if not main:
+    steps_log = _steps_log(config, folder, min(train.batch_pairs, len(pairs))) if main else nullcontext()
+    with steps_log as log:
         return train_policy(
-            model, tokenizer, pairs, train, None, guide, None, folder.checkpoint, folder.resuming, sharding
+            model,
+            tokenizer,
+            pairs,
+            train,
+            guide_model=guide,
+            log=log,
+            checkpoint_dir=folder.checkpoint,
+            resume=folder.resuming,
+            sharding=launch_sharding(),
         )
+
+
+@contextmanager
+def _steps_log(config: DPORunConfig, folder: RunFolder, per_step: int) -> Iterator[Callable[[int, dict], None]]:
+    """The function that writes each step's line of ``metrics.jsonl`` and updates the progress bar."""
     step = checkpoint_step(folder.checkpoint) if folder.resuming else 0
     trackers = start_trackers(tracker_names(config.report_to), folder.path, "rewardlab-dpo", flat_options(config))
-    per_step = min(train.batch_pairs, len(pairs))
     with (
         MetricLogger(folder.metrics, resume_step=step, trackers=trackers) as metrics,
         progress_bar(config.progress, "dpo", config.train.steps) as advance,
@@ -235,17 +249,7 @@ def _train(
             advance(loss=f"{values['loss']:.4f}", acc=f"{values['accuracy']:.2f}", **rate)
             last = now
 
-        return train_policy(
-            model,
-            tokenizer,
-            pairs,
-            train,
-            guide_model=guide,
-            log=log,
-            checkpoint_dir=folder.checkpoint,
-            resume=folder.resuming,
-            sharding=sharding,
-        )
+        yield log
 
 
 def _evaluate(

@@ -38,8 +38,8 @@ from rewardlab.policy.registry import PolicyLoss, get_policy_loss
 from rewardlab.precision import precision_problem, resolve_precision
 from rewardlab.runs.checkpoint import TrainState, checkpoint_extra, load_checkpoint, save_checkpoint
 from rewardlab.training.compute import ComputeWeights
-from rewardlab.training.deepspeed_zero import DeepSpeedCompute
-from rewardlab.training.sharding import FSDPCompute, ShardedCompute, Sharding
+from rewardlab.training.engines import sharded_compute
+from rewardlab.training.sharding import ShardedCompute, Sharding
 
 
 @dataclass
@@ -175,7 +175,6 @@ def train_policy(
             done = load_checkpoint(checkpoint, model, optimizer, None).step
             compute.refresh()
         history = checkpoint_extra(checkpoint)["history"][:done]
-    gathered = False
     for step, indices in enumerate(order[len(history) :], start=len(history) + 1):
         mine = processes.share(indices)
         policy = pair_logps(compute.module, tokens.select(mine), tokenizer.pad_token_id, config.max_row_tokens)
@@ -188,15 +187,13 @@ def train_policy(
         history.append(values)
         if log is not None and processes.main:
             log(step, values)
-        gathered = False
         if checkpoint is not None and (step % config.save_every == 0 or step == config.steps):
             if sharded:
                 compute.gather()
                 compute.save(checkpoint, optimizer, None, TrainState(step=step), {"history": history})
-                gathered = True
             elif processes.main:
                 save_checkpoint(checkpoint, model, optimizer, None, TrainState(step=step), {"history": history})
-    if sharded and not gathered:
+    if sharded and checkpoint is None:  # else the last step's save gathered them (or the resume loaded them)
         compute.gather()  # the trained weights into rank 0's whole model
     compute.release()
     return PolicyTrainResult(history, precision)
@@ -208,8 +205,7 @@ def _compute(
     """Where the passes run: the policy (or its bf16 copy), or its slices when the launch shards."""
     if sharding is None:
         return ComputeWeights(model, precision)
-    engine = DeepSpeedCompute if sharding.engine == "deepspeed" else FSDPCompute
-    return engine(model, sharding, precision, device)
+    return sharded_compute(model, sharding, precision, device)
 
 
 def _step_values(

@@ -157,8 +157,7 @@ class ComputeModel:
 
     def backward(self, loss: torch.Tensor, last: bool) -> None:
         """Add this pass's gradient into the fp32 gradients."""
-        loss.backward()
-        self.accumulate_gradients()
+        self._weights.backward(loss, last)
 
     def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float | None) -> float:
         """``optimizer_step`` on the fp32 weights and a pluralistic model's user table, then refresh the

@@ -12,7 +12,6 @@ is the update (``tests/test_sharding.py``). Weights and moments are gathered who
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import torch
 import torch.distributed as dist
@@ -36,15 +35,7 @@ def _deepspeed():
 class DeepSpeedCompute(ShardedCompute):
     """The slices held by a DeepSpeed engine (ZeRO stage 2 or 3)."""
 
-    def __init__(
-        self,
-        whole: torch.nn.Module,
-        sharding: Sharding,
-        precision: str,
-        device: torch.device,
-        units: Callable[[torch.nn.Module], list[torch.nn.Module]] | None = None,
-    ) -> None:
-        """``units`` is FSDP's and ignored: DeepSpeed gathers ZeRO-3's weights module by module itself."""
+    def __init__(self, whole: torch.nn.Module, sharding: Sharding, precision: str, device: torch.device) -> None:
         super().__init__(whole, device)
         self.stage, self.precision = sharding.stage, precision
         self.engine = None

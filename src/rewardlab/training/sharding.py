@@ -34,9 +34,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions
 
-from rewardlab.models.reward_model import RewardModel, scalar_head
+from rewardlab.models.reward_model import scalar_head
 from rewardlab.runs.checkpoint import TrainState, load_checkpoint, save_checkpoint
-from rewardlab.training.compute import use_training_attention
 
 TRUE = ("true", "1", "yes")
 WHOLE = StateDictOptions(full_state_dict=True)
@@ -124,7 +123,7 @@ class ShardedCompute:
     """The module the training passes run on, in slices across the processes (``module``), and ``whole``:
     the whole fp32 module on rank 0 (for evaluation and saving), freed elsewhere. Each engine (FSDP2
     here, DeepSpeed in ``training/deepspeed_zero.py``) says how to slice, step and gather; reward models
-    and policies use them alike (``ShardedRewardModel``, ``policy/trainer.py``)."""
+    and policies use them alike (``training/engines.py`` picks one)."""
 
     def __init__(self, whole: torch.nn.Module, device: torch.device) -> None:
         self.whole = whole
@@ -205,7 +204,7 @@ class FSDPCompute(ShardedCompute):
         sharding: Sharding,
         precision: str,
         device: torch.device,
-        units: Callable[[torch.nn.Module], list[torch.nn.Module]] = blocks_then_root,
+        units: Callable[[torch.nn.Module], list[torch.nn.Module]],
     ) -> None:
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
@@ -287,42 +286,3 @@ def equal_pass_count(passes: int) -> int:
     count = torch.tensor([passes])
     dist.all_reduce(count, op=dist.ReduceOp.MAX)
     return int(count.item())
-
-
-class ShardedRewardModel:
-    """A reward model trained in slices, with ``ComputeModel``'s interface: ``model`` (the slices, which the
-    passes run on and the optimiser updates) and ``master`` (whole on rank 0); the rest is the engine's."""
-
-    def __init__(self, master: RewardModel, engine: type[ShardedCompute], sharding: Sharding, precision: str, device):
-        if master.users is not None:
-            raise ValueError("a pluralistic objective (one row per annotator) cannot be trained sharded yet")
-        self.master = master
-        self.engine = engine(master.model, sharding, precision, device, units=shard_units)
-        use_training_attention(self.engine.module, master.shares_prefix, device)
-        self.model = RewardModel(self.engine.module, master.tokenizer, master.info)
-
-    @property
-    def trained(self) -> RewardModel:
-        """The model whose weights the optimiser updates: the slices."""
-        return self.model
-
-    def start(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> None:
-        self.engine.start(optimizer, scheduler, max_grad_norm)
-
-    def backward(self, loss: torch.Tensor, last: bool) -> None:
-        self.engine.backward(loss, last)
-
-    def step(self, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float) -> float:
-        return self.engine.step(optimizer, scheduler, max_grad_norm)
-
-    def gather(self) -> None:
-        self.engine.gather()
-
-    def save(self, path: Path, optimizer: torch.optim.Optimizer, scheduler, state: TrainState) -> None:
-        self.engine.save(path, optimizer, scheduler, state)
-
-    def load(self, path: Path, optimizer: torch.optim.Optimizer, scheduler) -> TrainState:
-        return self.engine.load(path, optimizer, scheduler)
-
-    def release(self) -> None:
-        self.engine.release()

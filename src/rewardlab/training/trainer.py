@@ -55,11 +55,11 @@ from rewardlab.training.batching import (
 )
 from rewardlab.training.compute import ComputeModel
 from rewardlab.training.config import ConfigError, TrainConfig
-from rewardlab.training.deepspeed_zero import DeepSpeedCompute
+from rewardlab.training.engines import ShardedRewardModel
 from rewardlab.training.partial import train_top_blocks
 from rewardlab.training.probe import probe_applies, probe_head
 from rewardlab.training.reply_lengths import PairsWithLengths, keep_first_outputs
-from rewardlab.training.sharding import FSDPCompute, ShardedRewardModel, equal_pass_count, launch_sharding
+from rewardlab.training.sharding import equal_pass_count, launch_sharding
 from rewardlab.tuning import tune_cpu
 
 
@@ -270,8 +270,7 @@ def _compute_model(model: RewardModel, precision: str, accelerator: Accelerator)
     if accelerator.num_processes == 1:
         raise ValueError(f"{sharding.name} shards across processes, and this launch started one")
     accelerator.print(f"sharding the model across {accelerator.num_processes} processes: {sharding.name}")
-    engine = DeepSpeedCompute if sharding.engine == "deepspeed" else FSDPCompute
-    return ShardedRewardModel(model, engine, sharding, precision, accelerator.device)
+    return ShardedRewardModel(model, sharding, precision, accelerator.device)
 
 
 def _resume(compute: ComputeModel | ShardedRewardModel, checkpoint: Path, optimizer, scheduler) -> TrainState:
