@@ -28,16 +28,27 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
-def build_input(path: Path, pairs: int) -> int:
-    """``pairs`` embedded pairs (cycled), each as two rows: its chosen and its rejected reply."""
+SIDES = ("chosen", "rejected")
+
+
+def embedded_pairs() -> list:
     from rewardlab.data.loading import load_preferences
 
-    base = load_preferences().pairs
+    return load_preferences().pairs
+
+
+def row_id(index: int) -> str:
+    return f"p{index // 2}-{SIDES[index % 2]}"
+
+
+def build_input(path: Path, pairs: int) -> int:
+    """``pairs`` embedded pairs (cycled), each as two rows: its chosen and its rejected reply."""
+    base = embedded_pairs()
     with path.open("w", encoding="utf-8") as f:
         for k in range(pairs):
             pair = base[k % len(base)]
             prompt = pair.prompt if isinstance(pair.prompt, str) else list(pair.prompt)
-            for side, reply in (("chosen", pair.chosen), ("rejected", pair.rejected)):
+            for side, reply in zip(SIDES, (pair.chosen, pair.rejected), strict=True):
                 f.write(json.dumps({"id": f"p{k}-{side}", "prompt": prompt, "response": reply}) + "\n")
     return 2 * pairs
 
@@ -95,7 +106,9 @@ def stage_ray(model: str, source: str, output: str, workers: int, shard_rows: in
 
 
 def compare(single_jsonl: Path, folder: Path) -> dict:
-    """Every Ray row against the single-process row of the same index: ids in order, rewards."""
+    """Every Ray row, in input order, against the single-process row of the same text: row ``i`` itself
+    when the single process scored the whole input, row ``i mod n`` when it scored the embedded pairs
+    once (``n`` rows: the input repeats them in the same order)."""
     import pyarrow.parquet as pq
 
     single = [json.loads(line) for line in single_jsonl.open(encoding="utf-8")]
@@ -104,9 +117,15 @@ def compare(single_jsonl: Path, folder: Path) -> dict:
         for path in sorted(folder.glob("part-*.parquet"))
         for row in pq.read_table(path, columns=["id", "reward"]).to_pylist()
     ]
-    assert [r["id"] for r in ray_rows] == [r["id"] for r in single], "rows out of order"
-    diffs = [abs(a["reward"] - b["reward"]) for a, b in zip(single, ray_rows, strict=True)]
-    return {"rows": len(diffs), "max_abs_diff": max(diffs), "equal": sum(d == 0 for d in diffs)}
+    assert [r["id"] for r in ray_rows] == [row_id(i) for i in range(len(ray_rows))], "rows out of order"
+    assert [r["id"] for r in single] == [row_id(i) for i in range(len(single))], "single rows out of order"
+    diffs = [abs(row["reward"] - single[i % len(single)]["reward"]) for i, row in enumerate(ray_rows)]
+    return {
+        "rows": len(diffs),
+        "single_rows": len(single),
+        "max_abs_diff": max(diffs),
+        "equal": sum(d == 0 for d in diffs),
+    }
 
 
 def model_throughput(ray_runs: dict[int, dict], shard_rows: int) -> dict:
@@ -156,6 +175,13 @@ def run_stage(argv: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def save(report: dict, path: Path) -> None:
+    """After every stage, so that a run cut short keeps what it measured."""
+    from rewardlab.atomic import write_text_atomic
+
+    write_text_atomic(path, json.dumps(report, indent=1) + "\n")
+
+
 def cpu() -> dict:
     text = Path("/proc/cpuinfo").read_text()
     name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("model name")), "")
@@ -169,6 +195,13 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=200_000)
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--shard-rows", type=int, default=10_000)
+    parser.add_argument(
+        "--single",
+        choices=["all", "once"],
+        default="all",
+        help="the single-process run scores the whole input (all) or each embedded pair once (once: the "
+        "Ray rows are compared with the rows of the same text; for inputs too large to score twice)",
+    )
     parser.add_argument("--work-dir", default="/tmp/rewardlab-distributed-scoring")
     parser.add_argument("--output", required=True)
     parser.add_argument("--stage", choices=["single", "ray"], help=argparse.SUPPRESS)
@@ -187,8 +220,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     source = work / f"pairs-{args.pairs}.jsonl"
     rows = build_input(source, args.pairs)
-    common = ["--model", args.model, "--source", str(source), "--output", args.output]
-    common += ["--shard-rows", str(args.shard_rows)]
+    common = ["--model", args.model, "--output", args.output, "--shard-rows", str(args.shard_rows)]
     single_out = work / "single.jsonl"
     report: dict = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -199,8 +231,15 @@ def main() -> None:
         "rows": rows,
         "shard_rows": args.shard_rows,
     }
-    print(f"single process on {rows} rows ...", file=sys.stderr, flush=True)
-    report["single"] = run_stage([*common, "--stage", "single", "--target", str(single_out)])
+    single_source = source
+    if args.single == "once" and args.pairs > len(embedded_pairs()):
+        single_source = work / "pairs-once.jsonl"
+        build_input(single_source, len(embedded_pairs()))
+    report["single_source"] = single_source.name
+    print(f"single process on {single_source} ...", file=sys.stderr, flush=True)
+    single_stage = ["--stage", "single", "--source", str(single_source), "--target", str(single_out)]
+    report["single"] = run_stage([*common, *single_stage])
+    save(report, Path(args.output))
     ray_runs = {}
     for n in [int(w) for w in args.workers.split(",")]:
         folder = work / f"shards-{n}"
@@ -209,12 +248,15 @@ def main() -> None:
 
             shutil.rmtree(folder)
         print(f"ray, {n} workers ...", file=sys.stderr, flush=True)
-        ray_runs[n] = run_stage([*common, "--stage", "ray", "--stage-workers", str(n), "--target", str(folder)])
+        ray_runs[n] = run_stage(
+            [*common, "--stage", "ray", "--stage-workers", str(n), "--source", str(source), "--target", str(folder)]
+        )
         ray_runs[n]["equality"] = compare(single_out, folder)
         ray_runs[n]["speedup_vs_single"] = ray_runs[n]["rows_per_s"] / report["single"]["rows_per_s"]
-    report["ray"] = {str(n): r for n, r in ray_runs.items()}
+        report["ray"] = {str(n): r for n, r in ray_runs.items()}
+        save(report, Path(args.output))
     report["model_of_throughput"] = model_throughput(ray_runs, args.shard_rows)
-    Path(args.output).write_text(json.dumps(report, indent=1) + "\n")
+    save(report, Path(args.output))
     print(json.dumps(report, indent=1))
 
 
