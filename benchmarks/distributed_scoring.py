@@ -3,11 +3,12 @@ Ray Data on a local cluster, on the embedded HH-RLHF pairs repeated with varied 
 pair scored: two rows a pair).
 
 Each configuration runs in its own process (so each peak memory is its own): the single-process
-``score_file`` on one thread, then ``score_file_ray`` with 1 and 2 workers of one thread each. Reported per
-configuration: wall time, rows/s, the driver's stages (reading and checking rows, Ray's start, scoring,
-Parquet writing) and its peak RSS, and each worker's rows, busy seconds and peak RSS; every Ray reward is
-compared with the single-process one. From the measured per-worker rate and the driver's fixed and
-costs, a model of throughput at 8-64 workers (``model_throughput``, which states its assumptions).
+``score_file`` on one thread, then ``score_file_ray`` with 1 and 2 workers of one thread each (or
+``--threads-per-worker``). Reported per configuration: wall time, rows/s, the driver's stages (reading and
+checking rows, Ray's start, scoring, Parquet writing) and its peak RSS, and each worker's rows, busy seconds
+and peak RSS; every Ray reward is compared with the single-process one. From the measured per-worker rate
+and the driver's fixed and per-row costs, a model of throughput at 8-64 workers (``model_throughput``, which
+states its assumptions).
 
 Usage: ``python benchmarks/distributed_scoring.py --model runs/default/model --pairs 200000 --output out.json``
 """
@@ -72,7 +73,7 @@ def stage_single(model: str, source: str, output: str) -> dict:
     return {"rows": len(rows), "wall_s": wall, "rows_per_s": len(rows) / wall, "peak_rss_bytes": peak_rss()}
 
 
-def stage_ray(model: str, source: str, output: str, workers: int, shard_rows: int) -> dict:
+def stage_ray(model: str, source: str, output: str, workers: int, shard_rows: int, threads: int) -> dict:
     import torch
 
     import rewardlab
@@ -82,7 +83,7 @@ def stage_ray(model: str, source: str, output: str, workers: int, shard_rows: in
     from rewardlab.evaluate.score_ray import score_file_ray
 
     started = time.perf_counter()
-    result = score_file_ray(model, source, output, workers=workers, shard_rows=shard_rows)
+    result = score_file_ray(model, source, output, workers=workers, shard_rows=shard_rows, threads_per_worker=threads)
     wall = time.perf_counter() - started
     per_worker = {
         name: {
@@ -95,6 +96,7 @@ def stage_ray(model: str, source: str, output: str, workers: int, shard_rows: in
     }
     return {
         "rows": result.rows,
+        "threads_per_worker": threads,
         "shards": result.shards,
         "shards_scored": len(result.scored),
         "wall_s": wall,
@@ -196,6 +198,12 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--shard-rows", type=int, default=10_000)
     parser.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=1,
+        help="each Ray worker's threads (the single process and the driver keep one)",
+    )
+    parser.add_argument(
         "--single",
         choices=["all", "once"],
         default="all",
@@ -213,7 +221,8 @@ def main() -> None:
         print(json.dumps(stage_single(args.model, args.source, args.target)))
         return
     if args.stage == "ray":
-        print(json.dumps(stage_ray(args.model, args.source, args.target, args.stage_workers, args.shard_rows)))
+        threads = args.threads_per_worker
+        print(json.dumps(stage_ray(args.model, args.source, args.target, args.stage_workers, args.shard_rows, threads)))
         return
 
     work = Path(args.work_dir)
@@ -221,6 +230,7 @@ def main() -> None:
     source = work / f"pairs-{args.pairs}.jsonl"
     rows = build_input(source, args.pairs)
     common = ["--model", args.model, "--output", args.output, "--shard-rows", str(args.shard_rows)]
+    common += ["--threads-per-worker", str(args.threads_per_worker)]
     single_out = work / "single.jsonl"
     report: dict = {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
