@@ -1,6 +1,7 @@
 """``rewardlab score --workers``: Ray Data actors on a local two-worker cluster (127.0.0.1) write the rows
 ``score`` writes, as Parquet shards, bit for bit; a rerun scores only the shards missing, and a folder of
-another scoring or a bad row is refused before any Ray work (issue 38)."""
+another scoring or a bad row is refused before any Ray work (issue 38). Every kind of model ``score``
+takes scores over Ray too: ensembles, multi-attribute directions, pluralistic users."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import torch
+from synthetic import synthetic_pairs, write_jsonl
 from typer.testing import CliRunner
 
+import rewardlab
 from rewardlab.cli import app
 from rewardlab.data.records import DataError
 from rewardlab.evaluate.score_file import score_file
@@ -142,17 +145,76 @@ def one_line_error(*args: object) -> str:
     return " ".join(result.output.split())
 
 
-def test_options_workers_does_not_take_are_refused(model, tiny_encoder_dir, tmp_path):
+def test_shard_rows_without_workers_is_refused(model, tmp_path):
     source = write_rows(tmp_path / "in.jsonl", pairs(3))
-    said = one_line_error(model, source, "--output", tmp_path / "o", "--workers", "2", "--member", model)
-    assert "error: --member is not supported with --workers" in said
     said = one_line_error(model, source, "--output", tmp_path / "o.jsonl", "--shard-rows", "5")
     assert "error: --shard-rows is for --workers" in said
-    attributes = RewardModel.from_backbone(str(tiny_encoder_dir), max_length=32, outputs=2, head="attributes")
-    folder = attributes.save_pretrained(tmp_path / "attributes")
-    said = one_line_error(folder, source, "--output", tmp_path / "o", "--workers", "2")
-    assert "--workers scores single models with one reward per reply; this is a multi-attribute model" in said
-    assert not (tmp_path / "o").exists()
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+@pytest.fixture(scope="module")
+def kinds(model, tiny_encoder_dir, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """A model of every other kind ``score`` takes, with the options that say what it scores."""
+    root = tmp_path_factory.mktemp("kinds")
+
+    def new(name: str, **head) -> Path:
+        reward_model = RewardModel.from_backbone(str(tiny_encoder_dir), max_length=32, **head)
+        reward_model.model.classifier.weight.data *= 100
+        reward_model.info.reward_mean, reward_model.info.reward_std = 1.0, 3.0  # an ensemble member's scale
+        return reward_model.save_pretrained(root / name)
+
+    labelled = [{**r, "annotator": f"u{i % 3}"} for i, r in enumerate(synthetic_pairs(60, seed=3))]
+    pluralistic = rewardlab.train(
+        data=str(write_jsonl(labelled, root / "users.jsonl")),
+        backbone=str(tiny_encoder_dir),
+        output_dir=root / "pal",
+        objective="pal",
+        max_steps=2,
+        batch_size=8,
+        precision="fp32",
+        progress=False,
+        num_threads=1,
+        **{"model.max_length": 32},
+    ).model_dir
+    examples = write_jsonl(synthetic_pairs(4, seed=4), root / "new-user.jsonl")
+    return {
+        "ensemble of members": (new("a"), {"member": [new("b")], "aggregation": "uwo", "uncertainty_weight": 0.5}),
+        "ensemble head": (new("ensemble", outputs=3, head="ensemble"), {}),
+        "attributes": (new("attributes", outputs=2, head="attributes"), {"direction": "1,0.5"}),
+        "known user": (pluralistic, {"user": "u1"}),
+        "new user": (pluralistic, {"user_examples": examples}),
+        "population": (pluralistic, {}),
+    }
+
+
+@pytest.mark.parametrize(
+    "kind", ["ensemble of members", "ensemble head", "attributes", "known user", "new user", "population"]
+)
+def test_every_kind_of_model_is_scored_as_score_scores_it(cluster, kinds, kind, tmp_path):
+    """Ensembles (their uncertainty too), a direction over attributes, a pluralistic model's users: each
+    actor loads the plan ``score`` scores with, so the shards hold its rows bit for bit."""
+    model, options = kinds[kind]
+    source = write_rows(tmp_path / "in.jsonl", pairs())
+    score_file_ray(model, source, tmp_path / "shards", workers=2, shard_rows=SHARD_ROWS, **options)
+    single = score_file(model, source, tmp_path / "single.jsonl", **options)
+    assert shard_rows(tmp_path / "shards") == single
+    assert ("uncertainty" in single[0]) == kind.startswith("ensemble")
+    assert len({r["reward"] for r in single}) > 5
+
+
+def test_a_folder_scored_with_other_options_is_refused(cluster, kinds, tmp_path):
+    """Another user, direction or ensemble option is another scoring: refused before any Ray work."""
+    source = write_rows(tmp_path / "in.jsonl", pairs())
+    pluralistic, _ = kinds["known user"]
+    folder = tmp_path / "shards"
+    score_file_ray(pluralistic, source, folder, workers=2, shard_rows=SHARD_ROWS, user="u1")
+    for other in ({"user": "u2"}, {"user_examples": kinds["new user"][1]["user_examples"]}, {}):
+        with pytest.raises(ValueError, match=r"holds the shards of another scoring \(user"):
+            score_file_ray(pluralistic, source, folder, workers=2, shard_rows=SHARD_ROWS, **other)
+    attributes, _ = kinds["attributes"]
+    score_file_ray(attributes, source, tmp_path / "a", workers=2, shard_rows=SHARD_ROWS, direction="1,0.5")
+    with pytest.raises(ValueError, match=r"another scoring \(direction \[1.0, 0.5\] there, \[0.0, 1.0\] now"):
+        score_file_ray(attributes, source, tmp_path / "a", workers=2, shard_rows=SHARD_ROWS, direction="0,1")
 
 
 def test_the_same_rows_and_model_at_other_paths_are_the_same_scoring(scored, model, tmp_path):

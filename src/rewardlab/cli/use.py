@@ -50,17 +50,15 @@ def score(
     An ensemble (several --member models, or a model trained with an ensemble objective) also
     writes each reward's 'uncertainty': the variance across members. A pluralistic model scores for
     the population, or for --user, or for a new user fitted from --user-examples. With --workers,
-    single models score on a Ray cluster into Parquet shards, each written whole or not at all.
+    the same rewards are scored on a Ray cluster into Parquet shards, each written whole or not at all.
     """
     options = dict(locals())  # the command's parameters are score_file's keywords, bar --workers' own
     distributed = {key: options.pop(key) for key in ("workers", "shard_rows", "ray_address")}
     if workers is not None:
-        from rewardlab.evaluate.score_ray import refuse_unsupported, score_file_ray
+        from rewardlab.evaluate.score_ray import score_file_ray
 
-        refuse_unsupported(options)
-        keep = ("prompt_field", "response_field", "precision")
         given = {key: value for key, value in distributed.items() if value is not None}  # else the defaults
-        sharded = score_file_ray(model, input, output, **given, **{key: options[key] for key in keep}, progress=True)
+        sharded = score_file_ray(output_dir=options.pop("output"), **options, **given, progress=True)
         out.print(sharded.summary())
         return
     if given := [key for key, value in distributed.items() if value is not None]:

@@ -17,23 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from rewardlab.atomic import write_text_atomic
-from rewardlab.data.loading import load_preferences
 from rewardlab.data.records import DataError
 from rewardlab.data.schema import describe_value
 from rewardlab.data.scoring import ScoringRow, read_scoring_rows
 from rewardlab.destinations import check_file_destination, writing
-from rewardlab.models.ensemble import RewardEnsemble
-from rewardlab.models.reward_model import RewardModel
-from rewardlab.models.users import UserExamples
-from rewardlab.rewards.direction import direction_problem, direction_weights
+from rewardlab.evaluate.score_plan import scorer_for
 
 REWARD_FIELD, UNCERTAINTY_FIELD = "reward", "uncertainty"
-HEAD_KINDS = {
-    "reward": "a single model with one reward per reply",
-    "attributes": "a multi-attribute model",
-    "ensemble": "an ensemble model",
-    "preference": "a preference-embedding model",
-}
 
 
 def score_file(
@@ -63,77 +53,29 @@ def score_file(
     are refused before scoring. ``user`` (an id it was trained with) or ``user_examples`` (a file of a new
     user's labelled pairs) says whom a pluralistic model scores for; without them, the population.
     """
-    who = _user(user, user_examples, member)
     check_file_destination(output)
     rows = read_scoring_rows(input, prompt_field, response_field)
     check_new_field(rows, REWARD_FIELD)
     _check_json_values(rows)
-    prompts, responses = [r.prompt for r in rows], [r.response for r in rows]
-    weights = direction_weights(direction or None)
-    options = {
-        k: v for k, v in (("aggregation", aggregation), ("uncertainty_weight", uncertainty_weight)) if v is not None
-    }
-    uncertainty = None
-    if member:
-        _check_direction(model, "ensemble", 0, weights)
+    scorer = scorer_for(
+        model,
+        member=member,
+        aggregation=aggregation,
+        uncertainty_weight=uncertainty_weight,
+        direction=direction,
+        user=user,
+        user_examples=user_examples,
+        precision=precision,
+    )
+    if scorer.plan.uncertainty:
         check_new_field(rows, UNCERTAINTY_FIELD)
-        ensemble = RewardEnsemble.from_pretrained([model, *member], **options)
-        rewards, uncertainty = ensemble.score_with_uncertainty(
-            prompts, responses, precision=precision, progress=progress
-        )
-    else:
-        reward_model = RewardModel.from_pretrained(model)
-        head = reward_model.info.head
-        if who is not None and reward_model.users is None:
-            flag = "--user" if user is not None else "--user-examples"
-            raise ValueError(f"{model}: {flag} is for a pluralistic model; this one gives one reward for everyone")
-        _check_direction(model, head, reward_model.model.config.num_labels, weights)
-        if head != "ensemble":
-            _refuse_unused(model, HEAD_KINDS.get(head, f"a model with a {head} head"), options)
-        for key, value in options.items():
-            setattr(reward_model.info, key, value)
-        if reward_model.info.head == "ensemble":
-            check_new_field(rows, UNCERTAINTY_FIELD)
-            rewards, uncertainty = reward_model.score_with_uncertainty(prompts, responses, precision=precision)
-        else:
-            rewards = reward_model.score(
-                prompts, responses, precision=precision, progress=progress, direction=weights, user=who
-            )
+    rewards, uncertainty = scorer([r.prompt for r in rows], [r.response for r in rows], progress=progress)
     _check_finite(rows, rewards, uncertainty, precision)
     extra = [{UNCERTAINTY_FIELD: u} for u in uncertainty] if uncertainty is not None else [{}] * len(rows)
     scored = [{**r.row, REWARD_FIELD: value, **more} for r, value, more in zip(rows, rewards, extra, strict=True)]
     with writing(output):
         write_text_atomic(output, "".join(_json_line(r) for r in scored))
     return scored
-
-
-def _user(
-    user: str | None, user_examples: str | Path | None, member: Sequence[Any] | None
-) -> str | UserExamples | None:
-    """Whom to score for: a known user id, a new user's pairs read from ``user_examples``, or None."""
-    if user is not None and user_examples is not None:
-        raise ValueError("--user and --user-examples both say whom to score for; give one")
-    if member and (user is not None or user_examples is not None):
-        raise ValueError("--user and --user-examples are for one pluralistic model, not an ensemble of --member")
-    if user_examples is not None:
-        return UserExamples.from_pairs(load_preferences(user_examples).pairs, str(user_examples))
-    return user
-
-
-def _check_direction(model: str | Path, head: str, outputs: int, weights: Sequence[float] | None) -> None:
-    """Refuse a direction the model would ignore, or one that does not fit its attributes."""
-    if problem := direction_problem(head, outputs, weights):
-        raise ValueError(f"{model}: --direction {problem}")
-
-
-def _refuse_unused(model: str | Path, what: str, options: dict[str, Any]) -> None:
-    """Refuse an ensemble option the model would ignore: the rewards written would not be what was asked for."""
-    for key in options:
-        flag = "--" + key.replace("_", "-")
-        raise ValueError(
-            f"{model}: {flag} combines the members of an ensemble, but this is {what}; "
-            "drop it, or score an ensemble (--member MODEL, or a model trained with an ensemble objective)"
-        )
 
 
 def check_new_field(rows: Sequence[ScoringRow], added: str) -> None:

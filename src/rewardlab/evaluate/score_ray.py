@@ -2,13 +2,14 @@
 
 The driver reads and checks every row first (the same errors as ``score``, before any Ray work), cuts
 them into shards of ``shard_rows`` consecutive rows and hands the shards still missing to a pool of
-Ray actors, each holding one model and scoring with ``RewardModel.score`` (the same length-sorted,
-fixed-tile path as ``score``: a text's reward does not depend on what is scored with it, so the
-shards hold exactly the rewards ``score`` writes). Each row travels with its index, so however Ray
-cuts or merges batches, a shard is written (temporary name, then rename) only once all its rows are
-back: a shard file is complete or absent. A folder manifest records what was scored (the input's
-content, the model's weights, the shard size, the precision), so rerunning the same command after a
-crash scores only the missing shards, and a folder of another scoring is refused rather than mixed.
+Ray actors, each loading the plan ``score`` scores with (``evaluate/score_plan.py``: the same models,
+options and length-sorted, fixed-tile path; a text's reward does not depend on what is scored with it,
+so the shards hold exactly the rewards, and an ensemble's uncertainties, that ``score`` writes). Each
+row travels with its index, so however Ray cuts or merges batches, a shard is written (temporary name,
+then rename) only once all its rows are back: a shard file is complete or absent. A folder manifest
+records what was scored (the input's content, the models' weights and options, the shard size, the
+precision), so rerunning the same command after a crash scores only the missing shards, and a folder
+of another scoring is refused rather than mixed.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from rewardlab.atomic import write_bytes_atomic, write_text_atomic
 from rewardlab.data.records import DataError, Prompt
 from rewardlab.data.scoring import ScoringRow, read_scoring_rows
 from rewardlab.destinations import check_folder_destination, writing
-from rewardlab.evaluate.score_file import HEAD_KINDS, REWARD_FIELD, check_new_field
-from rewardlab.models.reward_model import RewardModel
+from rewardlab.evaluate.score_file import REWARD_FIELD, UNCERTAINTY_FIELD, check_new_field
+from rewardlab.evaluate.score_plan import Scorer, ScoringPlan, scorer_for
+from rewardlab.models.users import UserExamples
 from rewardlab.precision import Precision, resolve_precision
 from rewardlab.progress import progress_bar
 
@@ -50,8 +52,6 @@ LOCAL_OBJECT_STORE_BYTES = 512 * 2**20
 WHERE = ("input", "model")
 """Manifest entries that say where the input and model were read, for the user: the same rows and weights
 read from another path are the same scoring, so only their digests are compared."""
-SINGLE_PROCESS_ONLY = ("member", "aggregation", "uncertainty_weight", "direction", "user", "user_examples")
-"""``score`` options that ``--workers`` does not take: it scores single models with one reward per reply."""
 
 
 @dataclass
@@ -99,17 +99,6 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def refuse_unsupported(options: Mapping[str, Any]) -> None:
-    """Refuse a ``score`` option that ``--workers`` would ignore (ensembles, directions, users)."""
-    for key in SINGLE_PROCESS_ONLY:
-        if options.get(key) not in (None, [], ""):
-            flag = "--" + key.replace("_", "-")
-            raise ValueError(
-                f"{flag} is not supported with --workers, which scores single models with one reward per reply; "
-                "score without --workers"
-            )
-
-
 def score_file_ray(
     model: str | Path,
     input: str | Path,
@@ -121,16 +110,23 @@ def score_file_ray(
     prompt_field: str = "prompt",
     response_field: str = "response",
     precision: Precision = "auto",
+    member: Sequence[str | Path] | None = None,
+    aggregation: str | None = None,
+    uncertainty_weight: float | None = None,
+    direction: str | Sequence[float] | None = None,
+    user: str | None = None,
+    user_examples: str | Path | None = None,
     threads_per_worker: int = 1,
     progress: bool = False,
 ) -> ShardedScoring:
     """Score each row of ``input`` with ``model`` on ``workers`` Ray actors; write ``output_dir/part-NNNNN.parquet``
-    (the input's columns plus ``reward``, ``shard_rows`` consecutive rows each) and return what was done.
+    (the input's columns plus ``reward``, and ``uncertainty`` for an ensemble; ``shard_rows`` consecutive
+    rows each) and return what was done. The models and their options are ``score_file``'s.
 
     ``ray_address`` None starts a local cluster of ``workers`` CPUs on 127.0.0.1 for this call (a Ray session
     this process already started is used as it is); ``"auto"`` or ``"ray://host:port"`` joins a running
-    cluster, whose nodes must all read ``model`` at the same path. Shards already complete in
-    ``output_dir`` from the same input, model, shard size and precision are kept.
+    cluster, whose nodes must all read the models at the same paths. Shards already complete in
+    ``output_dir`` from the same input, models and options, shard size and precision are kept.
     """
     if workers < 1:
         raise ValueError(f"--workers {workers}: give at least 1")
@@ -140,29 +136,40 @@ def score_file_ray(
     started = time.perf_counter()
     output_dir = Path(output_dir)
     check_folder_destination(output_dir)
-    reward_model = RewardModel.from_pretrained(model)  # the errors and warnings `score` gives, on the driver
-    head = reward_model.info.head
-    if head != "reward" or reward_model.users is not None:
-        raise ValueError(
-            f"{model}: --workers scores single models with one reward per reply; this is "
-            f"{HEAD_KINDS.get(head, f'a model with a {head} head')}; score it without --workers"
-        )
-    del reward_model
     resolved = resolve_precision(precision)
     rows = read_scoring_rows(input, prompt_field, response_field)
     check_new_field(rows, REWARD_FIELD)
+    plan = scorer_for(  # the errors and warnings `score` gives, on the driver
+        model,
+        member=member,
+        aggregation=aggregation,
+        uncertainty_weight=uncertainty_weight,
+        direction=direction,
+        user=user,
+        user_examples=user_examples,
+        precision=resolved,
+    ).plan.resolved()
+    if plan.uncertainty:
+        check_new_field(rows, UNCERTAINTY_FIELD)
     table = arrow_rows(rows)
     manifest = {
         "input": str(input),
         "rows": len(rows),
         "input_sha256": _table_digest(table),
-        "model": str(Path(model).resolve()),
+        "model": plan.model,
         "model_sha256": _model_digest(Path(model)),
         "shard_rows": shard_rows,
         "prompt_field": prompt_field,
         "response_field": response_field,
         "precision": resolved,
     }
+    how = {  # only what a plain single model does not have, so its folders read as before
+        "members_sha256": [_model_digest(Path(m)) for m in plan.members],
+        "options": plan.options,
+        "direction": list(plan.direction) if plan.direction is not None else None,
+        "user": _user_digest(plan.user),
+    }
+    manifest |= {key: value for key, value in how.items() if value}
     shards = -(-len(rows) // shard_rows)
     done = complete_shards(output_dir, manifest, shards)
     with writing(output_dir):
@@ -172,7 +179,7 @@ def score_file_ray(
         output_dir, len(rows), shard_rows, shards, todo, seconds={"read": time.perf_counter() - started}
     )
     if todo:
-        _score_shards(result, rows, table, model, ray_address, workers, resolved, threads_per_worker, progress)
+        _score_shards(result, rows, table, plan, ray_address, workers, threads_per_worker, progress)
     return result
 
 
@@ -194,9 +201,10 @@ def complete_shards(output_dir: Path, manifest: Mapping[str, Any], shards: int) 
     except (OSError, ValueError) as error:
         raise ValueError(f"{path}: cannot be read ({error}); give an empty or new folder") from None
     before = before if isinstance(before, dict) else {}
-    differ = [key for key in manifest if key not in WHERE and before.get(key) != manifest[key]]
+    keys = [*manifest, *(key for key in before if key not in manifest)]  # an option given then, not now
+    differ = [key for key in keys if key not in WHERE and before.get(key) != manifest.get(key)]
     if differ:
-        said = ", ".join(f"{key} {before.get(key)!r} there, {manifest[key]!r} now" for key in differ[:3])
+        said = ", ".join(f"{key} {before.get(key)!r} there, {manifest.get(key)!r} now" for key in differ[:3])
         raise ValueError(
             f"{output_dir}: holds the shards of another scoring ({said}); give an empty or new folder, "
             "or remove this one to score again"
@@ -252,6 +260,14 @@ def _table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+def _user_digest(user: str | UserExamples | None) -> str | None:
+    """Whom a pluralistic model scores for, for the manifest: the id, or a digest of a new user's pairs."""
+    if not isinstance(user, UserExamples):
+        return user
+    pairs = json.dumps([list(user.prompts), list(user.chosen), list(user.rejected)], ensure_ascii=False)
+    return "examples sha256 " + hashlib.sha256(pairs.encode()).hexdigest()
+
+
 def _model_digest(folder: Path) -> str:
     """sha256 of the model's config and weights: a retrained model at the same path is another model."""
     digest = hashlib.sha256()
@@ -276,10 +292,9 @@ def _score_shards(
     result: ShardedScoring,
     rows: Sequence[ScoringRow],
     table: pa.Table,
-    model: str | Path,
+    plan: ScoringPlan,
     address: str | None,
     workers: int,
-    precision: str,
     threads: int,
     progress: bool,
 ) -> None:
@@ -294,14 +309,15 @@ def _score_shards(
                 warnings.simplefilter("ignore", DeprecationWarning)
                 scored = dataset.map_batches(
                     RewardActor,
-                    fn_constructor_args=(str(Path(model).resolve()), precision, threads),
+                    fn_constructor_args=(plan, threads),
                     batch_size=None,  # one input block, that is one shard, per batch
                     batch_format="pyarrow",
                     compute=ray.data.ActorPoolStrategy(size=workers),
                     num_cpus=1,
                     max_restarts=0,  # a failed actor fails the run (a rerun resumes), not a restart Ray warns of
                 )
-            pending = {i: np.full(result.rows_of(i), np.nan) for i in result.scored}
+            columns = [REWARD_FIELD, UNCERTAINTY_FIELD] if plan.uncertainty else [REWARD_FIELD]
+            pending = {i: np.full((result.rows_of(i), len(columns)), np.nan) for i in result.scored}
             filled = dict.fromkeys(result.scored, 0)
             total = sum(len(v) for v in pending.values())
             with progress_bar(progress, "scoring", total) as advance:
@@ -309,16 +325,15 @@ def _score_shards(
                     result.seconds.setdefault("first_batch", time.perf_counter() - started)
                     _note_workers(result.workers, batch)
                     index = batch["row"].to_numpy()
-                    rewards = batch[REWARD_FIELD].to_numpy()
+                    values = np.stack([batch[c].to_numpy() for c in columns], axis=1)
                     for shard in np.unique(index // shard_rows).tolist():
                         mine = index // shard_rows == shard
-                        pending[shard][index[mine] - shard * shard_rows] = rewards[mine]
+                        pending[shard][index[mine] - shard * shard_rows] = values[mine]
                         filled[shard] += int(mine.sum())
                         if filled[shard] == len(pending[shard]):
                             begun = time.perf_counter()
-                            _write_shard(
-                                result.output_dir, shard, rows, table, pending.pop(shard), shard_rows, precision
-                            )
+                            scored = dict(zip(columns, pending.pop(shard).T, strict=True))
+                            _write_shard(result.output_dir, shard, rows, table, scored, shard_rows, plan.precision)
                             writing_s += time.perf_counter() - begun
                     advance(len(index))
             if pending:  # pragma: no cover - Ray returned fewer rows than it was given
@@ -401,19 +416,22 @@ def _write_shard(
     shard: int,
     rows: Sequence[ScoringRow],
     table: pa.Table,
-    rewards: np.ndarray,
+    scored: dict[str, np.ndarray],
     shard_rows: int,
     precision: str,
 ) -> None:
-    """One shard's rows with their reward, as Parquet, under its final name only once whole."""
-    bad = np.flatnonzero(~np.isfinite(rewards))
+    """One shard's rows with their reward (and uncertainty), as Parquet, under its final name only once whole."""
+    rewards = scored[REWARD_FIELD]
+    bad = np.flatnonzero(~np.isfinite(np.stack(list(scored.values()))).any(axis=0))
     if len(bad):
         raise ValueError(
             f"the model gave a non-finite reward for {len(bad)} of {len(rewards)} rows of {shard_name(shard)}, "
             f"the first at {rows[shard * shard_rows + int(bad[0])].location}; that shard was not written "
             f"(try --precision fp32 if {precision} overflows, or check the model)"
         )
-    part = table.slice(shard * shard_rows, len(rewards)).append_column(REWARD_FIELD, pa.array(rewards, pa.float64()))
+    part = table.slice(shard * shard_rows, len(rewards))
+    for name, values in scored.items():
+        part = part.append_column(name, pa.array(values, pa.float64()))
     buffer = io.BytesIO()
     pq.write_table(part, buffer)
     with writing(folder):
@@ -429,30 +447,30 @@ def _note_workers(workers: dict[str, WorkerStats], batch: pa.Table) -> None:
 
 
 class RewardActor:
-    """One Ray actor: loads the model once and scores each batch it is handed with ``RewardModel.score``."""
+    """One Ray actor: loads the plan's models once and scores each batch it is handed with them."""
 
-    def __init__(self, model: str, precision: str, threads: int) -> None:
+    def __init__(self, plan: ScoringPlan, threads: int) -> None:
         from rewardlab.tuning import tune_cpu
 
         tune_cpu()  # the CPU settings `rewardlab score` runs with, before the first product
         import torch
 
         torch.set_num_threads(threads)
-        self.model = RewardModel.from_pretrained(model)
-        self.precision = precision
+        self.scorer = Scorer.load(plan)
         self.name = f"{socket.gethostname()}:{os.getpid()}"
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         started = time.perf_counter()
         prompts = [_prompt(p) for p in batch["prompt"].to_pylist()]
-        rewards = self.model.score(prompts, batch["response"].to_pylist(), precision=self.precision)
+        rewards, uncertainty = self.scorer(prompts, batch["response"].to_pylist())
         busy = np.zeros(len(rewards))
         busy[:1] = time.perf_counter() - started  # once per batch, so that sums hold however Ray cuts batches
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # kB on Linux
+        scored = {REWARD_FIELD: rewards} | ({UNCERTAINTY_FIELD: uncertainty} if uncertainty is not None else {})
         return pa.table(
             {
                 "row": batch["row"],
-                REWARD_FIELD: pa.array(rewards, pa.float64()),
+                **{name: pa.array(values, pa.float64()) for name, values in scored.items()},
                 "worker": pa.array([self.name] * len(rewards)),
                 "busy_s": pa.array(busy),
                 "peak_rss": pa.array(np.full(len(rewards), peak, np.int64)),
@@ -470,7 +488,6 @@ __all__ = [
     "ShardedScoring",
     "WorkerStats",
     "ray_session",
-    "refuse_unsupported",
     "score_file_ray",
     "shard_name",
 ]
