@@ -33,6 +33,7 @@ from rewardlab.serve.server import ServeConfig
 
 SERVER_OPTIONS = ["--max-batch-items", "16", "--max-wait-ms", "20", "--max-items", "64"]
 START_S = 90  # the longest a replica may take to load and warm up on a busy machine
+HANG_S = 8  # --replica-timeout of the test that stops a replica
 
 
 @dataclass
@@ -174,6 +175,28 @@ def test_every_replica_answers_with_the_offline_rewards(server, offline):
     assert info["pid"] in pids and info["limits"]["max_batch_items"] == 16
 
 
+def test_a_replica_that_stops_answering_is_replaced(model_dir, tmp_path):
+    """A stopped replica (SIGSTOP) keeps its socket in the port's group, so the kernel would go on giving
+    it connections that no one answers: the supervisor, whose ``/health`` on the replica's own port goes
+    unanswered for ``--replica-timeout`` seconds, kills it and starts another. Stopped as soon as it
+    first answers, before the supervisor may have asked it anything: silence counts from its warm-up."""
+    options = ["--replicas", "2", "--replica-timeout", str(HANG_S), *SERVER_OPTIONS]
+    server = start(model_dir, tmp_path / "serve.log", *options)
+    try:
+        frozen = min(wait_for_replicas(server, 2))
+        os.kill(frozen, signal.SIGSTOP)
+        try:
+            assert not wait_gone({frozen}, 4 * HANG_S), "the stopped replica was not replaced"
+            replicas = wait_for_replicas(server, 2)
+        finally:
+            if alive(frozen):
+                os.kill(frozen, signal.SIGCONT)
+    finally:
+        stop(server)
+    assert frozen not in replicas
+    assert f"(pid {frozen}) has not answered for {HANG_S} s; killing it" in server.log.read_text()
+
+
 def test_sigterm_stops_the_supervisor_and_every_replica(server):
     replicas = wait_for_replicas(server, 2)
     server.process.send_signal(signal.SIGTERM)
@@ -212,7 +235,8 @@ def test_a_replica_that_cannot_start_stops_the_command(model_dir, tmp_path):
 
 def test_models_every_replica_would_refuse_are_refused_before_any_starts(model_dir, tmp_path):
     """Refused by the command itself, in one line: the direction of a model without attributes, a
-    folder without a model, no replicas at all, a port to be picked per replica, and a port taken."""
+    folder without a model, no replicas at all, a port to be picked per replica, a port taken, and a
+    replica timeout without replicas."""
     runner = CliRunner()
     result = runner.invoke(app, ["serve", str(model_dir), "--replicas", "2", "--direction", "1,2"])
     assert result.exit_code == 2
@@ -229,6 +253,8 @@ def test_models_every_replica_would_refuse_are_refused_before_any_starts(model_d
         port = taken.getsockname()[1]
         result = runner.invoke(app, ["serve", str(model_dir), "--replicas", "2", "--port", str(port)])
     assert result.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in " ".join(result.output.split())
+    result = runner.invoke(app, ["serve", str(model_dir), "--replica-timeout", "5"])
+    assert result.exit_code == 2 and "--replica-timeout is for --replicas N" in result.output
 
 
 def test_the_replica_spec_travels_as_json():

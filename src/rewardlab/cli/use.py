@@ -86,6 +86,10 @@ def export(
     out.print(f"exported for {to} → {export_model(model, to, output)}")
 
 
+SERVER_PLACE = ("model", "port", "host", "replicas", "replica_timeout")
+"""``serve``'s parameters that are not ``ServeConfig``'s."""
+
+
 @app.command("serve")
 @user_errors
 def serve_command(
@@ -123,9 +127,14 @@ def serve_command(
         int,
         typer.Option(help="Server processes on the port, each with its own model, batcher and share of the cores"),
     ] = 1,
+    replica_timeout: Annotated[
+        float | None,
+        typer.Option(help="With --replicas: seconds a replica may leave /health unanswered before it is replaced [30]"),
+    ] = None,
 ) -> None:
     """Serve rewards over HTTP: POST /score, POST /get_reward (OpenRLHF), GET /health, GET /info, /docs."""
-    settings = {k: v for k, v in locals().items() if k not in ("model", "port", "host", "replicas") and v is not None}
+    options = dict(locals())  # the command's parameters: ServeConfig's fields, and where and how many to serve
+    settings = {k: v for k, v in options.items() if k not in SERVER_PLACE and v is not None}
     from rewardlab.rewards.direction import direction_weights
     from rewardlab.serve.server import ServeConfig, serve
 
@@ -142,6 +151,9 @@ def serve_command(
     if replicas != 1:
         from rewardlab.serve.replicas import serve_replicas
 
-        serve_replicas(str(model), replicas=replicas, host=host, port=port, config=config)
+        watch = {"hang_s": replica_timeout} if replica_timeout is not None else {}
+        serve_replicas(str(model), replicas=replicas, host=host, port=port, config=config, **watch)
         return
+    if replica_timeout is not None:
+        raise ValueError("--replica-timeout is for --replicas N (several server processes)")
     serve(str(model), host=host, port=port, config=config)

@@ -13,10 +13,17 @@ OpenRLHF protocol and dynamic micro-batcher; ``/health`` and ``/info`` say which
 (``pid``). Each computes with its share of the threads torch would use, so they do not fight over
 cores. SIGINT or SIGTERM stops every replica; a replica that dies is started again, one that cannot
 start stops the command; a replica whose supervisor is killed outright stops itself.
+
+A replica can also hang without dying (stopped, or its event loop blocked) while its socket stays in
+the port's group, and the kernel keeps giving it connections that no one answers. So each replica also
+listens on a port of its own on 127.0.0.1, which it tells the supervisor once it has warmed up, and the
+supervisor asks it for ``/health`` there every few seconds; one that then stays silent (or says its
+scoring loop stopped) for ``hang_s`` seconds is killed and started again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
@@ -25,8 +32,13 @@ import signal
 import socket
 import sys
 import threading
+import time
+import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import torch
 import uvicorn
@@ -42,6 +54,10 @@ log = logging.getLogger(__name__)
 
 STOP_S = 30.0
 """Seconds a replica has to finish its requests after SIGTERM before it is killed."""
+HANG_S = 30.0
+"""Seconds a replica that answered ``/health`` before may stay silent before it is killed and replaced."""
+PROBE = "/health?from=supervisor"
+"""The supervisor's question, left out of the replica's access log."""
 
 
 class ReplicaStartError(ValueError):
@@ -127,22 +143,42 @@ def replica_app(spec: ReplicaSpec) -> FastAPI:
     return create_app(RewardModel.from_pretrained(spec.model_path), model_path=spec.model_path, config=spec.config)
 
 
-def run_replica(spec_json: str) -> None:
-    """One replica's process: load, warm up, listen, serve until SIGTERM (exit code 3 if it cannot start)."""
+def run_replica(spec_json: str, ready: Connection) -> None:
+    """One replica's process: load, warm up, listen, serve until SIGTERM (exit code 3 if it cannot start).
+    Once warm, it sends the supervisor the number of its own port on ``ready``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us in order
     stop_with_parent(os.getppid())
     spec = ReplicaSpec.from_json(spec_json)
     try:
         app = replica_app(spec)
         sock = replica_socket(spec.host, spec.port)
+        own = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        own.bind(("127.0.0.1", 0))
     except Exception as error:  # a replica failing here would fail again however often it is started
         log.error("error: replica %d: %s: %s: %s", os.getpid(), spec.model_path, type(error).__name__, error)
         sys.exit(STARTUP_FAILURE)
+    logging.getLogger("uvicorn.access").addFilter(lambda record: PROBE not in record.getMessage())
     settings = uvicorn.Config(app, log_level="info", **app.state.uvicorn_options)
+    announce_when_warm(app, own.getsockname()[1], ready)
     server = uvicorn.Server(settings)
-    server.run(sockets=[sock])  # warms up (the lifespan) before it listens
+    server.run(sockets=[sock, own])  # warms up (the lifespan) before it listens
     if not server.started:
         sys.exit(STARTUP_FAILURE)
+
+
+def announce_when_warm(app: FastAPI, own_port: int, ready: Connection) -> None:
+    """Send the supervisor ``own_port`` once the app has warmed up (its lifespan started), just before
+    uvicorn listens: from then on silence is a hang, while loading and warming up take what they take.
+    Before listening, so that no replica answers on the shared port before the supervisor can ask it."""
+    warm_up = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def announced(app_: FastAPI) -> AsyncIterator[Any]:
+        async with warm_up(app_) as state:
+            ready.send_bytes(str(own_port).encode())
+            yield state
+
+    app.router.lifespan_context = announced
 
 
 def stop_with_parent(parent: int, every_s: float = 1.0) -> None:
@@ -165,8 +201,10 @@ def serve_replicas(
     port: int = 8000,
     config: ServeConfig | None = None,
     threads: int | None = None,
+    hang_s: float = HANG_S,
 ) -> None:
-    """Serve ``model_path`` from ``replicas`` processes on one port until SIGINT or SIGTERM.
+    """Serve ``model_path`` from ``replicas`` processes on one port until SIGINT or SIGTERM; a replica
+    silent for ``hang_s`` seconds after it has served is replaced.
 
     Raises ``ReplicaStartError`` when a replica failed to start (every replica is stopped first).
     """
@@ -174,6 +212,8 @@ def serve_replicas(
         raise ValueError(f"--replicas must be at least 1 (got {replicas})")
     if port == 0:
         raise ValueError("--port 0 would give each replica a port of its own; give the port to share")
+    if not hang_s > 0:
+        raise ValueError(f"--replica-timeout must be > 0 seconds (got {hang_s})")
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("--replicas needs sockets that share a port (SO_REUSEPORT), which this system lacks")
     config = config or ServeConfig()
@@ -185,35 +225,79 @@ def serve_replicas(
     spawn = multiprocessing.get_context("spawn")
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-    processes: list[BaseProcess] = []
+    running: list[Replica] = []
     failed: BaseProcess | None = None
     try:
         print(f"serving {model_path} on http://{host}:{port} with {replicas} replicas", file=sys.stderr, flush=True)
-        processes = [start_replica(spawn, spec, index) for index in range(replicas)]
+        running = [Replica.start(spawn, spec, index) for index in range(replicas)]
         while not stop.wait(0.5):
-            for index, process in enumerate(processes):
-                if process.exitcode is None:
-                    continue
+            for index, replica in enumerate(running):
+                process = replica.process
                 if process.exitcode == STARTUP_FAILURE:
                     failed = process
                     stop.set()
                     break
-                log.warning(
-                    "replica %d (pid %d) ended with code %d; starting another", index, process.pid, process.exitcode
-                )
-                processes[index] = start_replica(spawn, spec, index)
+                if process.exitcode is not None:
+                    log.warning(
+                        "replica %d (pid %d) ended with code %d; starting another", index, process.pid, process.exitcode
+                    )
+                elif replica.hung(hang_s):
+                    log.warning(
+                        "replica %d (pid %d) has not answered for %g s; killing it and starting another",
+                        index,
+                        process.pid,
+                        hang_s,
+                    )
+                    process.kill()
+                    process.join()
+                else:
+                    continue
+                running[index] = Replica.start(spawn, spec, index)
     finally:
-        stop_all(processes)
+        stop_all([replica.process for replica in running])
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if failed is not None:
         raise ReplicaStartError(f"replica process {failed.pid} failed to start (its error is in the log above)")
 
 
-def start_replica(spawn: multiprocessing.context.SpawnContext, spec_json: str, index: int) -> BaseProcess:
-    process = spawn.Process(target=run_replica, args=(spec_json,), name=f"rewardlab-replica-{index}")
-    process.start()
-    return process
+class Replica:
+    """A replica's process, and what the supervisor knows of its health."""
+
+    def __init__(self, process: BaseProcess, ready: Connection) -> None:
+        self.process = process
+        self.ready = ready
+        self.url: str | None = None
+        """Its own address, once it has warmed up and said its port."""
+        self.answered = 0.0
+        """When it last answered ``/health`` with 200, or said its port (``time.monotonic``)."""
+        self.asked = 0.0
+
+    @classmethod
+    def start(cls, spawn: multiprocessing.context.SpawnContext, spec_json: str, index: int) -> Replica:
+        receiving, sending = spawn.Pipe(duplex=False)
+        process = spawn.Process(target=run_replica, args=(spec_json, sending), name=f"rewardlab-replica-{index}")
+        process.start()
+        return cls(process, receiving)
+
+    def hung(self, hang_s: float) -> bool:
+        """Whether it has not answered ``/health`` for ``hang_s`` seconds since it said its port (asked
+        every ``hang_s``/6 seconds at most, each time waiting up to ``hang_s``/3). Not before it says so:
+        loading and warming up take their time."""
+        now = time.monotonic()
+        if self.url is None and self.ready.poll():
+            self.url = f"http://127.0.0.1:{int(self.ready.recv_bytes())}{PROBE}"
+            self.answered = now  # warm: silence counts from here, even before the first question
+        if self.url is None or now - self.asked < hang_s / 6:
+            return False
+        self.asked = now
+        try:
+            with urllib.request.urlopen(self.url, timeout=hang_s / 3) as answer:
+                if answer.status == 200:
+                    self.answered = time.monotonic()
+        except OSError:  # refused, timed out, or 503: its scoring loop stopped
+            pass
+        return time.monotonic() - self.answered > hang_s
 
 
 def stop_all(processes: list[BaseProcess]) -> None:
