@@ -238,7 +238,8 @@ def test_a_report_that_fails_to_render_leaves_the_old_report_whole(model, tmp_pa
 
 
 def test_non_finite_rewards_are_refused_not_written_as_nan(model, tmp_path, monkeypatch):
-    monkeypatch.setattr(RewardModel, "score", lambda self, prompts, *a, **k: [0.5, math.nan, math.inf][: len(prompts)])
+    broken = torch.tensor([0.5, math.nan, math.inf])  # what a broken head, or an overflow, would give
+    monkeypatch.setattr(RewardModel, "reduce", lambda self, outputs, **k: (broken[: len(outputs)], None))
     data = write_jsonl(tmp_path / "in.jsonl", scoring_rows(3))
     out = tmp_path / "out.jsonl"
     out.write_text("old\n")
